@@ -1,0 +1,1 @@
+"""Command-line interface: one entry point, ``cracksam``, with one module per sub-command."""

@@ -1,0 +1,83 @@
+"""The ``cracksam`` command.
+
+Each sub-command lives in its own module exposing ``register(app)``; this module only wires them
+together and turns :class:`~cracksam.errors.CrackSAMError` into ``error: ...`` and exit code 2
+so that users never see a traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from cracksam import __version__
+from cracksam.errors import CrackSAMError
+
+app = typer.Typer(
+    name="cracksam",
+    help="Crack segmentation with the Segment Anything Model (CrackSAM).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cracksam {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """Crack segmentation with the Segment Anything Model (CrackSAM)."""
+
+
+def _register_all() -> None:
+    # Imported here so that `cracksam --help` stays fast and one broken optional extra does not
+    # take the whole CLI down.
+    from cracksam.cli import info
+
+    for module in (info,):
+        module.register(app)
+    for name in ("measure", "train", "evaluate"):
+        try:
+            module = __import__(f"cracksam.cli.{name}", fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != f"cracksam.cli.{name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register_all()
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a user-facing error and exit non-zero."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 some inputs failed, 2 bad usage or input)."""
+    try:
+        # standalone mode lets click print its own usage errors (exit 2) and exit via SystemExit.
+        app(args=argv, prog_name="cracksam")
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except CrackSAMError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        return 2
+    except KeyboardInterrupt:
+        typer.secho("interrupted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""Exceptions that carry a message meant for the user.
+
+The CLI prints these as ``error: <message>`` and exits non-zero; anything else is a bug and
+keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class CrackSAMError(Exception):
+    """Base class: an error caused by user input (a file, an argument, a config)."""
+
+
+class ConfigError(CrackSAMError):
+    """A configuration file or value is invalid."""
+
+
+class CheckpointError(CrackSAMError):
+    """A checkpoint file is missing, unreadable, truncated or does not fit the model."""
+
+
+class DatasetError(CrackSAMError):
+    """A dataset folder is malformed; the message lists the offending files."""

@@ -1,0 +1,234 @@
+"""CrackSAM's own checkpoint format.
+
+A checkpoint is a folder with two files:
+
+* ``weights.safetensors``: tensors keyed by parameter name (never by position);
+* ``config.json``: what is needed to rebuild the network (``CrackSAMConfig``), the kind of file
+  (``delta``: only the trained part, i.e. adapter/LoRA + prompt encoder + mask decoder, to be
+  put on an official SAM base; ``full``: every weight with LoRA merged, for deployment), the
+  base checkpoint it was trained on, and the SHA-256 of the weights file so a truncated or
+  swapped weights file is caught.
+
+Both files are written atomically (weights first, config last), so a crash mid-save leaves the
+previous checkpoint readable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from cracksam import __version__
+from cracksam.config import atomic_write_text, from_dict, to_dict
+from cracksam.errors import CheckpointError, ConfigError
+from cracksam.models.cracksam import CrackSAM, CrackSAMConfig, build_cracksam
+from cracksam.models.deltas import has_lora
+from cracksam.models.sam_checkpoint import load_sam_checkpoint
+
+FORMAT = "cracksam"
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "weights.safetensors"
+Kind = Literal["delta", "full"]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _atomic_save_file(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _save(model: CrackSAM, directory: str | os.PathLike[str], kind: Kind, tensors: dict[str, torch.Tensor],
+          base: str | None, extra: dict[str, Any] | None) -> Path:
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise CheckpointError(f"{directory}: exists and is not a folder")
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = directory / WEIGHTS_NAME
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    _atomic_save_file(tensors, weights, metadata={"format": FORMAT, "kind": kind})
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "model": to_dict(model.config),
+        "lora_merged": kind == "full",
+        "base_checkpoint": base,
+        "cracksam_version": __version__,
+        "num_tensors": len(tensors),
+        "num_parameters": int(sum(t.numel() for t in tensors.values())),
+        "weights_sha256": _sha256(weights),
+        **(extra or {}),
+    }
+    atomic_write_text(directory / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
+    return directory
+
+
+def save_delta(model: CrackSAM, directory: str | os.PathLike[str], base: str | None = None,
+               extra: dict[str, Any] | None = None) -> Path:
+    """Save only the trained part of ``model`` (what ``requires_grad``) into ``directory``."""
+    if not has_lora(model) and model.config.delta.uses_lora:
+        raise CheckpointError("LoRA is already merged into this model; save it with export_full instead")
+    return _save(model, directory, "delta", model.trainable_state_dict(), base, extra)
+
+
+def export_full(model: CrackSAM, directory: str | os.PathLike[str], base: str | None = None) -> Path:
+    """Save every weight of ``model`` with LoRA merged (adapters stay as modules), for deployment.
+
+    ``model`` itself is left unchanged (the merge happens on a copy of the weights)."""
+    tensors = {k: v.clone() for k, v in model.state_dict().items()}
+    # Fold each LoRA pair into its linear, then drop the factors.
+    for name, module in model.named_modules():
+        if hasattr(module, "delta_weight"):
+            tensors[f"{name}.weight"] = tensors[f"{name}.weight"] + module.delta_weight().detach()
+            for key in [k for k in tensors if k.startswith(f"{name}.lora_")]:
+                del tensors[key]
+    return _save(model, directory, "full", tensors, base, None)
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+
+def _locate(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    path = Path(path)
+    directory = path.parent if path.is_file() else path
+    config, weights = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+    if not directory.exists():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    if not config.is_file() or not weights.is_file():
+        raise CheckpointError(
+            f"{directory}: not a CrackSAM checkpoint folder (expected {CONFIG_NAME} and {WEIGHTS_NAME}); "
+            "official SAM .pth files are given as the base checkpoint instead"
+        )
+    return config, weights
+
+
+def read_checkpoint_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The parsed ``config.json`` of a checkpoint folder, validated."""
+    config_path, _ = _locate(path)
+    try:
+        meta = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{config_path}: unreadable checkpoint config ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{config_path}: not a CrackSAM checkpoint config")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{config_path}: written by a newer cracksam (format {meta['format_version']}); upgrade cracksam"
+        )
+    if meta.get("kind") not in ("delta", "full"):
+        raise CheckpointError(f"{config_path}: unknown checkpoint kind {meta.get('kind')!r}")
+    try:
+        meta["model_config"] = from_dict(CrackSAMConfig, meta.get("model", {}), where=f"{config_path.name}:model")
+    except ConfigError as exc:
+        raise CheckpointError(f"{config_path}: {exc}") from None
+    return meta
+
+
+def _read_weights(weights_path: Path, meta: dict[str, Any], device: str | torch.device) -> dict[str, torch.Tensor]:
+    expected = meta.get("weights_sha256")
+    if expected and _sha256(weights_path) != expected:
+        raise CheckpointError(
+            f"{weights_path}: does not match the checksum in {CONFIG_NAME} (truncated, corrupt or replaced)"
+        )
+    try:
+        return load_file(str(weights_path), device=str(device))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{weights_path}: cannot read weights ({exc})") from None
+
+
+def _check_same(saved: CrackSAMConfig, model: CrackSAMConfig, where: str) -> None:
+    mine, theirs = to_dict(model), to_dict(saved)
+    diffs = [f"{k}: checkpoint {theirs[k]!r} vs model {mine[k]!r}" for k in theirs if theirs[k] != mine[k]]
+    if diffs:
+        raise CheckpointError(f"{where}: checkpoint does not fit this model ({'; '.join(diffs)})")
+
+
+def apply_delta_checkpoint(model: CrackSAM, path: str | os.PathLike[str],
+                           map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a delta checkpoint into ``model`` (whose base weights are already loaded).
+
+    The saved config must equal the model's (backbone, input size, delta, normalisation, classes)
+    and the file must hold exactly the model's trainable parameters with the same shapes."""
+    meta = read_checkpoint_config(path)
+    config_path, weights_path = _locate(path)
+    if meta["kind"] != "delta":
+        raise CheckpointError(f"{config_path.parent}: is a full export; load it with load_model")
+    _check_same(meta["model_config"], model.config, str(config_path.parent))
+    tensors = _read_weights(weights_path, meta, map_location)
+    trainable = model.trainable_state_dict()
+    missing = sorted(set(trainable) - set(tensors))
+    unknown = sorted(set(tensors) - set(trainable))
+    if missing or unknown:
+        raise CheckpointError(
+            f"{weights_path}: parameter names do not match the model"
+            + (f"; missing {missing[:5]}" if missing else "")
+            + (f"; unknown {unknown[:5]}" if unknown else "")
+        )
+    wrong = [f"{k} {tuple(tensors[k].shape)} != {tuple(trainable[k].shape)}"
+             for k in trainable if tensors[k].shape != trainable[k].shape]
+    if wrong:
+        raise CheckpointError(f"{weights_path}: shapes do not match the model: {'; '.join(wrong[:5])}")
+    model.load_state_dict(tensors, strict=False)
+    return meta
+
+
+def load_model(
+    path: str | os.PathLike[str],
+    base_checkpoint: str | os.PathLike[str] | None = None,
+    map_location: str | torch.device = "cpu",
+    allow_random_base: bool = False,
+) -> CrackSAM:
+    """Rebuild a CrackSAM model from one of our checkpoints.
+
+    A ``delta`` checkpoint needs the SAM base it was trained on: ``base_checkpoint`` (a path to
+    an official ``.pth`` or a name such as ``vit_b``), defaulting to the base recorded in the
+    checkpoint.  ``allow_random_base`` keeps random base weights instead (tests, tiny configs).
+    A ``full`` export needs nothing else.
+    """
+    meta = read_checkpoint_config(path)
+    config: CrackSAMConfig = meta["model_config"]
+    config_path, weights_path = _locate(path)
+    if meta["kind"] == "full":
+        model = build_cracksam(config)
+        model.merge()
+        tensors = _read_weights(weights_path, meta, map_location)
+        result = model.load_state_dict(tensors, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            raise CheckpointError(
+                f"{weights_path}: does not fit the model (missing {result.missing_keys[:5]}, "
+                f"unexpected {result.unexpected_keys[:5]})"
+            )
+        return model.to(map_location).eval()
+    model = build_cracksam(config)
+    base = base_checkpoint if base_checkpoint is not None else meta.get("base_checkpoint")
+    if base is not None:
+        load_sam_checkpoint(model, base, map_location=map_location)
+    elif not allow_random_base:
+        raise CheckpointError(
+            f"{config_path.parent}: a delta checkpoint needs its SAM base weights; pass --base "
+            f"(an official sam_{config.backbone}_*.pth file, or '{config.backbone}' to download it)"
+        )
+    apply_delta_checkpoint(model, path, map_location)
+    return model.to(map_location).eval()
