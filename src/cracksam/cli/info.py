@@ -4,6 +4,7 @@ so even ViT-H needs no memory)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -21,6 +22,8 @@ from cracksam.cli.options import (
 )
 from cracksam.config import to_dict
 from cracksam.models.cracksam import build_cracksam, count_parameters
+from cracksam.models.io import read_checkpoint_config
+from cracksam.models.registry import create
 
 
 def _millions(value: int) -> str:
@@ -36,10 +39,19 @@ def info(
     bottleneck: int = BottleneckOpt,
     scale: float = ScaleOpt,
     image_size: int = ImageSizeOpt,
+    model: str | None = typer.Option(
+        None, "--model", help="A registered model name or a CrackSAM checkpoint folder (overrides the options above)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON with exact integer counts."),
 ) -> None:
     """Print total and trainable parameters of a CrackSAM configuration."""
-    config = model_config_from_options(backbone, delta, rank, targets, bottleneck, scale, image_size)
+    if model is not None and Path(model).exists():
+        config = read_checkpoint_config(model)["model_config"]
+    elif model is not None:
+        config = create(model, device="meta").config
+    else:
+        config = model_config_from_options(backbone, delta, rank, targets, bottleneck, scale, image_size)
+    backbone, image_size = config.backbone, config.image_size
     counts = count_parameters(build_cracksam(config, device="meta"))
     if as_json:
         payload = {

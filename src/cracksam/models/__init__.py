@@ -1,9 +1,21 @@
 """Models: CrackSAM (SAM + delta), its builders, checkpoints and the model registry."""
 
 from cracksam.models.backbones import BACKBONES, BackboneSpec, get_backbone
-from cracksam.models.cracksam import CrackSAM, CrackSAMConfig, ParameterCount, build_cracksam, count_parameters
+from cracksam.models.cracksam import (
+    CrackSAM,
+    CrackSAMConfig,
+    ParameterCount,
+    build_cracksam,
+    count_parameters,
+)
 from cracksam.models.deltas import AdapterConfig, DeltaConfig, LoRAConfig, apply_delta, merge_lora
-from cracksam.models.io import apply_delta_checkpoint, export_full, load_model, read_checkpoint_config, save_delta
+from cracksam.models.io import (
+    apply_delta_checkpoint,
+    export_full,
+    load_model,
+    read_checkpoint_config,
+    save_delta,
+)
 from cracksam.models.registry import create, list_models, register_model
 from cracksam.models.sam_checkpoint import LoadReport, download_official, load_sam_checkpoint
 

@@ -133,6 +133,8 @@ def read_state_dict(path: str | os.PathLike[str], map_location: str | torch.devi
         if "central directory" in reason or "zip archive" in reason or isinstance(exc, EOFError):
             reason = f"the file is truncated or corrupt ({reason})"
         raise CheckpointError(f"{path}: cannot read checkpoint: {reason}") from None
+    except Exception as exc:  # noqa: BLE001 - the unpickler raises KeyError/IndexError/... on garbage
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
     # Some training scripts wrap the weights.
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
@@ -200,11 +202,11 @@ def adapt_state_dict(
             elif key.endswith((".rel_pos_h", ".rel_pos_w")) and value.shape[1] == want[1]:
                 value = _resize_rel_pos(value, want[0])
                 report.resized.append(key)
-            elif key in ("mask_decoder.mask_tokens.weight",) or key.startswith(
-                "mask_decoder.iou_prediction_head.layers."
+            elif (
+                key.startswith(("mask_decoder.mask_tokens.", "mask_decoder.iou_prediction_head.layers."))
+                and value.shape[0] >= want[0]
+                and value.shape[1:] == want[1:]
             ):
-                if value.shape[0] < want[0] or value.shape[1:] != want[1:]:
-                    raise CheckpointError(f"{report.path}: {key} has shape {tuple(value.shape)}, expected {tuple(want)}")
                 value = value[: want[0]]
                 report.truncated.append(key)
             else:
