@@ -1,0 +1,68 @@
+"""Data: reading files, dataset folders and splits, corruptions, transforms, the torch dataset.
+
+* :mod:`.io`: ``read_image``/``read_mask`` (numpy arrays, errors as ``DatasetError``).
+* :mod:`.folder`: ``Sample``, ``scan_folder`` (validation), ``split_samples``/``load_split``.
+* :mod:`.corruptions`: ``dim``, ``blurry``, ``gaussian_blur`` and the name registry.
+* :mod:`.transforms`: resize/augmentation pipeline.
+* :mod:`.dataset`: ``CrackDataset``.
+"""
+
+from cracksam.data.corruptions import (
+    CORRUPTIONS,
+    Corruption,
+    blurry,
+    clean,
+    corruption_names,
+    dim,
+    gaussian_blur,
+    get_corruption,
+)
+from cracksam.data.dataset import CrackDataset
+from cracksam.data.folder import (
+    SPLIT_NAMES,
+    Sample,
+    SplitName,
+    SplitSource,
+    assign_groups,
+    load_split,
+    scan_folder,
+    split_assignment,
+    split_samples,
+)
+from cracksam.data.io import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    MaskLevelError,
+    image_shape,
+    read_image,
+    read_mask,
+)
+from cracksam.data.transforms import build_transform
+
+__all__ = [
+    "CORRUPTIONS",
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_EXTENSIONS",
+    "SPLIT_NAMES",
+    "Corruption",
+    "CrackDataset",
+    "MaskLevelError",
+    "Sample",
+    "SplitName",
+    "SplitSource",
+    "assign_groups",
+    "blurry",
+    "build_transform",
+    "clean",
+    "corruption_names",
+    "dim",
+    "gaussian_blur",
+    "get_corruption",
+    "image_shape",
+    "load_split",
+    "read_image",
+    "read_mask",
+    "scan_folder",
+    "split_assignment",
+    "split_samples",
+]
