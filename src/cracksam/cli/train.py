@@ -1,0 +1,139 @@
+"""``cracksam train``: fine-tune CrackSAM (config file and/or flags; flags win)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cracksam.config import dumps_json, load_yaml, to_dict
+from cracksam.errors import ConfigError
+from cracksam.models.deltas import DELTA_KINDS, LoRAConfig
+from cracksam.training.config import TrainConfig
+
+
+def train(
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config (see --print-config)."),
+    data: list[Path] | None = typer.Option(None, "--data", help="Dataset folder (repeat to combine several)."),
+    val_data: list[Path] | None = typer.Option(
+        None, "--val-data", help="Validation folders (default: val split of --data)."
+    ),
+    base: str | None = typer.Option(None, "--base", help="Official SAM checkpoint: a .pth path or vit_b/vit_l/vit_h."),
+    backbone: str | None = typer.Option(None, "--backbone", help="vit_b, vit_l, vit_h or tiny."),
+    delta: str | None = typer.Option(None, "--delta", help=f"{', '.join(DELTA_KINDS)}."),
+    rank: int | None = typer.Option(None, "--rank", help="LoRA rank."),
+    targets: str | None = typer.Option(None, "--targets", help="LoRA targets, e.g. q,v."),
+    bottleneck: int | None = typer.Option(None, "--bottleneck", help="Adapter bottleneck m."),
+    scale: float | None = typer.Option(None, "--scale", help="Adapter MLP scale s."),
+    image_size: int | None = typer.Option(None, "--image-size", help="Input size (multiple of 16)."),
+    pixel_norm: str | None = typer.Option(None, "--pixel-norm", help="sam (default) or unit (official code)."),
+    epochs: int | None = typer.Option(None, "--epochs"),
+    max_iters: int | None = typer.Option(None, "--max-iters", help="Optimiser steps (overrides --epochs)."),
+    batch_size: int | None = typer.Option(None, "--batch-size"),
+    lr: float | None = typer.Option(None, "--lr"),
+    warmup: int | None = typer.Option(None, "--warmup", help="Warm-up iterations."),
+    out: Path | None = typer.Option(None, "--out", help="Run folder."),
+    accelerator: str | None = typer.Option(None, "--accelerator", help="cpu, gpu, auto."),
+    devices: int | None = typer.Option(None, "--devices", help="Devices per node (DDP when > 1)."),
+    num_nodes: int | None = typer.Option(None, "--num-nodes"),
+    strategy: str | None = typer.Option(None, "--strategy", help="auto, ddp, ..."),
+    precision: str | None = typer.Option(None, "--precision", help="32-true, 16-mixed, bf16-mixed."),
+    accumulate: int | None = typer.Option(None, "--accumulate", help="Gradient accumulation steps."),
+    val_every: int | None = typer.Option(None, "--val-every", help="Epochs between validations."),
+    checkpoint_every: int | None = typer.Option(
+        None, "--checkpoint-every", help="Steps between resumable checkpoints."
+    ),
+    workers: int | None = typer.Option(None, "--workers", help="DataLoader workers."),
+    seed: int | None = typer.Option(None, "--seed"),
+    no_augment: bool = typer.Option(False, "--no-augment", help="Switch flips/rotations off."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (logs only)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config as YAML and exit."),
+) -> None:
+    """Fine-tune CrackSAM: AdamW, warm-up + poly decay, 0.2·CE + 0.8·Dice, best model by val IoU."""
+    cfg = load_yaml(TrainConfig, config) if config else TrainConfig()
+    m = cfg.model
+    overrides = {
+        "backbone": backbone,
+        "image_size": image_size,
+        "pixel_norm": pixel_norm,
+    }
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(m, key, value)
+    if delta is not None:
+        if delta not in DELTA_KINDS:
+            raise ConfigError(f"--delta must be one of {', '.join(DELTA_KINDS)}, got {delta!r}")
+        m.delta.kind = delta  # type: ignore[assignment]
+    if rank is not None or targets is not None:
+        m.delta.lora = LoRAConfig(
+            rank=rank if rank is not None else m.delta.lora.rank,
+            targets=[t.strip() for t in targets.split(",")] if targets else m.delta.lora.targets,
+            scaling=m.delta.lora.scaling,
+        )
+    if bottleneck is not None:
+        m.delta.adapter.bottleneck = bottleneck
+    if scale is not None:
+        m.delta.adapter.scale = scale
+    if pixel_norm is not None and pixel_norm not in ("sam", "unit"):
+        raise ConfigError(f"--pixel-norm must be sam or unit, got {pixel_norm!r}")
+    m.__post_init__()
+    m.delta.adapter.__post_init__()
+    if data:
+        cfg.data.train = [str(p) for p in data]
+    if val_data:
+        cfg.data.val = [str(p) for p in val_data]
+    if workers is not None:
+        cfg.data.num_workers = workers
+    if no_augment:
+        cfg.data.augment = False
+    if lr is not None:
+        cfg.optim.lr = lr
+    if warmup is not None:
+        cfg.optim.warmup_iters = warmup
+    plain = {
+        "base_checkpoint": base,
+        "epochs": epochs,
+        "max_iters": max_iters,
+        "batch_size": batch_size,
+        "out_dir": str(out) if out else None,
+        "accelerator": accelerator,
+        "devices": devices,
+        "num_nodes": num_nodes,
+        "strategy": strategy,
+        "precision": precision,
+        "accumulate": accumulate,
+        "val_every": val_every,
+        "checkpoint_every": checkpoint_every,
+        "seed": seed,
+    }
+    for key, value in plain.items():
+        if value is not None:
+            setattr(cfg, key, value)
+    if no_progress:
+        cfg.progress = False
+    cfg.__post_init__()
+    if print_config:
+        import yaml
+
+        typer.echo(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        return
+
+    from cracksam.training.trainer import fit  # heavy import (lightning) only when training
+
+    result = fit(cfg, resume=resume)
+    typer.echo(
+        dumps_json(
+            {
+                "run": str(result.out_dir),
+                "best": str(result.best_dir) if result.best_dir else None,
+                "best_val_iou": result.best_iou,
+                "steps": result.global_step,
+                "max_iters": result.max_iters,
+            }
+        )
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)

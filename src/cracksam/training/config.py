@@ -1,0 +1,86 @@
+"""Training configuration (dataclasses; YAML in and out, the resolved copy saved with each run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from cracksam.errors import ConfigError
+from cracksam.models.cracksam import CrackSAMConfig
+
+
+@dataclass
+class DataConfig:
+    """Datasets: folders with ``images/`` and ``masks/``; several are combined.
+
+    ``val`` defaults to the ``val`` split of the training folders (splits are made by source
+    photo where the folder says which tile came from which photo; see :mod:`cracksam.data.folder`).
+    """
+
+    train: list[str] = field(default_factory=list)
+    val: list[str] | None = None
+    ratios: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
+    split_seed: int = 0
+    split_source: Literal["groups", "source"] = "groups"
+    augment: bool = True
+    num_workers: int = 2
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 4e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.01
+    warmup_iters: int = 300
+    poly_power: float = 6.0
+
+
+@dataclass
+class LossConfig:
+    ce_weight: float = 0.2
+    dice: Literal["crack", "mean"] = "crack"
+
+
+@dataclass
+class TrainConfig:
+    model: CrackSAMConfig = field(default_factory=CrackSAMConfig)
+    # Official SAM checkpoint (path, or vit_b/vit_l/vit_h to download); None = random base,
+    # only sensible for the tiny config and smoke tests.
+    base_checkpoint: str | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    batch_size: int = 8
+    epochs: int = 140
+    max_iters: int | None = None  # optimiser steps; overrides epochs when set
+    val_every: int = 1  # epochs between validations
+    checkpoint_every: int = 200  # optimiser steps between resumable checkpoints
+    threshold: float = 0.5
+    accelerator: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    accumulate: int = 1
+    seed: int = 0
+    out_dir: str = "runs/cracksam"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "epochs", "val_every", "checkpoint_every", "devices", "num_nodes", "accumulate"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_iters is not None and self.max_iters < 1:
+            raise ConfigError(f"max_iters must be >= 1, got {self.max_iters}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ConfigError(f"threshold must be in (0, 1), got {self.threshold}")
+        if self.precision not in ("32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "64-true"):
+            raise ConfigError(f"precision {self.precision!r} not supported (32-true, 16-mixed, bf16-mixed)")
+        if self.optim.lr <= 0:
+            raise ConfigError(f"optim.lr must be > 0, got {self.optim.lr}")
+        if self.optim.warmup_iters < 0:
+            raise ConfigError("optim.warmup_iters must be >= 0")
+        if len(self.optim.betas) != 2:
+            raise ConfigError(f"optim.betas needs two values, got {self.optim.betas}")
+        if not 0.0 <= self.loss.ce_weight <= 1.0:
+            raise ConfigError(f"loss.ce_weight must be in [0, 1], got {self.loss.ce_weight}")

@@ -1,0 +1,169 @@
+"""Lightning pieces: the training module, the data module and the best-delta callback."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from cracksam.data import CrackDataset, Sample
+from cracksam.models.cracksam import CrackSAM
+from cracksam.models.io import save_delta
+from cracksam.training.config import TrainConfig
+from cracksam.training.losses import CrackLoss
+from cracksam.training.schedule import lr_factor
+
+
+class CrackSAMModule(L.LightningModule):
+    """Trains the delta, prompt encoder and mask decoder of a CrackSAM model.
+
+    Lightning checkpoints hold only the trainable weights (plus optimiser and loop state): the
+    frozen encoder comes from the base checkpoint, so a resumable ViT-H checkpoint is ~100 MB,
+    not 2.5 GB.
+    """
+
+    def __init__(self, model: CrackSAM, config: TrainConfig, max_iters: int) -> None:
+        super().__init__()
+        self.model = model
+        self.config = config
+        self.max_iters = max_iters
+        self.loss_fn = CrackLoss(config.loss.ce_weight, config.loss.dice)
+        # Frozen weights are absent from our checkpoints, so loading must not demand them.
+        self.strict_loading = False
+        self._counts = torch.zeros(3, dtype=torch.float64)  # tp, fp, fn over the validation set
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+    # -- training ---------------------------------------------------------------------------
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        logits = self.model(batch["image"])
+        loss, ce, dice = self.loss_fn(logits, batch["mask"])
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}; lower the learning rate")
+        bs = batch["image"].shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        self.log_dict({"train/ce": ce, "train/dice": dice}, batch_size=bs)
+        self.log("lr", self.optimizers().param_groups[0]["lr"], prog_bar=True, batch_size=bs)
+        return loss
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        opt = self.config.optim
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=opt.lr, betas=tuple(opt.betas), weight_decay=opt.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_factor(step, opt.warmup_iters, self.max_iters, opt.poly_power)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # -- validation: dataset-level scores of the crack class ----------------------------------
+
+    def on_validation_epoch_start(self) -> None:
+        self._counts = torch.zeros(3, dtype=torch.float64, device=self.device)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        prob = self.model(batch["image"]).float().softmax(dim=1)[:, 1]
+        pred = prob >= self.config.threshold
+        truth = batch["mask"].bool()
+        self._counts += torch.stack([(pred & truth).sum(), (pred & ~truth).sum(), (~pred & truth).sum()]).to(
+            self._counts
+        )
+
+    def on_validation_epoch_end(self) -> None:
+        tp, fp, fn = self.trainer.strategy.reduce(self._counts, reduce_op="sum").tolist()
+        precision = tp / (tp + fp) if tp + fp else 1.0 if tp + fn == 0 else 0.0
+        recall = tp / (tp + fn) if tp + fn else 1.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        iou = tp / (tp + fp + fn) if tp + fp + fn else 1.0
+        self.log_dict(
+            {"val/iou": iou, "val/f1": f1, "val/precision": precision, "val/recall": recall},
+            prog_bar=False,
+            sync_dist=False,
+        )
+        self.log("val_iou", iou, prog_bar=True, sync_dist=False)
+
+    # -- checkpoints: trainable weights only ---------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        keep = {f"model.{k}" for k in self.model.trainable_state_dict()}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
+
+
+class CrackDataModule(L.LightningDataModule):
+    def __init__(self, train: list[Sample], val: list[Sample], config: TrainConfig) -> None:
+        super().__init__()
+        self.train_samples, self.val_samples, self.config = train, val, config
+
+    def _loader(self, dataset: CrackDataset, shuffle: bool) -> DataLoader:
+        workers = self.config.data.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=self.config.batch_size,
+            shuffle=shuffle,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        size = self.config.model.image_size
+        return self._loader(CrackDataset(self.train_samples, size, augment=self.config.data.augment), True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(CrackDataset(self.val_samples, self.config.model.image_size), False)
+
+
+class BestDeltaCheckpoint(L.Callback):
+    """Keeps the best model by validation IoU in CrackSAM's delta format (``<run>/best``)."""
+
+    def __init__(self, directory: Path, base: str | None, monitor: str = "val/iou") -> None:
+        self.directory, self.base, self.monitor = Path(directory), base, monitor
+        self.best: float = -math.inf
+        self.best_step: int = -1
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            return
+        value = float(value)
+        if value > self.best:
+            self.best, self.best_step = value, trainer.global_step
+            if trainer.is_global_zero:
+                save_delta(
+                    pl_module.model,
+                    self.directory,
+                    base=self.base,
+                    extra={"val_iou": value, "step": trainer.global_step, "epoch": trainer.current_epoch},
+                )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_step": self.best_step}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best = float(state_dict.get("best", -math.inf))
+        self.best_step = int(state_dict.get("best_step", -1))
+
+
+def steps_per_epoch(num_samples: int, config: TrainConfig) -> int:
+    world = config.devices * config.num_nodes
+    batches = math.ceil(num_samples / (config.batch_size * world))
+    return max(1, math.ceil(batches / config.accumulate))
+
+
+class SaveOnException(L.Callback):
+    """Writes the resumable checkpoint when training stops on an exception or Ctrl-C, so at most
+    the current step is lost (Lightning writes checkpoints through a temporary file)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if trainer.global_step > 0:
+            trainer.save_checkpoint(self.path)
