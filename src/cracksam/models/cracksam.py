@@ -79,9 +79,11 @@ class CrackSAM(nn.Module):
     # -- parameters -------------------------------------------------------------------------
 
     def freeze_base(self) -> None:
-        """Freeze the encoder except its delta; prompt encoder and mask decoder stay trainable."""
+        """Freeze the encoder except its delta (all of it trains with ``full``); prompt encoder and
+        mask decoder stay trainable."""
+        full = self.config.delta.kind == "full"
         for name, p in self.image_encoder.named_parameters():
-            p.requires_grad = ".adapter." in name or ".lora_" in name
+            p.requires_grad = full or ".adapter." in name or ".lora_" in name
         for p in self.prompt_encoder.parameters():
             p.requires_grad = True
         for p in self.mask_decoder.parameters():

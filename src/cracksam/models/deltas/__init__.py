@@ -1,7 +1,7 @@
 """Parameter-efficient deltas for SAM's image encoder: a config plus a function that injects it.
 
-``DeltaConfig.kind`` picks ``none`` (head-only fine-tuning), ``adapter``, ``lora`` or
-``adapter+lora``; :func:`apply_delta` injects the chosen ones into an encoder.
+``DeltaConfig.kind`` picks ``none`` (head-only fine-tuning), ``adapter``, ``lora``,
+``adapter+lora`` or ``full`` (no delta: the whole encoder is trained); :func:`apply_delta` injects the chosen ones into an encoder.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from segment_anything.modeling.image_encoder import ImageEncoderViT
 from cracksam.models.deltas.adapter import Adapter, AdapterConfig, inject_adapter
 from cracksam.models.deltas.lora import LoRAConfig, LoRALinear, has_lora, inject_lora, merge_lora
 
-DeltaKind = Literal["none", "adapter", "lora", "adapter+lora"]
-DELTA_KINDS: tuple[str, ...] = ("none", "adapter", "lora", "adapter+lora")
+DeltaKind = Literal["none", "adapter", "lora", "adapter+lora", "full"]
+# "full" trains the whole encoder: the baseline that deltas are measured against, and the only
+# sensible choice when the encoder starts from random weights (e.g. the tiny config on CPU).
+DELTA_KINDS: tuple[str, ...] = ("none", "adapter", "lora", "adapter+lora", "full")
 
 
 @dataclass
@@ -38,6 +40,8 @@ class DeltaConfig:
             parts.append(f"adapter(m={self.adapter.bottleneck}, s={self.adapter.scale:g})")
         if self.uses_lora:
             parts.append(f"lora(r={self.lora.rank}, {','.join(self.lora.targets)})")
+        if self.kind == "full":
+            return "full (whole encoder trained)"
         return " + ".join(parts) or "none (head only)"
 
 

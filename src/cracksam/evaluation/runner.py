@@ -1,0 +1,140 @@
+"""Evaluation protocol of the paper: test set, corrupted test sets, blur sweep, zero-shot sets.
+
+One pass = one model × one list of samples × one condition (``clean``, ``dim``, ``blurry``,
+``blur:K``).  Images are read at their original size, corrupted there, run through the model at
+its input size, and scored on the original pixels.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from cracksam.data import CrackDataset, Sample
+from cracksam.evaluation.inference import predict_images
+from cracksam.evaluation.metrics import BinaryMetrics
+from cracksam.evaluation.visualize import save_visuals
+
+
+@dataclass
+class EvalModel:
+    """A model under evaluation and what the report says about it."""
+
+    name: str
+    model: nn.Module
+    backbone: str
+    total_params: int
+    trainable_params: int
+    source: str = ""
+
+
+@dataclass
+class PassResult:
+    model: str
+    dataset: str
+    condition: str
+    n_images: int
+    dataset_level: dict[str, float]
+    image_level: dict[str, float]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "dataset": self.dataset,
+            "condition": self.condition,
+            "n_images": self.n_images,
+            "dataset_level": self.dataset_level,
+            "image_level": self.image_level,
+            **self.extra,
+        }
+
+
+class _Originals(Dataset):
+    """Original-size (corrupted) image and mask, read in DataLoader workers."""
+
+    def __init__(self, dataset: CrackDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple[int, np.ndarray, np.ndarray]:
+        image, mask = self.dataset.load_original(i)
+        return i, image, mask
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+    )
+
+
+def evaluate_samples(
+    model: EvalModel,
+    samples: Sequence[Sample],
+    condition: str = "clean",
+    dataset_name: str = "",
+    threshold: float = 0.5,
+    batch_size: int = 4,
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+    visualize: int = 0,
+    visual_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    on_batch: Callable[[int], None] | None = None,
+) -> PassResult:
+    """Score ``model`` on ``samples`` under ``condition``; both metric reductions are returned."""
+    size = model.model.config.image_size if hasattr(model.model, "config") else None
+    dataset = CrackDataset(samples, image_size=size or 448, corruption=condition)
+    loader = DataLoader(
+        _Originals(dataset), batch_size=batch_size, num_workers=num_workers, collate_fn=lambda b: list(zip(*b))
+    )
+    metrics = BinaryMetrics(threshold=threshold)
+    saved = 0
+    model.model.eval().to(device)
+    with _progress() if progress else _NullProgress() as bar:
+        task = bar.add_task(f"{model.name} · {dataset_name or 'data'} · {condition}", total=len(dataset))
+        for indices, images, masks in loader:
+            preds = predict_images(model.model, list(images), size, device)
+            for i, img, mask, pred in zip(indices, images, masks, preds, strict=True):
+                metrics.update(pred.prob, mask)
+                if saved < visualize and visual_dir is not None:
+                    stem = samples[i].stem
+                    out = Path(visual_dir) / model.name / (dataset_name or "data") / condition.replace(":", "")
+                    save_visuals(out, stem, img, mask, pred, threshold)
+                    saved += 1
+            bar.advance(task, len(indices))
+            if on_batch is not None:
+                on_batch(len(indices))
+    return PassResult(
+        model=model.name,
+        dataset=dataset_name,
+        condition=condition,
+        n_images=len(metrics),
+        dataset_level=metrics.compute("dataset"),
+        image_level=metrics.compute("image"),
+    )
+
+
+class _NullProgress:
+    def __enter__(self) -> _NullProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, *args: Any, **kwargs: Any) -> int:
+        return 0
+
+    def advance(self, *args: Any, **kwargs: Any) -> None:
+        return None
