@@ -73,6 +73,11 @@ class _Originals(Dataset):
         return i, image, mask
 
 
+def _columns(batch: list[tuple]) -> list[tuple]:
+    """Batch of variable-size originals: a tuple per field instead of stacked tensors."""
+    return list(zip(*batch, strict=True))
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
@@ -96,9 +101,7 @@ def evaluate_samples(
     """Score ``model`` on ``samples`` under ``condition``; both metric reductions are returned."""
     size = model.model.config.image_size if hasattr(model.model, "config") else None
     dataset = CrackDataset(samples, image_size=size or 448, corruption=condition)
-    loader = DataLoader(
-        _Originals(dataset), batch_size=batch_size, num_workers=num_workers, collate_fn=lambda b: list(zip(*b))
-    )
+    loader = DataLoader(_Originals(dataset), batch_size=batch_size, num_workers=num_workers, collate_fn=_columns)
     metrics = BinaryMetrics(threshold=threshold)
     saved = 0
     model.model.eval().to(device)

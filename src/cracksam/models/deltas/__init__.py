@@ -1,7 +1,8 @@
 """Parameter-efficient deltas for SAM's image encoder: a config plus a function that injects it.
 
 ``DeltaConfig.kind`` picks ``none`` (head-only fine-tuning), ``adapter``, ``lora``,
-``adapter+lora`` or ``full`` (no delta: the whole encoder is trained); :func:`apply_delta` injects the chosen ones into an encoder.
+``adapter+lora`` or ``full`` (no delta: the whole encoder is trained); :func:`apply_delta`
+injects the chosen ones into an encoder.
 """
 
 from __future__ import annotations
