@@ -221,3 +221,45 @@ def test_print_config_round_trips(tmp_path, capsys):
     assert cfg.optim.lr == 4e-4 and cfg.optim.betas == [0.9, 0.999] and cfg.optim.weight_decay == 0.01
     assert cfg.optim.warmup_iters == 300 and cfg.optim.poly_power == 6.0 and cfg.batch_size == 8
     assert cfg.epochs == 140 and cfg.loss.ce_weight == 0.2
+
+
+def test_resume_after_the_process_is_killed(synthetic_root, tmp_path):
+    """SIGKILL (no chance to save): the run continues from the last periodic checkpoint."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "killed"
+    argv = [sys.executable, "-m", "cracksam.cli.main", "train", "--data", str(synthetic_root), "--backbone", "tiny",
+            "--image-size", "64", "--delta", "lora", "--max-iters", "150", "--batch-size", "4", "--workers", "0",
+            "--checkpoint-every", "3", "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = out / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if last.exists() and torch.load(last, weights_only=True)["global_step"] >= 6:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "training ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    step = torch.load(last, weights_only=True)["global_step"]
+    assert 6 <= step < 150
+    cfg = load_yaml_config(out)
+    cfg.max_iters = 150
+    probe = _Probe()
+    # Continue in-process so the probe sees the restored state; the run's own config is used.
+    result = fit(cfg, resume=True, extra_callbacks=[probe])
+    assert probe.step == step
+    assert result.global_step == 150
+
+
+def load_yaml_config(out: Path) -> TrainConfig:
+    from cracksam.config import load_yaml
+
+    return load_yaml(TrainConfig, out / "config.yaml")

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from cracksam.data import CrackDataset, Sample
+from cracksam.evaluation.metrics import metrics_from_counts
 from cracksam.models.cracksam import CrackSAM
 from cracksam.models.io import save_delta
 from cracksam.training.config import TrainConfig
@@ -76,15 +77,9 @@ class CrackSAMModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         tp, fp, fn = self.trainer.strategy.reduce(self._counts, reduce_op="sum").tolist()
-        precision = tp / (tp + fp) if tp + fp else 1.0 if tp + fn == 0 else 0.0
-        recall = tp / (tp + fn) if tp + fn else 1.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        iou = tp / (tp + fp + fn) if tp + fp + fn else 1.0
-        self.log_dict(
-            {"val/iou": iou, "val/f1": f1, "val/precision": precision, "val/recall": recall},
-            prog_bar=False,
-            sync_dist=False,
-        )
+        scores = {k: float(v) for k, v in metrics_from_counts(tp, fp, fn).items()}
+        self.log_dict({f"val/{k}": v for k, v in scores.items()}, prog_bar=False, sync_dist=False)
+        iou = scores["iou"]
         self.log("val_iou", iou, prog_bar=True, sync_dist=False)
 
     # -- checkpoints: trainable weights only ---------------------------------------------------

@@ -1,0 +1,226 @@
+"""``cracksam measure``: crack length, width and area from binary masks."""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+from pathlib import Path
+
+import typer
+
+from cracksam.errors import CrackSAMError
+
+IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg", ".webp", ".pgm", ".ppm"}
+
+HELP = (
+    "Measure the cracks of binary masks: length, mean/median/max width, area, orientation.\n\n"
+    "MASK: files, folders (their images, not recursive) or glob patterns (quote them). "
+    "A pixel is crack when any channel is > 0.\n\n"
+    "With --out DIR, writes for each mask <stem>.json, <stem>_cracks.csv and <stem>_measure.png, "
+    "and summary.csv with one row per mask.\n\n"
+    "--json prints the report to stdout: one object when a single mask file is named, else an array."
+    "\n\nMasks that cannot be read are reported and skipped; the exit code is then 1."
+)
+
+
+def _parse_points(text: str) -> tuple[tuple[float, float], tuple[float, float]]:
+    parts = [p.strip() for p in text.replace(";", ",").split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise CrackSAMError(f'--ref-points must be four numbers "x1,y1,x2,y2", got {text!r}')
+    return (values[0], values[1]), (values[2], values[3])
+
+
+def _resolve_scale(mm_per_px: float | None, ref_points: str | None, ref_length_mm: float | None) -> float | None:
+    from cracksam.measurement import scale_from_points
+
+    if mm_per_px is not None and (ref_points is not None or ref_length_mm is not None):
+        raise CrackSAMError("--mm-per-px and --ref-points/--ref-length-mm are mutually exclusive: give one scale")
+    if (ref_points is None) != (ref_length_mm is None):
+        raise CrackSAMError("--ref-points and --ref-length-mm go together: give both or neither")
+    if mm_per_px is not None:
+        if not math.isfinite(mm_per_px) or mm_per_px <= 0:
+            raise CrackSAMError(f"--mm-per-px must be a positive number, got {mm_per_px:g}")
+        return mm_per_px
+    if ref_points is not None and ref_length_mm is not None:
+        p1, p2 = _parse_points(ref_points)
+        return scale_from_points(p1, p2, ref_length_mm)
+    return None
+
+
+def _expand(patterns: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Mask files named by ``patterns`` (files, folders, globs) and (name, problem) pairs."""
+    files: list[Path] = []
+    problems: list[tuple[str, str]] = []
+    seen: set[Path] = set()
+
+    def add(path: Path) -> None:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            files.append(path)
+
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                problems.append((pattern, "folder contains no image files"))
+            for p in found:
+                add(p)
+        elif path.exists():
+            add(path)
+        elif any(ch in pattern for ch in "*?["):
+            found = sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_file())
+            if not found:
+                problems.append((pattern, "no file matches this pattern"))
+            for p in found:
+                add(p)
+        else:
+            problems.append((pattern, "file not found"))
+    return files, problems
+
+
+def _error(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+
+
+def _unique_stem(path: Path, used: set[str]) -> str:
+    stem, n = path.stem, 2
+    while stem in used:
+        stem = f"{path.stem}_{n}"
+        n += 1
+    used.add(stem)
+    return stem
+
+
+def _fmt(px: float, mm: float | None, digits: int = 1) -> str:
+    text = f"{px:.{digits}f}"
+    return text + (f" ({mm:.{max(digits, 2)}f})" if mm is not None else "")
+
+
+def measure(
+    masks: list[str] = typer.Argument(..., metavar="MASK", help="Mask files, folders or glob patterns."),
+    mm_per_px: float | None = typer.Option(None, "--mm-per-px", help="Pixel size in millimetres."),
+    ref_points: str | None = typer.Option(
+        None, "--ref-points", metavar="X1,Y1,X2,Y2", help="Two pixel points on a reference object."
+    ),
+    ref_length_mm: float | None = typer.Option(
+        None, "--ref-length-mm", help="Real length of the reference object between --ref-points (mm)."
+    ),
+    min_length: float = typer.Option(10.0, "--min-length", help="Discard cracks shorter than this (px)."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for the JSON, CSV and PNG outputs."),
+    image: Path | None = typer.Option(
+        None, "--image", help="Photo to draw the annotation on (one mask only; same size)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the JSON report(s) to stdout."),
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from cracksam.measurement import (
+        measure_mask,
+        read_image,
+        read_mask,
+        render_annotation,
+        resolution_note,
+        result_to_dict,
+        summary_row,
+        write_csv,
+        write_json,
+        write_png,
+        write_summary_csv,
+    )
+
+    scale = _resolve_scale(mm_per_px, ref_points, ref_length_mm)
+    if not math.isfinite(min_length) or min_length < 0:
+        raise CrackSAMError(f"--min-length must be >= 0 px, got {min_length:g}")
+    if out is not None and out.exists() and not out.is_dir():
+        raise CrackSAMError(f"--out {out}: exists and is not a folder")
+
+    files, problems = _expand(masks)
+    if image is not None and (len(files) != 1 or problems or len(masks) != 1):
+        raise CrackSAMError("--image can only be used with exactly one mask file")
+    photo = read_image(image) if image is not None else None
+
+    console = Console(stderr=json_out)
+    failed = 0
+    reports: list[dict] = []
+    summary: list[dict] = []
+    for name, problem in problems:
+        _error(f"{name}: {problem}")
+        summary.append(summary_row(name, None, error=problem))
+        failed += 1
+
+    table = Table(title="Crack measurement", title_justify="left")
+    unit = " px (mm)" if scale is not None else " px"
+    table.add_column("mask", overflow="fold")
+    table.add_column("cracks", justify="right")
+    table.add_column("length" + unit, justify="right")
+    table.add_column("mean width" + unit, justify="right")
+    table.add_column("max width" + unit, justify="right")
+    used_stems: set[str] = set()
+    for path in files:
+        source = str(path)
+        try:
+            mask = read_mask(path)
+            if photo is not None and photo.shape[:2] != mask.shape:
+                raise CrackSAMError(
+                    f"--image {image} is {photo.shape[1]}x{photo.shape[0]} px but mask {path} is "
+                    f"{mask.shape[1]}x{mask.shape[0]} px"
+                )
+            result = measure_mask(mask, mm_per_px=scale, min_length_px=min_length)
+        except CrackSAMError as exc:
+            if photo is not None:
+                raise
+            _error(str(exc))
+            summary.append(summary_row(source, None, error=str(exc)))
+            failed += 1
+            continue
+        reports.append(result_to_dict(result, source))
+        summary.append(summary_row(source, result))
+        if out is not None:
+            stem = _unique_stem(path, used_stems)
+            try:
+                write_json(result, out / f"{stem}.json", source)
+                write_csv(result, out / f"{stem}_cracks.csv", source)
+                picture = render_annotation(photo if photo is not None else mask, result)
+                write_png(out / f"{stem}_measure.png", picture)
+            except OSError as exc:
+                raise CrackSAMError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
+        t = result.totals
+        table.add_row(
+            source,
+            str(t.n_cracks),
+            _fmt(t.total_length_px, t.total_length_mm),
+            _fmt(t.mean_width_px, t.mean_width_mm),
+            _fmt(t.max_width_px, t.max_width_mm),
+        )
+
+    if out is not None:
+        try:
+            write_summary_csv(out / "summary.csv", summary)
+        except OSError as exc:
+            raise CrackSAMError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
+    if reports:
+        console.print(table)
+        console.print(resolution_note(scale), style="dim", highlight=False)
+        if out is not None:
+            console.print(f"reports written to {out}", highlight=False)
+    if json_out:
+        single = len(masks) == 1 and len(files) == 1 and not Path(masks[0]).is_dir() and not problems
+        if not single:
+            typer.echo(json.dumps(reports, indent=2))
+        elif reports:
+            typer.echo(json.dumps(reports[0], indent=2))
+    if failed:
+        _error(f"{failed} mask(s) failed, {len(reports)} measured")
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("measure", help=HELP)(measure)
