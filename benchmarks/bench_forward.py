@@ -59,7 +59,9 @@ def main() -> None:
             times = time_forward(model, x, args.repeats, device)
             med = statistics.median(times)
             rows.append((backbone, device.type, params, med, args.batch / med))
-            print(f"{backbone:6s} {device.type:4s} {med * 1000:9.1f} ms/batch  {args.batch / med:6.2f} img/s", flush=True)
+            print(
+                f"{backbone:6s} {device.type:4s} {med * 1000:9.1f} ms/batch  {args.batch / med:6.2f} img/s", flush=True
+            )
         del model
         gc.collect()
 

@@ -4,37 +4,21 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from cracksam.cli.main import main
-from cracksam.evaluation.inference import predict_images
+from cracksam.deployment.backends import TorchBackend
+from cracksam.deployment.predictor import Predictor
 from cracksam.evaluation.protocol import ProtocolConfig, run_protocol
 from cracksam.evaluation.runner import EvalModel, evaluate_samples
 from cracksam.models import build_cracksam, save_delta
 
-
-@dataclass
-class _Cfg:
-    image_size: int = 64
-
-
-class DarknessModel(nn.Module):
-    """Calls dark pixels cracks: a fixed, known predictor to check the scoring plumbing."""
-
-    def __init__(self, image_size: int = 64) -> None:
-        super().__init__()
-        self.config = _Cfg(image_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        crack = (100.0 - x.mean(dim=1, keepdim=True)) / 5.0
-        return torch.cat([torch.zeros_like(crack), crack], dim=1)
+from ._models import DarknessModel
 
 
 def _write_set(root: Path, sizes: list[tuple[int, int]], width: int = 10) -> Path:
@@ -68,9 +52,9 @@ def test_scores_are_computed_on_original_pixels(tmp_path):
     assert blurred.dataset_level["iou"] < d["iou"]
 
 
-def test_predict_images_returns_original_size_maps():
+def test_predictor_returns_original_size_maps():
     images = [np.zeros((37, 91, 3), np.uint8), np.full((64, 64, 3), 255, np.uint8)]
-    preds = predict_images(DarknessModel(64), images)
+    preds = Predictor(TorchBackend(DarknessModel(64))).predict(images)
     assert preds[0].prob.shape == (37, 91) and preds[1].prob.shape == (64, 64)
     assert preds[0].prob.min() > 0.99 and preds[1].prob.max() < 0.01
     torch.testing.assert_close(

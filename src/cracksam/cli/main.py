@@ -43,7 +43,7 @@ def _register_all() -> None:
 
     for module in (info,):
         module.register(app)
-    for name in ("measure", "train", "evaluate"):
+    for name in ("train", "evaluate", "predict", "export", "measure"):
         try:
             module = __import__(f"cracksam.cli.{name}", fromlist=["register"])
         except ModuleNotFoundError as exc:

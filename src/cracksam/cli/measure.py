@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import math
 from pathlib import Path
 
 import typer
 
+from cracksam.cli.inputs import expand_inputs, unique_stem
 from cracksam.errors import CrackSAMError
-
-IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg", ".webp", ".pgm", ".ppm"}
 
 HELP = (
     "Measure the cracks of binary masks: length, mean/median/max width, area, orientation.\n\n"
@@ -52,50 +50,8 @@ def _resolve_scale(mm_per_px: float | None, ref_points: str | None, ref_length_m
     return None
 
 
-def _expand(patterns: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Mask files named by ``patterns`` (files, folders, globs) and (name, problem) pairs."""
-    files: list[Path] = []
-    problems: list[tuple[str, str]] = []
-    seen: set[Path] = set()
-
-    def add(path: Path) -> None:
-        key = path.resolve()
-        if key not in seen:
-            seen.add(key)
-            files.append(path)
-
-    for pattern in patterns:
-        path = Path(pattern)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                problems.append((pattern, "folder contains no image files"))
-            for p in found:
-                add(p)
-        elif path.exists():
-            add(path)
-        elif any(ch in pattern for ch in "*?["):
-            found = sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_file())
-            if not found:
-                problems.append((pattern, "no file matches this pattern"))
-            for p in found:
-                add(p)
-        else:
-            problems.append((pattern, "file not found"))
-    return files, problems
-
-
 def _error(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-
-
-def _unique_stem(path: Path, used: set[str]) -> str:
-    stem, n = path.stem, 2
-    while stem in used:
-        stem = f"{path.stem}_{n}"
-        n += 1
-    used.add(stem)
-    return stem
 
 
 def _fmt(px: float, mm: float | None, digits: int = 1) -> str:
@@ -142,7 +98,7 @@ def measure(
     if out is not None and out.exists() and not out.is_dir():
         raise CrackSAMError(f"--out {out}: exists and is not a folder")
 
-    files, problems = _expand(masks)
+    files, problems = expand_inputs(masks)
     if image is not None and (len(files) != 1 or problems or len(masks) != 1):
         raise CrackSAMError("--image can only be used with exactly one mask file")
     photo = read_image(image) if image is not None else None
@@ -184,7 +140,7 @@ def measure(
         reports.append(result_to_dict(result, source))
         summary.append(summary_row(source, result))
         if out is not None:
-            stem = _unique_stem(path, used_stems)
+            stem = unique_stem(path, used_stems)
             try:
                 write_json(result, out / f"{stem}.json", source)
                 write_csv(result, out / f"{stem}_cracks.csv", source)

@@ -17,6 +17,7 @@ from cracksam.evaluation.runner import EvalModel, PassResult, evaluate_samples
 from cracksam.models.cracksam import build_cracksam, count_parameters
 from cracksam.models.io import load_model, read_checkpoint_config
 
+METRIC_LABELS = {"iou": "IoU", "f1": "F1", "precision": "Precision", "recall": "Recall"}
 CONDITION_LABELS = {"clean": "test", "dim": "noisy 1 (dim)", "blurry": "noisy 2 (blurry)"}
 
 
@@ -119,7 +120,7 @@ def run_protocol(models: Sequence[EvalModel], cfg: ProtocolConfig, out_dir: str 
             sweep[model.name] = values
 
     caption = (
-        f"{cfg.metric.upper() if cfg.metric == 'iou' else cfg.metric} of the crack class, threshold "
+        f"{METRIC_LABELS[cfg.metric]} of the crack class, threshold "
         f"{cfg.threshold}, {cfg.reduction}-level; test = {cfg.test_split} split of {test_name or '-'}; "
         f"unseen sets: {cfg.unseen_split} split"
     )
@@ -132,8 +133,8 @@ def run_protocol(models: Sequence[EvalModel], cfg: ProtocolConfig, out_dir: str 
             out / "blur_sweep.png",
             cfg.blur_kernels,
             sweep,
-            cfg.metric.upper(),
-            f"{cfg.metric.upper()} vs blur kernel ({test_name}, {cfg.test_split})",
+            METRIC_LABELS[cfg.metric],
+            f"{METRIC_LABELS[cfg.metric]} vs blur kernel ({test_name}, {cfg.test_split})",
         )
         import json
 

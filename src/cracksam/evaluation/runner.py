@@ -20,7 +20,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from cracksam.data import CrackDataset, Sample
-from cracksam.evaluation.inference import predict_images
+from cracksam.deployment.backends import TorchBackend
+from cracksam.deployment.predictor import Predictor
 from cracksam.evaluation.metrics import BinaryMetrics
 from cracksam.evaluation.visualize import save_visuals
 
@@ -104,11 +105,12 @@ def evaluate_samples(
     loader = DataLoader(_Originals(dataset), batch_size=batch_size, num_workers=num_workers, collate_fn=_columns)
     metrics = BinaryMetrics(threshold=threshold)
     saved = 0
-    model.model.eval().to(device)
+    # The same predictor as `cracksam predict` (resize mode): evaluation scores what users get.
+    predictor = Predictor(TorchBackend(model.model, device=device), batch_size=batch_size, threshold=threshold)
     with _progress() if progress else _NullProgress() as bar:
         task = bar.add_task(f"{model.name} · {dataset_name or 'data'} · {condition}", total=len(dataset))
         for indices, images, masks in loader:
-            preds = predict_images(model.model, list(images), size, device)
+            preds = predictor.predict(list(images))
             for i, img, mask, pred in zip(indices, images, masks, preds, strict=True):
                 metrics.update(pred.prob, mask)
                 if saved < visualize and visual_dir is not None:

@@ -125,6 +125,6 @@ def fit(config: TrainConfig, resume: bool = False, extra_callbacks: list[L.Callb
         ckpt_path=str(last) if resume else None,
         weights_only=True,
     )
-    trainer.save_checkpoint(last)
+    trainer.save_checkpoint(last, weights_only=False)  # full state: resumable
     best_dir = out / "best" if (out / "best" / "config.json").exists() else None
     return FitResult(out, best_dir, None if best.best == -math.inf else best.best, trainer.global_step, max_iters)

@@ -1,0 +1,174 @@
+"""``cracksam predict``: crack masks for photos, folders or globs, with any runtime."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from cracksam.cli.inputs import expand_inputs, unique_stem
+from cracksam.errors import ConfigError, CrackSAMError
+
+DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: above any phone or drone camera, below a decompression bomb
+
+
+def _png_bytes(array: Any) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".png", array)
+    if not ok:
+        raise OSError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def predict(
+    inputs: list[str] = typer.Argument(..., metavar="INPUT", help="Image files, folders or glob patterns (quoted)."),
+    model: Path = typer.Option(..., "--model", "-m", help="CrackSAM checkpoint folder, .onnx file or OpenVINO .xml."),
+    out: Path = typer.Option(Path("predictions"), "--out", "-o", help="Output folder."),
+    base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
+    allow_random_base: bool = typer.Option(False, help="Keep random base weights (tiny/full models, tests)."),
+    mode: str = typer.Option("resize", help="resize (whole image to the model size) or tile (native resolution)."),
+    overlap: float = typer.Option(0.25, help="Tile overlap fraction (tile mode)."),
+    threshold: float = typer.Option(0.5, help="Crack probability threshold."),
+    batch_size: int = typer.Option(4, help="Images (resize) or tiles (tile) per forward pass."),
+    device: str = typer.Option("cpu", help="cpu or cuda (PyTorch), CPU/GPU (OpenVINO)."),
+    threads: int | None = typer.Option(None, help="CPU threads of the runtime."),
+    overlay: bool = typer.Option(False, "--overlay", help="Also write <stem>_overlay.png."),
+    prob: bool = typer.Option(False, "--prob", help="Also write the crack probability map <stem>_prob.png (0-255)."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="Refuse images with more pixels than this."),
+    measure: bool = typer.Option(False, "--measure", help="Measure crack length/width/area on each mask."),
+    mm_per_px: float | None = typer.Option(None, "--mm-per-px", help="Pixel size in mm (with --measure)."),
+    min_length: float = typer.Option(10.0, "--min-length", help="Shortest crack kept by --measure (px)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    no_progress: bool = typer.Option(False, "--no-progress"),
+) -> None:
+    """Segment cracks; writes <stem>_mask.png (0/255, same size as the input) per image and summary.json.
+
+    Unreadable or invalid files are reported by name and skipped; the exit code is then 1.
+    """
+    import cv2
+    import numpy as np
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from cracksam.config import atomic_write_bytes, atomic_write_text
+    from cracksam.data.io import read_image
+    from cracksam.deployment.predictor import Predictor
+    from cracksam.evaluation.visualize import overlay as blend
+
+    if max_pixels < 1:
+        raise ConfigError(f"--max-pixels must be >= 1, got {max_pixels}")
+    if mm_per_px is not None and (mm_per_px <= 0 or not np.isfinite(mm_per_px)):
+        raise ConfigError(f"--mm-per-px must be a positive number, got {mm_per_px}")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a folder")
+    files, problems = expand_inputs(inputs)
+    predictor = Predictor.from_path(
+        model,
+        base=base,
+        device=device,
+        threads=threads,
+        allow_random_base=allow_random_base,
+        mode=mode,
+        tile_overlap=overlap,
+        batch_size=batch_size,
+        threshold=threshold,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    console = Console(stderr=True, soft_wrap=True)  # error lines must not be cut at the terminal width
+    for name, problem in problems:
+        console.print(f"[red]error[/red]: {name}: {problem}")
+
+    rows: list[dict[str, Any]] = []
+    used: set[str] = set()
+    start = time.perf_counter()
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=no_progress,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task("segmenting", total=len(files))
+        for path in files:
+            row: dict[str, Any] = {"file": str(path)}
+            t0 = time.perf_counter()
+            try:
+                image = read_image(path, max_pixels=max_pixels)
+                pred = predictor.predict_one(image)
+                mask = pred.mask(threshold)
+                stem = unique_stem(path, used)
+                atomic_write_bytes(out / f"{stem}_mask.png", _png_bytes(mask.astype(np.uint8) * 255))
+                if overlay:
+                    rgb = blend(image, mask, (255, 40, 40), 0.7)
+                    atomic_write_bytes(out / f"{stem}_overlay.png", _png_bytes(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)))
+                if prob:
+                    atomic_write_bytes(out / f"{stem}_prob.png", _png_bytes(np.round(pred.prob * 255).astype(np.uint8)))
+                h, w = mask.shape
+                crack = int(mask.sum())
+                row.update(
+                    mask=str(out / f"{stem}_mask.png"),
+                    width=w,
+                    height=h,
+                    crack_pixels=crack,
+                    crack_fraction=crack / (h * w),
+                )
+                if measure:
+                    row["measurement"] = _measure(mask, image, out, stem, mm_per_px, min_length)
+            except CrackSAMError as exc:
+                row["error"] = str(exc)
+                console.print(f"[red]error[/red]: {exc}")
+            except (OSError, ValueError, MemoryError) as exc:  # a write failure or an odd image: skip it
+                row["error"] = f"{path}: {type(exc).__name__}: {exc}"
+                console.print(f"[red]error[/red]: {row['error']}")
+            row["seconds"] = round(time.perf_counter() - t0, 4)
+            rows.append(row)
+            progress.advance(task)
+    total = time.perf_counter() - start
+    ok = [r for r in rows if "error" not in r]
+    failed = [r for r in rows if "error" in r] + [{"file": n, "error": p} for n, p in problems]
+    summary = {
+        "model": str(model),
+        "predictor": predictor.describe(),
+        "images": len(ok),
+        "failed": len(failed),
+        "crack_pixels": sum(r["crack_pixels"] for r in ok),
+        "seconds_per_image": (sum(r["seconds"] for r in ok) / len(ok)) if ok else None,
+        "total_seconds": round(total, 3),
+        "results": rows,
+        "errors": failed,
+    }
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    if json_out:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        per = f"{summary['seconds_per_image']:.3f} s/image" if ok else "-"
+        console.print(
+            f"{len(ok)} image(s) segmented, {len(failed)} failed, "
+            f"{summary['crack_pixels']} crack pixels, {per}; outputs in {out}"
+        )
+    if not files and not problems:
+        raise ConfigError("no input images")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _measure(mask, image, out: Path, stem: str, mm_per_px: float | None, min_length: float) -> dict[str, Any]:
+    from cracksam.measurement import measure_mask, render_annotation, result_to_dict, write_csv, write_json, write_png
+
+    result = measure_mask(mask, mm_per_px=mm_per_px, min_length_px=min_length)
+    write_json(result, out / f"{stem}_measure.json", source=stem)
+    write_csv(result, out / f"{stem}_cracks.csv", source=stem)
+    write_png(out / f"{stem}_measure.png", render_annotation(image, result))
+    doc = result_to_dict(result, source=stem)
+    return {k: doc[k] for k in ("totals", "mm_per_px", "resolution_note")} | {"report": f"{stem}_measure.json"}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict")(predict)

@@ -1,0 +1,375 @@
+"""Inference runtimes behind one small interface, so a Predictor can run a CrackSAM model in
+PyTorch, ONNX Runtime or OpenVINO without knowing which.
+
+Every backend has ``name`` (``torch``, ``onnxruntime``, ``openvino``), ``precision`` (``fp32``,
+``fp16``, ``int8``), ``image_size`` and ``run(x)``: float32 RGB images in 0..255, (B, 3, S, S),
+to float32 logits (B, 2, S, S) with channel 1 = crack.  The exported backends also carry the
+``metadata`` written by :mod:`cracksam.deployment.export` (cracksam version, model config JSON,
+image size, precision) and ``model_config`` (the parsed :class:`CrackSAMConfig`, or ``None``
+for files exported elsewhere), so a model card can be shown.
+
+ONNX Runtime and OpenVINO are optional dependencies: they are imported when a backend is
+opened, and a missing one is reported as a :class:`CrackSAMError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from cracksam import __version__
+from cracksam.config import from_dict, to_dict
+from cracksam.errors import CheckpointError, ConfigError, CrackSAMError
+from cracksam.models.cracksam import CrackSAM, CrackSAMConfig
+
+# Metadata keys written at export time.  ONNX stores them in ``metadata_props`` as
+# ``cracksam.<key>``; OpenVINO IRs in ``rt_info`` under ``cracksam/<key>``.
+META_PREFIX = "cracksam"
+META_KEYS = ("format", "version", "config", "image_size", "precision", "lora_merged", "exporter", "source",
+             "quantization")
+PRECISIONS = ("fp32", "fp16", "int8")
+SUFFIXES = {".onnx": "onnxruntime", ".xml": "openvino"}
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What a Predictor needs from a runtime."""
+
+    name: str
+    precision: str
+    image_size: int
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """float32 (B, 3, S, S) RGB in 0..255 -> float32 logits (B, 2, S, S)."""
+        ...
+
+
+def _missing(package: str, extra: str = "deploy") -> CrackSAMError:
+    return CrackSAMError(f"{package} is not installed; install it (pip install 'cracksam[{extra}]') to use this")
+
+
+def _check_input(x: np.ndarray, image_size: int) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 4 or x.shape[1] != 3 or x.shape[2:] != (image_size, image_size):
+        raise ValueError(f"expected images of shape (B, 3, {image_size}, {image_size}), got {x.shape}")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _parse_config(text: str | None, where: str) -> CrackSAMConfig | None:
+    """The CrackSAMConfig stored in an exported file; None when absent or not understood (a file
+    from a newer cracksam still runs, it just has no model card)."""
+    if not text:
+        return None
+    try:
+        return from_dict(CrackSAMConfig, json.loads(text), where=f"{where}:config")
+    except (json.JSONDecodeError, ConfigError) as exc:
+        warnings.warn(f"{where}: ignoring unreadable cracksam config metadata ({exc})", stacklevel=3)
+        return None
+
+
+def _image_size_from(meta: dict[str, str], shape: Sequence[Any], where: str) -> int:
+    """Image size from the metadata, checked against the graph's input shape (B, 3, S, S)."""
+    static = [d if isinstance(d, int) and d > 0 else None for d in list(shape)[2:4]]
+    if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3):
+        raise CheckpointError(f"{where}: input shape {list(shape)} is not (B, 3, S, S); not a CrackSAM model")
+    size: int | None = None
+    if meta.get("image_size"):
+        try:
+            size = int(meta["image_size"])
+        except ValueError:
+            raise CheckpointError(f"{where}: bad image_size metadata {meta['image_size']!r}") from None
+    if size is None:
+        if static[0] is None or static[0] != static[1]:
+            raise CheckpointError(f"{where}: cannot tell the input size (no metadata, input shape {list(shape)})")
+        size = static[0]
+    if any(s is not None and s != size for s in static):
+        raise CheckpointError(f"{where}: metadata says image size {size} but the graph's input is {list(shape)}")
+    return size
+
+
+def _precision_from_name(path: Path) -> str | None:
+    match = re.search(r"(?:^|[^a-z0-9])(fp32|fp16|int8)(?:[^a-z0-9]|$)", path.stem.lower())
+    return match.group(1) if match else None
+
+
+class TorchBackend:
+    """A segmentation ``nn.Module`` (CrackSAM, or any model whose ``config.image_size`` gives its
+    input size and whose output is (B, 2, S, S) logits) run eagerly under ``torch.inference_mode``.
+
+    ``threads`` sets ``torch.set_num_threads`` (a process-wide setting).  The model is put in
+    eval mode and moved to ``device``; it is not copied and LoRA is not merged."""
+
+    name = "torch"
+
+    def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", threads: int | None = None) -> None:
+        if not isinstance(getattr(getattr(model, "config", None), "image_size", None), int):
+            raise TypeError(f"TorchBackend needs a model with config.image_size, got {type(model).__name__}")
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.image_size = int(model.config.image_size)
+        dtype = next(model.parameters(), torch.empty(0)).dtype
+        self.precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, "fp32")
+        self._dtype = dtype
+        is_cracksam = isinstance(model, CrackSAM)
+        self.model_config: CrackSAMConfig | None = model.config if is_cracksam else None
+        self.metadata: dict[str, str] = (
+            model_metadata(model.config, self.precision)
+            if is_cracksam
+            else {"format": "torch", "model": type(model).__name__, "image_size": str(self.image_size)}
+        )
+        self.path: Path | None = None
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        x = _check_input(x, self.image_size)
+        with torch.inference_mode():
+            images = torch.from_numpy(x).to(self.device, self._dtype)
+            return self.model(images).float().cpu().numpy()
+
+    def __repr__(self) -> str:
+        return f"TorchBackend(device={self.device}, image_size={self.image_size}, precision={self.precision})"
+
+
+def model_metadata(config: CrackSAMConfig, precision: str) -> dict[str, str]:
+    """The metadata stored in exported files (and shown by :class:`TorchBackend`)."""
+    return {
+        "format": "cracksam",
+        "version": __version__,
+        "config": json.dumps(to_dict(config), sort_keys=True),
+        "image_size": str(config.image_size),
+        "precision": precision,
+    }
+
+
+def _require_file(path: str | os.PathLike[str], kind: str) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: {kind} file not found")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: is not a file (expected a {kind} file)")
+    return path
+
+
+def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The ``cracksam.*`` metadata of an ONNX file (keys without the prefix)."""
+    try:
+        import onnx
+    except ImportError:
+        raise _missing("onnx") from None
+    path = _require_file(path, "ONNX model")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf DecodeError and friends
+        raise CheckpointError(f"{path}: not a readable ONNX model ({exc})") from None
+    prefix = META_PREFIX + "."
+    return {p.key[len(prefix):]: p.value for p in proto.metadata_props if p.key.startswith(prefix)}
+
+
+class OnnxRuntimeBackend:
+    """An exported ``.onnx`` file run by ONNX Runtime.
+
+    ``providers``: ONNX Runtime execution providers in order of preference (default: CPU).  Those
+    not available in this onnxruntime build are skipped with a warning and the CPU provider is
+    always kept as the last resort, so ``providers=["CUDAExecutionProvider"]`` uses CUDA where
+    it can.  ``threads`` sets ``intra_op_num_threads`` (None: onnxruntime's default, one per
+    physical core)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | os.PathLike[str], threads: int | None = None,
+                 providers: Sequence[str] | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise _missing("onnxruntime") from None
+        self.path = _require_file(path, "ONNX model")
+        available = ort.get_available_providers()
+        wanted = list(providers) if providers else ["CPUExecutionProvider"]
+        skipped = [p for p in wanted if p not in available]
+        if skipped:
+            warnings.warn(f"onnxruntime providers not available here, skipped: {', '.join(skipped)} "
+                          f"(available: {', '.join(available)})", stacklevel=2)
+        chosen = [p for p in wanted if p in available]
+        if "CPUExecutionProvider" not in chosen:
+            chosen.append("CPUExecutionProvider")
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = int(threads)
+            options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=chosen)
+        except Exception as exc:  # onnxruntime raises its own RuntimeError subclasses
+            raise CheckpointError(f"{self.path}: cannot load ONNX model ({_first_line(exc)})") from None
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or not outputs:
+            raise CheckpointError(f"{self.path}: expected one image input, got {len(inputs)} inputs")
+        self._input, self._output = inputs[0].name, outputs[0].name
+        meta_map = self.session.get_modelmeta().custom_metadata_map
+        prefix = META_PREFIX + "."
+        self.metadata = {k[len(prefix):]: v for k, v in meta_map.items() if k.startswith(prefix)}
+        self.image_size = _image_size_from(self.metadata, inputs[0].shape, str(self.path))
+        self.precision = self.metadata.get("precision") or _precision_from_name(self.path) or "fp32"
+        self.model_config = _parse_config(self.metadata.get("config"), str(self.path))
+        self.providers: list[str] = self.session.get_providers()
+        self.threads = threads
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        x = _check_input(x, self.image_size)
+        out = self.session.run([self._output], {self._input: x})[0]
+        return np.asarray(out, dtype=np.float32)
+
+    def __repr__(self) -> str:
+        return (f"OnnxRuntimeBackend({str(self.path)!r}, image_size={self.image_size}, precision={self.precision}, "
+                f"providers={self.providers})")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def read_openvino_metadata(model: Any) -> dict[str, str]:
+    """The ``cracksam/*`` rt_info of an ``openvino.Model`` (keys without the prefix)."""
+    meta: dict[str, str] = {}
+    for key in META_KEYS:
+        if model.has_rt_info([META_PREFIX, key]):
+            meta[key] = str(model.get_rt_info([META_PREFIX, key]).astype(str))
+    return meta
+
+
+def write_openvino_metadata(model: Any, meta: dict[str, str]) -> None:
+    for key, value in meta.items():
+        model.set_rt_info(str(value), [META_PREFIX, key])
+
+
+def _openvino_graph_precision(model: Any) -> str:
+    """fp32/fp16/int8 from the ops of an IR exported elsewhere (no cracksam metadata)."""
+    has_fp16 = False
+    for op in model.get_ops():
+        kind = op.get_type_name()
+        if kind == "FakeQuantize" or (kind == "Constant" and op.get_element_type().get_type_name() in ("i8", "u8")):
+            return "int8"
+        if kind == "Constant" and op.get_element_type().get_type_name() == "f16":
+            has_fp16 = True
+    return "fp16" if has_fp16 else "fp32"
+
+
+def _read_openvino_model(core: Any, xml: Path) -> Any:
+    """``core.read_model`` with every failure turned into a CheckpointError naming the file."""
+    xml = _require_file(xml, "OpenVINO IR (.xml)")
+    if xml.suffix.lower() == ".xml":
+        bin_path = xml.with_suffix(".bin")
+        if not bin_path.is_file():
+            raise CheckpointError(f"{xml}: its weights file {bin_path.name} is missing (an IR is an .xml plus a .bin)")
+    try:
+        return core.read_model(str(xml))
+    except Exception as exc:
+        raise CheckpointError(f"{xml}: cannot read model ({_first_line(exc)})") from None
+
+
+class OpenVINOBackend:
+    """An OpenVINO IR (``.xml`` + ``.bin``) run by the OpenVINO runtime.
+
+    ``threads`` sets ``INFERENCE_NUM_THREADS`` (CPU only).  ``inference_precision`` sets
+    ``INFERENCE_PRECISION_HINT`` on CPU: ``"f32"`` (default) computes in float32 whatever the
+    weights are stored as, so FP16 IRs match PyTorch; ``None`` keeps the plugin's default, which
+    is bf16 on CPUs with AMX/AVX512-BF16 (faster, less exact).  ``config`` passes any other
+    OpenVINO properties.  The batch dimension of exported IRs is dynamic."""
+
+    name = "openvino"
+
+    def __init__(self, xml_path: str | os.PathLike[str], device: str = "CPU", threads: int | None = None,
+                 inference_precision: str | None = "f32", config: dict[str, Any] | None = None) -> None:
+        try:
+            import openvino as ov
+        except ImportError:
+            raise _missing("openvino") from None
+        self.path = Path(xml_path)
+        self.device = device
+        core = ov.Core()
+        model = _read_openvino_model(core, self.path)
+        if len(model.inputs) != 1 or not model.outputs:
+            raise CheckpointError(f"{self.path}: expected one image input, got {len(model.inputs)} inputs")
+        self.metadata = read_openvino_metadata(model)
+        shape = model.inputs[0].get_partial_shape()
+        dims: list[Any] = [d.get_length() if d.is_static else None for d in shape] if shape.rank.is_static else []
+        self.image_size = _image_size_from(self.metadata, dims, str(self.path))
+        self.precision = (self.metadata.get("precision") or _precision_from_name(self.path)
+                          or _openvino_graph_precision(model))
+        self.model_config = _parse_config(self.metadata.get("config"), str(self.path))
+        properties: dict[str, Any] = {}
+        if device.upper().startswith("CPU"):
+            if threads is not None:
+                properties["INFERENCE_NUM_THREADS"] = int(threads)
+            if inference_precision is not None:
+                properties["INFERENCE_PRECISION_HINT"] = inference_precision
+        properties.update(config or {})
+        try:
+            self.compiled = core.compile_model(model, device, properties)
+        except Exception as exc:
+            raise CheckpointError(f"{self.path}: cannot compile model for {device} ({_first_line(exc)})") from None
+        self._request = self.compiled.create_infer_request()
+        self._output = self.compiled.outputs[0]
+        self.threads = threads
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        x = _check_input(x, self.image_size)
+        result = self._request.infer({0: x})
+        return np.array(result[self._output], dtype=np.float32, copy=True)
+
+    def __repr__(self) -> str:
+        return (f"OpenVINOBackend({str(self.path)!r}, device={self.device!r}, image_size={self.image_size}, "
+                f"precision={self.precision})")
+
+
+def open_backend(path_or_model: Any, **kw: Any) -> Backend:
+    """A backend for a CrackSAM model object (:class:`TorchBackend`), an ``.onnx`` file
+    (:class:`OnnxRuntimeBackend`) or an OpenVINO ``.xml`` IR (:class:`OpenVINOBackend`); ``kw``
+    goes to the backend.  A backend is returned as is.  CrackSAM checkpoint folders are loaded
+    with :func:`cracksam.models.load_model`, not here."""
+    if isinstance(path_or_model, CrackSAM):
+        return TorchBackend(path_or_model, **kw)
+    if isinstance(path_or_model, (TorchBackend, OnnxRuntimeBackend, OpenVINOBackend)):
+        return path_or_model
+    if not isinstance(path_or_model, (str, os.PathLike)):
+        if isinstance(path_or_model, Backend):
+            return path_or_model
+        raise TypeError(f"open_backend needs a CrackSAM model or a file path, got {type(path_or_model).__name__}")
+    path = Path(path_or_model)
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder; CrackSAM checkpoint folders are loaded with load_model, "
+                              "exported models are .onnx or .xml files")
+    if suffix == ".onnx":
+        return OnnxRuntimeBackend(path, **kw)
+    if suffix == ".xml":
+        return OpenVINOBackend(path, **kw)
+    if suffix == ".bin" and path.with_suffix(".xml").exists():
+        raise CheckpointError(f"{path}: is the weights half of an OpenVINO IR; open {path.with_suffix('.xml').name}")
+    raise CheckpointError(
+        f"{path}: unknown model file type {suffix or '(no suffix)'!r}; expected .onnx (ONNX Runtime), "
+        ".xml (OpenVINO IR) or a CrackSAM checkpoint folder"
+    )
+
+
+__all__ = [
+    "Backend",
+    "OnnxRuntimeBackend",
+    "OpenVINOBackend",
+    "PRECISIONS",
+    "TorchBackend",
+    "model_metadata",
+    "open_backend",
+    "read_onnx_metadata",
+    "read_openvino_metadata",
+]
