@@ -24,3 +24,4 @@ def tiny_config():
 def images64():
     g = torch.Generator().manual_seed(0)
     return torch.rand(2, 3, 64, 64, generator=g) * 255
+

@@ -223,8 +223,14 @@ def test_print_config_round_trips(tmp_path, capsys):
     assert cfg.epochs == 140 and cfg.loss.ce_weight == 0.2
 
 
+# Its own pytest process (`pytest -m slow`, run by CI): in the same process as the ONNX Runtime /
+# OpenVINO tests, that process has segfaulted while this test waited for its child.
+@pytest.mark.slow
 def test_resume_after_the_process_is_killed(synthetic_root, tmp_path):
-    """SIGKILL (no chance to save): the run continues from the last periodic checkpoint."""
+    """SIGKILL (no chance to save): ``--resume`` continues from the last periodic checkpoint.
+
+    Both runs are separate processes, as for a user; the in-process resume test above checks the
+    restored optimiser state."""
     import signal
     import subprocess
     import sys
@@ -236,10 +242,12 @@ def test_resume_after_the_process_is_killed(synthetic_root, tmp_path):
             "--checkpoint-every", "3", "--out", str(out), "--no-progress"]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = out / "checkpoints" / "last.ckpt"
+    log = out / "logs" / "part0" / "metrics.csv"
     deadline = time.monotonic() + 120
     try:
+        # Wait until a few periodic checkpoints have been written, then kill without warning.
         while time.monotonic() < deadline and proc.poll() is None:
-            if last.exists() and torch.load(last, weights_only=True)["global_step"] >= 6:
+            if last.exists() and log.exists() and len(log.read_text().splitlines()) > 4:
                 break
             time.sleep(0.2)
         assert proc.poll() is None, "training ended before it could be killed"
@@ -249,17 +257,11 @@ def test_resume_after_the_process_is_killed(synthetic_root, tmp_path):
         if proc.poll() is None:
             proc.kill()
     step = torch.load(last, weights_only=True)["global_step"]
-    assert 6 <= step < 150
-    cfg = load_yaml_config(out)
-    cfg.max_iters = 150
-    probe = _Probe()
-    # Continue in-process so the probe sees the restored state; the run's own config is used.
-    result = fit(cfg, resume=True, extra_callbacks=[probe])
-    assert probe.step == step
-    assert result.global_step == 150
-
-
-def load_yaml_config(out: Path) -> TrainConfig:
-    from cracksam.config import load_yaml
-
-    return load_yaml(TrainConfig, out / "config.yaml")
+    assert 3 <= step < 150
+    done = subprocess.run([*argv, "--resume"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    final = torch.load(last, weights_only=True)
+    assert final["global_step"] == 150
+    with open(out / "logs" / "part1" / "metrics.csv") as fh:
+        steps = [int(r["step"]) for r in csv.DictReader(fh)]
+    assert min(steps) >= step  # continued, not restarted from 0
