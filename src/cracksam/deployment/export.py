@@ -18,7 +18,6 @@ import copy
 import io
 import json
 import os
-import secrets
 import shutil
 import tempfile
 import warnings
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 
 from cracksam import __version__
+from cracksam.config import atomic_write_bytes
 from cracksam.deployment.backends import (
     META_PREFIX,
     _missing,
@@ -55,22 +55,6 @@ Exporter = Literal["auto", "torchscript", "dynamo"]
 
 
 # -- ONNX ------------------------------------------------------------------------------------------
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a unique temp file beside ``path`` and rename it over ``path``.  Unlike
-    ``mkstemp`` the file gets the usual permissions (0666 less the umask), not 0600."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _onnx_metadata(model: torch.nn.Module, precision: str, lora_merged: bool, exporter: str) -> dict[str, str]:
@@ -233,7 +217,7 @@ def export_onnx(
             continue
         finally:
             tmp.unlink(missing_ok=True)
-        _atomic_write(path, data)
+        atomic_write_bytes(path, data)
         return path
     raise RuntimeError(f"ONNX export of CrackSAM failed ({'; '.join(errors)})")
 
