@@ -92,6 +92,9 @@ def bench(
     calib: list[Path] | None = typer.Option(None, "--calib", help="Calibration images for INT8."),
     samples: list[Path] | None = typer.Option(None, "--samples", help="Images for the parity check of each export."),
     export_dir: Path = typer.Option(Path("bench-export"), help="Where exports of checkpoint folders go."),
+    min_iou: float | None = typer.Option(
+        None, help="Parity tolerance for exports (default 0.99 FP32/FP16, 0.97 INT8); 0 times every export."
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the results as JSON here."),
 ) -> None:
     """Throughput and latency per runtime and precision (like OpenVINO's benchmark_app)."""
@@ -123,7 +126,8 @@ def bench(
                 if "openvino-int8" in targets and calib_x is None:
                     raise ConfigError("openvino-int8 needs --calib FOLDER")
                 console.print(f"exporting {m} to {', '.join(targets)} in {export_dir / m.name} ...")
-                run = export_all(net, export_dir / m.name, targets, sample_x, calib_x, threads=threads)
+                overrides = {p: min_iou for p in ("fp32", "fp16", "int8")} if min_iou is not None else None
+                run = export_all(net, export_dir / m.name, targets, sample_x, calib_x, overrides, threads=threads)
                 for r in run.results:
                     if r.passed:
                         entries.append((r.target, open_backend(r.path, threads=threads), r.parity))
