@@ -37,29 +37,15 @@ def _root(
 
 
 def _register_all() -> None:
-    # Imported here so that `cracksam --help` stays fast and one broken optional extra does not
-    # take the whole CLI down.
-    from cracksam.cli import info
+    # Each command module keeps its heavy imports (torch, lightning, onnx) inside the command, so
+    # registering them all costs little.
+    from cracksam.cli import evaluate, export, info, measure, predict, train
 
-    for module in (info,):
-        module.register(app)
-    for name in ("train", "evaluate", "predict", "export", "measure"):
-        try:
-            module = __import__(f"cracksam.cli.{name}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"cracksam.cli.{name}":
-                raise
-            continue
+    for module in (info, train, evaluate, predict, export, measure):
         module.register(app)
 
 
 _register_all()
-
-
-def fail(message: str, code: int = 2) -> None:
-    """Print a user-facing error and exit non-zero."""
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:
