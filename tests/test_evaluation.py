@@ -150,3 +150,27 @@ def test_evaluate_cli_on_a_checkpoint(tmp_path, tiny_config, capsys):
         assert needle in capsys.readouterr().err
     rc = main(["evaluate", "--model", str(tmp_path), "--test", str(root), "--out", str(tmp_path / "ev3")])
     assert rc == 2 and "not a CrackSAM checkpoint" in capsys.readouterr().err
+
+
+def test_evaluation_report_compares_crack_measurements(tmp_path, capsys):
+    root = _write_set(tmp_path / "set", [(120, 200)] * 3, width=8)
+    from cracksam.data import load_split
+
+    samples = load_split([root], "all")
+    model = EvalModel("dark", DarknessModel(64), "none", 0, 0)
+    r = evaluate_samples(model, samples, "clean", "set", progress=False, measure=True, mm_per_px=0.2)
+    m = r.extra["measurement"]
+    # The darkness model finds the drawn crack: one crack per image, about the right length and width.
+    assert m["n_cracks_true"] == 3 and m["n_cracks_pred"] == 3
+    assert abs(m["length_relative_error"]) < 0.1
+    assert m["mean_width_abs_error_px"] < 2.0
+    assert m["total_length_mm_true"] == pytest.approx(0.2 * m["total_length_px_true"])
+    # Through the protocol: a measurement table beside Table 7.
+    cfg = ProtocolConfig(test=[str(root)], test_split="all", conditions=["clean", "blur:25"], progress=False,
+                         measure=True)
+    summary = run_protocol([model], cfg, tmp_path / "out")
+    rows = list(csv.reader((tmp_path / "out" / "measurement.csv").open()))
+    assert rows[0][:3] == ["model", "dataset", "condition"] and len(rows) == 3
+    assert summary["measurement"]
+    with pytest.raises(Exception, match="mm-per-px"):
+        ProtocolConfig(test=[str(root)], measure=True, mm_per_px=-1.0)

@@ -38,6 +38,8 @@ def evaluate(
     workers: int = typer.Option(0, help="DataLoader workers reading images."),
     visualize: int = typer.Option(0, help="Save overlays and heat-maps of the first N images of each pass."),
     device: str | None = typer.Option(None, help="cpu or cuda (default: cuda when present)."),
+    measure: bool = typer.Option(False, "--measure", help="Also compare crack length/width of predictions and truth."),
+    mm_per_px: float | None = typer.Option(None, "--mm-per-px", help="Pixel size in mm for --measure."),
     out: Path = typer.Option(Path("eval"), "--out", help="Output folder."),
     no_progress: bool = typer.Option(False, "--no-progress"),
 ) -> None:
@@ -60,6 +62,8 @@ def evaluate(
         visualize=visualize,
         device=device or default_device(),
         progress=not no_progress,
+        measure=measure,
+        mm_per_px=mm_per_px,
     )
     models = [load_eval_model(m, base, allow_random_base, cfg.device) for m in model]
     names = [m.name for m in models]
@@ -73,9 +77,8 @@ def evaluate(
     for row in summary["rows"]:
         table.add_row(*row)
     Console().print(table)
-    typer.echo(
-        f"wrote {', '.join(summary['table'])}" + (f", {summary['blur_sweep']}" if "blur_sweep" in summary else "")
-    )
+    written = summary["table"] + [summary.get("blur_sweep")] + summary.get("measurement", [])
+    typer.echo("wrote " + ", ".join(str(p) for p in written if p))
 
 
 def register(app: typer.Typer) -> None:

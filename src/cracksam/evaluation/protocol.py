@@ -57,6 +57,8 @@ class ProtocolConfig:
     visualize: int = 0
     device: str = "cpu"
     progress: bool = True
+    measure: bool = False  # crack length / width of predictions vs truth (clean and unseen passes)
+    mm_per_px: float | None = None
 
     def __post_init__(self) -> None:
         if not self.test and not self.unseen:
@@ -72,6 +74,8 @@ class ProtocolConfig:
             raise ConfigError(f"blur kernel sizes must be odd and >= 1, got {bad}")
         if self.batch_size < 1:
             raise ConfigError("--batch-size must be >= 1")
+        if self.mm_per_px is not None and not self.mm_per_px > 0:
+            raise ConfigError(f"--mm-per-px must be a positive number, got {self.mm_per_px}")
 
 
 def _samples(roots: Sequence[str], split: str, cfg: ProtocolConfig) -> list[Sample]:
@@ -106,11 +110,12 @@ def run_protocol(models: Sequence[EvalModel], cfg: ProtocolConfig, out_dir: str 
         progress=cfg.progress,
     )
     sweep: dict[str, list[float]] = {}
+    measured = {"measure": cfg.measure, "mm_per_px": cfg.mm_per_px}
     for model in models:
         for cond in cfg.conditions if test else []:
-            results.append(evaluate_samples(model, test, cond, test_name, **common))
+            results.append(evaluate_samples(model, test, cond, test_name, **common, **measured))
         for name, samples in unseen.items():
-            results.append(evaluate_samples(model, samples, "clean", name, **common))
+            results.append(evaluate_samples(model, samples, "clean", name, **common, **measured))
         if cfg.blur_kernels and test:
             values = []
             for k in cfg.blur_kernels:
@@ -148,7 +153,51 @@ def run_protocol(models: Sequence[EvalModel], cfg: ProtocolConfig, out_dir: str 
         summary["blur_sweep"] = str(png)
         summary["sweep"] = sweep
     atomic_write_text(out / "results.json", __import__("json").dumps([r.to_dict() for r in results], indent=2))
+    if cfg.measure:
+        rows = [
+            [
+                r.model,
+                r.dataset,
+                r.condition,
+                str(r.extra["measurement"]["n_cracks_true"]),
+                str(r.extra["measurement"]["n_cracks_pred"]),
+                _fmt(r.extra["measurement"]["length_relative_error"], pct=True),
+                _fmt(r.extra["measurement"]["mean_width_abs_error_px"]),
+                _fmt(r.extra["measurement"]["max_width_abs_error_px"]),
+            ]
+            for r in results
+            if "measurement" in r.extra
+        ]
+        header = [
+            "model",
+            "dataset",
+            "condition",
+            "cracks (truth)",
+            "cracks (predicted)",
+            "length error",
+            "mean-width |error| (px)",
+            "max-width |error| (px)",
+        ]
+        doc = {"rows": [r.to_dict() for r in results if "measurement" in r.extra]}
+        summary["measurement"] = [
+            str(p)
+            for p in write_table(
+                out,
+                "measurement",
+                header,
+                rows,
+                doc,
+                "Crack measurement on predicted vs true masks (length: total over the set; widths: mean per image "
+                "where both masks have a crack)",
+            )
+        ]
     return summary
+
+
+def _fmt(value: float | None, pct: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{100 * value:+.1f} %" if pct else f"{value:.2f}"
 
 
 def default_device() -> str:

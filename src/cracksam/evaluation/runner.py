@@ -60,6 +60,59 @@ class PassResult:
         }
 
 
+class MeasureComparison:
+    """Crack length and width measured on predicted vs true masks, accumulated image by image:
+    what an inspector's report would get wrong, in pixels (and mm when a scale is given)."""
+
+    def __init__(self, mm_per_px: float | None = None, min_length_px: float = 10.0) -> None:
+        self.mm_per_px, self.min_length_px = mm_per_px, min_length_px
+        self.length_true = self.length_pred = 0.0
+        self.cracks_true = self.cracks_pred = 0
+        self.width_errors: list[float] = []
+        self.max_width_errors: list[float] = []
+
+    def update(self, pred: np.ndarray, truth: np.ndarray) -> None:
+        from cracksam.measurement import measure_mask
+
+        p = measure_mask(pred, min_length_px=self.min_length_px).totals
+        t = measure_mask(truth, min_length_px=self.min_length_px).totals
+        self.length_true += t.total_length_px
+        self.length_pred += p.total_length_px
+        self.cracks_true += t.n_cracks
+        self.cracks_pred += p.n_cracks
+        if t.n_cracks and p.n_cracks:  # widths compare only where both see a crack
+            self.width_errors.append(abs(p.mean_width_px - t.mean_width_px))
+            self.max_width_errors.append(abs(p.max_width_px - t.max_width_px))
+
+    def compute(self) -> dict[str, Any]:
+        def mean(v: list[float]) -> float | None:
+            return float(np.mean(v)) if v else None
+
+        out: dict[str, Any] = {
+            "total_length_px_true": self.length_true,
+            "total_length_px_pred": self.length_pred,
+            "length_relative_error": (self.length_pred - self.length_true) / self.length_true
+            if self.length_true
+            else None,
+            "n_cracks_true": self.cracks_true,
+            "n_cracks_pred": self.cracks_pred,
+            "mean_width_abs_error_px": mean(self.width_errors),
+            "max_width_abs_error_px": mean(self.max_width_errors),
+            "images_with_width_comparison": len(self.width_errors),
+            "mm_per_px": self.mm_per_px,
+        }
+        if self.mm_per_px:
+            for key in (
+                "total_length_px_true",
+                "total_length_px_pred",
+                "mean_width_abs_error_px",
+                "max_width_abs_error_px",
+            ):
+                if out[key] is not None:
+                    out[key.replace("_px", "_mm")] = out[key] * self.mm_per_px
+        return out
+
+
 class _Originals(Dataset):
     """Original-size (corrupted) image and mask, read in DataLoader workers."""
 
@@ -98,12 +151,15 @@ def evaluate_samples(
     visual_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
     on_batch: Callable[[int], None] | None = None,
+    measure: bool = False,
+    mm_per_px: float | None = None,
 ) -> PassResult:
     """Score ``model`` on ``samples`` under ``condition``; both metric reductions are returned."""
     size = model.model.config.image_size if hasattr(model.model, "config") else None
     dataset = CrackDataset(samples, image_size=size or 448, corruption=condition)
     loader = DataLoader(_Originals(dataset), batch_size=batch_size, num_workers=num_workers, collate_fn=_columns)
     metrics = BinaryMetrics(threshold=threshold)
+    comparison = MeasureComparison(mm_per_px) if measure else None
     saved = 0
     # The same predictor as `cracksam predict` (resize mode): evaluation scores what users get.
     predictor = Predictor(TorchBackend(model.model, device=device), batch_size=batch_size, threshold=threshold)
@@ -113,6 +169,8 @@ def evaluate_samples(
             preds = predictor.predict(list(images))
             for i, img, mask, pred in zip(indices, images, masks, preds, strict=True):
                 metrics.update(pred.prob, mask)
+                if comparison is not None:
+                    comparison.update(pred.prob >= threshold, mask > 0)
                 if saved < visualize and visual_dir is not None:
                     stem = samples[i].stem
                     out = Path(visual_dir) / model.name / (dataset_name or "data") / condition.replace(":", "")
@@ -128,6 +186,7 @@ def evaluate_samples(
         n_images=len(metrics),
         dataset_level=metrics.compute("dataset"),
         image_level=metrics.compute("image"),
+        extra={"measurement": comparison.compute()} if comparison is not None else {},
     )
 
 
