@@ -66,6 +66,8 @@ def predict(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a folder")
     files, problems = expand_inputs(inputs)
+    if not files and not problems:
+        raise ConfigError("no input images")
     predictor = Predictor.from_path(
         model,
         base=base,
@@ -153,8 +155,6 @@ def predict(
             f"{len(ok)} image(s) segmented, {len(failed)} failed, "
             f"{summary['crack_pixels']} crack pixels, {per}; outputs in {out}"
         )
-    if not files and not problems:
-        raise ConfigError("no input images")
     if failed:
         raise typer.Exit(1)
 

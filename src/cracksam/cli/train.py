@@ -47,7 +47,11 @@ def train(
     seed: int | None = typer.Option(None, "--seed"),
     no_augment: bool = typer.Option(False, "--no-augment", help="Switch flips/rotations off."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (logs only)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue the run in --out from its last checkpoint, with the config it was started with.",
+    ),
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config as YAML and exit."),
 ) -> None:
     """Fine-tune CrackSAM: AdamW, warm-up + poly decay, 0.2·CE + 0.8·Dice, best model by val IoU."""
