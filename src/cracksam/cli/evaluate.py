@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cracksam.cli.inputs import output_dir
 from cracksam.errors import ConfigError
 
 
@@ -65,6 +66,7 @@ def evaluate(
         measure=measure,
         mm_per_px=mm_per_px,
     )
+    output_dir(out)
     models = [load_eval_model(m, base, allow_random_base, cfg.device) for m in model]
     names = [m.name for m in models]
     if len(set(names)) != len(names):

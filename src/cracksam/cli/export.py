@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cracksam.cli.inputs import output_dir
 from cracksam.errors import ConfigError
 
 
@@ -42,6 +43,7 @@ def export(
     from cracksam.deployment.pipeline import export_all, load_network_inputs, parse_targets, write_report
 
     names = parse_targets(targets)
+    output_dir(out)
     if opset < 17:
         raise ConfigError(f"--opset must be >= 17, got {opset}")
     if min_iou is not None and not 0.0 <= min_iou <= 1.0:
@@ -107,6 +109,8 @@ def bench(
 
     if batch < 1 or iterations < 1 or warmup < 0:
         raise ConfigError("--batch and --iterations must be >= 1 and --warmup >= 0")
+    if json_out is not None and json_out.is_dir():
+        raise ConfigError(f"--json {json_out} is a folder; give a file name")
     names = [b.strip() for b in backends.split(",") if b.strip()]
     targets = parse_targets(",".join(n for n in names if n != "torch")) if any(n != "torch" for n in names) else []
     if threads is not None:
@@ -121,6 +125,7 @@ def bench(
             if "torch" in names:
                 entries.append(("torch", TorchBackend(net, threads=threads), None))
             if targets:
+                output_dir(export_dir, "--export-dir")
                 sample_x, where = load_network_inputs(samples or calib or [], size, limit=16, synthetic_fallback=4)
                 calib_x = load_network_inputs(calib, size, limit=64)[0] if calib else None
                 if "openvino-int8" in targets and calib_x is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import glob
 from pathlib import Path
 
+from cracksam.errors import ConfigError
+
 IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg", ".webp", ".pgm", ".ppm"}
 
 
@@ -49,3 +51,15 @@ def unique_stem(path: Path, used: set[str]) -> str:
         n += 1
     used.add(stem)
     return stem
+
+
+def output_dir(path: Path, option: str = "--out") -> Path:
+    """``path`` as a folder for outputs, created if needed; a clear error if it cannot be."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot create the folder ({exc.strerror or exc})") from None
+    return path

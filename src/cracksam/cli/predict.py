@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from cracksam.cli.inputs import expand_inputs, unique_stem
+from cracksam.cli.inputs import expand_inputs, output_dir, unique_stem
 from cracksam.errors import ConfigError, CrackSAMError
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: above any phone or drone camera, below a decompression bomb
@@ -63,8 +63,6 @@ def predict(
         raise ConfigError(f"--max-pixels must be >= 1, got {max_pixels}")
     if mm_per_px is not None and (mm_per_px <= 0 or not np.isfinite(mm_per_px)):
         raise ConfigError(f"--mm-per-px must be a positive number, got {mm_per_px}")
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} exists and is not a folder")
     files, problems = expand_inputs(inputs)
     if not files and not problems:
         raise ConfigError("no input images")
@@ -79,7 +77,7 @@ def predict(
         batch_size=batch_size,
         threshold=threshold,
     )
-    out.mkdir(parents=True, exist_ok=True)
+    output_dir(out)
     console = Console(stderr=True, soft_wrap=True)  # error lines must not be cut at the terminal width
     for name, problem in problems:
         console.print(f"[red]error[/red]: {name}: {problem}")

@@ -123,7 +123,10 @@ def train(
         typer.echo(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         return
 
+    from cracksam.cli.inputs import output_dir
     from cracksam.training.trainer import fit  # heavy import (lightning) only when training
+
+    output_dir(Path(cfg.out_dir))
 
     result = fit(cfg, resume=resume)
     typer.echo(
