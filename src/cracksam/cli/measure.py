@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from cracksam.cli.inputs import expand_inputs, unique_stem
+from cracksam.cli.inputs import expand_inputs, output_dir, unique_stem
 from cracksam.errors import CrackSAMError
 
 HELP = (
@@ -95,8 +95,8 @@ def measure(
     scale = _resolve_scale(mm_per_px, ref_points, ref_length_mm)
     if not math.isfinite(min_length) or min_length < 0:
         raise CrackSAMError(f"--min-length must be >= 0 px, got {min_length:g}")
-    if out is not None and out.exists() and not out.is_dir():
-        raise CrackSAMError(f"--out {out}: exists and is not a folder")
+    if out is not None:
+        output_dir(out)
 
     files, problems = expand_inputs(masks)
     if image is not None and (len(files) != 1 or problems or len(masks) != 1):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,7 +142,6 @@ def run_protocol(models: Sequence[EvalModel], cfg: ProtocolConfig, out_dir: str 
             METRIC_LABELS[cfg.metric],
             f"{METRIC_LABELS[cfg.metric]} vs blur kernel ({test_name}, {cfg.test_split})",
         )
-        import json
 
         atomic_write_text(
             out / "blur_sweep.json",
@@ -152,7 +152,7 @@ def run_protocol(models: Sequence[EvalModel], cfg: ProtocolConfig, out_dir: str 
         )
         summary["blur_sweep"] = str(png)
         summary["sweep"] = sweep
-    atomic_write_text(out / "results.json", __import__("json").dumps([r.to_dict() for r in results], indent=2))
+    atomic_write_text(out / "results.json", json.dumps([r.to_dict() for r in results], indent=2))
     if cfg.measure:
         rows = [
             [

@@ -8,7 +8,7 @@ its input size, and scored on the original pixels.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,7 +150,6 @@ def evaluate_samples(
     visualize: int = 0,
     visual_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
-    on_batch: Callable[[int], None] | None = None,
     measure: bool = False,
     mm_per_px: float | None = None,
 ) -> PassResult:
@@ -177,8 +176,6 @@ def evaluate_samples(
                     save_visuals(out, stem, img, mask, pred, threshold)
                     saved += 1
             bar.advance(task, len(indices))
-            if on_batch is not None:
-                on_batch(len(indices))
     return PassResult(
         model=model.name,
         dataset=dataset_name,

@@ -5,7 +5,8 @@ conventions), ``write_json`` / ``write_csv`` / ``write_summary_csv`` the reports
 ``render_annotation`` the picture; ``cracksam measure`` wires them to files.
 """
 
-from cracksam.measurement.io import read_image, read_mask, write_png
+from cracksam.data.io import read_image  # the one image reader of the project
+from cracksam.measurement.io import read_mask, write_png
 from cracksam.measurement.measure import (
     Crack,
     MeasurementError,

@@ -11,7 +11,7 @@ import numpy as np
 from cracksam.config import atomic_write_bytes
 from cracksam.measurement.measure import MeasurementError
 
-__all__ = ["read_image", "read_mask", "write_png"]
+__all__ = ["read_mask", "write_png"]
 
 
 def _decode(path: str | os.PathLike[str], flags: int) -> np.ndarray:
@@ -54,12 +54,6 @@ def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
             return alpha > 0
         return colour
     raise MeasurementError(f"{path}: unsupported image layout {image.shape}")
-
-
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """An image as RGB uint8 (H x W x 3), for drawing the annotation on."""
-    bgr = _decode(path, cv2.IMREAD_COLOR)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def write_png(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
