@@ -1,7 +1,9 @@
-"""``cracksam train``: fine-tune CrackSAM (config file and/or flags; flags win)."""
+"""``cracksam train`` and ``cracksam distill``: fine-tune CrackSAM, or train a student/baseline
+from the model registry, optionally distilled from a teacher (config file and/or flags; flags win)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import typer
@@ -9,7 +11,7 @@ import typer
 from cracksam.config import dumps_json, load_yaml, to_dict
 from cracksam.errors import ConfigError
 from cracksam.models.deltas import DELTA_KINDS, LoRAConfig
-from cracksam.training.config import TrainConfig
+from cracksam.training.config import DistillConfig, TrainConfig
 
 
 def train(
@@ -19,6 +21,19 @@ def train(
         None, "--val-data", help="Validation folders (default: val split of --data)."
     ),
     base: str | None = typer.Option(None, "--base", help="Official SAM checkpoint: a .pth path or vit_b/vit_l/vit_h."),
+    arch: str | None = typer.Option(
+        None, "--arch", help="Train a registry network (student/baseline, see `cracksam info --list-models`) instead "
+        "of CrackSAM."
+    ),
+    pretrained: bool | None = typer.Option(
+        None, "--pretrained/--random-init", help="ImageNet encoder weights for --arch (needs the hub)."
+    ),
+    crop: int | None = typer.Option(None, "--crop", help="Train on random CROPxCROP windows of the resized input."),
+    teacher: str | None = typer.Option(None, "--teacher", help="Distil from this model (checkpoint, .onnx, .xml)."),
+    teacher_base: str | None = typer.Option(None, "--teacher-base", help="SAM base of a delta teacher."),
+    kd_temperature: float | None = typer.Option(None, "--kd-temperature", help="Distillation temperature T (3)."),
+    kd_weight: float | None = typer.Option(None, "--kd-weight", help="Distillation loss weight λ_s (5)."),
+    teacher_cache: Path | None = typer.Option(None, "--teacher-cache", help="Folder of cached teacher logits."),
     backbone: str | None = typer.Option(None, "--backbone", help="vit_b, vit_l, vit_h or tiny."),
     delta: str | None = typer.Option(None, "--delta", help=f"{', '.join(DELTA_KINDS)}."),
     rank: int | None = typer.Option(None, "--rank", help="LoRA rank."),
@@ -32,6 +47,7 @@ def train(
     batch_size: int | None = typer.Option(None, "--batch-size"),
     lr: float | None = typer.Option(None, "--lr"),
     warmup: int | None = typer.Option(None, "--warmup", help="Warm-up iterations."),
+    poly_power: float | None = typer.Option(None, "--poly-power", help="Power of the poly decay (paper: 6)."),
     out: Path | None = typer.Option(None, "--out", help="Run folder."),
     accelerator: str | None = typer.Option(None, "--accelerator", help="cpu, gpu, auto."),
     devices: int | None = typer.Option(None, "--devices", help="Devices per node (DDP when > 1)."),
@@ -54,8 +70,32 @@ def train(
     ),
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config as YAML and exit."),
 ) -> None:
-    """Fine-tune CrackSAM: AdamW, warm-up + poly decay, 0.2·CE + 0.8·Dice, best model by val IoU."""
+    """Fine-tune CrackSAM (or train --arch): AdamW, warm-up + poly decay, 0.2·CE + 0.8·Dice, best model by val IoU."""
     cfg = load_yaml(TrainConfig, config) if config else TrainConfig()
+    if arch is not None or pretrained is not None:
+        from cracksam.models.segmodels import SegModelConfig
+
+        net = cfg.network or SegModelConfig(arch=arch or "unet_mobilenetv3_small")
+        cfg.network = SegModelConfig(
+            arch=arch or net.arch,
+            image_size=image_size if image_size is not None else net.image_size,
+            pretrained=pretrained if pretrained is not None else net.pretrained,
+            class_names=net.class_names,
+        )
+    elif image_size is not None and cfg.network is not None:
+        cfg.network.image_size = image_size
+        cfg.network.__post_init__()
+    if teacher is not None or cfg.distill is not None:
+        kd = cfg.distill or DistillConfig(teacher=teacher or "")
+        cfg.distill = DistillConfig(
+            teacher=teacher or kd.teacher,
+            teacher_base=teacher_base if teacher_base is not None else kd.teacher_base,
+            allow_random_base=kd.allow_random_base,
+            temperature=kd_temperature if kd_temperature is not None else kd.temperature,
+            weight=kd_weight if kd_weight is not None else kd.weight,
+            cache_dir=str(teacher_cache) if teacher_cache is not None else kd.cache_dir,
+            batch_size=kd.batch_size,
+        )
     m = cfg.model
     overrides = {
         "backbone": backbone,
@@ -95,6 +135,10 @@ def train(
         cfg.optim.lr = lr
     if warmup is not None:
         cfg.optim.warmup_iters = warmup
+    if poly_power is not None:
+        cfg.optim.poly_power = poly_power
+    if crop is not None:
+        cfg.data.crop = crop
     plain = {
         "base_checkpoint": base,
         "epochs": epochs,
@@ -142,5 +186,19 @@ def train(
     )
 
 
+@functools.wraps(train)
+def distill(**kwargs) -> None:
+    if not kwargs.get("teacher") and not kwargs.get("config"):
+        raise ConfigError("distill needs a teacher: --teacher MODEL (or distill.teacher in --config)")
+    return train(**kwargs)
+
+
+distill.__doc__ = (
+    "Channel-wise knowledge distillation (T=3, λ=5) from --teacher into a student (--arch): the teacher's logits "
+    "are computed once and cached, then the student trains on L_hard + λ·L_cwd."
+)
+
+
 def register(app: typer.Typer) -> None:
     app.command("train")(train)
+    app.command("distill")(distill)

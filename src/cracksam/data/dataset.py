@@ -44,6 +44,10 @@ class CrackDataset(Dataset[dict[str, Any]]):
             workers the augmentation is reseeded from the worker's torch seed, so workers do not
             repeat each other and ``torch.manual_seed`` makes runs reproducible.
         strict_masks, max_pixels: passed to the readers in :mod:`cracksam.data.io`.
+        crop: random ``crop x crop`` window of the resized sample (training at inference scale).
+        teacher: a :class:`~cracksam.training.teacher.TeacherCache`; samples then also hold
+            ``"teacher"``: float32 (2, S, S) teacher logits, augmented like the mask (resized
+            bilinearly first when the teacher's input size differs from S).
 
     Raises:
         ValueError: unknown corruption or bad ``image_size`` (at construction).
@@ -61,6 +65,8 @@ class CrackDataset(Dataset[dict[str, Any]]):
         seed: int | None = None,
         strict_masks: bool = True,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        crop: int | None = None,
+        teacher: Any = None,
     ) -> None:
         self.samples: list[Sample] = list(samples)
         self.image_size = image_size
@@ -70,7 +76,11 @@ class CrackDataset(Dataset[dict[str, Any]]):
         self._corrupt: Corruption = get_corruption(self.corruption_name)
         self.strict_masks = strict_masks
         self.max_pixels = max_pixels
-        self.transform = build_transform(image_size, augment)
+        self.crop = crop
+        # A TeacherCache (cracksam.training.teacher): its logits are transformed like the mask.
+        self.teacher = teacher
+        extra = {"teacher": "mask"} if teacher is not None else None
+        self.transform = build_transform(image_size, augment, crop=crop, additional_targets=extra)
         if seed is not None:
             self.transform.set_random_seed(seed)
         # Seed of the DataLoader worker whose rng the transform currently uses (None: main process).
@@ -121,13 +131,24 @@ class CrackDataset(Dataset[dict[str, Any]]):
         image, mask = self.load_original(index)
         if self.augment:
             self._reseed_in_worker()
-        out = self.transform(image=image, mask=mask)
+        targets: dict[str, np.ndarray] = {"image": image, "mask": mask}
+        if self.teacher is not None:
+            logits = self.teacher.load(sample).astype(np.float32).transpose(1, 2, 0)
+            if logits.shape[0] != self.image_size:
+                import cv2
+
+                logits = cv2.resize(logits, (self.image_size, self.image_size), interpolation=cv2.INTER_LINEAR)
+            targets["teacher"] = np.ascontiguousarray(logits)
+        out = self.transform(**targets)
         image_t = torch.from_numpy(np.ascontiguousarray(out["image"]).transpose(2, 0, 1).astype(np.float32))
         mask_t = torch.from_numpy(np.ascontiguousarray(out["mask"]).astype(np.int64))
-        return {
+        item = {
             "image": image_t,
             "mask": mask_t,
             "index": index,
             "stem": sample.stem,
             "dataset": sample.dataset,
         }
+        if self.teacher is not None:
+            item["teacher"] = torch.from_numpy(np.ascontiguousarray(out["teacher"]).transpose(2, 0, 1).copy())
+        return item

@@ -27,7 +27,8 @@ __all__ = ["ROTATE_LIMIT_DEG", "build_transform"]
 ROTATE_LIMIT_DEG = 20.0
 
 
-def build_transform(image_size: int, augment: bool, *, image_interpolation: int | None = None) -> A.Compose:
+def build_transform(image_size: int, augment: bool, *, image_interpolation: int | None = None,
+                    crop: int | None = None, additional_targets: dict[str, str] | None = None) -> A.Compose:
     """Build the pipeline ``image (H x W x 3 uint8), mask (H x W uint8)`` -> ``S x S x 3``, ``S x S``.
 
     Args:
@@ -36,6 +37,9 @@ def build_transform(image_size: int, augment: bool, *, image_interpolation: int 
         image_interpolation: OpenCV flag for the image (resize and rotation); ``None`` (default)
             chooses area/linear as described in the module docstring. Tests pass
             ``cv2.INTER_NEAREST`` to compare image and mask pixel for pixel.
+        crop: finally cut a random ``crop x crop`` window (training at inference scale, cheaper).
+        additional_targets: more arrays transformed like the mask (e.g. cached teacher logits
+            already at S x S, so the resize leaves them unchanged).
 
     Returns:
         An ``A.Compose`` called as ``t(image=img, mask=mask)``; both outputs keep their dtypes.
@@ -65,4 +69,8 @@ def build_transform(image_size: int, augment: bool, *, image_interpolation: int 
                 p=0.3,
             ),
         ]
-    return A.Compose(steps)
+    if crop is not None and crop < image_size:
+        steps.append(A.RandomCrop(height=crop, width=crop))
+    # Extra targets (teacher logits) arrive already at S x S while the image is at its original
+    # size; the first step resizes everything to S x S, after which all shapes agree again.
+    return A.Compose(steps, additional_targets=additional_targets, is_check_shapes=not additional_targets)

@@ -26,9 +26,10 @@ import numpy as np
 import torch
 
 from cracksam import __version__
-from cracksam.config import from_dict, to_dict
+from cracksam.config import to_dict
 from cracksam.errors import CheckpointError, ConfigError, CrackSAMError
 from cracksam.models.cracksam import CrackSAM, CrackSAMConfig
+from cracksam.models.segmodels import SegModel, SegModelConfig
 
 # Metadata keys written at export time.  ONNX stores them in ``metadata_props`` as
 # ``cracksam.<key>``; OpenVINO IRs in ``rt_info`` under ``cracksam/<key>``.
@@ -63,13 +64,15 @@ def _check_input(x: np.ndarray, image_size: int) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _parse_config(text: str | None, where: str) -> CrackSAMConfig | None:
-    """The CrackSAMConfig stored in an exported file; None when absent or not understood (a file
+def _parse_config(text: str | None, where: str) -> CrackSAMConfig | SegModelConfig | None:
+    """The model config stored in an exported file; None when absent or not understood (a file
     from a newer cracksam still runs, it just has no model card)."""
     if not text:
         return None
+    from cracksam.models.io import parse_model_config
+
     try:
-        return from_dict(CrackSAMConfig, json.loads(text), where=f"{where}:config")
+        return parse_model_config(json.loads(text), where=f"{where}:config")
     except (json.JSONDecodeError, ConfigError) as exc:
         warnings.warn(f"{where}: ignoring unreadable cracksam config metadata ({exc})", stacklevel=3)
         return None
@@ -120,11 +123,11 @@ class TorchBackend:
         dtype = next(model.parameters(), torch.empty(0)).dtype
         self.precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, "fp32")
         self._dtype = dtype
-        is_cracksam = isinstance(model, CrackSAM)
-        self.model_config: CrackSAMConfig | None = model.config if is_cracksam else None
+        known = isinstance(model, (CrackSAM, SegModel))
+        self.model_config: CrackSAMConfig | SegModelConfig | None = model.config if known else None
         self.metadata: dict[str, str] = (
             model_metadata(model.config, self.precision)
-            if is_cracksam
+            if known
             else {"format": "torch", "model": type(model).__name__, "image_size": str(self.image_size)}
         )
         self.path: Path | None = None
@@ -139,7 +142,7 @@ class TorchBackend:
         return f"TorchBackend(device={self.device}, image_size={self.image_size}, precision={self.precision})"
 
 
-def model_metadata(config: CrackSAMConfig, precision: str) -> dict[str, str]:
+def model_metadata(config: CrackSAMConfig | SegModelConfig, precision: str) -> dict[str, str]:
     """The metadata stored in exported files (and shown by :class:`TorchBackend`)."""
     return {
         "format": "cracksam",
@@ -337,7 +340,7 @@ def open_backend(path_or_model: Any, **kw: Any) -> Backend:
     (:class:`OnnxRuntimeBackend`) or an OpenVINO ``.xml`` IR (:class:`OpenVINOBackend`); ``kw``
     goes to the backend.  A backend is returned as is.  CrackSAM checkpoint folders are loaded
     with :func:`cracksam.models.load_model`, not here."""
-    if isinstance(path_or_model, CrackSAM):
+    if isinstance(path_or_model, (CrackSAM, SegModel)):
         return TorchBackend(path_or_model, **kw)
     if isinstance(path_or_model, (TorchBackend, OnnxRuntimeBackend, OpenVINOBackend)):
         return path_or_model

@@ -44,6 +44,7 @@ from cracksam.errors import CheckpointError, CrackSAMError
 from cracksam.models.cracksam import CrackSAM
 from cracksam.models.deltas import has_lora
 from cracksam.models.deltas import merge_lora as merge_lora_fn
+from cracksam.models.segmodels import SegModel
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
@@ -58,7 +59,7 @@ Exporter = Literal["auto", "torchscript", "dynamo"]
 
 
 def _onnx_metadata(model: torch.nn.Module, precision: str, lora_merged: bool, exporter: str) -> dict[str, str]:
-    if isinstance(model, CrackSAM):
+    if isinstance(model, (CrackSAM, SegModel)):
         base = model_metadata(model.config, precision)
     else:  # students and baselines: no CrackSAM config, only what a runtime needs
         base = {"format": "cracksam", "version": __version__, "model": type(model).__name__,
@@ -120,7 +121,11 @@ def _finish_proto(proto: Any, meta: dict[str, str], size: int, dynamic_batch: bo
         entry.key, entry.value = f"{META_PREFIX}.{key}", value
     proto.producer_name = "cracksam"
     proto.producer_version = __version__
-    name = f"CrackSAM {json.loads(meta['config'])['backbone']}" if "config" in meta else meta.get("model", "model")
+    if "config" in meta:
+        cfg = json.loads(meta["config"])
+        name = f"CrackSAM {cfg['backbone']}" if "backbone" in cfg else cfg.get("arch", "model")
+    else:
+        name = meta.get("model", "model")
     proto.doc_string = f"{name} crack segmentation: images (B,3,S,S) RGB 0..255 -> logits (B,2,S,S), channel 1 = crack"
 
 

@@ -102,15 +102,19 @@ class Predictor:
     @classmethod
     def from_path(
         cls,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | None,
         base: str | None = None,
         device: str = "cpu",
         threads: int | None = None,
         allow_random_base: bool = False,
         **kwargs: Any,
     ) -> Predictor:
-        """A CrackSAM checkpoint folder (delta + ``base``, or a full export), an ``.onnx`` file or
-        an OpenVINO ``.xml``."""
+        """A checkpoint folder (CrackSAM delta + ``base``, a full export, or a student), an
+        ``.onnx`` file or an OpenVINO ``.xml``; ``None`` is the default model bundled with the package."""
+        if path is None:
+            from cracksam.models.default import default_model_path
+
+            path = default_model_path()
         from cracksam.deployment.backends import OnnxRuntimeBackend, OpenVINOBackend, TorchBackend, open_backend
 
         p = Path(path)
@@ -192,7 +196,9 @@ class Predictor:
             "threshold": self.threshold,
         }
         config = getattr(self.backend, "model_config", None)
-        if config is not None:
+        if config is not None and hasattr(config, "arch"):  # a student or baseline
+            card.update(arch=config.arch, pretrained=config.pretrained, class_names=list(config.class_names))
+        elif config is not None:
             card.update(
                 backbone=config.backbone,
                 delta=config.delta.describe(),

@@ -13,11 +13,14 @@ from cracksam.models.io import (
     apply_delta_checkpoint,
     export_full,
     load_model,
+    parse_model_config,
     read_checkpoint_config,
     save_delta,
+    save_trained,
 )
 from cracksam.models.registry import create, list_models, register_model
 from cracksam.models.sam_checkpoint import LoadReport, download_official, load_sam_checkpoint
+from cracksam.models.segmodels import SegModel, SegModelConfig, build_segmodel, list_architectures
 
 __all__ = [
     "BACKBONES",
@@ -44,4 +47,10 @@ __all__ = [
     "read_checkpoint_config",
     "register_model",
     "save_delta",
+    "save_trained",
+    "parse_model_config",
+    "SegModel",
+    "SegModelConfig",
+    "build_segmodel",
+    "list_architectures",
 ]

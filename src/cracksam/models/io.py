@@ -3,7 +3,8 @@
 A checkpoint is a folder with two files:
 
 * ``weights.safetensors``: tensors keyed by parameter name (never by position);
-* ``config.json``: what is needed to rebuild the network (``CrackSAMConfig``), the kind of file
+* ``config.json``: what is needed to rebuild the network (``CrackSAMConfig``, or ``SegModelConfig``
+  for students and baselines, told apart by ``architecture``), the kind of file
   (``delta``: only the trained part, i.e. adapter/LoRA + prompt encoder + mask decoder, to be
   put on an official SAM base; ``full``: every weight with LoRA merged, for deployment), the
   base checkpoint it was trained on, and the SHA-256 of the weights file so a truncated or
@@ -32,6 +33,9 @@ from cracksam.errors import CheckpointError, ConfigError
 from cracksam.models.cracksam import CrackSAM, CrackSAMConfig, build_cracksam
 from cracksam.models.deltas import has_lora
 from cracksam.models.sam_checkpoint import load_sam_checkpoint
+from cracksam.models.segmodels import SegModel, SegModelConfig, build_segmodel
+
+ModelConfig = CrackSAMConfig | SegModelConfig
 
 FORMAT = "cracksam"
 FORMAT_VERSION = 1
@@ -59,7 +63,24 @@ def _atomic_save_file(tensors: dict[str, torch.Tensor], path: Path, metadata: di
         raise
 
 
-def _save(model: CrackSAM, directory: str | os.PathLike[str], kind: Kind, tensors: dict[str, torch.Tensor],
+def parse_model_config(data: dict[str, Any], where: str = "model") -> ModelConfig:
+    """A model config dict (from config.json or export metadata) -> its dataclass: ``arch`` names a
+    conventional network (:class:`SegModelConfig`), otherwise it is CrackSAM's."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    cls = SegModelConfig if "arch" in data else CrackSAMConfig
+    return from_dict(cls, data, where=where)
+
+
+def _architecture(model: Any) -> str:
+    if isinstance(model, CrackSAM):
+        return "cracksam"
+    if isinstance(model, SegModel):
+        return "segmodel"
+    raise CheckpointError(f"cannot save a {type(model).__name__}: expected CrackSAM or a registry model")
+
+
+def _save(model: CrackSAM | SegModel, directory: str | os.PathLike[str], kind: Kind, tensors: dict[str, torch.Tensor],
           base: str | None, extra: dict[str, Any] | None) -> Path:
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
@@ -72,6 +93,7 @@ def _save(model: CrackSAM, directory: str | os.PathLike[str], kind: Kind, tensor
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "kind": kind,
+        "architecture": _architecture(model),
         "model": to_dict(model.config),
         "lora_merged": kind == "full",
         "base_checkpoint": base,
@@ -93,7 +115,15 @@ def save_delta(model: CrackSAM, directory: str | os.PathLike[str], base: str | N
     return _save(model, directory, "delta", model.trainable_state_dict(), base, extra)
 
 
-def export_full(model: CrackSAM, directory: str | os.PathLike[str], base: str | None = None) -> Path:
+def save_trained(model: CrackSAM | SegModel, directory: str | os.PathLike[str], base: str | None = None,
+                 extra: dict[str, Any] | None = None) -> Path:
+    """Save what training produced: CrackSAM's delta, or a whole student/baseline."""
+    if isinstance(model, SegModel):
+        return _save(model, directory, "full", model.trainable_state_dict(), None, extra)
+    return save_delta(model, directory, base=base, extra=extra)
+
+
+def export_full(model: CrackSAM | SegModel, directory: str | os.PathLike[str], base: str | None = None) -> Path:
     """Save every weight of ``model`` with LoRA merged (adapters stay as modules), for deployment.
 
     ``model`` itself is left unchanged (the merge happens on a copy of the weights)."""
@@ -140,7 +170,7 @@ def read_checkpoint_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     if meta.get("kind") not in ("delta", "full"):
         raise CheckpointError(f"{config_path}: unknown checkpoint kind {meta.get('kind')!r}")
     try:
-        meta["model_config"] = from_dict(CrackSAMConfig, meta.get("model", {}), where=f"{config_path.name}:model")
+        meta["model_config"] = parse_model_config(meta.get("model", {}), where=f"{config_path.name}:model")
     except ConfigError as exc:
         raise CheckpointError(f"{config_path}: {exc}") from None
     return meta
@@ -158,7 +188,7 @@ def _read_weights(weights_path: Path, meta: dict[str, Any], device: str | torch.
         raise CheckpointError(f"{weights_path}: cannot read weights ({exc})") from None
 
 
-def _check_same(saved: CrackSAMConfig, model: CrackSAMConfig, where: str) -> None:
+def _check_same(saved: ModelConfig, model: ModelConfig, where: str) -> None:
     mine, theirs = to_dict(model), to_dict(saved)
     diffs = [f"{k}: checkpoint {theirs[k]!r} vs model {mine[k]!r}" for k in theirs if theirs[k] != mine[k]]
     if diffs:
@@ -173,6 +203,8 @@ def apply_delta_checkpoint(model: CrackSAM, path: str | os.PathLike[str],
     and the file must hold exactly the model's trainable parameters with the same shapes."""
     meta = read_checkpoint_config(path)
     config_path, weights_path = _locate(path)
+    if not isinstance(meta["model_config"], CrackSAMConfig):
+        raise CheckpointError(f"{config_path.parent}: holds a {meta['model_config'].arch} model, not a CrackSAM delta")
     if meta["kind"] != "delta":
         raise CheckpointError(f"{config_path.parent}: is a full export; load it with load_model")
     _check_same(meta["model_config"], model.config, str(config_path.parent))
@@ -199,8 +231,8 @@ def load_model(
     base_checkpoint: str | os.PathLike[str] | None = None,
     map_location: str | torch.device = "cpu",
     allow_random_base: bool = False,
-) -> CrackSAM:
-    """Rebuild a CrackSAM model from one of our checkpoints.
+) -> CrackSAM | SegModel:
+    """Rebuild a model from one of our checkpoints (CrackSAM, or a student/baseline).
 
     A ``delta`` checkpoint needs the SAM base it was trained on: ``base_checkpoint`` (a path to
     an official ``.pth`` or a name such as ``vit_b``), defaulting to the base recorded in the
@@ -208,8 +240,18 @@ def load_model(
     A ``full`` export needs nothing else.
     """
     meta = read_checkpoint_config(path)
-    config: CrackSAMConfig = meta["model_config"]
+    config = meta["model_config"]
     config_path, weights_path = _locate(path)
+    if isinstance(config, SegModelConfig):
+        if meta["kind"] != "full":
+            raise CheckpointError(f"{config_path}: a {config.arch} checkpoint must be a full one")
+        model = build_segmodel(config)
+        tensors = _read_weights(weights_path, meta, map_location)
+        try:
+            model.load_state_dict(tensors, strict=True)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{weights_path}: does not fit {config.arch} ({str(exc)[:300]})") from None
+        return model.to(map_location).eval()
     if meta["kind"] == "full":
         model = build_cracksam(config)
         model.merge()

@@ -1,7 +1,12 @@
-"""A registry of named model configurations; :func:`create` is the one entry point (like timm).
+"""A registry of named models; :func:`create` is the one entry point (like timm's ``create_model``).
 
-Names are ``cracksam_<backbone>_<delta>`` (e.g. ``cracksam_vit_h_lora``); keyword arguments
-override fields of the registered :class:`~cracksam.models.cracksam.CrackSAMConfig`.
+* CrackSAM variants are named ``cracksam_<backbone>_<delta>`` (e.g. ``cracksam_vit_h_lora``);
+  keyword arguments override fields of :class:`~cracksam.models.cracksam.CrackSAMConfig`.
+* Conventional networks (students, baselines) carry their architecture name (e.g.
+  ``hrnet_w18_fcn``, see :mod:`cracksam.models.zoo`); keyword arguments override fields of
+  :class:`~cracksam.models.segmodels.SegModelConfig` (``image_size``, ``pretrained``).
+
+Every model maps (B, 3, S, S) RGB in 0..255 to (B, 2, S, S) logits and has ``config.image_size``.
 """
 
 from __future__ import annotations
@@ -27,16 +32,31 @@ def register_model(name: str, factory: Callable[..., nn.Module]) -> None:
 
 
 def list_models(pattern: str = "") -> list[str]:
-    return sorted(n for n in _REGISTRY if pattern in n)
+    from cracksam.models.segmodels import list_architectures
+
+    return sorted(n for n in [*_REGISTRY, *list_architectures()] if pattern in n)
+
+
+def _segmodel_factory(name: str, device: Any = None, **overrides: Any) -> nn.Module:
+    from cracksam.models.segmodels import SegModelConfig, build_segmodel
+
+    known = {"image_size", "pretrained", "class_names"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"{name} has no option {unknown[0]!r} (options: {', '.join(sorted(known))})")
+    return build_segmodel(SegModelConfig(arch=name, **overrides), device=device)
 
 
 def create(name: str, **kwargs: Any) -> nn.Module:
-    """Build a registered model with random weights (load weights separately)."""
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(f"unknown model {name!r}; known: {', '.join(list_models())}") from None
-    return factory(**kwargs)
+    """Build a registered model (random weights, or ImageNet encoder weights with
+    ``pretrained=True`` for conventional networks; load our checkpoints with ``load_model``)."""
+    if name in _REGISTRY:
+        return _REGISTRY[name](**kwargs)
+    from cracksam.models.segmodels import list_architectures
+
+    if name in list_architectures():
+        return _segmodel_factory(name, **kwargs)
+    raise ConfigError(f"unknown model {name!r}; known: {', '.join(list_models())}")
 
 
 def _cracksam_factory(backbone: str, kind: str) -> Callable[..., nn.Module]:

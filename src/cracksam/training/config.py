@@ -7,6 +7,7 @@ from typing import Literal
 
 from cracksam.errors import ConfigError
 from cracksam.models.cracksam import CrackSAMConfig
+from cracksam.models.segmodels import SegModelConfig
 
 
 @dataclass
@@ -23,6 +24,9 @@ class DataConfig:
     split_seed: int = 0
     split_source: Literal["groups", "source"] = "groups"
     augment: bool = True
+    # Train on random crop x crop windows of the S x S input: same scale as inference, a quarter of
+    # the compute per sample at half the side, which is what makes CPU training of a student feasible.
+    crop: int | None = None
     num_workers: int = 2
 
 
@@ -42,8 +46,40 @@ class LossConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Channel-wise knowledge distillation from a teacher (paper Appendix B: T = 3, λ_s = 5).
+
+    ``teacher``: a checkpoint folder (CrackSAM or any registry model), an ``.onnx`` file or an
+    OpenVINO ``.xml``; its logits on the training images are computed once into ``cache_dir``
+    (default ``<out_dir>/teacher_cache``).
+    """
+
+    teacher: str = ""
+    teacher_base: str | None = None  # SAM base checkpoint of a delta teacher
+    allow_random_base: bool = False
+    temperature: float = 3.0
+    weight: float = 5.0
+    cache_dir: str | None = None
+    batch_size: int = 4  # teacher forward passes while filling the cache
+
+    def __post_init__(self) -> None:
+        if not self.teacher:
+            raise ConfigError("distill.teacher: give the teacher model (checkpoint folder, .onnx or .xml)")
+        if not self.temperature > 0:
+            raise ConfigError(f"distill.temperature must be > 0, got {self.temperature}")
+        if self.weight < 0:
+            raise ConfigError(f"distill.weight must be >= 0, got {self.weight}")
+        if self.batch_size < 1:
+            raise ConfigError(f"distill.batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass
 class TrainConfig:
     model: CrackSAMConfig = field(default_factory=CrackSAMConfig)
+    # A conventional network from the registry (student or baseline) trained whole instead of
+    # CrackSAM; ``model`` is then unused.
+    network: SegModelConfig | None = None
+    distill: DistillConfig | None = None
     # Official SAM checkpoint (path, or vit_b/vit_l/vit_h to download); None = random base,
     # only sensible for the tiny config and smoke tests.
     base_checkpoint: str | None = None
@@ -66,7 +102,19 @@ class TrainConfig:
     out_dir: str = "runs/cracksam"
     progress: bool = True
 
+    @property
+    def image_size(self) -> int:
+        return self.network.image_size if self.network is not None else self.model.image_size
+
+    @property
+    def model_name(self) -> str:
+        if self.network is not None:
+            return self.network.arch
+        return f"cracksam_{self.model.backbone}_{self.model.delta.kind.replace('+', '_')}"
+
     def __post_init__(self) -> None:
+        if self.data.crop is not None and not 1 <= self.data.crop <= self.image_size:
+            raise ConfigError(f"data.crop must be between 1 and the image size {self.image_size}, got {self.data.crop}")
         for name in ("batch_size", "epochs", "val_every", "checkpoint_every", "devices", "num_nodes", "accumulate"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")

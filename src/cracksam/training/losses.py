@@ -43,3 +43,29 @@ class CrackLoss(nn.Module):
         ce = F.cross_entropy(logits.float(), target.long())
         dice = soft_dice_loss(logits, target, self.dice)
         return self.ce_weight * ce + (1.0 - self.ce_weight) * dice, ce, dice
+
+
+def channel_wise_distillation_loss(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float = 3.0
+) -> torch.Tensor:
+    """Channel-wise knowledge distillation (Shu et al. 2021; CrackSAM paper Eq. B.1-B.2).
+
+    Each channel's logits are turned into a distribution over all H·W positions with a softmax at
+    temperature T; ``L = T²/C · Σ_c KL(P_teacher,c ‖ P_student,c)``, averaged over the batch.  The
+    student's logits are resized (bilinear) to the teacher's size when they differ.
+
+    student, teacher: (B, C, H, W) logits.  The teacher gets no gradient.
+    """
+    if student.ndim != 4 or teacher.ndim != 4 or student.shape[:2] != teacher.shape[:2]:
+        raise ValueError(f"student {tuple(student.shape)} and teacher {tuple(teacher.shape)} logits do not match")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if student.shape[-2:] != teacher.shape[-2:]:
+        student = F.interpolate(student, size=teacher.shape[-2:], mode="bilinear", align_corners=False)
+    b, c = student.shape[:2]
+    s = student.float().reshape(b, c, -1) / temperature
+    t = teacher.detach().float().reshape(b, c, -1) / temperature
+    log_ps = F.log_softmax(s, dim=-1)
+    log_pt = F.log_softmax(t, dim=-1)
+    kl = (log_pt.exp() * (log_pt - log_ps)).sum(dim=-1)  # (B, C)
+    return temperature**2 / c * kl.sum(dim=1).mean()

@@ -1,4 +1,8 @@
-"""Lightning pieces: the training module, the data module and the best-delta callback."""
+"""Lightning pieces: the training module, the data module and the best-model callback.
+
+One module trains any registry model: CrackSAM (its delta, prompt encoder and mask decoder) or
+a conventional network (whole), optionally distilled from a teacher's cached logits.
+"""
 
 from __future__ import annotations
 
@@ -12,22 +16,24 @@ from torch.utils.data import DataLoader
 
 from cracksam.data import CrackDataset, Sample
 from cracksam.evaluation.metrics import metrics_from_counts
-from cracksam.models.cracksam import CrackSAM
-from cracksam.models.io import save_delta
+from cracksam.models.io import save_trained
 from cracksam.training.config import TrainConfig
-from cracksam.training.losses import CrackLoss
+from cracksam.training.losses import CrackLoss, channel_wise_distillation_loss
 from cracksam.training.schedule import lr_factor
 
 
-class CrackSAMModule(L.LightningModule):
-    """Trains the delta, prompt encoder and mask decoder of a CrackSAM model.
+class SegmentationModule(L.LightningModule):
+    """Trains what ``model.trainable_state_dict()`` names: CrackSAM's delta, prompt encoder and
+    mask decoder, or a whole student/baseline.
 
-    Lightning checkpoints hold only the trainable weights (plus optimiser and loop state): the
-    frozen encoder comes from the base checkpoint, so a resumable ViT-H checkpoint is ~100 MB,
-    not 2.5 GB.
+    Lightning checkpoints hold only those weights (plus optimiser and loop state): the frozen
+    encoder comes from the base checkpoint, so a resumable ViT-H checkpoint is ~100 MB, not 2.5 GB.
+
+    With ``config.distill`` each batch carries the teacher's logits (``batch["teacher"]``) and the
+    loss is ``L_hard + λ_s · L_cwd`` (paper Eq. B.3).
     """
 
-    def __init__(self, model: CrackSAM, config: TrainConfig, max_iters: int) -> None:
+    def __init__(self, model: torch.nn.Module, config: TrainConfig, max_iters: int) -> None:
         super().__init__()
         self.model = model
         self.config = config
@@ -45,9 +51,14 @@ class CrackSAMModule(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         logits = self.model(batch["image"])
         loss, ce, dice = self.loss_fn(logits, batch["mask"])
+        bs = batch["image"].shape[0]
+        kd = self.config.distill
+        if kd is not None:
+            soft = channel_wise_distillation_loss(logits, batch["teacher"], kd.temperature)
+            self.log_dict({"train/hard": loss.detach(), "train/soft": soft.detach()}, batch_size=bs)
+            loss = loss + kd.weight * soft
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}; lower the learning rate")
-        bs = batch["image"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         self.log_dict({"train/ce": ce, "train/dice": dice}, batch_size=bs)
         self.log("lr", self.optimizers().param_groups[0]["lr"], prog_bar=True, batch_size=bs)
@@ -89,10 +100,14 @@ class CrackSAMModule(L.LightningModule):
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
 
 
+CrackSAMModule = SegmentationModule  # the name used before students existed
+
+
 class CrackDataModule(L.LightningDataModule):
-    def __init__(self, train: list[Sample], val: list[Sample], config: TrainConfig) -> None:
+    def __init__(self, train: list[Sample], val: list[Sample], config: TrainConfig, teacher: Any = None) -> None:
         super().__init__()
         self.train_samples, self.val_samples, self.config = train, val, config
+        self.teacher = teacher  # TeacherCache for distillation
 
     def _loader(self, dataset: CrackDataset, shuffle: bool) -> DataLoader:
         workers = self.config.data.num_workers
@@ -106,15 +121,18 @@ class CrackDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        size = self.config.model.image_size
-        return self._loader(CrackDataset(self.train_samples, size, augment=self.config.data.augment), True)
+        data = self.config.data
+        dataset = CrackDataset(self.train_samples, self.config.image_size, augment=data.augment, crop=data.crop,
+                               teacher=self.teacher)
+        return self._loader(dataset, True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(CrackDataset(self.val_samples, self.config.model.image_size), False)
+        return self._loader(CrackDataset(self.val_samples, self.config.image_size), False)
 
 
 class BestDeltaCheckpoint(L.Callback):
-    """Keeps the best model by validation IoU in CrackSAM's delta format (``<run>/best``)."""
+    """Keeps the best model by validation IoU (``<run>/best``): CrackSAM's delta, or a whole
+    student/baseline, in our checkpoint format."""
 
     def __init__(self, directory: Path, base: str | None, monitor: str = "val/iou") -> None:
         self.directory, self.base, self.monitor = Path(directory), base, monitor
@@ -131,7 +149,7 @@ class BestDeltaCheckpoint(L.Callback):
         if value > self.best:
             self.best, self.best_step = value, trainer.global_step
             if trainer.is_global_zero:
-                save_delta(
+                save_trained(
                     pl_module.model,
                     self.directory,
                     base=self.base,

@@ -3,7 +3,8 @@
 Run folder layout::
 
     <out_dir>/config.yaml             resolved config of the run
-    <out_dir>/best/                   best model by validation IoU (CrackSAM delta checkpoint)
+    <out_dir>/best/                   best model by validation IoU (CrackSAM delta, or a whole student)
+    <out_dir>/teacher_cache/          cached teacher logits when distilling (float16 .npy)
     <out_dir>/checkpoints/last.ckpt   resumable Lightning checkpoint (trainable weights, optimiser,
                                       scheduler, loop state), written every ``checkpoint_every``
                                       steps, on an exception or Ctrl-C, and at the end
@@ -28,12 +29,13 @@ from cracksam.data import load_split
 from cracksam.errors import ConfigError
 from cracksam.models.cracksam import build_cracksam
 from cracksam.models.sam_checkpoint import load_sam_checkpoint
+from cracksam.models.segmodels import build_segmodel
 from cracksam.training.config import TrainConfig
 from cracksam.training.module import (
     BestDeltaCheckpoint,
     CrackDataModule,
-    CrackSAMModule,
     SaveOnException,
+    SegmentationModule,
     steps_per_epoch,
 )
 
@@ -59,6 +61,37 @@ def _load_samples(config: TrainConfig):
     return train, val
 
 
+def _build_model(config: TrainConfig):
+    if config.network is not None:
+        if config.network.pretrained:
+            log.info("%s: ImageNet encoder weights requested (downloaded from the hub)", config.network.arch)
+        else:
+            log.info("%s: starting from random weights", config.network.arch)
+        return build_segmodel(config.network)
+    model = build_cracksam(config.model)
+    if config.base_checkpoint:
+        report = load_sam_checkpoint(model, config.base_checkpoint)
+        log.info(report.summary())
+    else:
+        warnings.warn("no base checkpoint: the SAM encoder keeps random weights", stacklevel=3)
+    return model
+
+
+def _teacher_cache(config: TrainConfig, train, out: Path):
+    """Open the teacher and compute its logits for every training sample not cached yet."""
+    from cracksam.deployment.predictor import Predictor
+    from cracksam.training.teacher import TeacherCache, fill_cache, teacher_identity
+
+    kd = config.distill
+    predictor = Predictor.from_path(kd.teacher, base=kd.teacher_base, allow_random_base=kd.allow_random_base)
+    backend = predictor.backend
+    cache = TeacherCache(kd.cache_dir or out / "teacher_cache", teacher_identity(kd.teacher), backend.image_size)
+    computed = fill_cache(cache, backend, train, batch_size=kd.batch_size, progress=config.progress)
+    log.info("teacher logits: %d computed, %d cached", computed, len(train) - computed)
+    del predictor, backend  # the teacher is not needed while the student trains
+    return cache
+
+
 def fit(config: TrainConfig, resume: bool = False, extra_callbacks: list[L.Callback] | None = None) -> FitResult:
     out = Path(config.out_dir)
     ckpt_dir = out / "checkpoints"
@@ -79,17 +112,13 @@ def fit(config: TrainConfig, resume: bool = False, extra_callbacks: list[L.Callb
     max_iters = config.max_iters or per_epoch * config.epochs
     epochs = math.ceil(max_iters / per_epoch)
 
-    model = build_cracksam(config.model)
-    if config.base_checkpoint:
-        report = load_sam_checkpoint(model, config.base_checkpoint)
-        log.info(report.summary())
-    else:
-        warnings.warn("no base checkpoint: the SAM encoder keeps random weights", stacklevel=2)
-    module = CrackSAMModule(model, config, max_iters)
+    model = _build_model(config)
+    module = SegmentationModule(model, config, max_iters)
 
     out.mkdir(parents=True, exist_ok=True)
     if not resume:
         save_yaml(config, out / "config.yaml")
+    teacher = _teacher_cache(config, train, out) if config.distill is not None else None
     best = BestDeltaCheckpoint(out / "best", config.base_checkpoint)
     callbacks: list[L.Callback] = [
         ModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True, every_n_train_steps=config.checkpoint_every),
@@ -121,7 +150,7 @@ def fit(config: TrainConfig, resume: bool = False, extra_callbacks: list[L.Callb
     )
     trainer.fit(
         module,
-        datamodule=CrackDataModule(train, val, config),
+        datamodule=CrackDataModule(train, val, config, teacher=teacher),
         ckpt_path=str(last) if resume else None,
         weights_only=True,
     )

@@ -1,0 +1,139 @@
+"""Conventional segmentation networks (distillation students and the paper's baselines) behind
+the same interface as CrackSAM.
+
+Every model here is a :class:`SegModel`: input RGB float (B, 3, S, S) in 0..255, output logits
+(B, 2, S, S) (background, crack) at input size, a ``config`` with ``image_size``.  So losses,
+metrics, the trainer, the evaluator, the exporter and the predictor need no special case.
+
+The networks themselves come from ``segmentation_models_pytorch``, ``timm`` and ``torchvision``;
+this module only wraps them (ImageNet normalisation inside the model, a dict output unwrapped,
+logits resized to the input when a head predicts at a lower resolution).  Architectures are added
+with :func:`register_architecture`; :mod:`cracksam.models.zoo` registers the named ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cracksam.errors import ConfigError
+
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """How to build one named architecture.
+
+    ``build(pretrained)`` returns a network mapping ImageNet-normalised (B, 3, S, S) to
+    2-channel logits (any spatial size; a dict with ``"out"`` is accepted).  ``multiple`` is the
+    factor the input side must be a multiple of.  ``role`` is ``student`` or ``baseline`` (a model
+    may be both; it is listed under its first role).
+    """
+
+    name: str
+    build: Callable[[bool, int], nn.Module]
+    description: str
+    role: str = "student"
+    multiple: int = 32
+    paper_params_m: float | None = None  # parameter count the paper reports, where it gives one
+
+
+_ARCHS: dict[str, ArchSpec] = {}
+
+
+def register_architecture(spec: ArchSpec) -> ArchSpec:
+    if spec.name in _ARCHS:
+        raise ValueError(f"architecture {spec.name!r} registered twice")
+    _ARCHS[spec.name] = spec
+    return spec
+
+
+def get_architecture(name: str) -> ArchSpec:
+    from cracksam.models import zoo  # noqa: F401  (registers the named architectures)
+
+    try:
+        return _ARCHS[name]
+    except KeyError:
+        known = ", ".join(sorted(_ARCHS))
+        raise ConfigError(f"unknown architecture {name!r}; known: {known}") from None
+
+
+def list_architectures(role: str | None = None) -> list[str]:
+    from cracksam.models import zoo  # noqa: F401
+
+    return sorted(n for n, s in _ARCHS.items() if role is None or s.role == role)
+
+
+@dataclass
+class SegModelConfig:
+    """What rebuilds a :class:`SegModel` (its weights are stored separately).
+
+    ``pretrained``: ImageNet weights for the encoder were requested (downloaded from the hub
+    where the user is online).  Recorded in checkpoints so a run says whether it started from
+    random weights.
+    """
+
+    arch: str = "unet_mobilenetv3_small"
+    image_size: int = 448
+    pretrained: bool = False
+    class_names: list[str] = field(default_factory=lambda: ["background", "crack"])
+
+    def __post_init__(self) -> None:
+        spec = get_architecture(self.arch)
+        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or self.image_size < 1:
+            raise ConfigError(f"image_size must be a positive integer, got {self.image_size!r}")
+        if self.image_size % spec.multiple:
+            raise ConfigError(f"{self.arch} needs an image size that is a multiple of {spec.multiple}, "
+                              f"got {self.image_size}")
+        if len(self.class_names) != 2:
+            raise ConfigError(f"models predict 2 classes (background, crack); got {self.class_names}")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+class SegModel(nn.Module):
+    """A conventional segmentation network with CrackSAM's interface.
+
+    Input: (B, 3, S, S) float RGB in 0..255.  Output: logits (B, 2, S, S).
+    """
+
+    def __init__(self, config: SegModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.net = get_architecture(config.arch).build(config.pretrained, config.image_size)
+        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
+        out = self.net((images - self.pixel_mean) / self.pixel_std)
+        if isinstance(out, dict):  # torchvision segmentation models
+            out = out["out"]
+        if out.shape[1] != 2:
+            raise RuntimeError(f"{self.config.arch} returned {out.shape[1]} channels, expected 2")
+        if out.shape[-2:] != images.shape[-2:]:
+            out = F.interpolate(out, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        return out
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Everything: a student is trained whole (batch-norm statistics included)."""
+        return {k: v.detach() for k, v in self.state_dict().items()}
+
+    def merge(self) -> SegModel:  # same interface as CrackSAM; nothing to merge
+        return self
+
+
+def build_segmodel(config: SegModelConfig, device: str | torch.device | None = None) -> SegModel:
+    if device is None:
+        return SegModel(config)
+    with torch.device(device):
+        return SegModel(config)
