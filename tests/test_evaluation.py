@@ -174,3 +174,43 @@ def test_evaluation_report_compares_crack_measurements(tmp_path, capsys):
     assert summary["measurement"]
     with pytest.raises(Exception, match="mm-per-px"):
         ProtocolConfig(test=[str(root)], measure=True, mm_per_px=-1.0)
+
+
+def test_pooled_test_sets_are_also_scored_one_by_one(tmp_path, capsys):
+    """The combined test split gets a per-dataset breakdown from the same predictions, and a
+    student checkpoint evaluates like a CrackSAM one, under the name given on the command line."""
+    from cracksam.models import create, save_trained
+
+    a = _write_set(tmp_path / "seta", [(64, 64)] * 4, width=8)
+    b = _write_set(tmp_path / "setb", [(72, 96)] * 3, width=3)
+    for f in (b / "images").glob("*.png"):  # dark blotches that are not cracks: false positives in set b only
+        img = cv2.imread(str(f))
+        img[5:20, 5:30] = 10
+        cv2.imwrite(str(f), img)
+    models = [EvalModel("dark", DarknessModel(64), "none", 1, 1)]
+    cfg = ProtocolConfig(test=[str(a), str(b)], conditions=["clean"], progress=False, test_split="all")
+    summary = run_protocol(models, cfg, tmp_path / "out")
+    result = json.loads((tmp_path / "out" / "results.json").read_text())[0]
+    per = result["per_dataset"]
+    assert set(per) == {"seta", "setb"} and per["seta"]["n_images"] == 4 and per["setb"]["n_images"] == 3
+    # Each set on its own, computed directly, gives the same scores as the breakdown.
+    for name, root in (("seta", a), ("setb", b)):
+        alone = run_protocol(models, ProtocolConfig(test=[str(root)], conditions=["clean"], progress=False,
+                                                    test_split="all"), tmp_path / f"alone-{name}")
+        cell = json.loads((tmp_path / f"alone-{name}" / "table.json").read_text())["rows"][0]["cells"]["test"]
+        assert per[name]["dataset_level"]["iou"] == pytest.approx(cell["dataset_level"]["iou"])
+        assert "per_dataset" not in alone
+    assert per["seta"]["dataset_level"]["iou"] != pytest.approx(per["setb"]["dataset_level"]["iou"])
+    text = (tmp_path / "out" / "per_dataset.md").read_text()
+    assert summary["per_dataset"].endswith("per_dataset.md")
+    assert "| dark | seta | test | 4 |" in text and "| dark | all (seta+setb) | test | 7 |" in text
+
+    ckpt = save_trained(create("unet_mobilenetv3_small", image_size=64), tmp_path / "student")
+    argv = ["evaluate", "-m", str(ckpt), "--name", "my student", "--test", str(a), "--test-split", "all",
+            "--conditions", "clean", "--out", str(tmp_path / "ev"), "--no-progress"]
+    assert main(argv) == 0
+    row = json.loads((tmp_path / "ev" / "table.json").read_text())["rows"][0]
+    assert row["model"] == "my student" and row["backbone"] == "unet_mobilenetv3_small"
+    capsys.readouterr()
+    assert main([*argv[:5], "--name", "two", *argv[5:]]) == 2
+    assert "one --name per --model" in capsys.readouterr().err

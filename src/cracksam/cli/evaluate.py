@@ -20,7 +20,8 @@ def _ints(text: str, what: str) -> list[int]:
 
 
 def evaluate(
-    model: list[Path] = typer.Option(..., "--model", "-m", help="CrackSAM checkpoint folder (repeat for several)."),
+    model: list[Path] = typer.Option(..., "--model", "-m", help="Checkpoint folder (repeat for several)."),
+    name: list[str] | None = typer.Option(None, "--name", help="Label of each --model in the tables (same order)."),
     test: list[Path] | None = typer.Option(
         None, "--test", help="Dataset whose test split is scored (repeat to combine)."
     ),
@@ -67,7 +68,12 @@ def evaluate(
         mm_per_px=mm_per_px,
     )
     output_dir(out)
-    models = [load_eval_model(m, base, allow_random_base, cfg.device) for m in model]
+    if name and len(name) != len(model):
+        raise ConfigError(f"give one --name per --model ({len(model)} models, {len(name)} names)")
+    labels = name or [None] * len(model)
+    models = [
+        load_eval_model(m, base, allow_random_base, cfg.device, name=n) for m, n in zip(model, labels, strict=True)
+    ]
     names = [m.name for m in models]
     if len(set(names)) != len(names):
         for i, m in enumerate(models):
@@ -79,7 +85,8 @@ def evaluate(
     for row in summary["rows"]:
         table.add_row(*row)
     Console().print(table)
-    written = summary["table"] + [summary.get("blur_sweep")] + summary.get("measurement", [])
+    extras = [summary.get("blur_sweep"), summary.get("per_dataset"), *summary.get("measurement", [])]
+    written = [*summary["table"], *extras]
     typer.echo("wrote " + ", ".join(str(p) for p in written if p))
 
 

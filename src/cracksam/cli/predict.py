@@ -26,7 +26,9 @@ def _png_bytes(array: Any) -> bytes:
 
 def predict(
     inputs: list[str] = typer.Argument(..., metavar="INPUT", help="Image files, folders or glob patterns (quoted)."),
-    model: Path = typer.Option(..., "--model", "-m", help="CrackSAM checkpoint folder, .onnx file or OpenVINO .xml."),
+    model: Path | None = typer.Option(
+        None, "--model", "-m", help="Checkpoint folder, .onnx file or OpenVINO .xml (default: the bundled model)."
+    ),
     out: Path = typer.Option(Path("predictions"), "--out", "-o", help="Output folder."),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
     allow_random_base: bool = typer.Option(False, help="Keep random base weights (tiny/full models, tests)."),
@@ -134,7 +136,7 @@ def predict(
     ok = [r for r in rows if "error" not in r]
     failed = [r for r in rows if "error" in r] + [{"file": n, "error": p} for n, p in problems]
     summary = {
-        "model": str(model),
+        "model": str(model) if model is not None else "default",
         "predictor": predictor.describe(),
         "images": len(ok),
         "failed": len(failed),

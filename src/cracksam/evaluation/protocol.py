@@ -17,6 +17,7 @@ from cracksam.evaluation.report import Column, blur_sweep_plot, build_table, wri
 from cracksam.evaluation.runner import EvalModel, PassResult, evaluate_samples
 from cracksam.models.cracksam import build_cracksam, count_parameters
 from cracksam.models.io import load_model, read_checkpoint_config
+from cracksam.models.segmodels import SegModelConfig
 
 METRIC_LABELS = {"iou": "IoU", "f1": "F1", "precision": "Precision", "recall": "Recall"}
 CONDITION_LABELS = {"clean": "test", "dim": "noisy 1 (dim)", "blurry": "noisy 2 (blurry)"}
@@ -29,14 +30,18 @@ def load_eval_model(
     device: str = "cpu",
     name: str | None = None,
 ) -> EvalModel:
-    """A CrackSAM checkpoint folder as an :class:`EvalModel` (counts as configured in training)."""
+    """A checkpoint folder (CrackSAM, or a student/baseline) as an :class:`EvalModel`; parameter
+    counts are those of training (CrackSAM: frozen encoder + trainable part; a student: all trained)."""
     path = Path(path)
     meta = read_checkpoint_config(path)
     config = meta["model_config"]
     model = load_model(path, base_checkpoint=base, map_location=device, allow_random_base=allow_random_base)
-    counts = count_parameters(build_cracksam(config, device="meta"))
     folder = path if path.is_dir() else path.parent
     label = name or (folder.parent.name if folder.name == "best" else folder.name)
+    if isinstance(config, SegModelConfig):
+        total = sum(p.numel() for p in model.parameters())
+        return EvalModel(label, model, config.arch, total, total, str(folder))
+    counts = count_parameters(build_cracksam(config, device="meta"))
     return EvalModel(label, model, config.backbone, counts.total, counts.trainable, str(folder))
 
 
@@ -81,6 +86,31 @@ class ProtocolConfig:
 
 def _samples(roots: Sequence[str], split: str, cfg: ProtocolConfig) -> list[Sample]:
     return load_split(list(roots), split, ratios=cfg.ratios, seed=cfg.split_seed)  # type: ignore[arg-type]
+
+
+def _per_dataset_table(results: Sequence[PassResult], reduction: str) -> str:
+    """Markdown: every metric per model, dataset and condition, for passes that pooled several sets
+    (each set scored on its own, plus the pooled row)."""
+    lines = [
+        f"Precision / recall / F1 / IoU of the crack class per dataset ({reduction}-level)",
+        "",
+        "| model | dataset | condition | images | Precision | Recall | F1 | IoU |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    key = "dataset_level" if reduction == "dataset" else "image_level"
+    found = False
+    for r in results:
+        if "per_dataset" not in r.extra:
+            continue
+        found = True
+        entries = [*r.extra["per_dataset"].items(), (f"all ({r.dataset})", {"n_images": r.n_images,
+                                                                           key: getattr(r, key)})]
+        for name, e in entries:
+            m = e[key]
+            scores = " | ".join(f"{m[k]:.4f}" for k in ("precision", "recall", "f1", "iou"))
+            lines.append(f"| {r.model} | {name} | {CONDITION_LABELS.get(r.condition, r.condition)} | "
+                         f"{e['n_images']} | {scores} |")
+    return "\n".join(lines) + "\n" if found else ""
 
 
 def run_protocol(models: Sequence[EvalModel], cfg: ProtocolConfig, out_dir: str | Path) -> dict[str, Any]:
@@ -153,6 +183,10 @@ def run_protocol(models: Sequence[EvalModel], cfg: ProtocolConfig, out_dir: str 
         summary["blur_sweep"] = str(png)
         summary["sweep"] = sweep
     atomic_write_text(out / "results.json", json.dumps([r.to_dict() for r in results], indent=2))
+    per_set = _per_dataset_table(results, cfg.reduction)
+    if per_set:
+        atomic_write_text(out / "per_dataset.md", per_set)
+        summary["per_dataset"] = str(out / "per_dataset.md")
     if cfg.measure:
         rows = [
             [
