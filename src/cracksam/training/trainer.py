@@ -82,8 +82,13 @@ def _teacher_cache(config: TrainConfig, train, out: Path):
     from cracksam.deployment.predictor import Predictor
     from cracksam.training.teacher import TeacherCache, fill_cache, teacher_identity
 
+    import torch
+
     kd = config.distill
-    predictor = Predictor.from_path(kd.teacher, base=kd.teacher_base, allow_random_base=kd.allow_random_base)
+    # The teacher runs where the student trains (a CUDA device when training on one).
+    device = "cuda" if config.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
+    predictor = Predictor.from_path(kd.teacher, base=kd.teacher_base, device=device,
+                                    allow_random_base=kd.allow_random_base)
     backend = predictor.backend
     cache = TeacherCache(kd.cache_dir or out / "teacher_cache", teacher_identity(kd.teacher), backend.image_size)
     computed = fill_cache(cache, backend, train, batch_size=kd.batch_size, progress=config.progress)
