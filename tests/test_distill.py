@@ -168,6 +168,9 @@ def test_distillation_lowers_the_soft_loss(data_root, teacher_dir, tmp_path):
     # The best student is a whole-model checkpoint that loads as a SegModel.
     meta = json.loads((result.best_dir / "config.json").read_text())
     assert meta["architecture"] == "segmodel" and meta["kind"] == "full"
+    from cracksam.config import default_file_mode
+
+    assert (result.best_dir / "weights.safetensors").stat().st_mode & 0o777 == default_file_mode()
     student = load_model(result.best_dir)
     assert isinstance(student, SegModel)
     assert student(torch.rand(1, 3, 64, 64) * 255).shape == (1, 2, 64, 64)

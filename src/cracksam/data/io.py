@@ -7,14 +7,20 @@ starts with the file's path, so a user can find and fix the file without a trace
 * :func:`read_image` -> ``H x W x 3`` ``uint8`` RGB, EXIF orientation applied.
 * :func:`read_mask` -> ``H x W`` ``uint8`` with values in ``{0, 1}`` (1 = crack).
 * :func:`image_shape` -> ``(H, W)`` from the header only (EXIF orientation applied), for fast checks.
+* :func:`decode_image` -> the same as :func:`read_image`, from bytes held in memory (an HTTP upload).
+
+The errors are :class:`~cracksam.errors.DatasetError` subclasses that tell the failures apart
+(:class:`ImageTooLargeError`, :class:`NotAnImageError`, :class:`CorruptImageError`), so a caller
+such as the HTTP service can answer each with its own status without parsing messages.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +31,11 @@ from cracksam.errors import DatasetError
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
+    "CorruptImageError",
+    "ImageTooLargeError",
     "MaskLevelError",
+    "NotAnImageError",
+    "decode_image",
     "image_shape",
     "read_image",
     "read_mask",
@@ -47,36 +57,62 @@ class MaskLevelError(DatasetError):
     """A mask has more than two distinct values (or two that do not include 0 for background)."""
 
 
-@contextmanager
-def _open(path: str | os.PathLike[str], max_pixels: int | None) -> Iterator[Image.Image]:
-    """Open ``path`` lazily with Pillow, checking its pixel count from the header before decoding.
+class ImageTooLargeError(DatasetError):
+    """The image has more pixels than allowed (known from its header, before decoding)."""
 
-    Every decoding error inside the ``with`` block is turned into a ``DatasetError`` naming the file.
+
+class NotAnImageError(DatasetError):
+    """The data is not in any image format that can be read (or not in one of those allowed)."""
+
+
+class CorruptImageError(DatasetError):
+    """The header names an image format but the pixel data cannot be decoded (truncated, corrupt)."""
+
+
+@contextmanager
+def _open_source(
+    source: Path | io.BytesIO, name: str, max_pixels: int | None, formats: Sequence[str] | None = None
+) -> Iterator[Image.Image]:
+    """Open ``source`` lazily with Pillow, checking its pixel count from the header before decoding.
+
+    Every decoding error inside the ``with`` block is turned into a ``DatasetError`` subclass whose
+    message starts with ``name``.  ``formats`` limits the Pillow plugins tried (None: all).
     """
-    path = Path(path)
+    identified = False
     try:
         # Our own ``max_pixels`` check replaces Pillow's warning; Pillow's hard limit (an error) is
         # converted below so it also names the file.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(source, formats=None if formats is None else list(formats)) as im:
+                identified = True
                 width, height = im.size
                 if max_pixels is not None and width * height > max_pixels:
-                    raise DatasetError(
-                        f"{path}: image is too large ({width}x{height} = {width * height} pixels, "
+                    raise ImageTooLargeError(
+                        f"{name}: image is too large ({width}x{height} = {width * height} pixels, "
                         f"limit {max_pixels})"
                     )
                 yield im
     except DatasetError:
         raise
     except FileNotFoundError:
-        raise DatasetError(f"{path}: file not found") from None
+        raise DatasetError(f"{name}: file not found") from None
     except Image.DecompressionBombError as exc:
-        raise DatasetError(f"{path}: image is too large ({exc})") from None
+        raise ImageTooLargeError(f"{name}: image is too large ({exc})") from None
     except Exception as exc:  # noqa: BLE001
         # Pillow's plugins raise many types for corrupt data (OSError, SyntaxError, ValueError,
         # struct.error, IndexError, ...); all of them mean "this file cannot be read".
-        raise DatasetError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from None
+        kind = CorruptImageError if identified else NotAnImageError
+        text = str(exc)
+        if isinstance(source, io.BytesIO):  # Pillow names the file object: "<_io.BytesIO object at 0x...>"
+            text = text.replace(repr(source), "data")
+        raise kind(f"{name}: cannot read image ({type(exc).__name__}: {text})") from None
+
+
+def _open(path: str | os.PathLike[str], max_pixels: int | None) -> AbstractContextManager[Image.Image]:
+    """:func:`_open_source` for a file on disk, with its path in every message."""
+    path = Path(path)
+    return _open_source(path, str(path), max_pixels)
 
 
 def _oriented(im: Image.Image) -> Image.Image:
@@ -152,11 +188,42 @@ def read_image(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MA
         DatasetError: the file is missing, unreadable, truncated or too large (message names it).
     """
     with _open(path, max_pixels) as im:
-        arr = _to_rgb_array(_oriented(im))
+        return _rgb_of(im)
+
+
+def _rgb_of(im: Image.Image) -> np.ndarray:
+    """The oriented RGB array of an opened image, owned by the caller (writeable, C-contiguous)."""
+    arr = _to_rgb_array(_oriented(im))
     # np.asarray on a Pillow image may be read-only; callers (augmentations) expect to own the data.
     if not (arr.flags.writeable and arr.flags.c_contiguous):
         arr = arr.copy()
     return arr
+
+
+def decode_image(
+    data: bytes,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    name: str = "image",
+    formats: Sequence[str] | None = None,
+) -> np.ndarray:
+    """Decode image bytes held in memory exactly as :func:`read_image` reads a file.
+
+    Args:
+        data: the encoded image (the whole file).
+        max_pixels: as for :func:`read_image`; checked from the header, before the pixels are decoded.
+        name: what messages call the data (an upload's file name, say); never opened as a path.
+        formats: Pillow format names to accept (e.g. ``("PNG", "JPEG")``); None accepts every
+            format Pillow reads.  A server should pass a list: fewer parsers see untrusted bytes.
+
+    Raises:
+        NotAnImageError: empty data, or no (allowed) format recognises it.
+        CorruptImageError: a recognised format whose pixel data is truncated or corrupt.
+        ImageTooLargeError: more than ``max_pixels`` pixels.
+    """
+    if not data:
+        raise NotAnImageError(f"{name}: no data (0 bytes)")
+    with _open_source(io.BytesIO(data), name, max_pixels, formats) as im:
+        return _rgb_of(im)
 
 
 def _mask_values(im: Image.Image) -> np.ndarray:

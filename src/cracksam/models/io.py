@@ -28,7 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from cracksam import __version__
-from cracksam.config import atomic_write_text, from_dict, to_dict
+from cracksam.config import atomic_write_text, default_file_mode, from_dict, to_dict
 from cracksam.errors import CheckpointError, ConfigError
 from cracksam.models.cracksam import CrackSAM, CrackSAMConfig, build_cracksam
 from cracksam.models.deltas import has_lora
@@ -57,6 +57,7 @@ def _atomic_save_file(tensors: dict[str, torch.Tensor], path: Path, metadata: di
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=metadata)
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cracksam.config import default_file_mode
 from cracksam.data.folder import Sample
 from cracksam.data.io import read_image
 from cracksam.data.transforms import build_transform
@@ -86,6 +87,7 @@ class TeacherCache:
         target = self.path(sample)
         fd, tmp = tempfile.mkstemp(prefix=".", suffix=".npy", dir=self.directory)
         try:
+            os.fchmod(fd, default_file_mode())
             with os.fdopen(fd, "wb") as fh:
                 np.save(fh, logits.astype(np.float16), allow_pickle=False)
             os.replace(tmp, target)

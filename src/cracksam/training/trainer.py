@@ -79,10 +79,10 @@ def _build_model(config: TrainConfig):
 
 def _teacher_cache(config: TrainConfig, train, out: Path):
     """Open the teacher and compute its logits for every training sample not cached yet."""
+    import torch
+
     from cracksam.deployment.predictor import Predictor
     from cracksam.training.teacher import TeacherCache, fill_cache, teacher_identity
-
-    import torch
 
     kd = config.distill
     # The teacher runs where the student trains (a CUDA device when training on one).

@@ -1,0 +1,84 @@
+"""``cracksam serve``: the HTTP service and its web page (see :mod:`cracksam.service`)."""
+
+from __future__ import annotations
+
+import typer
+
+from cracksam.service.settings import ENV_VARS, ServiceSettings
+
+
+def _env(field: str) -> str | list[str]:
+    names = ENV_VARS[field]
+    return names[0] if len(names) == 1 else list(names)
+
+
+def serve(
+    model: str | None = typer.Option(None, "--model", "-m", envvar=_env("model"), show_envvar=True,
+                                     help="CrackSAM checkpoint folder, .onnx or OpenVINO .xml (default: the "
+                                          "bundled model)."),
+    host: str = typer.Option("127.0.0.1", envvar=_env("host"), help="Address to listen on (0.0.0.0: all)."),
+    port: int = typer.Option(8000, envvar=_env("port"), help="TCP port (0: any free port)."),
+    base: str | None = typer.Option(None, "--base", envvar=_env("base"),
+                                    help="SAM base checkpoint for a delta checkpoint."),
+    allow_random_base: bool = typer.Option(False, help="Keep random base weights (tiny/full models, tests)."),
+    device: str = typer.Option("cpu", envvar=_env("device"), help="cpu or cuda (PyTorch), CPU/GPU (OpenVINO)."),
+    threads: int | None = typer.Option(None, envvar=_env("threads"), help="CPU threads of the runtime."),
+    workers: int = typer.Option(2, envvar=_env("workers"), help="Requests segmented at the same time."),
+    mode: str = typer.Option("resize", envvar=_env("mode"), help="resize or tile (see cracksam predict)."),
+    overlap: float = typer.Option(0.25, envvar=_env("tile_overlap"), help="Tile overlap fraction (tile mode)."),
+    batch_size: int = typer.Option(4, envvar=_env("batch_size"), help="Tiles per forward pass (tile mode)."),
+    threshold: float = typer.Option(0.5, envvar=_env("threshold"), help="Default crack probability threshold."),
+    max_upload_mb: float = typer.Option(50.0, envvar=_env("max_upload_mb"), help="Largest upload, MiB."),
+    max_pixels: int = typer.Option(50_000_000, envvar=_env("max_pixels"), help="Largest image, pixels."),
+    timeout_s: float = typer.Option(60.0, envvar=_env("timeout_s"), help="Longest time for one request, s."),
+    max_pending: int = typer.Option(32, envvar=_env("max_pending"),
+                                    help="Requests that may wait for a worker before 503 (busy)."),
+    model_id: str | None = typer.Option(None, envvar=_env("model_id"),
+                                        help="Model id to report (default: from the model files' hash)."),
+    log_level: str = typer.Option("info", envvar=_env("log_level"), help="critical/error/warning/info/debug."),
+) -> None:
+    """Serve crack segmentation over HTTP: POST /v1/segment, a web page at /, API docs at /docs.
+
+    Every option can also be set by the environment variable shown with it.
+    The service listens on 127.0.0.1 only unless --host says otherwise.  Ctrl-C stops it.
+    """
+    import logging
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from cracksam.errors import CheckpointError, CrackSAMError
+    from cracksam.models.default import default_model_path
+    from cracksam.service.server import bind
+    from cracksam.service.server import serve as run_server
+
+    settings = ServiceSettings(
+        host=host, port=port, model=model, base=base, allow_random_base=allow_random_base, device=device,
+        threads=threads, workers=workers, mode=mode, tile_overlap=overlap, batch_size=batch_size,
+        threshold=threshold, max_upload_mb=max_upload_mb, max_pixels=max_pixels, timeout_s=timeout_s,
+        max_pending=max_pending, model_id=model_id, log_level=log_level,
+    ).validated()
+    model_path = Path(settings.model) if settings.model else default_model_path()
+    if not model_path.exists():
+        raise CheckpointError(f"{model_path}: model not found")
+    settings = ServiceSettings(**{**vars(settings), "model": str(model_path)})
+    sock = bind(settings.host, settings.port)  # before the slow imports: a busy port fails at once
+
+    from cracksam.service.app import create_app
+
+    logging.basicConfig(level=settings.log_level.upper() if settings.log_level != "trace" else "DEBUG",
+                        format="%(levelname)s:     %(message)s")
+    bound_port = sock.getsockname()[1]
+    shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    Console(stderr=True).print(
+        f"cracksam serve: http://{shown_host}:{bound_port}/ (web page), /docs (API); model {model_path} "
+        "loading in the background, /health says 200 when ready.  Ctrl-C stops."
+    )
+    app = run_server(lambda stop: create_app(settings, on_load_error=lambda _exc: stop()), sock, settings.log_level)
+    state = app.state.service
+    if state.load_error is not None:
+        raise CrackSAMError(f"cannot serve: {state.load_error}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

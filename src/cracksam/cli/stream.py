@@ -1,0 +1,114 @@
+"""``cracksam stream``: segment a video file, an HTTP MJPEG stream or a camera, frame by frame."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+
+
+def stream(
+    source: str = typer.Argument(..., help="Video file, stream URL (e.g. http://cam/video.mjpg) or camera index (0)."),
+    model: Path | None = typer.Option(None, "--model", "-m",
+                                      help="CrackSAM checkpoint folder, .onnx or OpenVINO .xml (default: bundled)."),
+    every: int = typer.Option(1, "--every", "-n", help="Segment every N-th frame; the others reuse the last mask."),
+    out_video: Path | None = typer.Option(None, "--out-video", "-o", help="Annotated video to write (.mp4 or .avi)."),
+    frames_dir: Path | None = typer.Option(None, "--frames-dir",
+                                           help="Folder for each segmented frame (.jpg) and its mask (_mask.png)."),
+    max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames."),
+    codec: str | None = typer.Option(None, help="FourCC of the output video (default: mp4v for .mp4, MJPG for .avi)."),
+    fps: float | None = typer.Option(None, help="Frame rate of the output video (default: the source's)."),
+    timeout: float = typer.Option(10.0, help="Seconds to wait when opening or reading a network stream."),
+    base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
+    allow_random_base: bool = typer.Option(False, help="Keep random base weights (tiny/full models, tests)."),
+    mode: str = typer.Option("resize", help="resize or tile (see cracksam predict)."),
+    threshold: float = typer.Option(0.5, help="Crack probability threshold."),
+    device: str = typer.Option("cpu", help="cpu or cuda (PyTorch), CPU/GPU (OpenVINO)."),
+    threads: int | None = typer.Option(None, help="CPU threads of the runtime."),
+    json_out: bool = typer.Option(False, "--json", help="Print the run's statistics as JSON."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No live frames-per-second line."),
+) -> None:
+    """Segment a video, stream or camera; writes an annotated video and/or frames with masks.
+
+    Ends at the end of a file, after --max-frames, or on Ctrl-C; the video written so far is
+    kept in every case.  A source that cannot be opened or breaks is an error (exit 2).
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from cracksam.cli.inputs import output_dir
+    from cracksam.deployment.predictor import Predictor
+    from cracksam.deployment.stream import StreamOptions, StreamStats, run_stream
+    from cracksam.errors import ConfigError
+    from cracksam.models.default import default_model_path
+
+    options = StreamOptions(every=every, max_frames=max_frames, out_video=out_video, frames_dir=frames_dir,
+                            codec=codec, fps=fps, threshold=threshold, timeout_s=timeout).validated()
+    if out_video is None and frames_dir is None:
+        raise ConfigError("nothing to write: give --out-video and/or --frames-dir")
+    if out_video is not None and out_video.is_dir():
+        raise ConfigError(f"--out-video {out_video} is a folder; name a video file")
+    if frames_dir is not None:
+        output_dir(frames_dir, "--frames-dir")
+    predictor = Predictor.from_path(model or default_model_path(), base=base, device=device, threads=threads,
+                                    allow_random_base=allow_random_base, mode=mode, threshold=threshold)
+    console = Console(stderr=True, soft_wrap=True)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=no_progress,
+        transient=True,
+    )
+
+    with progress:
+        task = progress.add_task("frames", total=None, rate="")
+
+        def show(stats: StreamStats, total: int | None) -> None:
+            progress.update(task, completed=stats.frames_read, total=total,
+                            rate=f"{stats.fps:5.1f} frames/s, {stats.frames_segmented} segmented "
+                                 f"({stats.segment_ms:.0f} ms each)")
+
+        with _sigterm_as_interrupt():
+            stats = run_stream(predictor, source, options, on_frame=show)
+
+    if json_out:
+        typer.echo(json.dumps(stats.as_dict(), indent=2))
+    else:
+        ended = {"end": "end of video", "max-frames": "--max-frames reached",
+                 "interrupted": "stopped by Ctrl-C or SIGTERM"}
+        outputs = ", ".join(str(p) for p in (stats.out_video, stats.frames_dir) if p)
+        console.print(
+            f"{stats.frames_read} frames read, {stats.frames_segmented} segmented, {stats.fps:.1f} frames/s "
+            f"({ended.get(stats.ended, stats.ended)}); outputs: {outputs or '-'}"
+        )
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, ``docker stop``, systemd) ends the stream like Ctrl-C: the video written
+    so far is finalised instead of being left without its index."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("stream")(stream)

@@ -1,0 +1,299 @@
+"""Segmenting video: a file, an HTTP MJPEG stream or a camera, frame by frame.
+
+:func:`run_stream` reads frames with OpenCV's ``VideoCapture``, segments every ``every``-th frame
+with a :class:`~cracksam.deployment.predictor.Predictor` (the frames in between reuse the last
+mask, so the annotated video keeps the input's frame count and timing), and writes
+
+* an annotated video (``out_video``): each frame with its mask drawn in red, written under a
+  temporary name beside the target and renamed when it is complete, so the target is never a
+  half-written file -- also after Ctrl-C or a broken stream, where the frames so far are kept;
+* per segmented frame (``frames_dir``): ``frame_NNNNNN.jpg`` (the frame as read) and
+  ``frame_NNNNNN_mask.png`` (0/255, the frame's size).
+
+How a stream ends:
+
+* a **video file** ends at its last frame; if it stops well short of the frame count in its
+  header, the file is truncated or corrupt and :class:`StreamError` says so (after the outputs
+  are finalised);
+* a **live source** (camera, URL) has no end: a read that fails is a lost device or connection,
+  also a :class:`StreamError` with the outputs finalised;
+* ``max_frames`` or Ctrl-C (``KeyboardInterrupt``) end it cleanly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+from cracksam.config import atomic_write_bytes
+from cracksam.deployment.predictor import Predictor
+from cracksam.errors import ConfigError, CrackSAMError
+
+#: Codec (FourCC) chosen from the output's extension when none is given.
+CODEC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+OVERLAY_BGR = (40, 40, 255)  # red, as in the web page and `cracksam predict --overlay`
+OVERLAY_ALPHA = 0.6
+DEFAULT_FPS = 25.0
+
+
+class StreamError(CrackSAMError):
+    """A video source cannot be opened or broke, or an output cannot be written."""
+
+
+@dataclass
+class StreamOptions:
+    every: int = 1  # segment frames 0, every, 2*every, ...
+    max_frames: int | None = None  # stop after reading this many frames
+    out_video: Path | None = None
+    frames_dir: Path | None = None
+    codec: str | None = None  # FourCC; None: from out_video's extension
+    fps: float | None = None  # output frame rate; None: the source's (or DEFAULT_FPS when unknown)
+    threshold: float | None = None  # None: the predictor's
+    timeout_s: float = 10.0  # opening / reading timeout for network sources
+
+    def validated(self) -> StreamOptions:
+        if self.every < 1:
+            raise ConfigError(f"--every must be >= 1, got {self.every}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ConfigError(f"--max-frames must be >= 1, got {self.max_frames}")
+        if self.fps is not None and not (math.isfinite(self.fps) and 0 < self.fps <= 1000):
+            raise ConfigError(f"--fps must be in (0, 1000], got {self.fps}")
+        if self.threshold is not None and not 0 < self.threshold < 1:
+            raise ConfigError(f"--threshold must be in (0, 1), got {self.threshold}")
+        if self.codec is not None and len(self.codec) != 4:
+            raise ConfigError(f"--codec must be a four-character code such as mp4v or MJPG, got {self.codec!r}")
+        if not self.timeout_s > 0:
+            raise ConfigError(f"--timeout must be > 0 s, got {self.timeout_s}")
+        return self
+
+
+@dataclass
+class StreamStats:
+    source: str
+    frames_read: int = 0
+    frames_segmented: int = 0
+    frames_written: int = 0
+    seconds: float = 0.0
+    fps: float = 0.0  # frames read per second, all work included
+    segment_ms: float = 0.0  # mean time of one segmentation
+    ended: Literal["end", "max-frames", "interrupted", "error"] = "end"
+    out_video: str | None = None
+    frames_dir: str | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- the source -------------------------------------------------------------------------------
+
+
+def is_live(source: str) -> bool:
+    """Cameras (an all-digit index) and URLs have no natural end; files do."""
+    return source.isdigit() or "://" in source
+
+
+def open_capture(source: str, timeout_s: float = 10.0) -> cv2.VideoCapture:
+    """``VideoCapture`` for a file, a URL (e.g. ``http://host/stream.mjpg``) or a camera index.
+
+    Raises :class:`StreamError` when it cannot be opened, naming the source."""
+    timeout_ms = int(timeout_s * 1000)
+    if source.isdigit():
+        cap = cv2.VideoCapture(int(source))
+        what = f"camera {source}"
+    else:
+        if "://" not in source:
+            path = Path(source)
+            if not path.exists():
+                raise StreamError(f"{source}: file not found")
+            if not path.is_file():
+                raise StreamError(f"{source}: not a file")
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
+        cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG, params)
+        if not cap.isOpened():  # not every build has FFmpeg for every source: let OpenCV pick
+            cap = cv2.VideoCapture(source)
+        what = source
+    if not cap.isOpened():
+        cap.release()
+        raise StreamError(f"{what}: cannot open the video source (not a video, unreachable or no such device)")
+    return cap
+
+
+def _frame_count(cap: cv2.VideoCapture) -> int | None:
+    """The frame count in a file's header; None when unknown (streams report 0 or nonsense)."""
+    count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+    return int(count) if math.isfinite(count) and 0 < count < 1e9 else None
+
+
+def _source_fps(cap: cv2.VideoCapture) -> float | None:
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    return float(fps) if math.isfinite(fps) and 0.5 <= fps <= 1000 else None
+
+
+# -- the outputs ------------------------------------------------------------------------------
+
+
+def annotate(frame_bgr: np.ndarray, mask: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
+    """The frame with crack pixels blended towards red."""
+    out = frame_bgr.copy()
+    if mask.any():
+        color = np.array(OVERLAY_BGR, np.float32)
+        px = out[mask].astype(np.float32)
+        out[mask] = np.clip(px * (1 - alpha) + color * alpha, 0, 255).astype(np.uint8)
+    return out
+
+
+class _VideoOut:
+    """A ``VideoWriter`` on a hidden temporary file beside ``path``; :meth:`finish` renames it."""
+
+    def __init__(self, path: Path, codec: str | None, fps: float, size: tuple[int, int]) -> None:
+        self.path = path
+        fourcc = codec or CODEC_BY_SUFFIX.get(path.suffix.lower())
+        if fourcc is None:
+            raise StreamError(f"{path}: unknown video type {path.suffix!r}; use .mp4 or .avi, or give --codec")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # OpenCV picks the container from the extension, so the temporary name keeps it.
+        self.tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}")
+        self.size = size
+        self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+        if not self.writer.isOpened():
+            self.writer.release()
+            self.tmp.unlink(missing_ok=True)
+            raise StreamError(f"{path}: cannot write a video with codec {fourcc!r} (not available in this OpenCV)")
+        self.frames = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        if (frame.shape[1], frame.shape[0]) != self.size:  # a stream that changes size mid-way
+            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
+        self.writer.write(frame)
+        self.frames += 1
+
+    def finish(self) -> None:
+        self.writer.release()
+        if self.frames == 0:
+            self.tmp.unlink(missing_ok=True)
+            return
+        os.replace(self.tmp, self.path)
+
+    def abandon(self) -> None:
+        self.writer.release()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _write_frame_files(folder: Path, index: int, frame: np.ndarray, mask: np.ndarray) -> None:
+    ok_img, jpg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    ok_mask, png = cv2.imencode(".png", mask.astype(np.uint8) * 255)
+    if not (ok_img and ok_mask):  # pragma: no cover - OpenCV cannot fail on plain uint8 arrays
+        raise StreamError(f"{folder}: cannot encode frame {index}")
+    atomic_write_bytes(folder / f"frame_{index:06d}.jpg", jpg.tobytes())
+    atomic_write_bytes(folder / f"frame_{index:06d}_mask.png", png.tobytes())
+
+
+# -- the loop ---------------------------------------------------------------------------------
+
+
+def run_stream(
+    predictor: Predictor,
+    source: str,
+    options: StreamOptions,
+    on_frame: Callable[[StreamStats, int | None], None] | None = None,
+) -> StreamStats:
+    """Segment ``source`` as described in the module docstring.
+
+    ``on_frame(stats, total)`` is called after every frame (progress display; ``total`` is the
+    file's frame count, None for live sources).  Returns the statistics; raises
+    :class:`StreamError` when the source cannot be opened or breaks (outputs finalised first).
+    """
+    options = options.validated()
+    threshold = predictor.threshold if options.threshold is None else options.threshold
+    if options.frames_dir is not None:
+        options.frames_dir.mkdir(parents=True, exist_ok=True)
+    cap = open_capture(source, options.timeout_s)
+    stats = StreamStats(source=source)
+    total = None if is_live(source) else _frame_count(cap)
+    if total is not None and options.max_frames is not None:
+        total = min(total, options.max_frames)
+    fps_out = options.fps or _source_fps(cap) or DEFAULT_FPS
+    video: _VideoOut | None = None
+    mask: np.ndarray | None = None
+    segment_seconds = 0.0
+    start = time.perf_counter()
+    try:
+        while options.max_frames is None or stats.frames_read < options.max_frames:
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                stats.error = _why_it_stopped(source, stats.frames_read, _frame_count(cap))
+                stats.ended = "error" if stats.error else "end"
+                break
+            index = stats.frames_read
+            stats.frames_read += 1
+            if frame.ndim == 2:
+                frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+            elif frame.shape[2] == 4:
+                frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+            h, w = frame.shape[:2]
+            if index % options.every == 0 or mask is None:
+                t0 = time.perf_counter()
+                mask = predictor.predict_one(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)).mask(threshold)
+                segment_seconds += time.perf_counter() - t0
+                stats.frames_segmented += 1
+                if options.frames_dir is not None:
+                    _write_frame_files(options.frames_dir, index, frame, mask)
+            elif mask.shape != (h, w):
+                mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+            if options.out_video is not None:
+                if video is None:
+                    video = _VideoOut(options.out_video, options.codec, fps_out, (w, h))
+                video.write(annotate(frame, mask))
+                stats.frames_written += 1
+            _update_rates(stats, start, segment_seconds)
+            if on_frame is not None:
+                on_frame(stats, total)
+        else:
+            stats.ended = "max-frames"
+    except KeyboardInterrupt:
+        stats.ended = "interrupted"
+    except BaseException:
+        if video is not None:
+            video.abandon()
+        cap.release()
+        raise
+    cap.release()
+    if video is not None:
+        video.finish()
+        stats.out_video = str(options.out_video)
+    if options.frames_dir is not None:
+        stats.frames_dir = str(options.frames_dir)
+    _update_rates(stats, start, segment_seconds)
+    if stats.frames_read == 0 and stats.ended != "interrupted":
+        raise StreamError(f"{source}: no frame could be read (not a video, or an empty one)")
+    if stats.error:
+        raise StreamError(stats.error)
+    return stats
+
+
+def _update_rates(stats: StreamStats, start: float, segment_seconds: float) -> None:
+    stats.seconds = time.perf_counter() - start
+    stats.fps = stats.frames_read / stats.seconds if stats.seconds > 0 else 0.0
+    stats.segment_ms = 1000.0 * segment_seconds / stats.frames_segmented if stats.frames_segmented else 0.0
+
+
+def _why_it_stopped(source: str, frames_read: int, header_count: int | None) -> str | None:
+    """None for a normal end of file; else why a failed read means the source broke."""
+    if frames_read == 0:
+        return None  # reported by the caller as "no frame could be read"
+    if is_live(source):
+        return f"{source}: the stream stopped after {frames_read} frames (connection closed or device lost)"
+    # Headers can be off by a frame or two (containers estimate the count from the duration).
+    if header_count is not None and frames_read < header_count - max(2, header_count // 100):
+        return f"{source}: the video broke after {frames_read} of {header_count} frames (truncated or corrupt file)"
+    return None

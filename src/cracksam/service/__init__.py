@@ -1,0 +1,31 @@
+"""``cracksam serve``: crack segmentation over HTTP (FastAPI + uvicorn) with a small web page.
+
+* :mod:`cracksam.service.app` -- the endpoints, built by :func:`create_app`;
+* :mod:`cracksam.service.settings` -- :class:`ServiceSettings` (flags and ``CRACKSAM_*`` variables);
+* :mod:`cracksam.service.inference` -- loading the model once and running it from many threads;
+* :mod:`cracksam.service.rle` -- the mask RLE of the JSON answers (COCO uncompressed, column-major);
+* :mod:`cracksam.service.server` -- uvicorn in the foreground or a background thread;
+* ``static/`` -- the web page served at ``/``.
+
+FastAPI is imported only when the app is built (``create_app``), so importing this package is cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cracksam.service.rle import decode_rle, encode_rle
+from cracksam.service.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from cracksam.service.app import create_app
+
+__all__ = ["ServiceSettings", "create_app", "decode_rle", "encode_rle"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "create_app":
+        from cracksam.service.app import create_app
+
+        return create_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

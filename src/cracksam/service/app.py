@@ -1,0 +1,512 @@
+"""The HTTP service: ``POST /v1/segment`` and friends, built by :func:`create_app`.
+
+Endpoints (OpenAPI at ``/openapi.json``, interactive docs at ``/docs``):
+
+* ``POST /v1/segment`` -- an image as a multipart upload (field ``file``) or as the raw body
+  (``Content-Type: image/...`` or ``application/octet-stream``).  Answers a PNG mask (0/255, the
+  size of the image as displayed, EXIF orientation applied) or JSON, chosen by ``?format=`` or
+  else the ``Accept`` header (JSON when both are acceptable).  The JSON carries the mask as RLE
+  (see :mod:`cracksam.service.rle`: COCO uncompressed, column-major) or a base64 PNG
+  (``?mask=png``), crack pixel count and fraction, image size, model id and timings;
+  ``?measure=true`` (or ``?mm_per_px=``) adds the crack measurement of
+  :mod:`cracksam.measurement` (totals and one entry per crack).
+* ``GET /health`` -- 200 ``{"status": "ok"}`` once the model is loaded, 503 before (or if loading
+  failed), for readiness probes.
+* ``GET /v1/model`` -- the model card (:meth:`Predictor.describe`), its id and the limits.
+* ``GET /`` -- a small web page to try the service in a browser.
+
+The model is loaded once, in a background thread started by the app's lifespan, so the server
+answers (503) while a large model loads.  Decoding, inference and encoding run in a bounded
+thread pool (:class:`~cracksam.service.inference.JobRunner`), so concurrent requests neither
+block the event loop nor share mutable state (see :mod:`cracksam.service.inference`).  Each
+request is its own forward pass: concurrent requests are not micro-batched (a possible later
+optimisation; on CPU, parallel single-image calls already keep the cores busy).
+
+No request names a file on the server: uploads are decoded from memory, and an upload's file
+name is only echoed in messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from PIL import Image
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cracksam import __version__
+from cracksam.data.io import CorruptImageError, ImageTooLargeError, NotAnImageError, decode_image
+from cracksam.deployment.predictor import Predictor
+from cracksam.errors import CrackSAMError, DatasetError
+from cracksam.service.inference import Busy, JobRunner, LoadedModel, load_model, model_id_for, thread_safe
+from cracksam.service.limits import BodySizeLimit
+from cracksam.service.problems import ApiError, install_handlers
+from cracksam.service.rle import encode_rle
+from cracksam.service.settings import ServiceSettings
+
+log = logging.getLogger("cracksam.service")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+#: Pillow formats the service decodes (fewer parsers exposed to untrusted bytes than Pillow's ~40).
+#: JPEG covers MPO (multi-picture JPEGs from phones).
+IMAGE_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "PPM", "AVIF")
+
+#: Raw-body content types accepted besides ``image/*`` (and a missing Content-Type).  The form type
+#: is what ``curl --data-binary @photo.jpg`` sends by default; its body is taken as the image bytes.
+RAW_TYPES = frozenset({"application/octet-stream", "application/x-www-form-urlencoded"})
+#: ``image/*`` types that are not raster images and are refused with 415.
+NOT_RASTER = frozenset({"image/svg+xml"})
+
+Format = Literal["png", "json"]
+MaskEncoding = Literal["rle", "png", "none"]
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "detail": {}},
+    "required": ["error", "detail"],
+}
+
+
+def _error_doc(text: str) -> dict[str, Any]:
+    return {"description": text, "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+
+
+# -- state ------------------------------------------------------------------------------------
+
+
+@dataclass
+class ServiceState:
+    """What the handlers share: the settings, the loaded model (or why there is none) and the pool."""
+
+    settings: ServiceSettings
+    runner: JobRunner | None = None
+    model: LoadedModel | None = None
+    status: Literal["loading", "ok", "error"] = "loading"
+    load_error: str | None = None
+    formats: tuple[str, ...] = field(default_factory=tuple)
+
+    def require_model(self) -> LoadedModel:
+        if self.model is None or self.runner is None:
+            detail = "the model is still loading" if self.status == "loading" else f"no model: {self.load_error}"
+            raise ApiError(503, "model_not_ready", detail, headers={"Retry-After": "2"})
+        return self.model
+
+
+# -- request parsing --------------------------------------------------------------------------
+
+
+def negotiate(fmt: Format | None, accept: str | None) -> Format:
+    """``?format=`` if given, else the better of PNG and JSON for the ``Accept`` header (JSON on a
+    tie, e.g. ``*/*`` or no header); 406 when the header accepts neither."""
+    if fmt is not None:
+        return fmt
+    if not accept or not accept.strip():
+        return "json"
+    ranges: list[tuple[str, float]] = []
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+                q = q if math.isfinite(q) else 0.0
+        if media:
+            ranges.append((media.lower(), q))
+
+    def quality(media: str) -> float:
+        kind = media.split("/")[0] + "/*"
+        for candidate in (media, kind, "*/*"):  # the most specific range that matches decides
+            found = [q for m, q in ranges if m == candidate]
+            if found:
+                return max(found)
+        return 0.0
+
+    q_json, q_png = quality("application/json"), quality("image/png")
+    if q_json <= 0 and q_png <= 0:
+        raise ApiError(406, "not_acceptable", f"Accept: {accept!r} allows neither application/json nor image/png; "
+                       "use ?format=json or ?format=png")
+    return "png" if q_png > q_json else "json"
+
+
+def _safe_name(filename: str | None) -> str:
+    """An upload's file name for messages: the last path part, printable, short.  Never opened."""
+    if not filename:
+        return "upload"
+    name = PurePosixPath(filename.replace("\\", "/")).name
+    name = "".join(c for c in name if c.isprintable())[:100]
+    return name or "upload"
+
+
+async def read_upload(request: Request) -> tuple[bytes, str]:
+    """The image bytes of a request and a name for messages (the multipart file name or ``upload``)."""
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";")[0].strip().lower()
+    if media == "multipart/form-data":
+        try:
+            form = await request.form(max_files=1, max_fields=16)
+        except (ApiError, StarletteHTTPException):
+            raise
+        except Exception as exc:  # malformed multipart: python-multipart/starlette raise various types
+            log.info("bad multipart body: %s: %s", type(exc).__name__, exc)
+            raise ApiError(400, "bad_multipart",
+                           f"cannot parse the multipart body ({type(exc).__name__}: {exc})") from None
+        try:
+            upload = form.get("file")
+            if upload is None:
+                raise ApiError(422, "missing_file", "a multipart upload needs the image in a field named 'file'")
+            if isinstance(upload, str):
+                raise ApiError(422, "missing_file", "the 'file' field must be a file upload, not a text field")
+            return await upload.read(), _safe_name(upload.filename)
+        finally:
+            await form.close()
+    if media in RAW_TYPES or not media or (media.startswith("image/") and media not in NOT_RASTER):
+        return await request.body(), "upload"
+    raise ApiError(415, "unsupported_media_type",
+                   f"Content-Type {media!r} is not accepted; send an image as multipart/form-data (field 'file') "
+                   "or as the raw body with an image/* or application/octet-stream Content-Type")
+
+
+# -- the work done in a pool thread -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    format: Format
+    mask: MaskEncoding
+    measure: bool
+    mm_per_px: float | None
+    min_length_px: float
+    threshold: float
+
+
+@dataclass(frozen=True)
+class Encoded:
+    body: bytes
+    media_type: str
+    headers: dict[str, str]
+
+
+def decode_upload(data: bytes, name: str, max_pixels: int, formats: tuple[str, ...]) -> np.ndarray:
+    """Decode an upload; every failure becomes a 4xx :class:`ApiError` naming the problem."""
+    try:
+        image = decode_image(data, max_pixels=max_pixels, name=name, formats=formats)
+    except ImageTooLargeError as exc:
+        raise ApiError(413, "image_too_large", str(exc)) from None
+    except CorruptImageError as exc:
+        raise ApiError(422, "corrupt_image", str(exc)) from None
+    except NotAnImageError as exc:
+        raise ApiError(422, "not_an_image", f"{exc} (accepted formats: {', '.join(formats)})") from None
+    except DatasetError as exc:
+        raise ApiError(422, "unreadable_image", str(exc)) from None
+    except MemoryError:
+        raise ApiError(413, "image_too_large", f"{name}: not enough memory to decode the image") from None
+    except Exception as exc:  # a decoder bug on hostile input is still the input's problem: 4xx, but logged
+        log.warning("unexpected error decoding %s", name, exc_info=True)
+        raise ApiError(422, "unreadable_image", f"{name}: cannot decode the image ({type(exc).__name__})") from None
+    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
+        raise ApiError(422, "unreadable_image", f"{name}: decoded to an unusable shape {image.shape}")
+    return image
+
+
+def png_bytes(mask: np.ndarray) -> bytes:
+    """A 0/255 single-channel PNG of a boolean mask."""
+    ok, buf = cv2.imencode(".png", mask.astype(np.uint8) * 255)
+    if not ok:  # pragma: no cover - OpenCV cannot fail on a plain uint8 array
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 2)
+
+
+def segment_job(
+    data: bytes, name: str, options: SegmentOptions, model: LoadedModel, settings: ServiceSettings,
+    formats: tuple[str, ...], t_request: float, t_submit: float,
+) -> Encoded:
+    """Decode, segment and encode one upload (runs in a pool thread; blocking is fine here)."""
+    t_start = time.perf_counter()
+    image = decode_upload(data, name, settings.max_pixels, formats)
+    t_decoded = time.perf_counter()
+    mask = model.predictor.predict_one(image).mask(options.threshold)
+    t_inferred = time.perf_counter()
+    h, w = mask.shape
+    crack = int(np.count_nonzero(mask))
+    headers = {"X-Model-Id": model.model_id, "X-Crack-Pixels": str(crack), "X-Image-Width": str(w),
+               "X-Image-Height": str(h)}
+    if options.format == "png":
+        body, media = png_bytes(mask), "image/png"
+        timing = _timing(t_request, t_submit, t_start, t_decoded, t_inferred, time.perf_counter())
+    else:
+        doc: dict[str, Any] = {
+            "model_id": model.model_id,
+            "width": w,
+            "height": h,
+            "threshold": options.threshold,
+            "crack_pixels": crack,
+            "crack_fraction": crack / float(h * w),
+        }
+        if options.mask == "rle":
+            doc["mask"] = {"encoding": "rle", **encode_rle(mask)}
+        elif options.mask == "png":
+            doc["mask"] = {"encoding": "png", "size": [h, w], "data": base64.b64encode(png_bytes(mask)).decode()}
+        if options.measure:
+            doc["measurement"] = _measure(mask, name, options)
+        timing = _timing(t_request, t_submit, t_start, t_decoded, t_inferred, time.perf_counter())
+        doc["timing_ms"] = timing
+        body, media = json.dumps(doc, separators=(",", ":")).encode(), "application/json"
+    headers["Server-Timing"] = ", ".join(f"{k.removesuffix('_ms')};dur={v}" for k, v in timing.items())
+    return Encoded(body, media, headers)
+
+
+def _timing(t_request: float, t_submit: float, t_start: float, t_decoded: float, t_inferred: float,
+            t_end: float) -> dict[str, float]:
+    return {
+        "upload_ms": _ms(t_submit - t_request),  # reading the body after the headers arrived
+        "queue_ms": _ms(t_start - t_submit),
+        "decode_ms": _ms(t_decoded - t_start),
+        "inference_ms": _ms(t_inferred - t_decoded),
+        "postprocess_ms": _ms(t_end - t_inferred),
+        "total_ms": _ms(t_end - t_request),
+    }
+
+
+def warm_measurement() -> None:
+    """Import and JIT-compile the measurement code (skimage, skan/numba: several seconds, once per
+    process) in the background at startup, so the first ``measure=true`` request is not that slow."""
+    try:
+        from cracksam.measurement import measure_mask
+
+        probe = np.zeros((16, 24), np.uint8)
+        probe[8, 2:22] = 1
+        measure_mask(probe, min_length_px=0)
+    except Exception:  # noqa: BLE001 - a failure here shows again, with its message, on a real request
+        log.warning("warming up the measurement code failed", exc_info=True)
+
+
+def _measure(mask: np.ndarray, name: str, options: SegmentOptions) -> dict[str, Any]:
+    from cracksam.measurement import measure_mask, result_to_dict
+
+    try:
+        result = measure_mask(mask, mm_per_px=options.mm_per_px, min_length_px=options.min_length_px)
+    except CrackSAMError as exc:  # the query values were checked; this is a guard, not a path
+        raise ApiError(422, "invalid_query", str(exc)) from None
+    return result_to_dict(result, source=name)
+
+
+# -- the app ----------------------------------------------------------------------------------
+
+
+def create_app(
+    settings: ServiceSettings | None = None,
+    predictor: Predictor | None = None,
+    *,
+    loader: Callable[[], LoadedModel] | None = None,
+    on_load_error: Callable[[BaseException], None] | None = None,
+) -> FastAPI:
+    """The service as an ASGI app.
+
+    Args:
+        settings: limits and model options (default: :meth:`ServiceSettings.from_env`).
+        predictor: a ready :class:`~cracksam.deployment.predictor.Predictor` to serve (tests,
+            embedding); made thread-safe, and its id derived from its model card unless
+            ``settings.model_id`` names one.  None: the model of ``settings`` is loaded.
+        loader: how to load the model when ``predictor`` is None (default:
+            :func:`~cracksam.service.inference.load_model` with ``settings``); it runs in a
+            background thread started at startup, and ``/health`` says 503 until it returns.
+        on_load_error: called (from the loading thread) if the loader fails; ``cracksam serve``
+            uses it to stop the server and report the error.
+    """
+    settings = (settings or ServiceSettings.from_env()).validated()
+    Image.init()
+    formats = tuple(f for f in IMAGE_FORMATS if f in Image.OPEN)
+    state = ServiceState(settings=settings, formats=formats)
+    if predictor is not None:
+        safe = thread_safe(predictor)
+        state.model = LoadedModel(safe, settings.model_id or model_id_for(predictor.describe()))
+    load = loader or (lambda: load_model(settings))
+
+    def _load_in_background() -> None:
+        try:
+            model = load()
+        except BaseException as exc:  # noqa: BLE001 - reported through /health and on_load_error
+            if isinstance(exc, CrackSAMError):
+                log.error("cannot load the model: %s", exc)
+            else:
+                log.error("cannot load the model", exc_info=exc)
+            state.load_error = str(exc) if isinstance(exc, CrackSAMError) else f"{type(exc).__name__}: {exc}"
+            state.status = "error"
+            if on_load_error is not None:
+                on_load_error(exc)
+            return
+        state.model = model
+        state.status = "ok"
+        log.info("model %s ready (%s)", model.model_id, model.predictor.describe().get("runtime"))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        state.runner = JobRunner(settings.workers, settings.max_pending)
+        threading.Thread(target=warm_measurement, name="cracksam-warm-measure", daemon=True).start()
+        if state.model is not None:
+            state.status = "ok"
+        else:
+            threading.Thread(target=_load_in_background, name="cracksam-load-model", daemon=True).start()
+        try:
+            yield
+        finally:
+            state.runner.shutdown()
+
+    app = FastAPI(
+        title="CrackSAM",
+        version=__version__,
+        summary="Crack segmentation (Segment Anything based) over HTTP.",
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    install_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _add_routes(app, state)
+    return app
+
+
+def _model_card(state: ServiceState, model: LoadedModel) -> dict[str, Any]:
+    card = dict(model.predictor.describe())
+    if "file" in card:  # the server's own paths are not the client's business
+        card["file"] = Path(str(card["file"])).name
+    s = state.settings
+    return {
+        "id": model.model_id,
+        **card,
+        "cracksam_version": __version__,
+        "limits": {"max_upload_bytes": s.max_upload_bytes, "max_pixels": s.max_pixels, "timeout_s": s.timeout_s,
+                   "workers": s.workers},
+        "image_formats": list(state.formats),
+    }
+
+
+def _add_routes(app: FastAPI, state: ServiceState) -> None:
+    settings = state.settings
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    @app.get("/health", tags=["service"], responses={503: _error_doc("The model is loading or failed to load.")})
+    async def health() -> JSONResponse:
+        """200 ``{"status": "ok"}`` once the model is loaded; 503 while it loads or if it failed."""
+        if state.status == "ok" and state.model is not None:
+            return JSONResponse({"status": "ok", "model_id": state.model.model_id})
+        body: dict[str, Any] = {"status": state.status}
+        if state.load_error:
+            body["detail"] = state.load_error
+        return JSONResponse(body, status_code=503)
+
+    @app.get("/v1/model", tags=["segmentation"], responses={503: _error_doc("The model is not loaded yet.")})
+    async def model_card() -> JSONResponse:
+        """The model card: runtime, precision, input size, mode, threshold, backbone, delta, id, limits."""
+        return JSONResponse(_model_card(state, state.require_model()))
+
+    request_body = {
+        "required": True,
+        "description": "The image: a multipart upload with the field `file`, or the raw bytes.",
+        "content": {
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}},
+                           "required": ["file"]},
+            },
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+    responses: dict[int | str, dict[str, Any]] = {
+        200: {
+            "description": "The mask: a PNG (0 = background, 255 = crack, the image's size) or JSON.",
+            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}},
+                        "application/json": {"schema": {"type": "object"}}},
+        },
+        400: _error_doc("Empty body or malformed multipart."),
+        406: _error_doc("The Accept header allows neither JSON nor PNG."),
+        408: _error_doc("The body did not arrive within the timeout."),
+        413: _error_doc("Upload over the byte limit, or image over the pixel limit."),
+        415: _error_doc("Content-Type is not an image, octet-stream or multipart."),
+        422: _error_doc("Not an image, a corrupt or truncated image, or bad query values."),
+        503: _error_doc("Model not loaded yet, or too many requests waiting."),
+        504: _error_doc("Processing took longer than the timeout."),
+    }
+
+    @app.post("/v1/segment", tags=["segmentation"], openapi_extra={"requestBody": request_body},
+              responses=responses, response_class=Response)
+    async def segment(
+        request: Request,
+        format: Format | None = Query(None, description="png or json; default from the Accept header (JSON)."),
+        mask: MaskEncoding = Query("rle", description="How JSON carries the mask: rle (COCO uncompressed, "
+                                                      "column-major), png (base64) or none."),
+        measure: bool = Query(False, description="Add crack measurements (totals and per crack) to the JSON."),
+        mm_per_px: float | None = Query(None, gt=0, allow_inf_nan=False,
+                                        description="Pixel size in mm; implies measure=true."),
+        min_length_px: float = Query(10.0, ge=0, allow_inf_nan=False, description="Shortest crack measured (px)."),
+        threshold: float | None = Query(None, gt=0, lt=1, allow_inf_nan=False,
+                                        description="Crack probability threshold (default: the model's)."),
+    ) -> Response:
+        """Segment the cracks of one image."""
+        t_request = time.perf_counter()
+        model = state.require_model()
+        chosen = negotiate(format, request.headers.get("accept"))
+        wants_measure = measure or mm_per_px is not None
+        if chosen == "png" and wants_measure:
+            raise ApiError(422, "invalid_query", [{"parameter": "measure", "in": "query",
+                                                   "message": "measurements come in JSON; use format=json"}])
+        try:
+            data, name = await asyncio.wait_for(read_upload(request), timeout=settings.timeout_s)
+        except asyncio.TimeoutError:
+            raise ApiError(408, "request_timeout", f"the upload did not arrive within {settings.timeout_s:g} s",
+                           headers={"Connection": "close"}) from None
+        if not data:
+            raise ApiError(400, "empty_body", "the request carries no image (0 bytes)")
+        options = SegmentOptions(
+            format=chosen,
+            mask=mask,
+            measure=wants_measure,
+            mm_per_px=mm_per_px,
+            min_length_px=min_length_px,
+            threshold=model.predictor.threshold if threshold is None else threshold,
+        )
+        t_submit = time.perf_counter()
+        remaining = settings.timeout_s - (t_submit - t_request)
+        assert state.runner is not None  # require_model checked it
+        try:
+            encoded = await state.runner.run(
+                lambda: segment_job(data, name, options, model, settings, state.formats, t_request, t_submit),
+                timeout=max(remaining, 0.001),
+            )
+        except Busy as exc:
+            raise ApiError(503, "busy", str(exc), headers={"Retry-After": "1"}) from None
+        except asyncio.TimeoutError:
+            raise ApiError(504, "timeout", f"processing took longer than {settings.timeout_s:g} s") from None
+        return Response(encoded.body, media_type=encoded.media_type, headers=encoded.headers)
+
+
+def app_from_env() -> FastAPI:
+    """For ``uvicorn --factory cracksam.service.app:app_from_env``: settings from ``CRACKSAM_*``."""
+    return create_app(ServiceSettings.from_env())

@@ -1,0 +1,212 @@
+"""The model behind the service: loading it once, naming it, and running it from many threads.
+
+Thread safety of the runtimes (checked against their documentation and code):
+
+* **PyTorch** (:class:`TorchBackend`): an ``nn.Module`` in eval mode under ``inference_mode``
+  keeps no per-call state (CrackSAM, the SAM parts and the test models write no attributes in
+  ``forward``), so concurrent calls are safe.  Each call uses torch's intra-op thread pool.
+* **ONNX Runtime** (:class:`OnnxRuntimeBackend`): ``InferenceSession.run`` is documented as safe
+  to call from several threads at once.
+* **OpenVINO** (:class:`OpenVINOBackend`): the backend holds *one* ``InferRequest``, which must
+  not be used by two threads at once.  :class:`ThreadLocalOpenVINO` gives each worker thread its
+  own request from the shared compiled model (OpenVINO's documented way to run in parallel).
+* Anything else (a custom backend): calls are serialised with a lock (:class:`LockedBackend`);
+  slower, but never wrong.
+
+The Predictor's own pre-processing (an albumentations ``Resize``) computes its parameters per
+call, so it is shared safely too; the service's concurrency test checks the whole chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from cracksam.deployment.backends import OnnxRuntimeBackend, OpenVINOBackend, TorchBackend
+from cracksam.deployment.predictor import Backend, Predictor
+from cracksam.service.settings import ServiceSettings
+
+log = logging.getLogger("cracksam.service")
+
+T = TypeVar("T")
+
+THREAD_SAFE_BACKENDS: tuple[type, ...] = (TorchBackend, OnnxRuntimeBackend)
+
+
+class _Delegating:
+    """Forwards attribute reads (name, precision, image_size, model_config, path, ...) to ``inner``
+    so a wrapped backend still produces the same model card."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self.inner, item)
+
+
+class LockedBackend(_Delegating):
+    """A backend of unknown thread safety, called by one thread at a time."""
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(inner)
+        self._lock = threading.Lock()
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        with self._lock:
+            return self.inner.run(x)
+
+
+class ThreadLocalOpenVINO(_Delegating):
+    """An :class:`OpenVINOBackend` whose calls use one ``InferRequest`` per calling thread, all
+    created from the backend's compiled model (weights are shared, requests are cheap)."""
+
+    def __init__(self, inner: OpenVINOBackend) -> None:
+        super().__init__(inner)
+        self._local = threading.local()
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.inner.compiled.create_infer_request()
+        size = int(self.inner.image_size)
+        x = np.asarray(x)
+        if x.ndim != 4 or x.shape[1] != 3 or x.shape[2:] != (size, size):
+            raise ValueError(f"expected images of shape (B, 3, {size}, {size}), got {x.shape}")
+        result = request.infer({0: np.ascontiguousarray(x, dtype=np.float32)})
+        return np.array(result[self.inner.compiled.outputs[0]], dtype=np.float32, copy=True)
+
+
+def thread_safe(predictor: Predictor) -> Predictor:
+    """``predictor`` itself when its backend may be called concurrently, else a shallow copy whose
+    backend is wrapped so that concurrent calls are correct (see the module docstring)."""
+    backend = predictor.backend
+    if isinstance(backend, THREAD_SAFE_BACKENDS) or isinstance(backend, (LockedBackend, ThreadLocalOpenVINO)):
+        return predictor
+    safe = copy.copy(predictor)
+    safe.backend = ThreadLocalOpenVINO(backend) if isinstance(backend, OpenVINOBackend) else LockedBackend(backend)
+    return safe
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A ready predictor and the id the service reports for it."""
+
+    predictor: Predictor
+    model_id: str
+
+
+def _model_files(path: Path) -> list[Path]:
+    """The files whose bytes define a model: a folder's files, an ONNX file, an IR's .xml + .bin."""
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = [path]
+    if path.suffix.lower() == ".xml" and path.with_suffix(".bin").is_file():
+        files.append(path.with_suffix(".bin"))
+    data = path.with_name(path.name + ".data")  # ONNX external data, when present
+    if data.is_file():
+        files.append(data)
+    return files
+
+
+def model_id_for(card: dict[str, Any], path: str | Path | None = None) -> str:
+    """A stable id: ``<name>-<12 hex>``, the hex digits from a SHA-256 of the model card and, when
+    the model came from files, their contents -- so the id changes exactly when the model does
+    (retrained weights, other precision, other mode or threshold)."""
+    described = {k: v for k, v in card.items() if k != "file"}  # where the file lies is not what it is
+    digest = hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode())
+    name = "model"
+    if path is not None:
+        path = Path(path)
+        name = path.stem if path.is_file() else path.name
+        for file in _model_files(path):
+            if path.is_dir():
+                digest.update(str(file.relative_to(path)).encode())
+            with file.open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    digest.update(chunk)
+    safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:64] or "model"
+    return f"{safe_name}-{digest.hexdigest()[:12]}"
+
+
+def load_model(settings: ServiceSettings) -> LoadedModel:
+    """Open the model named by ``settings`` (the bundled default when none) as a thread-safe
+    predictor.  Raises :class:`~cracksam.errors.CrackSAMError` for a missing or bad model."""
+    from cracksam.models.default import default_model_path
+
+    path = Path(settings.model) if settings.model else default_model_path()
+    predictor = Predictor.from_path(
+        path,
+        base=settings.base,
+        device=settings.device,
+        threads=settings.threads,
+        allow_random_base=settings.allow_random_base,
+        mode=settings.mode,
+        tile_overlap=settings.tile_overlap,
+        batch_size=settings.batch_size,
+        threshold=settings.threshold,
+    )
+    # One forward pass before declaring the model ready: a model that loads but cannot run fails
+    # here (reported by /health and `cracksam serve`), and the first request pays no warm-up.
+    predictor.predict_one(np.zeros((32, 32, 3), np.uint8))
+    model_id = settings.model_id or model_id_for(predictor.describe(), path)
+    return LoadedModel(thread_safe(predictor), model_id)
+
+
+class Busy(Exception):
+    """More jobs are waiting than the service allows (``max_pending``)."""
+
+
+class JobRunner:
+    """Runs blocking jobs (decode, inference, encoding) in a bounded thread pool, so the event loop
+    keeps answering (health checks, other uploads) while a model computes.
+
+    ``workers`` jobs run at once; up to ``max_pending`` more wait.  A job that outlives its
+    timeout cannot be killed (Python threads cannot be); the caller gets
+    :class:`asyncio.TimeoutError`, the job finishes in the background and keeps counting as
+    pending until then, so a stream of slow requests leads to 503 (busy), not to unbounded work.
+
+    Micro-batching (running concurrent requests as one batch) is not done: each request is one
+    forward pass.  Correctness first; on CPU a batch gains little over parallel single calls.
+    """
+
+    def __init__(self, workers: int, max_pending: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cracksam-infer")
+        self._limit = workers + max_pending
+        self._active = 0
+        self._lock = threading.Lock()
+
+    @property
+    def active(self) -> int:
+        """Jobs submitted and not finished (running or waiting)."""
+        return self._active
+
+    def _release(self, _future: object) -> None:
+        with self._lock:
+            self._active -= 1
+
+    async def run(self, fn: Callable[[], T], timeout: float) -> T:
+        with self._lock:
+            if self._active >= self._limit:
+                raise Busy(f"{self._active} requests are being processed or waiting (limit {self._limit})")
+            self._active += 1
+        try:
+            future = self._pool.submit(fn)
+        except BaseException:
+            self._release(None)
+            raise
+        future.add_done_callback(self._release)
+        return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

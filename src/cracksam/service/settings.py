@@ -1,0 +1,146 @@
+"""Settings of ``cracksam serve``: one frozen dataclass, filled from flags or environment variables.
+
+Every field has an environment variable (:data:`ENV_VARS`) so the service can be configured the
+same way in a container (``CRACKSAM_PORT=9000``) as on the command line (``--port 9000``); the
+command line wins.  Nothing here imports FastAPI or torch, so the CLI can read settings cheaply.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from cracksam.errors import ConfigError
+
+MIB = 1024 * 1024
+
+#: Field -> environment variable(s) read by :meth:`ServiceSettings.from_env` (first one set wins).
+ENV_VARS: dict[str, tuple[str, ...]] = {
+    "host": ("CRACKSAM_HOST",),
+    "port": ("CRACKSAM_PORT",),
+    "model": ("CRACKSAM_MODEL",),
+    "base": ("CRACKSAM_BASE",),
+    "device": ("CRACKSAM_DEVICE", "CRACKSAM_BACKEND"),
+    "threads": ("CRACKSAM_THREADS",),
+    "workers": ("CRACKSAM_WORKERS",),
+    "mode": ("CRACKSAM_MODE",),
+    "tile_overlap": ("CRACKSAM_TILE_OVERLAP",),
+    "batch_size": ("CRACKSAM_BATCH_SIZE",),
+    "threshold": ("CRACKSAM_THRESHOLD",),
+    "max_upload_mb": ("CRACKSAM_MAX_UPLOAD_MB",),
+    "max_pixels": ("CRACKSAM_MAX_PIXELS",),
+    "timeout_s": ("CRACKSAM_TIMEOUT_S",),
+    "max_pending": ("CRACKSAM_MAX_PENDING",),
+    "model_id": ("CRACKSAM_MODEL_ID",),
+    "log_level": ("CRACKSAM_LOG_LEVEL",),
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """How the service loads its model and which requests it accepts.
+
+    The limits exist because the service reads untrusted uploads: ``max_upload_mb`` bounds the
+    bytes read (checked from ``Content-Length`` and again while the body streams in),
+    ``max_pixels`` bounds the decoded image (checked from the image header, before decoding, so
+    a small file that expands to gigabytes -- a decompression bomb -- is refused cheaply) and
+    ``timeout_s`` bounds the time one request may take.  ``workers`` inference jobs run at once;
+    ``max_pending`` more may wait before the service answers 503 (busy) instead of queueing
+    without bound.
+    """
+
+    host: str = "127.0.0.1"  # loopback: exposing the service is a deliberate choice (--host 0.0.0.0)
+    port: int = 8000
+    model: str | None = None  # None: the bundled default model
+    base: str | None = None  # SAM base checkpoint for a delta checkpoint
+    allow_random_base: bool = False
+    device: str = "cpu"
+    threads: int | None = None
+    workers: int = 2
+    mode: str = "resize"
+    tile_overlap: float = 0.25
+    batch_size: int = 4
+    threshold: float = 0.5
+    max_upload_mb: float = 50.0
+    max_pixels: int = 50_000_000
+    timeout_s: float = 60.0
+    max_pending: int = 32
+    model_id: str | None = None  # None: derived from the model files' content
+    log_level: str = "info"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * MIB)
+
+    def validated(self) -> ServiceSettings:
+        """``self`` after checking every value; raises :class:`ConfigError` naming the bad one."""
+        if not self.host:
+            raise ConfigError("host must not be empty")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be in 0..65535, got {self.port}")
+        if self.mode not in ("resize", "tile"):
+            raise ConfigError(f"mode must be resize or tile, got {self.mode!r}")
+        if not 0.0 <= self.tile_overlap < 1.0:
+            raise ConfigError(f"tile overlap must be in [0, 1), got {self.tile_overlap}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ConfigError(f"threshold must be in (0, 1), got {self.threshold}")
+        for name in ("workers", "batch_size", "max_pixels"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        if self.max_pending < 0:
+            raise ConfigError(f"max pending must be >= 0, got {self.max_pending}")
+        for name in ("max_upload_mb", "timeout_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name.replace('_', ' ')} must be a positive number, got {value}")
+        if self.max_upload_bytes < 1:
+            raise ConfigError(f"max upload must be at least 1 byte, got {self.max_upload_mb} MiB")
+        levels = ("critical", "error", "warning", "info", "debug", "trace")
+        if self.log_level.lower() not in levels:
+            raise ConfigError(f"log level must be one of {'/'.join(levels)}, got {self.log_level!r}")
+        return self
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServiceSettings:
+        """Settings from ``CRACKSAM_*`` environment variables (:data:`ENV_VARS`), then ``overrides``
+        (keyword arguments that are not None), validated."""
+        environ = os.environ if environ is None else environ
+        types = {f.name: f.type for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for name, variables in ENV_VARS.items():
+            for var in variables:
+                raw = environ.get(var)
+                if raw is not None and raw.strip() != "":
+                    values[name] = _parse(raw.strip(), str(types[name]), var)
+                    break
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - set(types)
+        if unknown:
+            raise ConfigError(f"unknown service settings: {', '.join(sorted(unknown))}")
+        return replace(cls(), **values).validated()
+
+
+def _parse(raw: str, type_name: str, var: str) -> Any:
+    """An environment string as the field's type (the annotations are strings: ``"int | None"``)."""
+    base = type_name.replace(" | None", "").strip()
+    try:
+        if base == "int":
+            return int(raw)
+        if base == "float":
+            return float(raw)
+        if base == "bool":
+            low = raw.lower()
+            if low in _TRUE or low in _FALSE:
+                return low in _TRUE
+            raise ValueError(raw)
+    except ValueError:
+        raise ConfigError(f"{var}={raw!r}: expected {'true/false' if base == 'bool' else 'a number'}") from None
+    return raw

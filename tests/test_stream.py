@@ -1,0 +1,214 @@
+"""``cracksam stream``: video files, MJPEG over HTTP, broken and missing sources."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socketserver
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from cracksam.cli.main import main
+from cracksam.deployment.predictor import Predictor
+from cracksam.deployment.stream import StreamError, StreamOptions, run_stream
+
+from ._models import DarknessModel
+
+W, H, N = 96, 64, 12
+
+
+def line_y(i: int) -> int:
+    """Row of the dark line in frame ``i``: it moves 4 px per frame, so reused masks show."""
+    return 8 + 4 * i
+
+
+def frame(i: int) -> np.ndarray:
+    f = np.full((H, W, 3), 200, np.uint8)
+    cv2.line(f, (0, line_y(i)), (W - 1, line_y(i)), (15, 15, 15), 3)
+    return f
+
+
+def write_video(path: Path, fourcc: str = "mp4v", n: int = N) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10, (W, H))
+    assert writer.isOpened()
+    for i in range(n):
+        writer.write(frame(i))
+    writer.release()
+    return path
+
+
+def read_video(path: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f)
+    cap.release()
+    return frames
+
+
+def red_rows(f: np.ndarray) -> np.ndarray:
+    """Rows where the annotation painted crack pixels red."""
+    b, g, r = (f[:, :, c].astype(int) for c in range(3))
+    return np.flatnonzero(((r > 110) & (r - g > 60) & (r - b > 60)).sum(axis=1) > W // 2)
+
+
+@pytest.fixture(scope="module")
+def dark_onnx(tmp_path_factory) -> Path:
+    """Dark pixels are cracks: masks follow the moving line (an ONNX file, as users would give)."""
+    from cracksam.deployment.export import export_onnx
+
+    return export_onnx(DarknessModel(64), tmp_path_factory.mktemp("stream") / "dark.onnx")
+
+
+def test_stream_a_video_file(tmp_path, dark_onnx, capsys):
+    video = write_video(tmp_path / "in.mp4")
+    out, frames_dir = tmp_path / "out" / "annotated.mp4", tmp_path / "frames"
+    rc = main(["stream", str(video), "--model", str(dark_onnx), "--every", "3", "--out-video", str(out),
+               "--frames-dir", str(frames_dir), "--no-progress", "--json"])
+    assert rc == 0, capsys.readouterr().err
+    frames = read_video(out)
+    assert len(frames) == N and frames[0].shape == (H, W, 3)
+    assert sorted(p.name for p in frames_dir.iterdir()) == [
+        f"frame_{i:06d}{suffix}" for i in (0, 3, 6, 9) for suffix in (".jpg", "_mask.png")]
+    for i in (0, 3, 6, 9):
+        mask = cv2.imread(str(frames_dir / f"frame_{i:06d}_mask.png"), cv2.IMREAD_UNCHANGED)
+        assert mask.shape == (H, W) and set(np.unique(mask)) <= {0, 255}
+        rows = np.flatnonzero((mask > 0).sum(axis=1) > W // 2)
+        assert rows.size and abs(rows.mean() - line_y(i)) <= 1.5, (i, rows)
+    for i, f in enumerate(frames):  # frames between segmentations carry the last segmented frame's mask
+        rows = red_rows(f)
+        assert rows.size and abs(rows.mean() - line_y(i - i % 3)) <= 2, (i, rows)
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # the temporary file was renamed
+    stats = json.loads(capsys.readouterr().out)
+    assert (stats["frames_read"], stats["frames_segmented"], stats["frames_written"]) == (N, 4, N)
+    assert stats["ended"] == "end" and stats["fps"] > 0
+
+
+def test_avi_output_and_max_frames(tmp_path, dark_onnx):
+    video = write_video(tmp_path / "in.avi", "MJPG")
+    out = tmp_path / "out.avi"
+    assert main(["stream", str(video), "--model", str(dark_onnx), "--out-video", str(out), "--max-frames", "5",
+                 "--no-progress"]) == 0
+    assert len(read_video(out)) == 5
+
+
+def test_bad_sources_are_clear_errors(tmp_path, dark_onnx, capsys):
+    out = tmp_path / "out.mp4"
+    base = ["--model", str(dark_onnx), "--out-video", str(out), "--no-progress"]
+    cases = [
+        ([str(tmp_path / "missing.mp4")], "file not found"),
+        ([str(tmp_path)], "not a file"),
+        ([str(tmp_path / "notes.txt")], "cannot open"),
+        (["97"], "camera 97"),
+        (["http://127.0.0.1:9/none.mjpg", "--timeout", "2"], "cannot open"),
+    ]
+    (tmp_path / "notes.txt").write_text("not a video")
+    for args, needle in cases:
+        assert main(["stream", *args, *base]) == 2, args
+        err = capsys.readouterr().err
+        assert "error:" in err and needle in err and "Traceback" not in err, (args, err)
+    assert not out.exists()
+    video = write_video(tmp_path / "in.mp4")
+    assert main(["stream", str(video), "--model", str(dark_onnx), "--no-progress"]) == 2
+    assert "nothing to write" in capsys.readouterr().err
+    assert main(["stream", str(video), *base, "--every", "0"]) == 2
+    assert "--every" in capsys.readouterr().err
+
+
+def test_a_truncated_video_is_an_error_but_the_output_is_kept(tmp_path, dark_onnx, capsys):
+    good = write_video(tmp_path / "in.avi", "MJPG")
+    data = good.read_bytes()
+    broken = tmp_path / "broken.avi"
+    broken.write_bytes(data[: int(len(data) * 0.6)])
+    out = tmp_path / "out.mp4"
+    rc = main(["stream", str(broken), "--model", str(dark_onnx), "--out-video", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "error:" in err and "broke after" in err and "Traceback" not in err
+    kept = read_video(out)
+    assert 0 < len(kept) < N  # the frames before the break, in a finished file
+
+
+def test_interrupt_finalises_the_video(tmp_path, dark_onnx):
+    video = write_video(tmp_path / "in.mp4")
+    out = tmp_path / "out.mp4"
+    predictor = Predictor.from_path(dark_onnx)
+
+    def ctrl_c_after_5(stats, _total) -> None:
+        if stats.frames_read == 5:
+            raise KeyboardInterrupt
+
+    stats = run_stream(predictor, str(video), StreamOptions(out_video=out), on_frame=ctrl_c_after_5)
+    assert stats.ended == "interrupted" and stats.frames_written == 5
+    assert len(read_video(out)) == 5
+    empty = tmp_path / "empty.avi"
+    empty.write_bytes(b"RIFF\0\0\0\0AVI ")
+    with pytest.raises(StreamError, match="cannot open|no frame"):
+        run_stream(predictor, str(empty), StreamOptions(out_video=tmp_path / "o2.mp4"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.avi", "in.mp4", "out.mp4"]  # no partial files
+
+
+# -- MJPEG over HTTP ---------------------------------------------------------------------------------
+
+
+class MjpegServer:
+    """``multipart/x-mixed-replace`` JPEG frames, as IP cameras serve them, on a loopback port."""
+
+    def __init__(self, frames: int) -> None:
+        count = frames
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                for i in range(count):
+                    ok, jpg = cv2.imencode(".jpg", frame(i % N))
+                    part = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
+                    try:
+                        self.wfile.write(part + jpg.tobytes() + b"\r\n")
+                        self.wfile.flush()
+                    except OSError:  # the client has what it wanted and hung up
+                        return
+                    time.sleep(0.005)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/video.mjpg"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> MjpegServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_mjpeg_over_http(tmp_path, dark_onnx, capsys):
+    out = tmp_path / "live.avi"
+    with MjpegServer(frames=200) as server:
+        rc = main(["stream", server.url, "--model", str(dark_onnx), "--every", "2", "--max-frames", "8",
+                   "--out-video", str(out), "--fps", "5", "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    frames = read_video(out)
+    assert len(frames) == 8 and red_rows(frames[0]).size
+
+    # A live stream that stops is a broken source: an error, with what was received kept.
+    cut = tmp_path / "cut.avi"
+    with MjpegServer(frames=3) as server:
+        rc = main(["stream", server.url, "--model", str(dark_onnx), "--out-video", str(cut), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "stopped after 3 frames" in err and "Traceback" not in err
+    assert len(read_video(cut)) == 3
