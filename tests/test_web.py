@@ -27,7 +27,13 @@ def find_chromium() -> str | None:
 
 
 CHROMIUM = find_chromium()
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium found (apt-get install chromium)")
+# In its own pytest process (`pytest -m browser`): a long pytest process that had also run these
+# Playwright tests segfaulted after them (at the next test module; no Python trace could be had),
+# while each part alone passes.  Keeping the browser out of the main process avoids that.
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium found (apt-get install chromium)"),
+]
 
 
 @pytest.fixture(scope="module")
