@@ -204,3 +204,12 @@ def test_train_cli_rejects_bad_student_options(data_root, tmp_path, capsys):
             "--crop", "80", "--out", str(tmp_path / "b")]
     assert main(args) == 2
     assert "crop" in capsys.readouterr().err
+
+
+def test_a_missing_teacher_is_reported_before_the_run_is_written(data_root, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["distill", "--data", str(data_root), "--arch", "unet_mobilenetv3_small", "--image-size", "64",
+                 "--teacher", str(tmp_path / "no-such-teacher"), "--out", str(out), "--no-progress"])
+    assert code == 2
+    assert "no-such-teacher: model not found" in capsys.readouterr().err
+    assert not (out / "config.yaml").exists()

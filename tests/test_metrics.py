@@ -151,3 +151,19 @@ def test_metrics_from_counts_is_elementwise() -> None:
     out = metrics_from_counts(np.array([0, 3, 0]), np.array([0, 1, 2]), np.array([0, 2, 0]))
     assert out["iou"].tolist() == pytest.approx([1.0, 0.5, 0.0])
     assert out["f1"][1] == pytest.approx(2 * 0.75 * 0.6 / (0.75 + 0.6))
+
+
+def test_select_keeps_the_counts_of_the_chosen_images():
+    m = BinaryMetrics()
+    truths = [np.eye(4, dtype=bool), np.ones((4, 4), bool), np.zeros((4, 4), bool)]
+    preds = [np.eye(4, dtype=bool), np.zeros((4, 4), bool), np.ones((4, 4), bool)]
+    for p, t in zip(preds, truths, strict=True):
+        m.update(p, t)
+    sub = m.select([True, False, True])
+    direct = BinaryMetrics()
+    for i in (0, 2):
+        direct.update(preds[i], truths[i])
+    assert len(sub) == 2 and sub.compute("dataset") == direct.compute("dataset")
+    assert sub.compute("image") == direct.compute("image")
+    with pytest.raises(ValueError, match="one value per image"):
+        m.select([True, False])

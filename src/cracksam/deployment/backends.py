@@ -350,6 +350,8 @@ def open_backend(path_or_model: Any, **kw: Any) -> Backend:
         raise TypeError(f"open_backend needs a CrackSAM model or a file path, got {type(path_or_model).__name__}")
     path = Path(path_or_model)
     suffix = path.suffix.lower()
+    if not path.exists():
+        raise CheckpointError(f"{path}: model not found (expected a checkpoint folder, .onnx or .xml)")
     if path.is_dir():
         raise CheckpointError(f"{path}: is a folder; CrackSAM checkpoint folders are loaded with load_model, "
                               "exported models are .onnx or .xml files")

@@ -194,6 +194,17 @@ class BinaryMetrics:
 
         return cat(self._tp), cat(self._fp), cat(self._fn)
 
+    def select(self, keep: Any) -> BinaryMetrics:
+        """The images where ``keep`` (one bool per image, in update order) is true, as a new
+        accumulator: sub-set scores without counting any pixel again."""
+        keep = np.asarray(keep, bool)
+        if keep.shape != (len(self),):
+            raise ValueError(f"keep needs one value per image ({len(self)}), got shape {keep.shape}")
+        out = BinaryMetrics(self.threshold, self.empty_score)
+        tp, fp, fn = self.counts()
+        out._tp, out._fp, out._fn = [tp[keep]], [fp[keep]], [fn[keep]]
+        return out
+
     def per_image(self) -> dict[str, np.ndarray]:
         """Per-image precision, recall, f1, iou (arrays in update order), plus tp, fp, fn."""
         tp, fp, fn = self.counts()

@@ -158,8 +158,7 @@ def evaluate_samples(
     dataset = CrackDataset(samples, image_size=size or 448, corruption=condition)
     loader = DataLoader(_Originals(dataset), batch_size=batch_size, num_workers=num_workers, collate_fn=_columns)
     metrics = BinaryMetrics(threshold=threshold)
-    # Several datasets pooled into one pass are also scored one by one (same predictions).
-    per_set = {name: BinaryMetrics(threshold=threshold) for name in dict.fromkeys(s.dataset for s in samples)}
+    scored_sets: list[str] = []  # dataset of each scored image, in update order
     comparison = MeasureComparison(mm_per_px) if measure else None
     saved = 0
     # The same predictor as `cracksam predict` (resize mode): evaluation scores what users get.
@@ -170,7 +169,7 @@ def evaluate_samples(
             preds = predictor.predict(list(images))
             for i, img, mask, pred in zip(indices, images, masks, preds, strict=True):
                 metrics.update(pred.prob, mask)
-                per_set[samples[i].dataset].update(pred.prob, mask)
+                scored_sets.append(samples[i].dataset)
                 if comparison is not None:
                     comparison.update(pred.prob >= threshold, mask > 0)
                 if saved < visualize and visual_dir is not None:
@@ -180,7 +179,9 @@ def evaluate_samples(
                     saved += 1
             bar.advance(task, len(indices))
     extra: dict[str, Any] = {"measurement": comparison.compute()} if comparison is not None else {}
-    if len(per_set) > 1:
+    names = list(dict.fromkeys(scored_sets))
+    if len(names) > 1:  # several datasets pooled into one pass are also scored one by one
+        per_set = {name: metrics.select([s == name for s in scored_sets]) for name in names}
         extra["per_dataset"] = {
             name: {"n_images": len(m), "dataset_level": m.compute("dataset"), "image_level": m.compute("image")}
             for name, m in per_set.items()

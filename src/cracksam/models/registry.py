@@ -38,9 +38,11 @@ def list_models(pattern: str = "") -> list[str]:
 
 
 def _segmodel_factory(name: str, device: Any = None, **overrides: Any) -> nn.Module:
+    import dataclasses
+
     from cracksam.models.segmodels import SegModelConfig, build_segmodel
 
-    known = {"image_size", "pretrained", "class_names"}
+    known = {f.name for f in dataclasses.fields(SegModelConfig)} - {"arch"}
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ConfigError(f"{name} has no option {unknown[0]!r} (options: {', '.join(sorted(known))})")

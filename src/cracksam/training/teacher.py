@@ -13,15 +13,15 @@ The dataset then applies the same geometric augmentation to image, mask and teac
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from cracksam.config import default_file_mode
+from cracksam.config import atomic_write_bytes
 from cracksam.data.folder import Sample
 from cracksam.data.io import read_image
 from cracksam.data.transforms import build_transform
@@ -83,17 +83,9 @@ class TeacherCache:
         return logits
 
     def store(self, sample: Sample, logits: np.ndarray) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        target = self.path(sample)
-        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".npy", dir=self.directory)
-        try:
-            os.fchmod(fd, default_file_mode())
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, logits.astype(np.float16), allow_pickle=False)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buffer = io.BytesIO()
+        np.save(buffer, logits.astype(np.float16), allow_pickle=False)
+        atomic_write_bytes(self.path(sample), buffer.getvalue())
 
 
 def fill_cache(cache: TeacherCache, backend, samples: Sequence[Sample], batch_size: int = 4,

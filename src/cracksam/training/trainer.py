@@ -120,10 +120,12 @@ def fit(config: TrainConfig, resume: bool = False, extra_callbacks: list[L.Callb
     model = _build_model(config)
     module = SegmentationModule(model, config, max_iters)
 
+    # The teacher is opened (and its logits cached) before the run's config is written, so a bad
+    # teacher leaves no run behind.
+    teacher = _teacher_cache(config, train, out) if config.distill is not None else None
     out.mkdir(parents=True, exist_ok=True)
     if not resume:
         save_yaml(config, out / "config.yaml")
-    teacher = _teacher_cache(config, train, out) if config.distill is not None else None
     best = BestDeltaCheckpoint(out / "best", config.base_checkpoint)
     callbacks: list[L.Callback] = [
         ModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True, every_n_train_steps=config.checkpoint_every),
