@@ -183,7 +183,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="Requests per client (and raw/sequential calls).")
     parser.add_argument("--workers", type=int, default=2, help="cracksam serve --workers.")
     parser.add_argument("--threads", type=int, default=None, help="Runtime CPU threads (server and raw predictor).")
-    parser.add_argument("--mode", default="resize", choices=["resize", "tile"])
+    parser.add_argument("--mode", default="resize", choices=["resize", "tile", "native"])
     parser.add_argument("--query", default="format=json&mask=rle", help="Query string of each request.")
     parser.add_argument("--warmup", type=int, default=5, help="Untimed requests (and raw calls) first.")
     parser.add_argument("--max-seconds", type=float, default=1800.0, help="Stop sending after this long.")

@@ -58,6 +58,9 @@ def test_readme_main_command_uses_the_bundled_model(tmp_path, capsys):
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model"] == "default" and summary["predictor"]["arch"] == "unet_mobilenetv3_small"
+    # A conventional network: run at the photo's own resolution by default, in one pass.
+    assert (summary["predictor"]["mode"], summary["predictor"]["scale"]) == ("native", 1.0)
+    assert summary["predictor"]["dynamic_shapes"] is True
     mask = read_mask(out / "cracksc_295_mask.png")
     assert mask.shape == (480, 320) and mask.any()
     report = json.loads((out / "cracksc_295_measure.json").read_text())

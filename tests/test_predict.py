@@ -1,4 +1,4 @@
-"""Predictor (resize / tile) and ``cracksam predict`` on awkward inputs."""
+"""Predictor (resize / tile; native in test_native_inference.py) and ``cracksam predict`` on awkward inputs."""
 
 from __future__ import annotations
 

@@ -445,7 +445,12 @@ def test_settings_from_environment():
     s = ServiceSettings.from_env(env, workers=3)
     assert (s.port, s.device, s.timeout_s, s.mode, s.threads, s.workers) == (9001, "cuda", 2.0, "tile", 3, 3)
     assert s.max_upload_bytes == int(1.5 * 1024 * 1024) and s.host == "127.0.0.1"
+    # Mode and scale default to the model's own (None); CRACKSAM_SCALE sets the scale.
+    assert (ServiceSettings.from_env({}).mode, ServiceSettings.from_env({}).scale) == (None, None)
+    assert ServiceSettings.from_env({"CRACKSAM_MODE": "native", "CRACKSAM_SCALE": "0.5"}).scale == 0.5
     for bad, needle in [({"CRACKSAM_PORT": "http"}, "CRACKSAM_PORT"), ({"CRACKSAM_MODE": "zoom"}, "mode"),
+                        ({"CRACKSAM_SCALE": "0"}, "scale must be a number"),
+                        ({"CRACKSAM_SCALE": "x"}, "CRACKSAM_SCALE"),
                         ({"CRACKSAM_MAX_PIXELS": "0"}, "max pixels"), ({"CRACKSAM_TIMEOUT_S": "-1"}, "timeout")]:
         with pytest.raises(ConfigError, match=needle):
             ServiceSettings.from_env(bad)

@@ -26,7 +26,9 @@ from cracksam.models.segmodels import get_architecture
 SIZE = 64
 HEAVY = {"resnet101_deeplabv3plus", "resnet101_pspnet", "segformer_mit_b5", "swin_t_upernet", "swin_b_upernet",
          "vit_b_upernet"}
-STUDENTS = {"unet_mobilenetv3_small", "hrnet_w18_fcn", "resnet50_fcn", "resnet50_deeplabv3plus", "mobilenetv3_lraspp"}
+STUDENTS = {"unet_mobilenetv3_small", "hrnet_w18_fcn", "resnet50_fcn", "resnet50_deeplabv3plus", "mobilenetv3_lraspp",
+            # compared for thin cracks at native scale (models/zoo_thin.py)
+            "unet_mobilenetv3_small_fr", "unet_resnet18", "unet_resnet34", "unet_resnet18_fr", "hrnet_w18_small_fcn"}
 BASELINES = {"vgg16_unet", "unet", "swin_t_upernet", "swin_b_upernet", "resnet101_deeplabv3plus", "resnet101_pspnet",
              "vit_b_upernet", "segformer_mit_b5"}
 LIGHT_LIMIT = 35_000_000  # a model above this belongs in HEAVY (the default test set stays fast)

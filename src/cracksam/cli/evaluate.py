@@ -10,6 +10,7 @@ from rich.table import Table
 
 from cracksam.cli.inputs import output_dir
 from cracksam.errors import ConfigError
+from cracksam.inference_modes import MODE_HELP, SCALE_HELP, check_options
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -34,6 +35,8 @@ def evaluate(
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for delta checkpoints."),
     allow_random_base: bool = typer.Option(False, help="Keep random base weights (tiny/full models, tests)."),
     threshold: float = typer.Option(0.5, help="Crack probability threshold."),
+    mode: str | None = typer.Option(None, "--mode", help=MODE_HELP + " Applies to every --model."),
+    scale: float | None = typer.Option(None, "--scale", help=SCALE_HELP),
     reduction: str = typer.Option("dataset", help="dataset (pixels pooled over the set) or image (mean per image)."),
     metric: str = typer.Option("iou", help="Metric shown in the table (all are in the JSON)."),
     batch_size: int = typer.Option(4),
@@ -48,6 +51,7 @@ def evaluate(
     """Score models on test / noisy 1 / noisy 2 / unseen sets and write Table 7 as Markdown, CSV, JSON."""
     from cracksam.evaluation.protocol import ProtocolConfig, default_device, load_eval_model, run_protocol
 
+    check_options(mode, scale)
     cfg = ProtocolConfig(
         test=[str(t) for t in test or []],
         unseen=[str(u) for u in unseen or []],
@@ -57,6 +61,8 @@ def evaluate(
         unseen_split=unseen_split,
         split_seed=split_seed,
         threshold=threshold,
+        mode=mode,
+        scale=scale,
         reduction=reduction,
         metric=metric,
         batch_size=batch_size,
@@ -79,6 +85,8 @@ def evaluate(
         for i, m in enumerate(models):
             m.name = f"{m.name}#{i + 1}"
     summary = run_protocol(models, cfg, out)
+    for label, how in summary["inference"].items():
+        typer.echo(f"{label}: {how['inference']}", err=True)
     table = Table(title=f"{metric} ({reduction}-level)")
     for h in summary["header"]:
         table.add_column(h)

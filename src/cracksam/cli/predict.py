@@ -11,6 +11,7 @@ import typer
 
 from cracksam.cli.inputs import expand_inputs, output_dir, unique_stem
 from cracksam.errors import ConfigError, CrackSAMError
+from cracksam.inference_modes import DEFAULT_WINDOW, MODE_HELP, SCALE_HELP, check_options
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: above any phone or drone camera, below a decompression bomb
 
@@ -32,10 +33,13 @@ def predict(
     out: Path = typer.Option(Path("predictions"), "--out", "-o", help="Output folder."),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
     allow_random_base: bool = typer.Option(False, help="Keep random base weights (tiny/full models, tests)."),
-    mode: str = typer.Option("resize", help="resize (whole image to the model size) or tile (native resolution)."),
-    overlap: float = typer.Option(0.25, help="Tile overlap fraction (tile mode)."),
+    mode: str | None = typer.Option(None, "--mode", help=MODE_HELP),
+    scale: float | None = typer.Option(None, "--scale", help=SCALE_HELP),
+    window: int = typer.Option(DEFAULT_WINDOW, "--window",
+                               help="Native mode: largest side run in one forward pass, window size above it."),
+    overlap: float = typer.Option(0.25, help="Window overlap fraction (tile and native windows)."),
     threshold: float = typer.Option(0.5, help="Crack probability threshold."),
-    batch_size: int = typer.Option(4, help="Images (resize) or tiles (tile) per forward pass."),
+    batch_size: int = typer.Option(4, help="Images or windows per forward pass."),
     device: str = typer.Option("cpu", help="cpu or cuda (PyTorch), CPU/GPU (OpenVINO)."),
     threads: int | None = typer.Option(None, help="CPU threads of the runtime."),
     overlay: bool = typer.Option(False, "--overlay", help="Also write <stem>_overlay.png."),
@@ -61,6 +65,7 @@ def predict(
     from cracksam.deployment.predictor import Predictor
     from cracksam.evaluation.visualize import overlay as blend
 
+    check_options(mode, scale)
     if max_pixels < 1:
         raise ConfigError(f"--max-pixels must be >= 1, got {max_pixels}")
     if mm_per_px is not None and (mm_per_px <= 0 or not np.isfinite(mm_per_px)):
@@ -75,12 +80,16 @@ def predict(
         threads=threads,
         allow_random_base=allow_random_base,
         mode=mode,
+        scale=scale,
+        window=window,
         tile_overlap=overlap,
         batch_size=batch_size,
         threshold=threshold,
     )
     output_dir(out)
     console = Console(stderr=True, soft_wrap=True)  # error lines must not be cut at the terminal width
+    if not json_out:
+        console.print(f"inference: {predictor.inference_summary()}", highlight=False)
     for name, problem in problems:
         console.print(f"[red]error[/red]: {name}: {problem}")
 

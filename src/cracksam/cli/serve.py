@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from cracksam.inference_modes import MODE_HELP, SCALE_HELP
 from cracksam.service.settings import ENV_VARS, ServiceSettings
 
 
@@ -24,9 +25,11 @@ def serve(
     device: str = typer.Option("cpu", envvar=_env("device"), help="cpu or cuda (PyTorch), CPU/GPU (OpenVINO)."),
     threads: int | None = typer.Option(None, envvar=_env("threads"), help="CPU threads of the runtime."),
     workers: int = typer.Option(2, envvar=_env("workers"), help="Requests segmented at the same time."),
-    mode: str = typer.Option("resize", envvar=_env("mode"), help="resize or tile (see cracksam predict)."),
-    overlap: float = typer.Option(0.25, envvar=_env("tile_overlap"), help="Tile overlap fraction (tile mode)."),
-    batch_size: int = typer.Option(4, envvar=_env("batch_size"), help="Tiles per forward pass (tile mode)."),
+    mode: str | None = typer.Option(None, "--mode", envvar=_env("mode"), help=MODE_HELP),
+    scale: float | None = typer.Option(None, "--scale", envvar=_env("scale"), help=SCALE_HELP),
+    overlap: float = typer.Option(0.25, envvar=_env("tile_overlap"),
+                                  help="Window overlap fraction (tile and native windows)."),
+    batch_size: int = typer.Option(4, envvar=_env("batch_size"), help="Windows per forward pass."),
     threshold: float = typer.Option(0.5, envvar=_env("threshold"), help="Default crack probability threshold."),
     max_upload_mb: float = typer.Option(50.0, envvar=_env("max_upload_mb"), help="Largest upload, MiB."),
     max_pixels: int = typer.Option(50_000_000, envvar=_env("max_pixels"), help="Largest image, pixels."),
@@ -54,7 +57,7 @@ def serve(
 
     settings = ServiceSettings(
         host=host, port=port, model=model, base=base, allow_random_base=allow_random_base, device=device,
-        threads=threads, workers=workers, mode=mode, tile_overlap=overlap, batch_size=batch_size,
+        threads=threads, workers=workers, mode=mode, scale=scale, tile_overlap=overlap, batch_size=batch_size,
         threshold=threshold, max_upload_mb=max_upload_mb, max_pixels=max_pixels, timeout_s=timeout_s,
         max_pending=max_pending, model_id=model_id, log_level=log_level,
     ).validated()

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import typer
 
+from cracksam.inference_modes import MODE_HELP, SCALE_HELP
+
 
 def stream(
     source: str = typer.Argument(..., help="Video file, stream URL (e.g. http://cam/video.mjpg) or camera index (0)."),
@@ -26,7 +28,8 @@ def stream(
     timeout: float = typer.Option(10.0, help="Seconds to wait when opening or reading a network stream."),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
     allow_random_base: bool = typer.Option(False, help="Keep random base weights (tiny/full models, tests)."),
-    mode: str = typer.Option("resize", help="resize or tile (see cracksam predict)."),
+    mode: str | None = typer.Option(None, "--mode", help=MODE_HELP),
+    scale: float | None = typer.Option(None, "--scale", help=SCALE_HELP),
     threshold: float = typer.Option(0.5, help="Crack probability threshold."),
     device: str = typer.Option("cpu", help="cpu or cuda (PyTorch), CPU/GPU (OpenVINO)."),
     threads: int | None = typer.Option(None, help="CPU threads of the runtime."),
@@ -45,8 +48,10 @@ def stream(
     from cracksam.deployment.predictor import Predictor
     from cracksam.deployment.stream import StreamOptions, StreamStats, run_stream
     from cracksam.errors import ConfigError
+    from cracksam.inference_modes import check_options
     from cracksam.models.default import default_model_path
 
+    check_options(mode, scale)
     options = StreamOptions(every=every, max_frames=max_frames, out_video=out_video, frames_dir=frames_dir,
                             codec=codec, fps=fps, threshold=threshold, timeout_s=timeout).validated()
     if out_video is None and frames_dir is None:
@@ -56,8 +61,11 @@ def stream(
     if frames_dir is not None:
         output_dir(frames_dir, "--frames-dir")
     predictor = Predictor.from_path(model or default_model_path(), base=base, device=device, threads=threads,
-                                    allow_random_base=allow_random_base, mode=mode, threshold=threshold)
+                                    allow_random_base=allow_random_base, mode=mode, scale=scale,
+                                    threshold=threshold)
     console = Console(stderr=True, soft_wrap=True)
+    if not json_out:
+        console.print(f"inference: {predictor.inference_summary()}", highlight=False)
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -81,7 +89,7 @@ def stream(
             stats = run_stream(predictor, source, options, on_frame=show)
 
     if json_out:
-        typer.echo(json.dumps(stats.as_dict(), indent=2))
+        typer.echo(json.dumps({**stats.as_dict(), "predictor": predictor.describe()}, indent=2))
     else:
         ended = {"end": "end of video", "max-frames": "--max-frames reached",
                  "interrupted": "stopped by Ctrl-C or SIGTERM"}

@@ -81,6 +81,8 @@ def train(
             image_size=image_size if image_size is not None else net.image_size,
             pretrained=pretrained if pretrained is not None else net.pretrained,
             class_names=net.class_names,
+            inference_mode=net.inference_mode,
+            inference_scale=net.inference_scale,
         )
     elif image_size is not None and cfg.network is not None:
         cfg.network.image_size = image_size

@@ -18,6 +18,8 @@ from torch.utils.data import Dataset, get_worker_info
 from cracksam.data.corruptions import Corruption, get_corruption
 from cracksam.data.folder import Sample
 from cracksam.data.io import DEFAULT_MAX_PIXELS, read_image, read_mask
+from cracksam.data.native import NativeTransform
+from cracksam.data.skeleton import skeleton_target
 from cracksam.data.transforms import build_transform
 from cracksam.errors import DatasetError
 
@@ -48,6 +50,12 @@ class CrackDataset(Dataset[dict[str, Any]]):
         teacher: a :class:`~cracksam.training.teacher.TeacherCache`; samples then also hold
             ``"teacher"``: float32 (2, S, S) teacher logits, augmented like the mask (resized
             bilinearly first when the teacher's input size differs from S).
+        native: the native-scale training pipeline (:mod:`cracksam.data.native`) used instead of
+            resize-to-S; ``image_size``, ``crop`` and ``augment`` are then unused for the geometry.
+        native_eval: serve images and masks at their original size (validation of a model that
+            runs at native resolution; batch them one at a time, sizes differ).
+        skeleton: also serve ``"skeleton"`` (uint8 H x W, the mask's skeleton dilated this many
+            times) for the skeleton-recall loss; ``None`` = off.
 
     Raises:
         ValueError: unknown corruption or bad ``image_size`` (at construction).
@@ -67,6 +75,9 @@ class CrackDataset(Dataset[dict[str, Any]]):
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         crop: int | None = None,
         teacher: Any = None,
+        native: NativeTransform | None = None,
+        native_eval: bool = False,
+        skeleton: int | None = None,
     ) -> None:
         self.samples: list[Sample] = list(samples)
         self.image_size = image_size
@@ -80,8 +91,17 @@ class CrackDataset(Dataset[dict[str, Any]]):
         # A TeacherCache (cracksam.training.teacher): its logits are transformed like the mask.
         self.teacher = teacher
         extra = {"teacher": "mask"} if teacher is not None else None
-        self.transform = build_transform(image_size, augment, crop=crop, additional_targets=extra)
-        if seed is not None:
+        self.native = native
+        self.native_eval = native_eval
+        self.skeleton = skeleton
+        self.transform: Any
+        if native is not None:
+            self.transform = native
+        elif native_eval:
+            self.transform = None
+        else:
+            self.transform = build_transform(image_size, augment, crop=crop, additional_targets=extra)
+        if seed is not None and self.transform is not None:
             self.transform.set_random_seed(seed)
         # Seed of the DataLoader worker whose rng the transform currently uses (None: main process).
         self._worker_seed: int | None = None
@@ -121,7 +141,7 @@ class CrackDataset(Dataset[dict[str, Any]]):
         # Forked/spawned workers start with copies of the same augmentation rng; without reseeding
         # every worker would produce the same "random" flips.
         info = get_worker_info()
-        if info is not None and self._worker_seed != info.seed:
+        if info is not None and self.transform is not None and self._worker_seed != info.seed:
             self.transform.set_random_seed(info.seed % 2**32)
             self._worker_seed = info.seed
 
@@ -129,7 +149,7 @@ class CrackDataset(Dataset[dict[str, Any]]):
         index = self._index(i)
         sample = self.samples[index]
         image, mask = self.load_original(index)
-        if self.augment:
+        if self.augment or self.native is not None:
             self._reseed_in_worker()
         targets: dict[str, np.ndarray] = {"image": image, "mask": mask}
         if self.teacher is not None:
@@ -139,8 +159,10 @@ class CrackDataset(Dataset[dict[str, Any]]):
 
                 logits = cv2.resize(logits, (self.image_size, self.image_size), interpolation=cv2.INTER_LINEAR)
             targets["teacher"] = np.ascontiguousarray(logits)
-        out = self.transform(**targets)
-        image_t = torch.from_numpy(np.ascontiguousarray(out["image"]).transpose(2, 0, 1).astype(np.float32))
+        out = targets if self.transform is None else self.transform(**targets)
+        # C-contiguous (C, H, W): a channels-last float tensor reached oneDNN's slow path (15x slower
+        # convolutions for a batch of one, as in native-scale validation).
+        image_t = torch.from_numpy(np.ascontiguousarray(np.asarray(out["image"]).transpose(2, 0, 1), dtype=np.float32))
         mask_t = torch.from_numpy(np.ascontiguousarray(out["mask"]).astype(np.int64))
         item = {
             "image": image_t,
@@ -149,6 +171,8 @@ class CrackDataset(Dataset[dict[str, Any]]):
             "stem": sample.stem,
             "dataset": sample.dataset,
         }
+        if self.skeleton is not None:
+            item["skeleton"] = torch.from_numpy(skeleton_target(np.asarray(out["mask"]), self.skeleton))
         if self.teacher is not None:
             item["teacher"] = torch.from_numpy(np.ascontiguousarray(out["teacher"]).transpose(2, 0, 1).copy())
         return item

@@ -6,10 +6,16 @@ Every backend has ``name`` (``torch``, ``onnxruntime``, ``openvino``), ``precisi
 to float32 logits (B, 2, S, S) with channel 1 = crack.  The exported backends also carry the
 ``metadata`` written by :mod:`cracksam.deployment.export` (cracksam version, model config JSON,
 image size, precision) and ``model_config`` (the parsed :class:`CrackSAMConfig`, or ``None``
-for files exported elsewhere), so a model card can be shown.
+for files exported elsewhere), so a model card can be shown -- and the model's inference defaults
+(``inference_mode`` / ``inference_scale`` of a student's config) travel with an export.
+
+``dynamic`` says whether ``run`` accepts any (B, 3, H, W) with H and W multiples of ``multiple``
+instead of only (B, 3, S, S): true for a :class:`TorchBackend` on a fully convolutional
+:class:`SegModel`, false for CrackSAM and for exported files (their graphs have a fixed H, W).
 
 ONNX Runtime and OpenVINO are optional dependencies: they are imported when a backend is
-opened, and a missing one is reported as a :class:`CrackSAMError`.
+opened, and a missing one is reported as a :class:`CrackSAMError`.  :class:`TorchBackend` lives in
+:mod:`cracksam.deployment.backend_torch` and is re-exported here.
 """
 
 from __future__ import annotations
@@ -23,10 +29,8 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-import torch
 
-from cracksam import __version__
-from cracksam.config import to_dict
+from cracksam.deployment.backend_torch import TorchBackend, _check_input, model_metadata
 from cracksam.errors import CheckpointError, ConfigError, CrackSAMError
 from cracksam.models.cracksam import CrackSAM, CrackSAMConfig
 from cracksam.models.segmodels import SegModel, SegModelConfig
@@ -49,19 +53,14 @@ class Backend(Protocol):
     image_size: int
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """float32 (B, 3, S, S) RGB in 0..255 -> float32 logits (B, 2, S, S)."""
+        """float32 (B, 3, S, S) RGB in 0..255 -> float32 logits (B, 2, S, S).  Backends with
+        ``dynamic = True`` (optional attribute, default False) take any (B, 3, H, W) with H, W
+        multiples of their ``multiple``."""
         ...
 
 
 def _missing(package: str, extra: str = "deploy") -> CrackSAMError:
     return CrackSAMError(f"{package} is not installed; install it (pip install 'cracksam[{extra}]') to use this")
-
-
-def _check_input(x: np.ndarray, image_size: int) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim != 4 or x.shape[1] != 3 or x.shape[2:] != (image_size, image_size):
-        raise ValueError(f"expected images of shape (B, 3, {image_size}, {image_size}), got {x.shape}")
-    return np.ascontiguousarray(x, dtype=np.float32)
 
 
 def _parse_config(text: str | None, where: str) -> CrackSAMConfig | SegModelConfig | None:
@@ -103,56 +102,6 @@ def _precision_from_name(path: Path) -> str | None:
     return match.group(1) if match else None
 
 
-class TorchBackend:
-    """A segmentation ``nn.Module`` (CrackSAM, or any model whose ``config.image_size`` gives its
-    input size and whose output is (B, 2, S, S) logits) run eagerly under ``torch.inference_mode``.
-
-    ``threads`` sets ``torch.set_num_threads`` (a process-wide setting).  The model is put in
-    eval mode and moved to ``device``; it is not copied and LoRA is not merged."""
-
-    name = "torch"
-
-    def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", threads: int | None = None) -> None:
-        if not isinstance(getattr(getattr(model, "config", None), "image_size", None), int):
-            raise TypeError(f"TorchBackend needs a model with config.image_size, got {type(model).__name__}")
-        if threads is not None:
-            torch.set_num_threads(int(threads))
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
-        self.image_size = int(model.config.image_size)
-        dtype = next(model.parameters(), torch.empty(0)).dtype
-        self.precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, "fp32")
-        self._dtype = dtype
-        known = isinstance(model, (CrackSAM, SegModel))
-        self.model_config: CrackSAMConfig | SegModelConfig | None = model.config if known else None
-        self.metadata: dict[str, str] = (
-            model_metadata(model.config, self.precision)
-            if known
-            else {"format": "torch", "model": type(model).__name__, "image_size": str(self.image_size)}
-        )
-        self.path: Path | None = None
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        x = _check_input(x, self.image_size)
-        with torch.inference_mode():
-            images = torch.from_numpy(x).to(self.device, self._dtype)
-            return self.model(images).float().cpu().numpy()
-
-    def __repr__(self) -> str:
-        return f"TorchBackend(device={self.device}, image_size={self.image_size}, precision={self.precision})"
-
-
-def model_metadata(config: CrackSAMConfig | SegModelConfig, precision: str) -> dict[str, str]:
-    """The metadata stored in exported files (and shown by :class:`TorchBackend`)."""
-    return {
-        "format": "cracksam",
-        "version": __version__,
-        "config": json.dumps(to_dict(config), sort_keys=True),
-        "image_size": str(config.image_size),
-        "precision": precision,
-    }
-
-
 def _require_file(path: str | os.PathLike[str], kind: str) -> Path:
     path = Path(path)
     if not path.exists():
@@ -187,6 +136,8 @@ class OnnxRuntimeBackend:
     physical core)."""
 
     name = "onnxruntime"
+    dynamic = False  # exported graphs have a fixed H, W
+    multiple = 1
 
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None,
                  providers: Sequence[str] | None = None) -> None:
@@ -290,6 +241,8 @@ class OpenVINOBackend:
     OpenVINO properties.  The batch dimension of exported IRs is dynamic."""
 
     name = "openvino"
+    dynamic = False
+    multiple = 1
 
     def __init__(self, xml_path: str | os.PathLike[str], device: str = "CPU", threads: int | None = None,
                  inference_precision: str | None = "f32", config: dict[str, Any] | None = None) -> None:

@@ -1,13 +1,22 @@
 """One predictor over every runtime: same pre- and post-processing for PyTorch, ONNX Runtime and
 OpenVINO, so their masks agree.
 
-Two modes:
+Three modes (:mod:`cracksam.inference_modes`; each model has its own default, see
+:func:`inference_defaults`):
 
-* ``resize`` (the paper): the whole image is resized to the model's input S×S, segmented, and the
-  logits are resized back to the original size (bilinear).
+* ``resize`` (the paper, CrackSAM's default): the whole image is resized to the model's input
+  S×S, segmented, and the logits are resized back to the original size (bilinear).
 * ``tile``: a sliding S×S window at native resolution with overlap; overlapping logits are
   blended with a smooth (Hann) weight so seams do not show.  Thin cracks in large photos
   (a 2-px crack in a 4032-px phone photo is 0.2 px after shrinking to 448) survive.
+* ``native`` (conventional networks' default): the image at its own resolution.  A backend that
+  accepts dynamic shapes (a fully convolutional :class:`~cracksam.models.segmodels.SegModel` in
+  PyTorch) gets the whole image in one forward pass, reflect-padded to a multiple of its stride,
+  when both sides are at most ``window`` px, and ``window``-px Hann-blended windows otherwise;
+  a fixed-shape backend (CrackSAM, ONNX / OpenVINO exports) gets S×S windows, as in ``tile``.
+
+In ``tile`` and ``native`` mode the image is first resized by ``scale`` (area averaging when
+shrinking, bilinear when enlarging) and the logits are resized back to the original size.
 """
 
 from __future__ import annotations
@@ -18,17 +27,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import cv2
 import numpy as np
 
 from cracksam.data.transforms import build_transform
+from cracksam.deployment.tiling import (
+    _hann_weight,  # noqa: F401  (kept importable from here)
+    aligned_stride,
+    blend_windows,
+    pad_to_multiple,
+    resize_logits,
+    scale_image,
+    tile_origins,
+)
 from cracksam.errors import ConfigError
+from cracksam.inference_modes import DEFAULT_WINDOW, check_mode, check_scale
 
-Mode = Literal["resize", "tile"]
+Mode = Literal["resize", "tile", "native"]
 
 
 class Backend(Protocol):
-    """A runtime: float32 (B, 3, S, S) RGB 0..255 -> float32 logits (B, 2, S, S)."""
+    """A runtime: float32 (B, 3, S, S) RGB 0..255 -> float32 logits (B, 2, S, S).  Optional:
+    ``dynamic = True`` and ``multiple`` (any (B, 3, H, W) with H, W multiples of it is accepted),
+    ``model_config`` (the model's config, whose inference defaults are used)."""
 
     image_size: int
     name: str
@@ -53,21 +73,14 @@ def _softmax_crack(logits: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(np.clip(logits[0] - logits[1], -80.0, 80.0)))).astype(np.float32)
 
 
-def _hann_weight(size: int) -> np.ndarray:
-    """Smooth 2-D tile weight, highest in the centre, never zero (image borders stay covered)."""
-    ramp = np.hanning(size + 2)[1:-1].astype(np.float32)
-    w = np.outer(ramp, ramp)
-    return np.maximum(w, 1e-3)
-
-
-def tile_origins(length: int, tile: int, stride: int) -> list[int]:
-    """Start offsets along one axis so that tiles of ``tile`` px cover ``length`` px."""
-    if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile + 1, stride))
-    if starts[-1] != length - tile:
-        starts.append(length - tile)
-    return starts
+def inference_defaults(backend: Any) -> tuple[str, float]:
+    """The mode and scale a model runs with unless told otherwise: a conventional network's config
+    says (``inference_mode`` / ``inference_scale``, also read from an export's metadata); CrackSAM
+    and models without a known config are resized, as in the paper."""
+    config = getattr(backend, "model_config", None)
+    if config is not None and hasattr(config, "inference_mode"):
+        return str(config.inference_mode), float(config.inference_scale)
+    return "resize", 1.0
 
 
 class Predictor:
@@ -76,25 +89,42 @@ class Predictor:
     def __init__(
         self,
         backend: Backend,
-        mode: Mode = "resize",
+        mode: str | None = None,
         tile_overlap: float = 0.25,
         batch_size: int = 4,
         threshold: float = 0.5,
+        scale: float | None = None,
+        window: int = DEFAULT_WINDOW,
     ) -> None:
-        if mode not in ("resize", "tile"):
-            raise ConfigError(f"mode must be resize or tile, got {mode!r}")
+        """``mode`` / ``scale``: None takes the model's own default (:func:`inference_defaults`).
+        ``window``: in native mode on a dynamic-shape backend, the largest side run in one forward
+        pass and the window size above it (rounded down to the backend's stride multiple)."""
+        default_mode, default_scale = inference_defaults(backend)
+        self.mode: str = check_mode(default_mode if mode is None else mode)
+        if self.mode == "resize":
+            if scale is not None and check_scale(scale) != 1.0:
+                raise ConfigError(f"scale {scale:g} has no effect in resize mode (the whole image is resized to "
+                                  f"the model's {int(backend.image_size)}x{int(backend.image_size)}); "
+                                  "use mode tile or native to scale images")
+            self.scale = 1.0
+        else:
+            self.scale = check_scale(default_scale if scale is None else scale)
         if not 0.0 <= tile_overlap < 1.0:
             raise ConfigError(f"tile overlap must be in [0, 1), got {tile_overlap}")
         if batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {batch_size}")
         if not 0.0 < threshold < 1.0:
             raise ConfigError(f"threshold must be in (0, 1), got {threshold}")
+        if isinstance(window, bool) or not isinstance(window, int) or window < 32:
+            raise ConfigError(f"window must be an integer >= 32 px, got {window!r}")
         self.backend = backend
-        self.mode = mode
         self.tile_overlap = tile_overlap
         self.batch_size = batch_size
         self.threshold = threshold
         self.image_size = int(backend.image_size)
+        self.dynamic = bool(getattr(backend, "dynamic", False))
+        self.multiple = max(1, int(getattr(backend, "multiple", 1))) if self.dynamic else 1
+        self.window = max(self.multiple, window // self.multiple * self.multiple)
         self._resize = build_transform(self.image_size, augment=False)
 
     # -- construction from files -------------------------------------------------------------
@@ -107,10 +137,14 @@ class Predictor:
         device: str = "cpu",
         threads: int | None = None,
         allow_random_base: bool = False,
+        mode: str | None = None,
+        scale: float | None = None,
         **kwargs: Any,
     ) -> Predictor:
         """A checkpoint folder (CrackSAM delta + ``base``, a full export, or a student), an
-        ``.onnx`` file or an OpenVINO ``.xml``; ``None`` is the default model bundled with the package."""
+        ``.onnx`` file or an OpenVINO ``.xml``; ``None`` is the default model bundled with the package.
+        ``mode`` / ``scale`` None: the model's own defaults (also for exports, from their metadata);
+        ``kwargs`` go to :class:`Predictor`."""
         if path is None:
             from cracksam.models.default import default_model_path
 
@@ -131,45 +165,60 @@ class Predictor:
             backend = OpenVINOBackend(p, device="GPU" if gpu else "CPU", threads=threads)
         else:
             backend = open_backend(p)  # raises a clear error naming the file
-        return cls(backend, **kwargs)
+        return cls(backend, mode=mode, scale=scale, **kwargs)
 
     # -- inference --------------------------------------------------------------------------
 
     def _run_batches(self, inputs: Sequence[np.ndarray]) -> Iterator[np.ndarray]:
-        """Uint8 (S, S, 3) network inputs -> their (2, S, S) logits, ``batch_size`` at a time."""
+        """Uint8 (h, w, 3) network inputs of one size -> their (2, h, w) logits, ``batch_size`` at a time."""
         for i in range(0, len(inputs), self.batch_size):
             chunk = np.stack(inputs[i : i + self.batch_size]).astype(np.float32).transpose(0, 3, 1, 2)
             logits = np.asarray(self.backend.run(np.ascontiguousarray(chunk)), dtype=np.float32)
-            if logits.ndim != 4 or logits.shape[1] != 2:
-                raise ValueError(f"backend returned logits of shape {logits.shape}, expected (B, 2, S, S)")
+            if logits.ndim != 4 or logits.shape[1] != 2 or logits.shape[2:] != chunk.shape[2:]:
+                raise ValueError(f"backend returned logits of shape {logits.shape} for input {chunk.shape}, "
+                                 "expected (B, 2, H, W) at the input's size")
             yield from logits
 
     def _resize_logits(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         inputs = [self._resize(image=img)["image"] for img in images]
-        out = []
-        for img, logits in zip(images, self._run_batches(inputs), strict=True):
-            h, w = img.shape[:2]
-            # Bilinear on logits, as the model's own upsampling.
-            out.append(np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in logits]))
-        return out
+        # Bilinear on logits, as the model's own upsampling.
+        return [resize_logits(lg, *img.shape[:2]) for img, lg in zip(images, self._run_batches(inputs), strict=True)]
 
-    def _tile_logits(self, image: np.ndarray) -> np.ndarray:
-        s = self.image_size
+    def _tile_logits(self, image: np.ndarray, dynamic: bool = False) -> np.ndarray:
+        """Hann-blended overlapping windows over ``image``, cropped back to its size.  Fixed-shape
+        backend: S×S windows, sides shorter than S padded (replicated border).  Dynamic backend:
+        ``window``-px windows on the stride grid of the image reflect-padded to the stride, a window
+        side shrinking to the image's where that is shorter."""
         h, w = image.shape[:2]
-        # Images smaller than a tile are padded (replicated border) and cropped back afterwards.
-        ph, pw = max(s - h, 0), max(s - w, 0)
-        padded = cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_REPLICATE) if ph or pw else image
-        hp, wp = padded.shape[:2]
-        stride = max(1, int(round(s * (1.0 - self.tile_overlap))))
-        origins = [(y, x) for y in tile_origins(hp, s, stride) for x in tile_origins(wp, s, stride)]
-        weight = _hann_weight(s)
-        acc = np.zeros((2, hp, wp), np.float32)
-        wsum = np.zeros((hp, wp), np.float32)
-        tiles = [padded[y : y + s, x : x + s] for y, x in origins]
-        for (y, x), logits in zip(origins, self._run_batches(tiles), strict=True):
-            acc[:, y : y + s, x : x + s] += logits * weight
-            wsum[y : y + s, x : x + s] += weight
-        return (acc / wsum)[:, :h, :w]
+        if dynamic:
+            s, m = self.window, self.multiple
+            padded = pad_to_multiple(image, m)
+            tile = (min(s, padded.shape[0]), min(s, padded.shape[1]))
+        else:
+            s, m = self.image_size, 1
+            ph, pw = max(s - h, 0), max(s - w, 0)
+            padded = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="edge") if ph or pw else image
+            tile = (s, s)
+        stride = aligned_stride(s, self.tile_overlap, m)
+        return blend_windows(padded, tile, (stride, stride), self._run_batches)[:, :h, :w]
+
+    def _native_logits(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Dynamic-shape backend: whole images (up to ``window`` per side; those with the same padded
+        size share forward passes) or, when larger, ``window``-px windows on the stride grid."""
+        m, out = self.multiple, [np.empty(0, np.float32)] * len(images)
+        whole: dict[tuple[int, int], list[int]] = {}
+        for i, img in enumerate(images):
+            h, w = img.shape[:2]
+            if h <= self.window and w <= self.window:
+                whole.setdefault((-(-h // m) * m, -(-w // m) * m), []).append(i)
+            else:
+                out[i] = self._tile_logits(img, dynamic=True)
+        for indices in whole.values():
+            inputs = [pad_to_multiple(images[i], m) for i in indices]
+            for i, logits in zip(indices, self._run_batches(inputs), strict=True):
+                h, w = images[i].shape[:2]
+                out[i] = np.ascontiguousarray(logits[:, :h, :w])
+        return out
 
     def logits(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """(2, H, W) float32 logits per image at its original size."""
@@ -178,7 +227,12 @@ class Predictor:
                 raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {img.dtype} {img.shape}")
         if self.mode == "resize":
             return self._resize_logits(images)
-        return [self._tile_logits(img) for img in images]
+        scaled = [scale_image(img, self.scale) for img in images]
+        if self.mode == "native" and self.dynamic:
+            out = self._native_logits(scaled)
+        else:
+            out = [self._tile_logits(img) for img in scaled]
+        return [resize_logits(lg, *img.shape[:2]) for img, lg in zip(images, out, strict=True)]
 
     def predict(self, images: Sequence[np.ndarray]) -> list[Prediction]:
         return [Prediction(_softmax_crack(lg), lg[1].astype(np.float32)) for lg in self.logits(images)]
@@ -188,13 +242,20 @@ class Predictor:
 
     def describe(self) -> dict[str, Any]:
         """A small model card for logs, reports and the HTTP service."""
-        card = {
+        card: dict[str, Any] = {
             "runtime": self.backend.name,
             "precision": self.backend.precision,
             "image_size": self.image_size,
             "mode": self.mode,
+            "scale": self.scale,
+            "inference": self.inference_summary(),
             "threshold": self.threshold,
         }
+        if self.mode != "resize":
+            card["tile_overlap"] = self.tile_overlap
+        if self.mode == "native":
+            card["dynamic_shapes"] = self.dynamic
+            card["window"] = self.window if self.dynamic else self.image_size
         config = getattr(self.backend, "model_config", None)
         if config is not None and hasattr(config, "arch"):  # a student or baseline
             card.update(arch=config.arch, pretrained=config.pretrained, class_names=list(config.class_names))
@@ -209,3 +270,19 @@ class Predictor:
         if path is not None:
             card["file"] = str(path)
         return card
+
+    def inference_summary(self) -> str:
+        """One line saying how images are run, e.g. ``native, scale 1: whole image (padded to a
+        multiple of 32) up to 1024 px per side, 1024-px windows above``."""
+        s = self.image_size
+        if self.mode == "resize":
+            return f"resize: whole image resized to {s}x{s}"
+        head = f"{self.mode}, scale {self.scale:g}"
+        if self.mode == "native" and self.dynamic:
+            pad = f" (padded to a multiple of {self.multiple})" if self.multiple > 1 else ""
+            return f"{head}: whole image{pad} up to {self.window} px per side, {self.window}-px windows above"
+        fixed = " (fixed-shape model)" if self.mode == "native" else ""
+        return f"{head}: {s}x{s} windows{fixed}, overlap {self.tile_overlap:g}"
+
+
+__all__ = ["Backend", "Mode", "Prediction", "Predictor", "inference_defaults", "tile_origins"]

@@ -15,6 +15,7 @@ from cracksam.data import Sample, load_split
 from cracksam.errors import ConfigError
 from cracksam.evaluation.report import Column, blur_sweep_plot, build_table, write_table
 from cracksam.evaluation.runner import EvalModel, PassResult, evaluate_samples
+from cracksam.inference_modes import check_options
 from cracksam.models.cracksam import build_cracksam, count_parameters
 from cracksam.models.io import load_model, read_checkpoint_config
 from cracksam.models.segmodels import SegModelConfig
@@ -56,6 +57,8 @@ class ProtocolConfig:
     ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)
     split_seed: int = 0
     threshold: float = 0.5
+    mode: str | None = None  # None: each model's own inference default (as `cracksam predict` runs it)
+    scale: float | None = None
     reduction: str = "dataset"
     metric: str = "iou"
     batch_size: int = 4
@@ -75,6 +78,7 @@ class ProtocolConfig:
             raise ConfigError(f"--metric must be iou, f1, precision or recall, got {self.metric!r}")
         if not 0.0 < self.threshold < 1.0:
             raise ConfigError(f"--threshold must be in (0, 1), got {self.threshold}")
+        check_options(self.mode, self.scale)
         bad = [k for k in self.blur_kernels if k < 1 or k % 2 == 0]
         if bad:
             raise ConfigError(f"blur kernel sizes must be odd and >= 1, got {bad}")
@@ -92,10 +96,11 @@ def _per_dataset_table(results: Sequence[PassResult], reduction: str) -> str:
     """Markdown: every metric per model, dataset and condition, for passes that pooled several sets
     (each set scored on its own, plus the pooled row)."""
     lines = [
-        f"Precision / recall / F1 / IoU of the crack class per dataset ({reduction}-level)",
+        f"Precision / recall / F1 / IoU of the crack class per dataset ({reduction}-level); "
+        "F1@2px: F1 with a 2-pixel matching tolerance; clDice: centre-line Dice",
         "",
-        "| model | dataset | condition | images | Precision | Recall | F1 | IoU |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+        "| model | dataset | condition | images | Precision | Recall | F1 | IoU | F1@2px | clDice |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     key = "dataset_level" if reduction == "dataset" else "image_level"
     found = False
@@ -107,15 +112,29 @@ def _per_dataset_table(results: Sequence[PassResult], reduction: str) -> str:
                                                                            key: getattr(r, key)})]
         for name, e in entries:
             m = e[key]
-            scores = " | ".join(f"{m[k]:.4f}" for k in ("precision", "recall", "f1", "iou"))
+            keys = ("precision", "recall", "f1", "iou", "f1_tol2", "cldice")
+            scores = " | ".join(f"{m[k]:.4f}" if k in m else "–" for k in keys)
             lines.append(f"| {r.model} | {name} | {CONDITION_LABELS.get(r.condition, r.condition)} | "
                          f"{e['n_images']} | {scores} |")
     return "\n".join(lines) + "\n" if found else ""
 
 
+def inference_for(model: EvalModel, cfg: ProtocolConfig) -> dict[str, Any]:
+    """How ``model`` is run: ``cfg.mode`` / ``cfg.scale`` where given, else the model's own defaults
+    (those of ``cracksam predict``); raises ConfigError for a combination that cannot run."""
+    from cracksam.deployment.backends import TorchBackend
+    from cracksam.deployment.predictor import Predictor
+
+    predictor = Predictor(TorchBackend(model.model, device=cfg.device), mode=cfg.mode, scale=cfg.scale)
+    return {"mode": predictor.mode, "scale": predictor.scale, "inference": predictor.inference_summary()}
+
+
 def run_protocol(models: Sequence[EvalModel], cfg: ProtocolConfig, out_dir: str | Path) -> dict[str, Any]:
     """Evaluate every model on the test sets (each condition), the blur sweep and the unseen sets;
-    write ``table.{md,csv,json}``, ``blur_sweep.{png,json}`` and visuals into ``out_dir``."""
+    write ``table.{md,csv,json}``, ``blur_sweep.{png,json}`` and visuals into ``out_dir``.  Each
+    model is run with its own inference mode and scale unless ``cfg`` overrides them; what was used
+    is recorded per pass (``inference`` in results.json) and per model (``inference`` in table.json
+    and the returned summary)."""
     from cracksam.data import get_corruption
 
     for c in cfg.conditions:
@@ -130,6 +149,7 @@ def run_protocol(models: Sequence[EvalModel], cfg: ProtocolConfig, out_dir: str 
     columns = [Column(CONDITION_LABELS.get(c, c), test_name, c) for c in cfg.conditions] if test else []
     columns += [Column(name, name, "clean") for name in unseen]
 
+    inference = {m.name: inference_for(m, cfg) for m in models}  # a bad --mode/--scale fails before any pass
     results: list[PassResult] = []
     common = dict(
         threshold=cfg.threshold,
@@ -143,27 +163,35 @@ def run_protocol(models: Sequence[EvalModel], cfg: ProtocolConfig, out_dir: str 
     sweep: dict[str, list[float]] = {}
     measured = {"measure": cfg.measure, "mm_per_px": cfg.mm_per_px}
     for model in models:
+        how = {"mode": inference[model.name]["mode"], "scale": inference[model.name]["scale"]}
+        passes: list[PassResult] = []
         for cond in cfg.conditions if test else []:
-            results.append(evaluate_samples(model, test, cond, test_name, **common, **measured))
+            passes.append(evaluate_samples(model, test, cond, test_name, **common, **measured, **how))
         for name, samples in unseen.items():
-            results.append(evaluate_samples(model, samples, "clean", name, **common, **measured))
+            passes.append(evaluate_samples(model, samples, "clean", name, **common, **measured, **how))
         if cfg.blur_kernels and test:
             values = []
             for k in cfg.blur_kernels:
-                r = evaluate_samples(model, test, f"blur:{k}", test_name, **{**common, "visualize": 0})
-                results.append(r)
+                r = evaluate_samples(model, test, f"blur:{k}", test_name, **{**common, "visualize": 0}, **how)
+                passes.append(r)
                 values.append((r.dataset_level if cfg.reduction == "dataset" else r.image_level)[cfg.metric])
             sweep[model.name] = values
+        for r in passes:
+            r.extra["inference"] = dict(how)
+        results.extend(passes)
 
     caption = (
         f"{METRIC_LABELS[cfg.metric]} of the crack class, threshold "
         f"{cfg.threshold}, {cfg.reduction}-level; test = {cfg.test_split} split of {test_name or '-'}; "
-        f"unseen sets: {cfg.unseen_split} split"
+        f"unseen sets: {cfg.unseen_split} split; inference: "
+        + ", ".join(f"{name} {how['mode']} x{how['scale']:g}" for name, how in inference.items())
     )
     header, rows, doc = build_table(models, columns, results, cfg.metric, cfg.reduction)
     doc["caption"] = caption
+    doc["inference"] = inference
     files = write_table(out, "table", header, rows, doc, caption)
-    summary: dict[str, Any] = {"table": [str(p) for p in files], "header": header, "rows": rows}
+    summary: dict[str, Any] = {"table": [str(p) for p in files], "header": header, "rows": rows,
+                               "inference": inference}
     if sweep:
         png = blur_sweep_plot(
             out / "blur_sweep.png",

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cracksam.errors import ConfigError
+from cracksam.inference_modes import check_mode, check_scale
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
@@ -32,8 +33,11 @@ class ArchSpec:
 
     ``build(pretrained)`` returns a network mapping ImageNet-normalised (B, 3, S, S) to
     2-channel logits (any spatial size; a dict with ``"out"`` is accepted).  ``multiple`` is the
-    factor the input side must be a multiple of.  ``role`` is ``student`` or ``baseline`` (a model
-    may be both; it is listed under its first role).
+    factor the input side must be a multiple of (the network's stride).  ``role`` is ``student`` or
+    ``baseline`` (a model may be both; it is listed under its first role).  ``dynamic``: the network
+    runs at any input size that is a multiple of ``multiple`` (fully convolutional), so images can be
+    segmented at their native resolution; networks whose patch embedding is built for one size
+    (timm ViT / Swin with ``strict_img_size``) are detected as fixed-size by :class:`SegModel`.
     """
 
     name: str
@@ -41,6 +45,7 @@ class ArchSpec:
     description: str
     role: str = "student"
     multiple: int = 32
+    dynamic: bool = True
     paper_params_m: float | None = None  # parameter count the paper reports, where it gives one
 
 
@@ -77,12 +82,19 @@ class SegModelConfig:
     ``pretrained``: ImageNet weights for the encoder were requested (downloaded from the hub
     where the user is online).  Recorded in checkpoints so a run says whether it started from
     random weights.
+
+    ``inference_mode`` / ``inference_scale``: how ``cracksam predict``, ``evaluate``, ``serve``
+    and ``stream`` run this model unless told otherwise (see :mod:`cracksam.inference_modes`):
+    ``native`` at scale 1 by default, since these networks are fully convolutional.  Checkpoints
+    written before these fields existed load with the defaults.
     """
 
     arch: str = "unet_mobilenetv3_small"
     image_size: int = 448
     pretrained: bool = False
     class_names: list[str] = field(default_factory=lambda: ["background", "crack"])
+    inference_mode: str = "native"
+    inference_scale: float = 1.0
 
     def __post_init__(self) -> None:
         spec = get_architecture(self.arch)
@@ -93,6 +105,8 @@ class SegModelConfig:
                               f"got {self.image_size}")
         if len(self.class_names) != 2:
             raise ConfigError(f"models predict 2 classes (background, crack); got {self.class_names}")
+        check_mode(self.inference_mode, "inference_mode")
+        self.inference_scale = check_scale(self.inference_scale, "inference_scale")
 
     @property
     def num_classes(self) -> int:
@@ -102,13 +116,20 @@ class SegModelConfig:
 class SegModel(nn.Module):
     """A conventional segmentation network with CrackSAM's interface.
 
-    Input: (B, 3, S, S) float RGB in 0..255.  Output: logits (B, 2, S, S).
+    Input: (B, 3, S, S) float RGB in 0..255.  Output: logits (B, 2, S, S).  Where
+    ``dynamic_input`` is true, (B, 3, H, W) works for any H, W that are multiples of
+    ``input_multiple`` (the network's stride) and gives (B, 2, H, W).
     """
 
     def __init__(self, config: SegModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.net = get_architecture(config.arch).build(config.pretrained, config.image_size)
+        spec = get_architecture(config.arch)
+        self.net = spec.build(config.pretrained, config.image_size)
+        self.input_multiple: int = spec.multiple
+        # timm's ViT / Swin patch embeddings assert the size they were built for unless told otherwise.
+        fixed = any(getattr(m, "strict_img_size", False) is True for m in self.net.modules())
+        self.dynamic_input: bool = spec.dynamic and not fixed
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 

@@ -59,13 +59,13 @@ class HRNetFCN(nn.Module):
     conv1x1(270->270)+BN+ReLU (mmseg: ``kernel_size=1, num_convs=1``) and a conv1x1 classifier.
     Logits are at stride 4 (:class:`SegModel` upsamples them)."""
 
-    def __init__(self, pretrained: bool) -> None:
+    def __init__(self, pretrained: bool, name: str = "hrnet_w18") -> None:
         super().__init__()
         import timm
 
         # feature_location="" gives the raw branch outputs (not the classification "incre" heads);
         # index 0 is the stride-2 stem, which the head does not use.
-        self.backbone = timm.create_model("hrnet_w18", pretrained=pretrained, features_only=True,
+        self.backbone = timm.create_model(name, pretrained=pretrained, features_only=True,
                                           feature_location="", out_indices=(1, 2, 3, 4))
         channels = sum(self.backbone.feature_info.channels())
         self.head = nn.Sequential(
@@ -233,3 +233,7 @@ register_architecture(ArchSpec(
 register_architecture(ArchSpec(
     "segformer_mit_b5", _segformer_mit_b5, "SegFormer, MiT-B5 encoder (smp)", role="baseline", multiple=32,
 ))
+
+
+# Architectures compared for thin cracks at native scale (a module of their own, registered here).
+from cracksam.models import zoo_thin  # noqa: E402, F401

@@ -361,7 +361,8 @@ def create_app(
             return
         state.model = model
         state.status = "ok"
-        log.info("model %s ready (%s)", model.model_id, model.predictor.describe().get("runtime"))
+        card = model.predictor.describe()
+        log.info("model %s ready (%s; %s)", model.model_id, card.get("runtime"), card.get("inference"))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

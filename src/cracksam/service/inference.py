@@ -152,6 +152,7 @@ def load_model(settings: ServiceSettings) -> LoadedModel:
         threads=settings.threads,
         allow_random_base=settings.allow_random_base,
         mode=settings.mode,
+        scale=settings.scale,
         tile_overlap=settings.tile_overlap,
         batch_size=settings.batch_size,
         threshold=settings.threshold,

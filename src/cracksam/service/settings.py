@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from cracksam.errors import ConfigError
+from cracksam.inference_modes import check_mode, check_scale
 
 MIB = 1024 * 1024
 
@@ -27,6 +28,7 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "threads": ("CRACKSAM_THREADS",),
     "workers": ("CRACKSAM_WORKERS",),
     "mode": ("CRACKSAM_MODE",),
+    "scale": ("CRACKSAM_SCALE",),
     "tile_overlap": ("CRACKSAM_TILE_OVERLAP",),
     "batch_size": ("CRACKSAM_BATCH_SIZE",),
     "threshold": ("CRACKSAM_THRESHOLD",),
@@ -63,7 +65,8 @@ class ServiceSettings:
     device: str = "cpu"
     threads: int | None = None
     workers: int = 2
-    mode: str = "resize"
+    mode: str | None = None  # None: the model's own inference default (native / resize)
+    scale: float | None = None  # None: the model's own (1 for conventional networks)
     tile_overlap: float = 0.25
     batch_size: int = 4
     threshold: float = 0.5
@@ -84,8 +87,10 @@ class ServiceSettings:
             raise ConfigError("host must not be empty")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be in 0..65535, got {self.port}")
-        if self.mode not in ("resize", "tile"):
-            raise ConfigError(f"mode must be resize or tile, got {self.mode!r}")
+        if self.mode is not None:
+            check_mode(self.mode)
+        if self.scale is not None:
+            check_scale(self.scale)
         if not 0.0 <= self.tile_overlap < 1.0:
             raise ConfigError(f"tile overlap must be in [0, 1), got {self.tile_overlap}")
         if not 0.0 < self.threshold < 1.0:

@@ -28,6 +28,16 @@ class DataConfig:
     # the compute per sample at half the side, which is what makes CPU training of a student feasible.
     crop: int | None = None
     num_workers: int = 2
+    # "resize": the paper's resize-to-S pipeline (CrackSAM's default, keeps Table 7 reproducible);
+    # "native": random scale of the original photo, then a crop (cracks keep their pixel width;
+    # see cracksam.data.native); None: native for conventional networks, resize for CrackSAM.
+    pipeline: Literal["resize", "native"] | None = None
+    scale_range: list[float] = field(default_factory=lambda: [0.5, 2.0])  # native: log-uniform scale
+    crack_centred: float = 0.5  # native: share of crops centred on a crack pixel
+    photometric: float = 1.0  # native: strength of the photometric jitter (0 = off)
+    # How an epoch draws from several datasets: size (flat shuffle), sqrt, equal, or {name: weight}.
+    weighting: str | dict[str, float] = "size"
+    samples_per_epoch: int | None = None  # with weighting != size; default: number of training samples
 
 
 @dataclass
@@ -43,6 +53,11 @@ class OptimConfig:
 class LossConfig:
     ce_weight: float = 0.2
     dice: Literal["crack", "mean"] = "crack"
+    # Weight of the skeleton-recall term (Kirchhoff et al., ECCV 2024) added to CE + Dice; 0 = off
+    # (the paper's loss). Its skeleton targets are dilated ``skeleton_dilate`` times.
+    skeleton_recall: float = 0.0
+    skeleton_dilate: int = 1
+    cldice: float = 0.0  # weight of a soft-clDice term (Shit et al., CVPR 2021); 0 = off
 
 
 @dataclass
@@ -101,6 +116,10 @@ class TrainConfig:
     seed: int = 0
     out_dir: str = "runs/cracksam"
     progress: bool = True
+    # Which validation score picks the best model: "iou" (pooled over every validation pixel, the
+    # paper) or "iou_mean_sets" (mean of the per-dataset IoUs: small whole-photo sets count as
+    # much as big tile sets).
+    monitor: Literal["iou", "iou_mean_sets"] = "iou"
 
     @property
     def image_size(self) -> int:
@@ -112,8 +131,49 @@ class TrainConfig:
             return self.network.arch
         return f"cracksam_{self.model.backbone}_{self.model.delta.kind.replace('+', '_')}"
 
+    @property
+    def native(self) -> bool:
+        """Whether training uses the native-scale pipeline (default: conventional networks trained
+        without a teacher)."""
+        if self.data.pipeline is None:
+            # Distillation keeps the resize pipeline: the teacher's logits are cached at S x S.
+            return self.network is not None and self.distill is None
+        return self.data.pipeline == "native"
+
     def __post_init__(self) -> None:
-        if self.data.crop is not None and not 1 <= self.data.crop <= self.image_size:
+        d = self.data
+        if d.pipeline not in (None, "resize", "native"):
+            raise ConfigError(f"data.pipeline must be resize or native, got {d.pipeline!r}")
+        if len(d.scale_range) != 2 or not 0 < d.scale_range[0] <= d.scale_range[1]:
+            raise ConfigError(f"data.scale_range must be [low, high] with 0 < low <= high, got {d.scale_range}")
+        if not 0.0 <= d.crack_centred <= 1.0:
+            raise ConfigError(f"data.crack_centred must be in [0, 1], got {d.crack_centred}")
+        if d.photometric < 0:
+            raise ConfigError(f"data.photometric must be >= 0, got {d.photometric}")
+        if d.samples_per_epoch is not None and d.samples_per_epoch < 1:
+            raise ConfigError(f"data.samples_per_epoch must be >= 1, got {d.samples_per_epoch}")
+        if isinstance(d.weighting, str) and d.weighting not in ("size", "sqrt", "equal"):
+            raise ConfigError(f"data.weighting must be size, sqrt, equal or a mapping, got {d.weighting!r}")
+        if self.monitor not in ("iou", "iou_mean_sets"):
+            raise ConfigError(f"monitor must be iou or iou_mean_sets, got {self.monitor!r}")
+        for name in ("skeleton_recall", "cldice"):
+            if getattr(self.loss, name) < 0:
+                raise ConfigError(f"loss.{name} must be >= 0, got {getattr(self.loss, name)}")
+        if self.loss.skeleton_dilate < 0:
+            raise ConfigError(f"loss.skeleton_dilate must be >= 0, got {self.loss.skeleton_dilate}")
+        if self.native and self.distill is not None:
+            raise ConfigError("distillation uses the resize pipeline (teacher logits are cached at S x S); "
+                              "set data.pipeline: resize")
+        if self.native and self.data.crop is None:
+            self.data.crop = 256
+        if self.native and self.network is not None:
+            from cracksam.models.segmodels import get_architecture
+
+            multiple = get_architecture(self.network.arch).multiple
+            if self.data.crop < 1 or self.data.crop % multiple:
+                raise ConfigError(f"data.crop must be a positive multiple of {multiple} for {self.network.arch}, "
+                                  f"got {self.data.crop}")
+        if not self.native and self.data.crop is not None and not 1 <= self.data.crop <= self.image_size:
             raise ConfigError(f"data.crop must be between 1 and the image size {self.image_size}, got {self.data.crop}")
         for name in ("batch_size", "epochs", "val_every", "checkpoint_every", "devices", "num_nodes", "accumulate"):
             if getattr(self, name) < 1:

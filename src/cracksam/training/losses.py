@@ -29,20 +29,80 @@ def soft_dice_loss(
     return per_class[1] if mode == "crack" else per_class.mean()
 
 
-class CrackLoss(nn.Module):
-    """``ce_weight · CE + (1 − ce_weight) · Dice``; returns (total, ce, dice)."""
+def skeleton_recall_loss(logits: torch.Tensor, skeleton: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Skeleton recall (Kirchhoff et al., ECCV 2024): ``1 − Σ p·K / (Σ K + ε)`` over the batch.
 
-    def __init__(self, ce_weight: float = 0.2, dice: DiceMode = "crack") -> None:
+    logits: (B, 2, H, W); skeleton: (B, H, W) in {0, 1}, the (dilated) skeleton of the ground
+    truth from :func:`cracksam.data.skeleton.skeleton_target`.  p is the crack probability.  0 when
+    the whole centre line is covered with certainty; a missed branch raises it by its share of the
+    skeleton whatever the branch's width, which is what makes it sensitive to thin cracks.
+    """
+    prob = logits.float().softmax(dim=1)[:, 1]
+    k = skeleton.to(prob.dtype)
+    return 1.0 - ((prob * k).sum() + eps) / (k.sum() + eps)
+
+
+def _soft_skeleton(x: torch.Tensor, iterations: int) -> torch.Tensor:
+    """Soft skeleton by iterated min/max pooling (Shit et al., CVPR 2021), x: (B, 1, H, W) in [0, 1]."""
+    def erode(t: torch.Tensor) -> torch.Tensor:
+        return torch.minimum(-F.max_pool2d(-t, (3, 1), 1, (1, 0)), -F.max_pool2d(-t, (1, 3), 1, (0, 1)))
+
+    def dilate(t: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(t, 3, 1, 1)
+
+    skel = F.relu(x - dilate(erode(x)))
+    for _ in range(iterations):
+        x = erode(x)
+        delta = F.relu(x - dilate(erode(x)))
+        skel = skel + F.relu(delta - skel * delta)
+    return skel
+
+
+def soft_cldice_loss(logits: torch.Tensor, target: torch.Tensor, iterations: int = 5,
+                     eps: float = 1e-5) -> torch.Tensor:
+    """``1 − clDice`` with soft skeletons of prediction and truth (Shit et al., CVPR 2021)."""
+    prob = logits.float().softmax(dim=1)[:, 1:2]
+    truth = target.float().unsqueeze(1)
+    sp, st = _soft_skeleton(prob, iterations), _soft_skeleton(truth, iterations)
+    tprec = ((sp * truth).sum() + eps) / (sp.sum() + eps)
+    tsens = ((st * prob).sum() + eps) / (st.sum() + eps)
+    return 1.0 - 2.0 * tprec * tsens / (tprec + tsens)
+
+
+class CrackLoss(nn.Module):
+    """``ce_weight · CE + (1 − ce_weight) · Dice [+ w_sr · skeleton recall] [+ w_cl · clDice]``;
+    returns (total, ce, dice).  The extra terms are off by default (the paper's loss)."""
+
+    def __init__(self, ce_weight: float = 0.2, dice: DiceMode = "crack", skeleton_recall: float = 0.0,
+                 cldice: float = 0.0) -> None:
         super().__init__()
         if not 0.0 <= ce_weight <= 1.0:
             raise ValueError(f"ce_weight must be in [0, 1], got {ce_weight}")
+        if skeleton_recall < 0 or cldice < 0:
+            raise ValueError("loss weights must be >= 0")
         self.ce_weight = ce_weight
         self.dice = dice
+        self.skeleton_recall = skeleton_recall
+        self.cldice = cldice
+        self.last_terms: dict[str, torch.Tensor] = {}
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, logits: torch.Tensor, target: torch.Tensor,
+                skeleton: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         ce = F.cross_entropy(logits.float(), target.long())
         dice = soft_dice_loss(logits, target, self.dice)
-        return self.ce_weight * ce + (1.0 - self.ce_weight) * dice, ce, dice
+        total = self.ce_weight * ce + (1.0 - self.ce_weight) * dice
+        self.last_terms = {}
+        if self.skeleton_recall > 0:
+            if skeleton is None:
+                raise ValueError("skeleton recall needs skeleton targets (the dataset's skeleton option)")
+            sr = skeleton_recall_loss(logits, skeleton)
+            self.last_terms["skeleton_recall"] = sr.detach()
+            total = total + self.skeleton_recall * sr
+        if self.cldice > 0:
+            cl = soft_cldice_loss(logits, target)
+            self.last_terms["cldice"] = cl.detach()
+            total = total + self.cldice * cl
+        return total, ce, dice
 
 
 def channel_wise_distillation_loss(

@@ -12,9 +12,12 @@ from typing import Any
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from cracksam.data import CrackDataset, Sample
+from cracksam.data.native import NativeTransform
+from cracksam.data.sampling import weighted_sampler
 from cracksam.evaluation.metrics import metrics_from_counts
 from cracksam.models.io import save_trained
 from cracksam.training.config import TrainConfig
@@ -38,10 +41,14 @@ class SegmentationModule(L.LightningModule):
         self.model = model
         self.config = config
         self.max_iters = max_iters
-        self.loss_fn = CrackLoss(config.loss.ce_weight, config.loss.dice)
+        lc = config.loss
+        self.loss_fn = CrackLoss(lc.ce_weight, lc.dice, skeleton_recall=lc.skeleton_recall, cldice=lc.cldice)
         # Frozen weights are absent from our checkpoints, so loading must not demand them.
         self.strict_loading = False
         self._counts = torch.zeros(3, dtype=torch.float64)  # tp, fp, fn over the validation set
+        self._set_counts: dict[str, torch.Tensor] = {}  # the same per dataset
+        # Native-scale validation feeds whole images of any size: pad them to the network's stride.
+        self._multiple = _stride_multiple(model)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
@@ -50,8 +57,10 @@ class SegmentationModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         logits = self.model(batch["image"])
-        loss, ce, dice = self.loss_fn(logits, batch["mask"])
+        loss, ce, dice = self.loss_fn(logits, batch["mask"], batch.get("skeleton"))
         bs = batch["image"].shape[0]
+        if self.loss_fn.last_terms:
+            self.log_dict({f"train/{k}": v for k, v in self.loss_fn.last_terms.items()}, batch_size=bs)
         kd = self.config.distill
         if kd is not None:
             soft = channel_wise_distillation_loss(logits, batch["teacher"], kd.temperature)
@@ -77,19 +86,39 @@ class SegmentationModule(L.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self._counts = torch.zeros(3, dtype=torch.float64, device=self.device)
+        self._set_counts = {}
+
+    def _val_logits(self, images: torch.Tensor) -> torch.Tensor:
+        h, w = images.shape[-2:]
+        m = self._multiple
+        ph, pw = (-h) % m, (-w) % m
+        if ph or pw:
+            # Reflect needs the pad smaller than the side; tiny tiles fall back to replicate.
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            images = F.pad(images, (0, pw, 0, ph), mode=mode)
+        return self.model(images)[..., :h, :w]
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        prob = self.model(batch["image"]).float().softmax(dim=1)[:, 1]
+        prob = self._val_logits(batch["image"]).float().softmax(dim=1)[:, 1]
         pred = prob >= self.config.threshold
         truth = batch["mask"].bool()
-        self._counts += torch.stack([(pred & truth).sum(), (pred & ~truth).sum(), (~pred & truth).sum()]).to(
-            self._counts
-        )
+        per_image = torch.stack([(pred & truth).sum((1, 2)), (pred & ~truth).sum((1, 2)),
+                                 (~pred & truth).sum((1, 2))], dim=1).to(self._counts)
+        self._counts += per_image.sum(0)
+        for name, counts in zip(batch["dataset"], per_image, strict=True):
+            if name not in self._set_counts:
+                self._set_counts[name] = torch.zeros(3, dtype=torch.float64, device=self.device)
+            self._set_counts[name] += counts
 
     def on_validation_epoch_end(self) -> None:
         tp, fp, fn = self.trainer.strategy.reduce(self._counts, reduce_op="sum").tolist()
         scores = {k: float(v) for k, v in metrics_from_counts(tp, fp, fn).items()}
         self.log_dict({f"val/{k}": v for k, v in scores.items()}, prog_bar=False, sync_dist=False)
+        set_ious = {name: float(metrics_from_counts(*c.tolist())["iou"])
+                    for name, c in sorted(self._set_counts.items())}
+        if set_ious:
+            self.log_dict({f"val/iou_{name}": v for name, v in set_ious.items()}, sync_dist=False)
+            self.log("val/iou_mean_sets", sum(set_ious.values()) / len(set_ious), sync_dist=False)
         iou = scores["iou"]
         self.log("val_iou", iou, prog_bar=True, sync_dist=False)
 
@@ -109,24 +138,38 @@ class CrackDataModule(L.LightningDataModule):
         self.train_samples, self.val_samples, self.config = train, val, config
         self.teacher = teacher  # TeacherCache for distillation
 
-    def _loader(self, dataset: CrackDataset, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: CrackDataset, shuffle: bool, batch_size: int | None = None,
+                sampler: Any = None) -> DataLoader:
         workers = self.config.data.num_workers
         return DataLoader(
             dataset,
-            batch_size=self.config.batch_size,
-            shuffle=shuffle,
+            batch_size=batch_size or self.config.batch_size,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             num_workers=workers,
             persistent_workers=workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
 
     def train_dataloader(self) -> DataLoader:
-        data = self.config.data
-        dataset = CrackDataset(self.train_samples, self.config.image_size, augment=data.augment, crop=data.crop,
-                               teacher=self.teacher)
-        return self._loader(dataset, True)
+        config, data = self.config, self.config.data
+        skeleton = config.loss.skeleton_dilate if config.loss.skeleton_recall > 0 else None
+        native = None
+        if config.native:
+            native = NativeTransform(crop=data.crop, scale_range=tuple(data.scale_range),
+                                     crack_centred=data.crack_centred, augment_geometry=data.augment,
+                                     photometric=data.photometric if data.augment else 0.0)
+        dataset = CrackDataset(self.train_samples, config.image_size, augment=data.augment, crop=data.crop,
+                               teacher=self.teacher, native=native, skeleton=skeleton, seed=config.seed)
+        sampler = None
+        if data.weighting != "size" or data.samples_per_epoch:
+            sampler = weighted_sampler(self.train_samples, data.weighting, data.samples_per_epoch, seed=config.seed)
+        return self._loader(dataset, True, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
+        if self.config.native:
+            # Whole validation images at their own size, the way `predict` runs the model.
+            return self._loader(CrackDataset(self.val_samples, native_eval=True), False, batch_size=1)
         return self._loader(CrackDataset(self.val_samples, self.config.image_size), False)
 
 
@@ -135,6 +178,7 @@ class BestDeltaCheckpoint(L.Callback):
     student/baseline, in our checkpoint format."""
 
     def __init__(self, directory: Path, base: str | None, monitor: str = "val/iou") -> None:
+        # "val/iou" (pooled) or "val/iou_mean_sets" (see TrainConfig.monitor).
         self.directory, self.base, self.monitor = Path(directory), base, monitor
         self.best: float = -math.inf
         self.best_step: int = -1
@@ -162,6 +206,17 @@ class BestDeltaCheckpoint(L.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best = float(state_dict.get("best", -math.inf))
         self.best_step = int(state_dict.get("best_step", -1))
+
+
+def _stride_multiple(model: torch.nn.Module) -> int:
+    """Side multiple a conventional network needs (1 for CrackSAM, which is always fed S x S)."""
+    config = getattr(model, "config", None)
+    arch = getattr(config, "arch", None)
+    if arch is None:
+        return 1
+    from cracksam.models.segmodels import get_architecture
+
+    return get_architecture(arch).multiple
 
 
 def steps_per_epoch(num_samples: int, config: TrainConfig) -> int:

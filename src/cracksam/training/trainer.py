@@ -113,7 +113,7 @@ def fit(config: TrainConfig, resume: bool = False, extra_callbacks: list[L.Callb
 
     L.seed_everything(config.seed, workers=True, verbose=False)
     train, val = _load_samples(config)
-    per_epoch = steps_per_epoch(len(train), config)
+    per_epoch = steps_per_epoch(config.data.samples_per_epoch or len(train), config)
     max_iters = config.max_iters or per_epoch * config.epochs
     epochs = math.ceil(max_iters / per_epoch)
 
@@ -126,7 +126,7 @@ def fit(config: TrainConfig, resume: bool = False, extra_callbacks: list[L.Callb
     out.mkdir(parents=True, exist_ok=True)
     if not resume:
         save_yaml(config, out / "config.yaml")
-    best = BestDeltaCheckpoint(out / "best", config.base_checkpoint)
+    best = BestDeltaCheckpoint(out / "best", config.base_checkpoint, monitor=f"val/{config.monitor}")
     callbacks: list[L.Callback] = [
         ModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True, every_n_train_steps=config.checkpoint_every),
         SaveOnException(last),
