@@ -6,6 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -22,7 +23,15 @@ from cracksam.models import (
     save_delta,
 )
 from cracksam.models.io import WEIGHTS_NAME, apply_delta_checkpoint
-from cracksam.models.sam_checkpoint import download_official, read_state_dict
+from cracksam.models.sam_checkpoint import _resize_pos_embed, _resize_rel_pos, download_official, read_state_dict
+
+
+def _linear_reference(table: np.ndarray, length: int) -> np.ndarray:
+    """(L, D) -> (length, D) linear interpolation with half-pixel centres (``align_corners=False``),
+    written with ``np.interp`` (which holds the end values outside the table, as PyTorch clamps)."""
+    n = table.shape[0]
+    at = (np.arange(length) + 0.5) * n / length - 0.5
+    return np.stack([np.interp(at, np.arange(n), table[:, d]) for d in range(table.shape[1])], axis=1)
 
 
 def _base_state_dict(model) -> dict[str, torch.Tensor]:
@@ -181,11 +190,11 @@ def test_official_vit_b_loads_at_448_with_embeddings_resized(vit_b_checkpoint):
     reference = F.interpolate(official["image_encoder.pos_embed"].permute(0, 3, 1, 2), size=(28, 28),
                               mode="bilinear", align_corners=False).permute(0, 2, 3, 1)
     torch.testing.assert_close(pos, reference)
-    for i in (2, 5, 8, 11):  # global blocks: 2*64-1 -> 2*28-1
-        key = f"image_encoder.blocks.{i}.attn.rel_pos_h"
-        assert sd[key].shape == (55, 64)
-        # The ends of the table (largest offsets) map onto each other.
-        assert key in report.resized
+    for i in (2, 5, 8, 11):  # global blocks: 2*64-1 -> 2*28-1, values interpolated linearly
+        for axis in ("h", "w"):
+            key = f"image_encoder.blocks.{i}.attn.rel_pos_{axis}"
+            assert sd[key].shape == (55, 64) and key in report.resized
+            np.testing.assert_allclose(sd[key].numpy(), _linear_reference(official[key].numpy(), 55), atol=1e-4)
     for i in (0, 1, 3):  # window blocks keep 2*14-1 and their values
         key = f"image_encoder.blocks.{i}.attn.rel_pos_w"
         torch.testing.assert_close(sd[key], official[key])
@@ -196,6 +205,32 @@ def test_official_vit_b_loads_at_448_with_embeddings_resized(vit_b_checkpoint):
     with torch.no_grad():
         out = model(torch.rand(1, 3, 448, 448) * 255)
     assert out.shape == (1, 2, 448, 448) and torch.isfinite(out).all()
+
+
+def test_rel_pos_and_pos_embed_resizing_interpolate_the_values():
+    """Table *values* against an independent NumPy interpolation, not just shapes.  Mutants
+    killed: ``_resize_rel_pos`` with ``mode="nearest"`` (or ``align_corners=True``), and
+    ``_resize_pos_embed`` with ``nearest`` or height and width swapped."""
+    # Tolerance 1e-4: the resizing runs in float32; a nearest or misaligned sample is off by ~1.
+    g = torch.Generator().manual_seed(0)
+    table = torch.randn(127, 6, generator=g, dtype=torch.float64)
+    for length in (55, 27, 127, 201):  # shrink (448 and 224 px from 1024), same length, grow
+        got = _resize_rel_pos(table, length)
+        assert got.shape == (length, 6) and got.dtype == torch.float64
+        np.testing.assert_allclose(got.numpy(), _linear_reference(table.numpy(), length), atol=1e-4)
+    half = _resize_rel_pos(table.half(), 55)
+    assert half.dtype == torch.float16  # the checkpoint's dtype is kept
+    # A linear ramp stays a ramp with the same ends' slope (nearest would give steps).
+    ramp = torch.arange(127, dtype=torch.float32)[:, None].repeat(1, 2)
+    np.testing.assert_allclose(np.diff(_resize_rel_pos(ramp, 55)[:, 0].numpy()), 127 / 55, rtol=1e-5)
+    # pos_embed: bilinear = linear along rows, then along columns (separable), on a non-square grid.
+    pos = torch.randn(1, 8, 12, 3, generator=g, dtype=torch.float64)
+    got = _resize_pos_embed(pos, 5)
+    assert got.shape == (1, 5, 5, 3) and got.dtype == torch.float64
+    for c in range(3):
+        rows = _linear_reference(pos[0, :, :, c].numpy(), 5)  # (5, 12): along h
+        want = _linear_reference(rows.T, 5).T  # (5, 5): along w
+        np.testing.assert_allclose(got[0, :, :, c].numpy(), want, atol=1e-4)
 
 
 def test_official_checkpoint_into_wrong_backbone(vit_b_checkpoint, tiny_config):

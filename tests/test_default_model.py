@@ -26,8 +26,13 @@ def test_bundled_model_is_a_small_trained_student():
     assert (DEFAULT_MODEL_DIR / "weights.safetensors").stat().st_size <= 20 * 2**20
     model = load_model(DEFAULT_MODEL_DIR)  # checksum checked, strict key match
     assert isinstance(model, SegModel) and model.config.image_size == 448
-    # num_parameters counts every stored tensor (batch-norm statistics too).
-    assert sum(t.numel() for t in model.state_dict().values()) == meta["num_parameters"]
+    # num_parameters counts learnable parameters (as `cracksam info` does); batch-norm statistics
+    # are num_buffer_values.
+    assert sum(p.numel() for p in model.parameters()) == meta["num_parameters"]
+    stored = sum(t.numel() for t in model.state_dict().values())
+    assert stored == meta["num_parameters"] + meta["num_buffer_values"]
+    # the bundled model runs at native resolution and was trained with the native-scale pipeline
+    assert meta["model"]["inference_mode"] == "native"
     assert sum(p.numel() for p in model.parameters()) < 2_000_000
 
 

@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from cracksam.cli.main import main
-from cracksam.data import CrackDataset, load_split
+from cracksam.data import CrackDataset, Sample, load_split
 from cracksam.data.synthetic import make_dataset
+from cracksam.errors import CheckpointError
 from cracksam.models import build_cracksam, export_full, load_model
 from cracksam.models.segmodels import SegModel, SegModelConfig
 from cracksam.training.config import DataConfig, DistillConfig, TrainConfig
@@ -118,17 +119,43 @@ def test_teacher_logits_are_augmented_like_the_mask(data_root, tmp_path):
     assert np.mean(agreements) > 0.97
 
 
-def test_cache_key_changes_with_teacher_and_image(data_root, tmp_path, teacher_dir):
-    samples = load_split(data_root, "all")
-    a = TeacherCache(tmp_path, "teacher-a", 64)
-    b = TeacherCache(tmp_path, "teacher-b", 64)
-    assert a.path(samples[0]) != b.path(samples[0]) != a.path(samples[1])
-    assert TeacherCache(tmp_path, "teacher-a", 32).path(samples[0]) != a.path(samples[0])
+def test_cache_key_changes_with_each_component_alone(data_root, tmp_path, teacher_dir):
+    """Each part of the key -- image path, file size, modification time, teacher id, input size --
+    changed alone gives a new key; nothing changed gives the same key.  Mutant killed: the key
+    built from the teacher id and size only (image path / size / mtime ignored).  (The old
+    ``a != b != c`` was a chained comparison that never compared the two images.)"""
+    import dataclasses
+    import os
+    import shutil
+
+    image = tmp_path / "img" / "a.png"
+    image.parent.mkdir()
+    shutil.copy2(load_split(data_root, "all")[0].image, image)
+    sample = Sample(stem="a", image=image, mask=image, dataset="d")
+    cache = TeacherCache(tmp_path / "cache", "teacher-a", 64)
+    key = cache.key(sample)
+    assert len(key) == 32 and cache.key(dataclasses.replace(sample, stem="b", dataset="e")) == key
+    assert TeacherCache(tmp_path / "elsewhere", "teacher-a", 64).key(sample) == key  # the folder is not part
+    keys = {"reference": key}
+    keys["teacher id"] = TeacherCache(tmp_path / "cache", "teacher-b", 64).key(sample)
+    keys["input size"] = TeacherCache(tmp_path / "cache", "teacher-a", 32).key(sample)
+    other = tmp_path / "img" / "b.png"  # same bytes, same mtime, another path
+    shutil.copy2(image, other)
+    assert other.stat().st_mtime_ns == image.stat().st_mtime_ns
+    keys["path"] = cache.key(dataclasses.replace(sample, image=other))
+    st = image.stat()
+    os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched: one second newer
+    keys["mtime"] = cache.key(sample)
+    with open(image, "ab") as fh:  # one byte longer, mtime put back to the touched time
+        fh.write(b"\0")
+    os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    keys["size"] = cache.key(sample)
+    assert len(set(keys.values())) == len(keys), keys
     ident = teacher_identity(teacher_dir)
     assert ident == json.loads((teacher_dir / "config.json").read_text())["weights_sha256"][:16]
-    a.store(samples[0], np.zeros((2, 32, 32), np.float32))
-    with pytest.raises(Exception, match="shape"):
-        a.load(samples[0])
+    cache.store(sample, np.zeros((2, 32, 32), np.float32))
+    with pytest.raises(CheckpointError, match="shape"):
+        cache.load(sample)
 
 
 # -- training students, with and without a teacher ----------------------------------------------

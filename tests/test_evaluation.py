@@ -14,6 +14,7 @@ import torch
 from cracksam.cli.main import main
 from cracksam.deployment.backends import TorchBackend
 from cracksam.deployment.predictor import Predictor
+from cracksam.errors import ConfigError
 from cracksam.evaluation.protocol import ProtocolConfig, run_protocol
 from cracksam.evaluation.runner import EvalModel, evaluate_samples
 from cracksam.models import build_cracksam, save_delta
@@ -172,7 +173,7 @@ def test_evaluation_report_compares_crack_measurements(tmp_path, capsys):
     rows = list(csv.reader((tmp_path / "out" / "measurement.csv").open()))
     assert rows[0][:3] == ["model", "dataset", "condition"] and len(rows) == 3
     assert summary["measurement"]
-    with pytest.raises(Exception, match="mm-per-px"):
+    with pytest.raises(ConfigError, match="mm-per-px"):
         ProtocolConfig(test=[str(root)], measure=True, mm_per_px=-1.0)
 
 

@@ -153,6 +153,8 @@ def test_int8_quantisation(torch_backend, ir_fp32, out_dir):
     report = parity_report(torch_backend, backend, _images(4, seed=13), threshold=0.5)
     assert REPORT_KEYS <= set(report)
     assert report["n_images"] == 4
+    # A random network has no margins to keep: its INT8 accuracy floor is tested on a trained
+    # one in test_int8.py; here only the report's form.
     assert 0.0 <= report["mask_iou"] <= 1.0
     assert 0.0 <= report["max_abs_prob_diff"] <= 1.0
 

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from cracksam.cli.main import main
+from cracksam.errors import ConfigError
 from cracksam.models import (
     AdapterConfig,
     CrackSAMConfig,
@@ -95,7 +96,7 @@ def test_registry_names_build_and_reject_unknown():
     assert "cracksam_vit_h_adapter_lora" in names and "cracksam_tiny_none" in names
     model = create("cracksam_tiny_lora", image_size=64)
     assert model.config.delta.kind == "lora" and model.config.image_size == 64
-    with pytest.raises(Exception, match="unknown model"):
+    with pytest.raises(ConfigError, match="unknown model"):
         create("cracksam_vit_q_lora")
 
 
@@ -188,6 +189,36 @@ def test_lora_targets_touch_only_their_slices(tiny_config):
     assert delta[d : 2 * d].abs().sum() > 0
     # LoRA A is random, B zero.
     assert attn.qkv.lora_A["k"].abs().sum() > 0 and attn.proj.lora_B["o"].abs().sum() == 0
+
+
+def test_lora_scaling_against_hand_computed_weights(tiny_config):
+    """``W + s·B A`` written out per slice, with s = 0.25.  Mutants killed: ``scaling`` dropped
+    from ``LoRALinear.forward`` or from ``delta_weight`` (every other test uses s = 1), and a
+    slot's update added to the wrong rows."""
+    config = tiny_config("lora")
+    config.delta.lora = LoRAConfig(rank=3, targets=["q", "v", "o"], scaling=0.25)
+    attn = build_cracksam(config).image_encoder.blocks[0].attn
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for linear in (attn.qkv, attn.proj):
+            for p in linear.lora_B.values():
+                p.copy_(torch.randn(p.shape, generator=g))
+    d = attn.qkv.in_features
+    qkv = attn.qkv.weight.detach().clone()
+    qkv[:d] += 0.25 * attn.qkv.lora_B["q"] @ attn.qkv.lora_A["q"]  # q: rows 0..d
+    qkv[2 * d :] += 0.25 * attn.qkv.lora_B["v"] @ attn.qkv.lora_A["v"]  # v: rows 2d..3d, k untouched
+    proj = attn.proj.weight + 0.25 * attn.proj.lora_B["o"] @ attn.proj.lora_A["o"]
+    x = torch.randn(2, 5, d, generator=g)
+    with torch.no_grad():
+        torch.testing.assert_close(attn.qkv(x), x @ qkv.t() + attn.qkv.bias, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(attn.proj(x), x @ proj.t() + attn.proj.bias, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(attn.qkv.weight + attn.qkv.delta_weight(), qkv, atol=1e-6, rtol=1e-6)
+        # Merged, the plain linears compute the same.
+        from cracksam.models.deltas.lora import merge_lora
+
+        assert merge_lora(attn) == 2
+        torch.testing.assert_close(attn.qkv.weight, qkv, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(attn.proj(x), x @ proj.t() + attn.proj.bias, atol=1e-5, rtol=1e-5)
 
 
 def test_lora_merge_equals_unmerged(tiny_config, images64):

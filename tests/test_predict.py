@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from cracksam.cli.main import main
@@ -39,6 +40,36 @@ def test_tile_reproduces_resize_at_the_input_size(tiny_config):
     a = Predictor(backend, mode="resize").logits([image])[0]
     b = Predictor(backend, mode="tile").logits([image])[0]
     np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+class _Wave:
+    """A backend whose logits are a smooth wave over its own output grid, whatever the input:
+    how the logits are brought back to the image's size is all that varies."""
+
+    name, precision, image_size, dynamic, multiple = "wave", "fp32", 64, True, 1
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        yy, xx = np.mgrid[0 : x.shape[2], 0 : x.shape[3]].astype(np.float32)
+        crack = np.sin(yy / 3.0) + np.cos(xx / 4.0)
+        return np.broadcast_to(np.stack([np.zeros_like(crack), crack]), (len(x), 2, *crack.shape)).copy()
+
+
+def _bilinear(logits: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Independent reference: PyTorch's bilinear (half-pixel centres, as cv2.INTER_LINEAR)."""
+    t = torch.nn.functional.interpolate(torch.from_numpy(logits)[None], size=(h, w), mode="bilinear",
+                                        align_corners=False)
+    return t[0].numpy()
+
+
+def test_logits_are_resized_back_bilinearly():
+    """Resize mode (64 px -> 200 x 300) and native mode at scale 0.5 bring the logits back to the
+    image size bilinearly.  Mutant killed: ``tiling.resize_logits`` with nearest instead of linear
+    interpolation (steps of up to ~0.5 in the logits)."""
+    image = np.zeros((200, 300, 3), np.uint8)
+    out = Predictor(_Wave(), mode="resize").logits([image])[0]
+    np.testing.assert_allclose(out, _bilinear(_Wave().run(np.zeros((1, 3, 64, 64)))[0], 200, 300), atol=1e-4)
+    out = Predictor(_Wave(), mode="native", scale=0.5).logits([image])[0]  # the network sees 100 x 150
+    np.testing.assert_allclose(out, _bilinear(_Wave().run(np.zeros((1, 3, 100, 150)))[0], 200, 300), atol=1e-4)
 
 
 def test_tile_finds_a_thin_crack_that_resize_loses():

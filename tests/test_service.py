@@ -402,21 +402,6 @@ def test_app_from_environment(monkeypatch):
 # -- pieces -----------------------------------------------------------------------------------------
 
 
-def test_rle_is_coco_uncompressed_column_major():
-    mask = np.array([[0, 1, 1], [0, 0, 1]], bool)
-    rle = encode_rle(mask)
-    assert rle["size"] == [2, 3] and rle["counts"] == [2, 1, 1, 2]  # the docstring's example
-    starts_with_crack = np.array([[1, 0], [1, 1]], bool)
-    assert encode_rle(starts_with_crack)["counts"] == [0, 2, 1, 1]
-    rng = np.random.default_rng(0)
-    for shape in [(1, 1), (5, 7), (64, 3), (0, 4)]:
-        m = rng.random(shape) > 0.6
-        np.testing.assert_array_equal(decode_rle(encode_rle(m)), m)
-    assert sum(encode_rle(np.ones((4, 5), bool))["counts"]) == 20
-    with pytest.raises(ValueError, match="add up"):
-        decode_rle({"size": [2, 2], "counts": [1, 1]})
-
-
 def test_backends_are_made_safe_for_concurrent_calls(tmp_path):
     from cracksam.deployment.export import export_onnx
 

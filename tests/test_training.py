@@ -14,6 +14,7 @@ import yaml
 
 from cracksam.cli.main import main
 from cracksam.data.synthetic import make_dataset
+from cracksam.errors import ConfigError
 from cracksam.models import CrackSAMConfig, DeltaConfig, load_model
 from cracksam.training.config import DataConfig, TrainConfig
 from cracksam.training.losses import CrackLoss, soft_dice_loss
@@ -140,7 +141,7 @@ def test_resume_continues_from_the_last_checkpoint(synthetic_root, tmp_path):
     saved_avg = [s["exp_avg"] for s in saved["optimizer_states"][0]["state"].values()]
 
     # A fresh run into the same folder is refused instead of overwriting it.
-    with pytest.raises(Exception, match="--resume"):
+    with pytest.raises(ConfigError, match="--resume"):
         fit(cfg)
     probe = _Probe()
     result = fit(cfg, resume=True, extra_callbacks=[probe])

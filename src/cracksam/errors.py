@@ -21,3 +21,8 @@ class CheckpointError(CrackSAMError):
 
 class DatasetError(CrackSAMError):
     """A dataset folder is malformed; the message lists the offending files."""
+
+
+class CrackSAMWarning(UserWarning):
+    """Something the user should know that does not stop the command (a runtime falling back to
+    the CPU); the CLI prints these as one ``warning: <message>`` line, without the source line."""

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cracksam.cli.inputs import output_dir
+from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP
 from cracksam.errors import ConfigError
 from cracksam.inference_modes import MODE_HELP, SCALE_HELP, check_options
 
@@ -21,7 +22,7 @@ def _ints(text: str, what: str) -> list[int]:
 
 
 def evaluate(
-    model: list[Path] = typer.Option(..., "--model", "-m", help="Checkpoint folder (repeat for several)."),
+    model: list[str] | None = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Repeat for several."),
     name: list[str] | None = typer.Option(None, "--name", help="Label of each --model in the tables (same order)."),
     test: list[Path] | None = typer.Option(
         None, "--test", help="Dataset whose test split is scored (repeat to combine)."
@@ -42,7 +43,7 @@ def evaluate(
     batch_size: int = typer.Option(4),
     workers: int = typer.Option(0, help="DataLoader workers reading images."),
     visualize: int = typer.Option(0, help="Save overlays and heat-maps of the first N images of each pass."),
-    device: str | None = typer.Option(None, help="cpu or cuda (default: cuda when present)."),
+    device: str | None = typer.Option(None, help="cpu or cuda (default: cuda when present); .xml models: CPU/GPU."),
     measure: bool = typer.Option(False, "--measure", help="Also compare crack length/width of predictions and truth."),
     mm_per_px: float | None = typer.Option(None, "--mm-per-px", help="Pixel size in mm for --measure."),
     out: Path = typer.Option(Path("eval"), "--out", help="Output folder."),
@@ -52,6 +53,8 @@ def evaluate(
     from cracksam.evaluation.protocol import ProtocolConfig, default_device, load_eval_model, run_protocol
 
     check_options(mode, scale)
+    if mm_per_px is not None and not measure:
+        raise ConfigError("--mm-per-px only applies with --measure; add --measure (or drop it)")
     cfg = ProtocolConfig(
         test=[str(t) for t in test or []],
         unseen=[str(u) for u in unseen or []],
@@ -74,11 +77,16 @@ def evaluate(
         mm_per_px=mm_per_px,
     )
     output_dir(out)
+    model = model or [DEFAULT_MODEL_NAME]
     if name and len(name) != len(model):
         raise ConfigError(f"give one --name per --model ({len(model)} models, {len(name)} names)")
     labels = name or [None] * len(model)
+    # Exported files run on the CPU unless --device says otherwise: "cuda when present" is PyTorch's
+    # GPU, which OpenVINO cannot use and a CPU-only onnxruntime would only warn about.
+    exported = [str(m).lower().endswith((".onnx", ".xml")) for m in model]
     models = [
-        load_eval_model(m, base, allow_random_base, cfg.device, name=n) for m, n in zip(model, labels, strict=True)
+        load_eval_model(m, base, allow_random_base, device or ("cpu" if e else cfg.device), name=n)
+        for m, n, e in zip(model, labels, exported, strict=True)
     ]
     names = [m.name for m in models]
     if len(set(names)) != len(names):

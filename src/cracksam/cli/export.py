@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cracksam.cli.inputs import output_dir
+from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, model_path_option
 from cracksam.errors import ConfigError
 
 
@@ -21,8 +22,18 @@ def _load_torch_model(model: Path, base: str | None, allow_random_base: bool) ->
     return load_model(model, base_checkpoint=base, allow_random_base=allow_random_base)
 
 
+def _machine(threads: int) -> str:
+    """``threads N`` and the processor's name where the platform gives one (often empty on Linux)."""
+    name = platform.processor().strip()
+    return f"threads {threads}" + (f", {name}" if name else "")
+
+
 def export(
-    model: Path = typer.Option(..., "--model", "-m", help="CrackSAM checkpoint folder (delta or full)."),
+    model: str = typer.Option(
+        DEFAULT_MODEL_NAME, "--model", "-m",
+        help="Checkpoint folder (delta or full) or training run folder (its best/); 'default' (the default) is the "
+             "bundled model.",
+    ),
     out: Path = typer.Option(Path("export"), "--out", "-o", help="Output folder."),
     targets: str = typer.Option(
         "onnx,openvino-fp16", help="Comma list: onnx, openvino-fp32, openvino-fp16, openvino-int8."
@@ -36,19 +47,22 @@ def export(
         None, help="Override the parity tolerance (default 0.99 FP32/FP16, 0.97 INT8)."
     ),
     opset: int = typer.Option(17, help="ONNX opset (>= 17)."),
-    threads: int | None = typer.Option(None, help="CPU threads for the parity runs."),
+    threads: int | None = typer.Option(None, help="CPU threads for the parity runs (default: every core)."),
 ) -> None:
     """Export to ONNX (LoRA merged, upsampling in the graph, dynamic batch) and OpenVINO FP32/FP16/INT8,
     then check every export against PyTorch; exits 1 (and deletes the export) when masks disagree."""
     from cracksam.deployment.pipeline import export_all, load_network_inputs, parse_targets, write_report
+    from cracksam.threads import resolve_threads
 
+    threads = resolve_threads(threads)
     names = parse_targets(targets)
     output_dir(out)
     if opset < 17:
         raise ConfigError(f"--opset must be >= 17, got {opset}")
     if min_iou is not None and not 0.0 <= min_iou <= 1.0:
         raise ConfigError(f"--min-iou must be in [0, 1], got {min_iou}")
-    net = _load_torch_model(model, base, allow_random_base)
+    model_path = model_path_option(model)
+    net = _load_torch_model(model_path, base, allow_random_base)
     size = net.config.image_size
     sample_x, where = load_network_inputs(samples or calib or [], size, limit=32, synthetic_fallback=8)
     calib_x = None
@@ -58,7 +72,7 @@ def export(
         calib_x, _ = load_network_inputs(calib, size, limit=calib_size)
     overrides = {p: min_iou for p in ("fp32", "fp16", "int8")} if min_iou is not None else None
     console = Console(stderr=True, soft_wrap=True)
-    console.print(f"exporting {model} ({size}×{size}) to {', '.join(names)}; parity on {where}")
+    console.print(f"exporting {model_path} ({size}×{size}) to {', '.join(names)}; parity on {where}")
     run = export_all(net, out, names, sample_x, calib_x, overrides, opset, threads)
     run.samples = where
     write_report(run, out / "parity.json")
@@ -80,13 +94,13 @@ def export(
 
 
 def bench(
-    model: list[Path] = typer.Option(..., "--model", "-m", help="Checkpoint folder, .onnx or .xml (repeat)."),
+    model: list[str] | None = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Repeat for several."),
     backends: str = typer.Option(
         "torch,onnx,openvino-fp32,openvino-fp16,openvino-int8",
         help="For checkpoint folders: torch and the export targets to build and time.",
     ),
     batch: int = typer.Option(1, help="Batch size."),
-    threads: int | None = typer.Option(None, help="CPU threads of every runtime (default: all cores)."),
+    threads: int | None = typer.Option(None, help="CPU threads of every runtime (default: every core)."),
     iterations: int = typer.Option(10, help="Timed runs per backend."),
     warmup: int = typer.Option(2, help="Untimed runs first."),
     base: str | None = typer.Option(None, "--base"),
@@ -106,18 +120,20 @@ def bench(
     from cracksam.config import atomic_write_text
     from cracksam.deployment.backends import TorchBackend, open_backend
     from cracksam.deployment.pipeline import export_all, load_network_inputs, parse_targets, time_backend
+    from cracksam.threads import resolve_threads
 
+    # Always an explicit figure: each runtime's own default differs, and the table must say what ran.
+    threads = resolve_threads(threads)
     if batch < 1 or iterations < 1 or warmup < 0:
         raise ConfigError("--batch and --iterations must be >= 1 and --warmup >= 0")
     if json_out is not None and json_out.is_dir():
         raise ConfigError(f"--json {json_out} is a folder; give a file name")
     names = [b.strip() for b in backends.split(",") if b.strip()]
     targets = parse_targets(",".join(n for n in names if n != "torch")) if any(n != "torch" for n in names) else []
-    if threads is not None:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads)
     rows: list[dict[str, Any]] = []
     console = Console(stderr=True, soft_wrap=True)
-    for m in model:
+    for m in [model_path_option(name) for name in model or [DEFAULT_MODEL_NAME]]:
         entries: list[tuple[str, Any, dict[str, Any] | None]] = []
         if m.is_dir():
             net = _load_torch_model(m, base, allow_random_base)
@@ -162,7 +178,7 @@ def bench(
     for row in rows:
         eager = next((r for r in rows if r["model"] == row["model"] and r["backend"] == "torch"), None)
         row["speedup_vs_torch"] = row["images_per_s"] / eager["images_per_s"] if eager else None
-    table = Table(title=f"batch {batch}, threads {threads or torch.get_num_threads()}, {platform.processor() or ''}")
+    table = Table(title=f"batch {batch}, {_machine(threads)}")
     for col in ("model", "backend", "latency ms (median)", "p90 ms", "images/s", "× torch", "parity IoU"):
         table.add_column(col)
     for r in rows:

@@ -6,33 +6,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from cracksam.cli.options import (
-    BackboneOpt,
-    BottleneckOpt,
-    DeltaOpt,
-    ImageSizeOpt,
-    RankOpt,
-    ScaleOpt,
-    TargetsOpt,
-    model_config_from_options,
-)
-from cracksam.config import to_dict
-from cracksam.models.backbones import BACKBONES, PATCH_SIZE
-from cracksam.models.cracksam import CrackSAMConfig, build_cracksam, count_parameters
-from cracksam.models.io import read_checkpoint_config
-from cracksam.models.registry import create, list_models
-from cracksam.models.segmodels import (
-    SegModel,
-    SegModelConfig,
-    build_segmodel,
-    get_architecture,
-    list_architectures,
-)
+from cracksam.cli.options import DEFAULT_MODEL_NAME
+
+# The CrackSAM options default to None so that `info` with none of them describes the bundled
+# model; their usual values are filled in when one is given.
+_CRACKSAM_DEFAULTS = {"backbone": "vit_b", "delta": "adapter", "rank": 4, "targets": "q,v", "bottleneck": 32,
+                      "scale": 0.2, "image_size": 448}
 
 
 def _millions(value: int) -> str:
@@ -42,6 +27,10 @@ def _millions(value: int) -> str:
 
 def _describe_models() -> list[dict[str, object]]:
     """Every registered name with its role and a description (no model is built)."""
+    from cracksam.models.backbones import BACKBONES, PATCH_SIZE
+    from cracksam.models.registry import list_models
+    from cracksam.models.segmodels import get_architecture, list_architectures
+
     seg = set(list_architectures())
     rows: list[dict[str, object]] = []
     for name in list_models():
@@ -72,17 +61,22 @@ def _print_model_list(as_json: bool) -> None:
     Console(width=max(160, Console().width)).print(table)
 
 
-def _build_segmodel_for_counting(config: SegModelConfig) -> SegModel:
+def _build_segmodel_for_counting(config: Any) -> Any:
     """On the meta device where the libraries allow it (no memory, no initialisation); some
     builders read tensor values while constructing (SegFormer's drop-path schedule), so fall back
     to a CPU build with random weights."""
+    from cracksam.models.segmodels import build_segmodel
+
     try:
         return build_segmodel(config, device="meta")
     except (RuntimeError, NotImplementedError):
         return build_segmodel(config)
 
 
-def _segmodel_info(config: SegModelConfig, as_json: bool) -> None:
+def _segmodel_info(config: Any, as_json: bool) -> None:
+    from cracksam.config import to_dict
+    from cracksam.models.segmodels import get_architecture
+
     spec = get_architecture(config.arch)
     model = _build_segmodel_for_counting(config)
     total = sum(p.numel() for p in model.parameters())
@@ -110,38 +104,54 @@ def _segmodel_info(config: SegModelConfig, as_json: bool) -> None:
 
 
 def info(
-    backbone: str = BackboneOpt,
-    delta: str = DeltaOpt,
-    rank: int = RankOpt,
-    targets: str = TargetsOpt,
-    bottleneck: int = BottleneckOpt,
-    scale: float = ScaleOpt,
-    image_size: int = ImageSizeOpt,
+    backbone: str | None = typer.Option(None, "--backbone", help="SAM backbone: vit_b (default), vit_l, vit_h, tiny."),
+    delta: str | None = typer.Option(None, "--delta", help="Delta: none, adapter (default), lora, adapter+lora, full."),
+    rank: int | None = typer.Option(None, "--rank", help="LoRA rank r (default 4)."),
+    targets: str | None = typer.Option(None, "--targets", help="LoRA targets: q, k, v, o (default q,v)."),
+    bottleneck: int | None = typer.Option(None, "--bottleneck", help="Adapter bottleneck width m (default 32)."),
+    scale: float | None = typer.Option(None, "--scale", help="Scale s of the MLP-parallel adapter (default 0.2)."),
+    image_size: int | None = typer.Option(None, "--image-size", help="Input size, a multiple of 16 (default 448)."),
     model: str | None = typer.Option(
-        None, "--model",
-        help="A registered model name (see --list-models) or a checkpoint folder (overrides the options above; "
-             "--image-size still applies to a registered name).",
+        None, "--model", "-m",
+        help="A registered model name (see --list-models), a checkpoint or run folder, or 'default' (the bundled "
+             "model; used when neither --model nor a CrackSAM option above is given). --image-size still applies "
+             "to a registered name.",
     ),
     list_names: bool = typer.Option(False, "--list-models", help="List every registered model name and exit."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON with exact integer counts."),
 ) -> None:
-    """Print total and trainable parameters of a CrackSAM configuration or a registered model."""
+    """Print total and trainable parameters of the bundled model, a checkpoint, a registered model or a
+    CrackSAM configuration."""
+    from cracksam.cli.options import model_config_from_options, model_path_option
+    from cracksam.models.cracksam import CrackSAMConfig
+    from cracksam.models.io import read_checkpoint_config
+    from cracksam.models.registry import create
+    from cracksam.models.segmodels import SegModelConfig, list_architectures
+
     if list_names:
         _print_model_list(as_json)
         return
-    if model is not None and Path(model).exists():
-        config = read_checkpoint_config(model)["model_config"]
+    given = {"backbone": backbone, "delta": delta, "rank": rank, "targets": targets, "bottleneck": bottleneck,
+             "scale": scale, "image_size": image_size}
+    if model is None and all(v is None for v in given.values()):
+        model = DEFAULT_MODEL_NAME
+    options = {k: _CRACKSAM_DEFAULTS[k] if v is None else v for k, v in given.items()}
+    config: Any
+    if model is not None and (Path(model).exists() or model == DEFAULT_MODEL_NAME):
+        config = read_checkpoint_config(model_path_option(model))["model_config"]
     elif model is not None and model in list_architectures():
-        config = SegModelConfig(arch=model, image_size=image_size)
+        config = SegModelConfig(arch=model, image_size=options["image_size"])
     elif model is not None:  # a CrackSAM name (unknown names: ConfigError)
-        config = create(model, device="meta", image_size=image_size).config
+        config = create(model, device="meta", image_size=options["image_size"]).config
     else:
-        config = model_config_from_options(backbone, delta, rank, targets, bottleneck, scale, image_size)
+        config = model_config_from_options(**options)
     if isinstance(config, SegModelConfig):
         _segmodel_info(config, as_json)
         return
     assert isinstance(config, CrackSAMConfig)
-    backbone, image_size = config.backbone, config.image_size
+    from cracksam.config import to_dict
+    from cracksam.models.cracksam import build_cracksam, count_parameters
+
     counts = count_parameters(build_cracksam(config, device="meta"))
     if as_json:
         payload = {
@@ -156,7 +166,7 @@ def info(
         }
         typer.echo(json.dumps(payload, indent=2))
         return
-    table = Table(title=f"CrackSAM {backbone} @ {image_size}, delta: {config.delta.describe()}")
+    table = Table(title=f"CrackSAM {config.backbone} @ {config.image_size}, delta: {config.delta.describe()}")
     table.add_column("parameters")
     table.add_column("count (M)", justify="right")
     table.add_column("share of total", justify="right")

@@ -8,11 +8,14 @@ so that users never see a traceback for bad input.
 from __future__ import annotations
 
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
 
 from cracksam import __version__
-from cracksam.errors import CrackSAMError
+from cracksam.errors import CrackSAMError, CrackSAMWarning
 
 app = typer.Typer(
     name="cracksam",
@@ -48,8 +51,32 @@ def _register_all() -> None:
 _register_all()
 
 
+@contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Our own warnings (:class:`CrackSAMWarning`) as ``warning: ...`` lines: Python's default
+    format adds the file, line number and source line, which reads like a crash."""
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # warnings.showwarning signature
+        if issubclass(category, CrackSAMWarning):
+            typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 some inputs failed, 2 bad usage or input)."""
+    with _one_line_warnings():
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         # standalone mode lets click print its own usage errors (exit 2) and exit via SystemExit.
         app(args=argv, prog_name="cracksam")

@@ -1,28 +1,46 @@
-"""Options shared by several sub-commands, and their conversion into configs."""
+"""Options shared by several sub-commands, and their conversion into configs.
+
+Nothing here imports torch: every command module imports this one when ``cracksam`` starts, and
+``cracksam --help`` must not pay for torch and segment_anything.  The names below therefore copy
+:data:`cracksam.models.backbones.BACKBONES` and :data:`cracksam.models.deltas.DELTA_KINDS`
+(a test checks that they stay equal).
+"""
 
 from __future__ import annotations
 
-import typer
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cracksam.errors import ConfigError
-from cracksam.models.backbones import BACKBONES
-from cracksam.models.cracksam import CrackSAMConfig
-from cracksam.models.deltas import DELTA_KINDS, AdapterConfig, DeltaConfig, LoRAConfig
 
-BackboneOpt = typer.Option("vit_b", "--backbone", help=f"SAM backbone: {', '.join(BACKBONES)}.")
-DeltaOpt = typer.Option("adapter", "--delta", help=f"Delta: {', '.join(DELTA_KINDS)}.")
-RankOpt = typer.Option(4, "--rank", help="LoRA rank r.")
-TargetsOpt = typer.Option("q,v", "--targets", help="LoRA targets, a comma list of q, k, v, o.")
-BottleneckOpt = typer.Option(32, "--bottleneck", help="Adapter bottleneck width m.")
-ScaleOpt = typer.Option(0.2, "--scale", help="Scale s of the MLP-parallel adapter.")
-ImageSizeOpt = typer.Option(448, "--image-size", help="Input size (a multiple of 16).")
+if TYPE_CHECKING:
+    from cracksam.models.cracksam import CrackSAMConfig
+
+BACKBONE_NAMES: tuple[str, ...] = ("vit_b", "vit_l", "vit_h", "tiny")
+DELTA_NAMES: tuple[str, ...] = ("none", "adapter", "lora", "adapter+lora", "full")
+DEFAULT_MODEL_NAME = "default"  # --model default: the bundled model (or $CRACKSAM_DEFAULT_MODEL)
+
+MODEL_HELP = ("Checkpoint folder, training run folder (its best/), .onnx file or OpenVINO .xml; "
+              "'default' (the default) is the bundled model.")
+
+
+def model_path_option(value: str | os.PathLike[str] | None) -> Path:
+    """The model named on the command line: None or ``default`` is the bundled model (unless a
+    file or folder of that name exists), a training run folder is its ``best/``."""
+    from cracksam.models.default import resolve_model_path
+
+    return resolve_model_path(value)
 
 
 def model_config_from_options(
     backbone: str, delta: str, rank: int, targets: str, bottleneck: int, scale: float, image_size: int
 ) -> CrackSAMConfig:
-    if delta not in DELTA_KINDS:
-        raise ConfigError(f"--delta must be one of {', '.join(DELTA_KINDS)}, got {delta!r}")
+    from cracksam.models.cracksam import CrackSAMConfig
+    from cracksam.models.deltas import AdapterConfig, DeltaConfig, LoRAConfig
+
+    if delta not in DELTA_NAMES:
+        raise ConfigError(f"--delta must be one of {', '.join(DELTA_NAMES)}, got {delta!r}")
     return CrackSAMConfig(
         backbone=backbone,
         image_size=image_size,

@@ -9,11 +9,14 @@ from typing import Any
 
 import typer
 
+from cracksam import __version__
 from cracksam.cli.inputs import expand_inputs, output_dir, unique_stem
+from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, model_path_option
 from cracksam.errors import ConfigError, CrackSAMError
 from cracksam.inference_modes import DEFAULT_WINDOW, MODE_HELP, SCALE_HELP, check_options
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: above any phone or drone camera, below a decompression bomb
+MIN_LENGTH = 10.0  # px: shorter skeleton branches are noise, not cracks
 
 
 def _png_bytes(array: Any) -> bytes:
@@ -27,9 +30,7 @@ def _png_bytes(array: Any) -> bytes:
 
 def predict(
     inputs: list[str] = typer.Argument(..., metavar="INPUT", help="Image files, folders or glob patterns (quoted)."),
-    model: Path | None = typer.Option(
-        None, "--model", "-m", help="Checkpoint folder, .onnx file or OpenVINO .xml (default: the bundled model)."
-    ),
+    model: str = typer.Option(DEFAULT_MODEL_NAME, "--model", "-m", help=MODEL_HELP),
     out: Path = typer.Option(Path("predictions"), "--out", "-o", help="Output folder."),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
     allow_random_base: bool = typer.Option(False, help="Keep random base weights (tiny/full models, tests)."),
@@ -41,13 +42,14 @@ def predict(
     threshold: float = typer.Option(0.5, help="Crack probability threshold."),
     batch_size: int = typer.Option(4, help="Images or windows per forward pass."),
     device: str = typer.Option("cpu", help="cpu or cuda (PyTorch), CPU/GPU (OpenVINO)."),
-    threads: int | None = typer.Option(None, help="CPU threads of the runtime."),
+    threads: int | None = typer.Option(None, help="CPU threads of the runtime (default: every core)."),
     overlay: bool = typer.Option(False, "--overlay", help="Also write <stem>_overlay.png."),
     prob: bool = typer.Option(False, "--prob", help="Also write the crack probability map <stem>_prob.png (0-255)."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="Refuse images with more pixels than this."),
     measure: bool = typer.Option(False, "--measure", help="Measure crack length/width/area on each mask."),
     mm_per_px: float | None = typer.Option(None, "--mm-per-px", help="Pixel size in mm (with --measure)."),
-    min_length: float = typer.Option(10.0, "--min-length", help="Shortest crack kept by --measure (px)."),
+    min_length: float | None = typer.Option(None, "--min-length",
+                                            help=f"Shortest crack kept by --measure, px (default {MIN_LENGTH:g})."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     no_progress: bool = typer.Option(False, "--no-progress"),
 ) -> None:
@@ -64,8 +66,15 @@ def predict(
     from cracksam.data.io import read_image
     from cracksam.deployment.predictor import Predictor
     from cracksam.evaluation.visualize import overlay as blend
+    from cracksam.service.inference import model_id_for
+    from cracksam.threads import resolve_threads
 
     check_options(mode, scale)
+    threads = resolve_threads(threads)
+    if not measure and (mm_per_px is not None or min_length is not None):
+        given = " and ".join(o for o, v in (("--mm-per-px", mm_per_px), ("--min-length", min_length)) if v is not None)
+        raise ConfigError(f"{given} only apply with --measure; add --measure (or drop them)")
+    min_length = MIN_LENGTH if min_length is None else min_length
     if max_pixels < 1:
         raise ConfigError(f"--max-pixels must be >= 1, got {max_pixels}")
     if mm_per_px is not None and (mm_per_px <= 0 or not np.isfinite(mm_per_px)):
@@ -73,8 +82,9 @@ def predict(
     files, problems = expand_inputs(inputs)
     if not files and not problems:
         raise ConfigError("no input images")
+    model_path = model_path_option(model)
     predictor = Predictor.from_path(
-        model,
+        model_path,
         base=base,
         device=device,
         threads=threads,
@@ -89,7 +99,7 @@ def predict(
     output_dir(out)
     console = Console(stderr=True, soft_wrap=True)  # error lines must not be cut at the terminal width
     if not json_out:
-        console.print(f"inference: {predictor.inference_summary()}", highlight=False)
+        console.print(f"inference: {predictor.inference_summary()}; {threads} CPU thread(s)", highlight=False)
     for name, problem in problems:
         console.print(f"[red]error[/red]: {name}: {problem}")
 
@@ -145,7 +155,12 @@ def predict(
     ok = [r for r in rows if "error" not in r]
     failed = [r for r in rows if "error" in r] + [{"file": n, "error": p} for n, p in problems]
     summary = {
-        "model": str(model) if model is not None else "default",
+        "model": model,
+        # What ran, exactly: the file behind "default", and the id the service would report for it.
+        "model_path": str(model_path),
+        "model_id": model_id_for(predictor.describe(), model_path),
+        "cracksam_version": __version__,
+        "threads": threads,
         "predictor": predictor.describe(),
         "images": len(ok),
         "failed": len(failed),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from cracksam.cli.options import MODEL_HELP
 from cracksam.inference_modes import MODE_HELP, SCALE_HELP
 from cracksam.service.settings import ENV_VARS, ServiceSettings
 
@@ -15,16 +16,17 @@ def _env(field: str) -> str | list[str]:
 
 def serve(
     model: str | None = typer.Option(None, "--model", "-m", envvar=_env("model"), show_envvar=True,
-                                     help="CrackSAM checkpoint folder, .onnx or OpenVINO .xml (default: the "
-                                          "bundled model)."),
+                                     help=MODEL_HELP),
     host: str = typer.Option("127.0.0.1", envvar=_env("host"), help="Address to listen on (0.0.0.0: all)."),
     port: int = typer.Option(8000, envvar=_env("port"), help="TCP port (0: any free port)."),
     base: str | None = typer.Option(None, "--base", envvar=_env("base"),
                                     help="SAM base checkpoint for a delta checkpoint."),
     allow_random_base: bool = typer.Option(False, help="Keep random base weights (tiny/full models, tests)."),
     device: str = typer.Option("cpu", envvar=_env("device"), help="cpu or cuda (PyTorch), CPU/GPU (OpenVINO)."),
-    threads: int | None = typer.Option(None, envvar=_env("threads"), help="CPU threads of the runtime."),
-    workers: int = typer.Option(2, envvar=_env("workers"), help="Requests segmented at the same time."),
+    threads: int | None = typer.Option(None, envvar=_env("threads"),
+                                       help="CPU threads of each request (default: the cores shared among --workers)."),
+    workers: int | None = typer.Option(None, envvar=_env("workers"),
+                                       help="Requests segmented at the same time (default: 2, at most one per core)."),
     mode: str | None = typer.Option(None, "--mode", envvar=_env("mode"), help=MODE_HELP),
     scale: float | None = typer.Option(None, "--scale", envvar=_env("scale"), help=SCALE_HELP),
     overlap: float = typer.Option(0.25, envvar=_env("tile_overlap"),
@@ -46,22 +48,23 @@ def serve(
     The service listens on 127.0.0.1 only unless --host says otherwise.  Ctrl-C stops it.
     """
     import logging
-    from pathlib import Path
 
     from rich.console import Console
 
     from cracksam.errors import CheckpointError, CrackSAMError
-    from cracksam.models.default import default_model_path
+    from cracksam.models.default import resolve_model_path
     from cracksam.service.server import bind
     from cracksam.service.server import serve as run_server
+    from cracksam.threads import check_threads, default_workers
 
     settings = ServiceSettings(
         host=host, port=port, model=model, base=base, allow_random_base=allow_random_base, device=device,
-        threads=threads, workers=workers, mode=mode, scale=scale, tile_overlap=overlap, batch_size=batch_size,
+        threads=check_threads(threads), workers=default_workers() if workers is None else workers, mode=mode,
+        scale=scale, tile_overlap=overlap, batch_size=batch_size,
         threshold=threshold, max_upload_mb=max_upload_mb, max_pixels=max_pixels, timeout_s=timeout_s,
         max_pending=max_pending, model_id=model_id, log_level=log_level,
     ).validated()
-    model_path = Path(settings.model) if settings.model else default_model_path()
+    model_path = resolve_model_path(settings.model)
     if not model_path.exists():
         raise CheckpointError(f"{model_path}: model not found")
     settings = ServiceSettings(**{**vars(settings), "model": str(model_path)})
@@ -75,7 +78,8 @@ def serve(
     shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
     Console(stderr=True).print(
         f"cracksam serve: http://{shown_host}:{bound_port}/ (web page), /docs (API); model {model_path} "
-        "loading in the background, /health says 200 when ready.  Ctrl-C stops."
+        f"loading in the background ({settings.workers} worker(s) x {settings.cpu_threads} thread(s)), /health says "
+        "200 when ready.  Ctrl-C stops."
     )
     app = run_server(lambda stop: create_app(settings, on_load_error=lambda _exc: stop()), sock, settings.log_level)
     state = app.state.service

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import typer
 
+from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP
 from cracksam.inference_modes import MODE_HELP, SCALE_HELP
 
 
 def stream(
     source: str = typer.Argument(..., help="Video file, stream URL (e.g. http://cam/video.mjpg) or camera index (0)."),
-    model: Path | None = typer.Option(None, "--model", "-m",
-                                      help="CrackSAM checkpoint folder, .onnx or OpenVINO .xml (default: bundled)."),
+    model: str = typer.Option(DEFAULT_MODEL_NAME, "--model", "-m", help=MODEL_HELP),
     every: int = typer.Option(1, "--every", "-n", help="Segment every N-th frame; the others reuse the last mask."),
     out_video: Path | None = typer.Option(None, "--out-video", "-o", help="Annotated video to write (.mp4 or .avi)."),
     frames_dir: Path | None = typer.Option(None, "--frames-dir",
@@ -32,7 +32,7 @@ def stream(
     scale: float | None = typer.Option(None, "--scale", help=SCALE_HELP),
     threshold: float = typer.Option(0.5, help="Crack probability threshold."),
     device: str = typer.Option("cpu", help="cpu or cuda (PyTorch), CPU/GPU (OpenVINO)."),
-    threads: int | None = typer.Option(None, help="CPU threads of the runtime."),
+    threads: int | None = typer.Option(None, help="CPU threads of the runtime (default: every core)."),
     json_out: bool = typer.Option(False, "--json", help="Print the run's statistics as JSON."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No live frames-per-second line."),
 ) -> None:
@@ -45,13 +45,15 @@ def stream(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from cracksam.cli.inputs import output_dir
+    from cracksam.cli.options import model_path_option
     from cracksam.deployment.predictor import Predictor
     from cracksam.deployment.stream import StreamOptions, StreamStats, run_stream
     from cracksam.errors import ConfigError
     from cracksam.inference_modes import check_options
-    from cracksam.models.default import default_model_path
+    from cracksam.threads import resolve_threads
 
     check_options(mode, scale)
+    threads = resolve_threads(threads)
     options = StreamOptions(every=every, max_frames=max_frames, out_video=out_video, frames_dir=frames_dir,
                             codec=codec, fps=fps, threshold=threshold, timeout_s=timeout).validated()
     if out_video is None and frames_dir is None:
@@ -60,7 +62,7 @@ def stream(
         raise ConfigError(f"--out-video {out_video} is a folder; name a video file")
     if frames_dir is not None:
         output_dir(frames_dir, "--frames-dir")
-    predictor = Predictor.from_path(model or default_model_path(), base=base, device=device, threads=threads,
+    predictor = Predictor.from_path(model_path_option(model), base=base, device=device, threads=threads,
                                     allow_random_base=allow_random_base, mode=mode, scale=scale,
                                     threshold=threshold)
     console = Console(stderr=True, soft_wrap=True)

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import typer
 
-from cracksam.config import dumps_json, load_yaml, to_dict
+from cracksam.cli.options import DELTA_NAMES
 from cracksam.errors import ConfigError
-from cracksam.models.deltas import DELTA_KINDS, LoRAConfig
-from cracksam.training.config import DistillConfig, TrainConfig
+
+# The training modules (torch, lightning) are imported inside the command: `cracksam --help`
+# must not pay for them.
 
 
 def train(
@@ -21,6 +22,10 @@ def train(
         None, "--val-data", help="Validation folders (default: val split of --data)."
     ),
     base: str | None = typer.Option(None, "--base", help="Official SAM checkpoint: a .pth path or vit_b/vit_l/vit_h."),
+    allow_random_base: bool = typer.Option(
+        False, "--allow-random-base",
+        help="Train a CrackSAM whose SAM encoder keeps random weights (no --base): smoke tests only.",
+    ),
     arch: str | None = typer.Option(
         None, "--arch", help="Train a registry network (student/baseline, see `cracksam info --list-models`) instead "
         "of CrackSAM."
@@ -35,7 +40,7 @@ def train(
     kd_weight: float | None = typer.Option(None, "--kd-weight", help="Distillation loss weight λ_s (5)."),
     teacher_cache: Path | None = typer.Option(None, "--teacher-cache", help="Folder of cached teacher logits."),
     backbone: str | None = typer.Option(None, "--backbone", help="vit_b, vit_l, vit_h or tiny."),
-    delta: str | None = typer.Option(None, "--delta", help=f"{', '.join(DELTA_KINDS)}."),
+    delta: str | None = typer.Option(None, "--delta", help=f"{', '.join(DELTA_NAMES)}."),
     rank: int | None = typer.Option(None, "--rank", help="LoRA rank."),
     targets: str | None = typer.Option(None, "--targets", help="LoRA targets, e.g. q,v."),
     bottleneck: int | None = typer.Option(None, "--bottleneck", help="Adapter bottleneck m."),
@@ -71,6 +76,10 @@ def train(
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config as YAML and exit."),
 ) -> None:
     """Fine-tune CrackSAM (or train --arch): AdamW, warm-up + poly decay, 0.2·CE + 0.8·Dice, best model by val IoU."""
+    from cracksam.config import dumps_json, load_yaml, to_dict
+    from cracksam.models.deltas import DELTA_KINDS, LoRAConfig
+    from cracksam.training.config import DistillConfig, TrainConfig
+
     cfg = load_yaml(TrainConfig, config) if config else TrainConfig()
     if arch is not None or pretrained is not None:
         from cracksam.models.segmodels import SegModelConfig
@@ -92,7 +101,7 @@ def train(
         cfg.distill = DistillConfig(
             teacher=teacher or kd.teacher,
             teacher_base=teacher_base if teacher_base is not None else kd.teacher_base,
-            allow_random_base=kd.allow_random_base,
+            allow_random_base=kd.allow_random_base or allow_random_base,  # one flag for student and teacher
             temperature=kd_temperature if kd_temperature is not None else kd.temperature,
             weight=kd_weight if kd_weight is not None else kd.weight,
             cache_dir=str(teacher_cache) if teacher_cache is not None else kd.cache_dir,
@@ -170,11 +179,13 @@ def train(
         return
 
     from cracksam.cli.inputs import output_dir
-    from cracksam.training.trainer import fit  # heavy import (lightning) only when training
+    from cracksam.training.trainer import check_random_base, fit  # heavy import (lightning) only when training
 
+    if not resume:  # before any folder is made; a resumed run was accepted when it started
+        check_random_base(cfg, allow_random_base)
     output_dir(Path(cfg.out_dir))
 
-    result = fit(cfg, resume=resume)
+    result = fit(cfg, resume=resume, allow_random_base=allow_random_base)
     typer.echo(
         dumps_json(
             {

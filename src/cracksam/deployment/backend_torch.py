@@ -11,6 +11,7 @@ import torch
 
 from cracksam import __version__
 from cracksam.config import to_dict
+from cracksam.errors import ConfigError
 from cracksam.models.cracksam import CrackSAM, CrackSAMConfig
 from cracksam.models.segmodels import SegModel, SegModelConfig
 
@@ -26,6 +27,21 @@ def _check_input(x: np.ndarray, image_size: int, multiple: int | None = None) ->
     elif x.ndim != 4 or x.shape[1] != 3 or x.shape[2:] != (image_size, image_size):
         raise ValueError(f"expected images of shape (B, 3, {image_size}, {image_size}), got {x.shape}")
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def check_torch_device(device: str | torch.device) -> torch.device:
+    """``device`` as a :class:`torch.device` that exists here; a :class:`ConfigError` (one line,
+    no traceback) for an unknown name or a CUDA device on a machine without one."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device {str(device)!r}: not a PyTorch device (cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {str(device)!r}: PyTorch sees no CUDA GPU on this machine; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {str(device)!r}: only {torch.cuda.device_count()} CUDA GPU(s) here")
+    return dev
 
 
 class TorchBackend:
@@ -47,7 +63,7 @@ class TorchBackend:
             raise TypeError(f"TorchBackend needs a model with config.image_size, got {type(model).__name__}")
         if threads is not None:
             torch.set_num_threads(int(threads))
-        self.device = torch.device(device)
+        self.device = check_torch_device(device)
         self.model = model.to(self.device).eval()
         self.image_size = int(model.config.image_size)
         self.dynamic = bool(getattr(model, "dynamic_input", False) if dynamic is None else dynamic)

@@ -31,7 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from cracksam.deployment.backend_torch import TorchBackend, _check_input, model_metadata
-from cracksam.errors import CheckpointError, ConfigError, CrackSAMError
+from cracksam.errors import CheckpointError, ConfigError, CrackSAMError, CrackSAMWarning
 from cracksam.models.cracksam import CrackSAM, CrackSAMConfig
 from cracksam.models.segmodels import SegModel, SegModelConfig
 
@@ -73,7 +73,7 @@ def _parse_config(text: str | None, where: str) -> CrackSAMConfig | SegModelConf
     try:
         return parse_model_config(json.loads(text), where=f"{where}:config")
     except (json.JSONDecodeError, ConfigError) as exc:
-        warnings.warn(f"{where}: ignoring unreadable cracksam config metadata ({exc})", stacklevel=3)
+        warnings.warn(f"{where}: ignoring unreadable cracksam config metadata ({exc})", CrackSAMWarning, stacklevel=3)
         return None
 
 
@@ -149,12 +149,12 @@ class OnnxRuntimeBackend:
         available = ort.get_available_providers()
         wanted = list(providers) if providers else ["CPUExecutionProvider"]
         skipped = [p for p in wanted if p not in available]
-        if skipped:
-            warnings.warn(f"onnxruntime providers not available here, skipped: {', '.join(skipped)} "
-                          f"(available: {', '.join(available)})", stacklevel=2)
         chosen = [p for p in wanted if p in available]
         if "CPUExecutionProvider" not in chosen:
             chosen.append("CPUExecutionProvider")
+        if skipped:  # e.g. --device cuda with the CPU-only onnxruntime package: say so in one line
+            warnings.warn(f"onnxruntime here has no {', '.join(skipped)} (available: {', '.join(available)}); "
+                          f"running with {chosen[0]}", CrackSAMWarning, stacklevel=2)
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = int(threads)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -142,20 +141,20 @@ class Predictor:
         **kwargs: Any,
     ) -> Predictor:
         """A checkpoint folder (CrackSAM delta + ``base``, a full export, or a student), an
-        ``.onnx`` file or an OpenVINO ``.xml``; ``None`` is the default model bundled with the package.
+        ``.onnx`` file or an OpenVINO ``.xml``; ``None`` or ``"default"`` is the default model bundled with
+        the package, and a training run folder stands for its ``best/`` model.
         ``mode`` / ``scale`` None: the model's own defaults (also for exports, from their metadata);
         ``kwargs`` go to :class:`Predictor`."""
-        if path is None:
-            from cracksam.models.default import default_model_path
-
-            path = default_model_path()
         from cracksam.deployment.backends import OnnxRuntimeBackend, OpenVINOBackend, TorchBackend, open_backend
+        from cracksam.models.default import resolve_model_path
 
-        p = Path(path)
+        p = resolve_model_path(path)  # None / "default": the bundled model; a run folder: its best/
         gpu = device.lower().startswith(("cuda", "gpu"))
         if p.is_dir() or p.suffix == ".safetensors" or p.name == "config.json":
+            from cracksam.deployment.backend_torch import check_torch_device
             from cracksam.models.io import load_model
 
+            check_torch_device(device)  # before loading: a missing GPU is one error line, not a traceback
             model = load_model(p, base_checkpoint=base, map_location=device, allow_random_base=allow_random_base)
             backend: Backend = TorchBackend(model, device=device, threads=threads)
         elif p.suffix.lower() == ".onnx":

@@ -14,11 +14,11 @@ from cracksam.config import atomic_write_text
 from cracksam.data import Sample, load_split
 from cracksam.errors import ConfigError
 from cracksam.evaluation.report import Column, blur_sweep_plot, build_table, write_table
-from cracksam.evaluation.runner import EvalModel, PassResult, evaluate_samples
+from cracksam.evaluation.runner import EvalModel, PassResult, eval_backend, evaluate_samples
 from cracksam.inference_modes import check_options
-from cracksam.models.cracksam import build_cracksam, count_parameters
+from cracksam.models.cracksam import CrackSAMConfig, build_cracksam, count_parameters
 from cracksam.models.io import load_model, read_checkpoint_config
-from cracksam.models.segmodels import SegModelConfig
+from cracksam.models.segmodels import SegModelConfig, build_segmodel
 
 METRIC_LABELS = {"iou": "IoU", "f1": "F1", "precision": "Precision", "recall": "Recall"}
 CONDITION_LABELS = {"clean": "test", "dim": "noisy 1 (dim)", "blurry": "noisy 2 (blurry)"}
@@ -31,9 +31,17 @@ def load_eval_model(
     device: str = "cpu",
     name: str | None = None,
 ) -> EvalModel:
-    """A checkpoint folder (CrackSAM, or a student/baseline) as an :class:`EvalModel`; parameter
-    counts are those of training (CrackSAM: frozen encoder + trainable part; a student: all trained)."""
-    path = Path(path)
+    """A checkpoint folder (CrackSAM, or a student/baseline; a training run folder is its ``best/``,
+    ``default`` the bundled model) or an exported ``.onnx`` / ``.xml`` as an :class:`EvalModel`;
+    parameter counts are those of training (CrackSAM: frozen encoder + trainable part; a student:
+    all trained), for an export those of the model config it carries."""
+    from cracksam.deployment.backend_torch import check_torch_device
+    from cracksam.models.default import resolve_model_path
+
+    path = resolve_model_path(path)
+    if path.is_file() and path.suffix.lower() in (".onnx", ".xml"):
+        return _exported_eval_model(path, device, name)
+    check_torch_device(device)  # before loading: no GPU is one error line, not a traceback
     meta = read_checkpoint_config(path)
     config = meta["model_config"]
     model = load_model(path, base_checkpoint=base, map_location=device, allow_random_base=allow_random_base)
@@ -44,6 +52,26 @@ def load_eval_model(
         return EvalModel(label, model, config.arch, total, total, str(folder))
     counts = count_parameters(build_cracksam(config, device="meta"))
     return EvalModel(label, model, config.backbone, counts.total, counts.trainable, str(folder))
+
+
+def _exported_eval_model(path: Path, device: str, name: str | None) -> EvalModel:
+    """An ONNX / OpenVINO file, run as `cracksam predict` runs it (same device mapping)."""
+    from cracksam.deployment.predictor import Predictor
+
+    backend = Predictor.from_path(path, device=device).backend
+    config = getattr(backend, "model_config", None)
+    backbone, total, trainable = f"{backend.name}-{backend.precision}", 0, 0
+    if isinstance(config, SegModelConfig):
+        try:
+            net = build_segmodel(config, device="meta")
+        except (RuntimeError, NotImplementedError):  # builders that read tensor values need real ones
+            net = build_segmodel(config)
+        backbone, total = config.arch, sum(p.numel() for p in net.parameters())
+        trainable = total
+    elif isinstance(config, CrackSAMConfig):
+        counts = count_parameters(build_cracksam(config, device="meta"))
+        backbone, total, trainable = config.backbone, counts.total, counts.trainable
+    return EvalModel(name or path.stem, backend, backbone, total, trainable, str(path))
 
 
 @dataclass
@@ -122,10 +150,9 @@ def _per_dataset_table(results: Sequence[PassResult], reduction: str) -> str:
 def inference_for(model: EvalModel, cfg: ProtocolConfig) -> dict[str, Any]:
     """How ``model`` is run: ``cfg.mode`` / ``cfg.scale`` where given, else the model's own defaults
     (those of ``cracksam predict``); raises ConfigError for a combination that cannot run."""
-    from cracksam.deployment.backends import TorchBackend
     from cracksam.deployment.predictor import Predictor
 
-    predictor = Predictor(TorchBackend(model.model, device=cfg.device), mode=cfg.mode, scale=cfg.scale)
+    predictor = Predictor(eval_backend(model, cfg.device), mode=cfg.mode, scale=cfg.scale)
     return {"mode": predictor.mode, "scale": predictor.scale, "inference": predictor.inference_summary()}
 
 

@@ -66,6 +66,11 @@ def build_table(
     return header, rows, doc
 
 
+def _md_row(cells: Sequence[str]) -> str:
+    # A "|" inside a cell (the "|error|" of a header) would start a new cell: escape it.
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+
 def write_table(
     out_dir: Path, name: str, header: list[str], rows: list[list[str]], doc: dict[str, Any], caption: str = ""
 ) -> list[Path]:
@@ -73,9 +78,9 @@ def write_table(
     md = []
     if caption:
         md += [caption, ""]
-    md.append("| " + " | ".join(header) + " |")
+    md.append(_md_row(header))
     md.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|")
-    md += ["| " + " | ".join(r) + " |" for r in rows]
+    md += [_md_row(r) for r in rows]
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(header)

@@ -29,10 +29,11 @@ from cracksam.evaluation.visualize import save_visuals
 
 @dataclass
 class EvalModel:
-    """A model under evaluation and what the report says about it."""
+    """A model under evaluation and what the report says about it.  ``model`` is a PyTorch module,
+    or the backend of an exported file (ONNX Runtime / OpenVINO), scored by the same predictor."""
 
     name: str
-    model: nn.Module
+    model: nn.Module | Any
     backbone: str
     total_params: int
     trainable_params: int
@@ -139,6 +140,13 @@ def _progress() -> Progress:
     )
 
 
+def eval_backend(model: EvalModel, device: str | torch.device = "cpu") -> Any:
+    """The runtime that scores ``model``: PyTorch on ``device`` for a module, else its own backend."""
+    if isinstance(model.model, nn.Module):
+        return TorchBackend(model.model, device=device)
+    return model.model
+
+
 def evaluate_samples(
     model: EvalModel,
     samples: Sequence[Sample],
@@ -163,8 +171,8 @@ def evaluate_samples(
     ``precision_tol2``, ``recall_tol2``), ``cldice`` (with ``cldice_tprec``, ``cldice_tsens``), and
     ``ods_f1`` + ``ods_threshold`` (dataset level) or ``ois_f1`` (image level).
     """
-    size = model.model.config.image_size if hasattr(model.model, "config") else None
-    dataset = CrackDataset(samples, image_size=size or 448, corruption=condition)
+    backend = eval_backend(model, device)
+    dataset = CrackDataset(samples, image_size=int(backend.image_size), corruption=condition)
     loader = DataLoader(_Originals(dataset), batch_size=batch_size, num_workers=num_workers, collate_fn=_columns)
     metrics = BinaryMetrics(threshold=threshold)
     thin = ThinMetrics(threshold=threshold)  # ~10 ms per 480 x 320 image on one CPU core
@@ -173,8 +181,7 @@ def evaluate_samples(
     saved = 0
     # The same predictor as `cracksam predict`, by default in the model's own inference mode and
     # scale (``mode`` / ``scale`` override them): evaluation scores what users get.
-    predictor = Predictor(TorchBackend(model.model, device=device), mode=mode, scale=scale, batch_size=batch_size,
-                          threshold=threshold)
+    predictor = Predictor(backend, mode=mode, scale=scale, batch_size=batch_size, threshold=threshold)
     with _progress() if progress else _NullProgress() as bar:
         task = bar.add_task(f"{model.name} · {dataset_name or 'data'} · {condition}", total=len(dataset))
         for indices, images, masks in loader:

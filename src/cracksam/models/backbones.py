@@ -34,7 +34,7 @@ class BackboneSpec:
     decoder_mlp_dim: int = 2048
     decoder_heads: int = 8
     iou_head_hidden_dim: int = 256
-    # Official checkpoint file for ``--checkpoint vit_h`` style names (None for test configs).
+    # Official checkpoint file for ``--base vit_h`` style names (None for test configs).
     checkpoint_url: str | None = None
     checkpoint_md5: str | None = None  # full MD5 of the official file (its name carries a prefix)
 

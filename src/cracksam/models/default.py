@@ -1,4 +1,5 @@
-"""The default model shipped inside the package, used when a command is given no ``--model``.
+"""The default model shipped inside the package, used when a command is given no ``--model``, and
+the resolution of what a user names as a model (``default``, a training run folder).
 
 It lives in ``cracksam/weights/default/`` (a checkpoint folder in our own format: config.json +
 weights.safetensors) and is installed with the package, so one command segments cracks offline.
@@ -30,3 +31,34 @@ def default_model_path() -> Path:
             "name one with --model"
         )
     return DEFAULT_MODEL_DIR
+
+
+DEFAULT_NAME = "default"
+BEST_DIR = "best"  # where `cracksam train` keeps a run's best model (see cracksam.training.trainer)
+
+
+def resolve_model_path(path: str | os.PathLike[str] | None) -> Path:
+    """Where the model named by a user lies.
+
+    ``None`` or ``"default"`` is :func:`default_model_path` (a file or folder literally named
+    ``default`` wins, as ``vit_b`` does for base checkpoints).  A training run folder (no
+    ``config.json`` of its own, a ``best/`` model inside) is its ``best/``, so ``--model runs/x``
+    works as ``train`` printed it.  Anything else is returned as given, for the loaders to judge."""
+    if path is None or (str(path) == DEFAULT_NAME and not Path(path).exists()):
+        return default_model_path()
+    p = Path(path)
+    if p.suffix == ".ckpt" and p.is_file():
+        run = p.parent.parent if p.parent.name == "checkpoints" else p.parent
+        raise CheckpointError(
+            f"{p}: a resumable training checkpoint (for `cracksam train --resume`), not a model; "
+            f"give the run folder {run} (its best/ model) instead"
+        )
+    if p.is_dir() and not (p / "config.json").exists():
+        if (p / BEST_DIR / "config.json").is_file():
+            return p / BEST_DIR
+        if (p / "checkpoints" / "last.ckpt").is_file():
+            raise CheckpointError(
+                f"{p}: this training run has no best/ model yet (it never validated); resume it with "
+                f"`cracksam train --resume --out {p}` so it finishes and writes {p / BEST_DIR}"
+            )
+    return p

@@ -89,6 +89,7 @@ def _save(model: CrackSAM | SegModel, directory: str | os.PathLike[str], kind: K
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / WEIGHTS_NAME
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    params = {name for name, _ in model.named_parameters()}
     _atomic_save_file(tensors, weights, metadata={"format": FORMAT, "kind": kind})
     config = {
         "format": FORMAT,
@@ -100,7 +101,10 @@ def _save(model: CrackSAM | SegModel, directory: str | os.PathLike[str], kind: K
         "base_checkpoint": base,
         "cracksam_version": __version__,
         "num_tensors": len(tensors),
-        "num_parameters": int(sum(t.numel() for t in tensors.values())),
+        # Learnable parameters, counted as `cracksam info` and papers count them; buffers (batch-norm
+        # statistics) are stored too but are not parameters.
+        "num_parameters": int(sum(t.numel() for k, t in tensors.items() if k in params)),
+        "num_buffer_values": int(sum(t.numel() for k, t in tensors.items() if k not in params)),
         "weights_sha256": _sha256(weights),
         **(extra or {}),
     }
@@ -142,7 +146,9 @@ def export_full(model: CrackSAM | SegModel, directory: str | os.PathLike[str], b
 
 
 def _locate(path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    path = Path(path)
+    from cracksam.models.default import resolve_model_path
+
+    path = resolve_model_path(path)  # "default", or a training run folder -> its best/
     directory = path.parent if path.is_file() else path
     config, weights = directory / CONFIG_NAME, directory / WEIGHTS_NAME
     if not directory.exists():
@@ -227,6 +233,18 @@ def apply_delta_checkpoint(model: CrackSAM, path: str | os.PathLike[str],
     return meta
 
 
+def _base_hint(backbone: str) -> str:
+    """What a delta checkpoint without a base needs, per backbone: only vit_b/l/h have official
+    weights (a ``sam_tiny_*.pth`` does not exist)."""
+    from cracksam.models.backbones import get_backbone
+
+    if get_backbone(backbone).checkpoint_url is None:
+        return (f"a delta checkpoint needs its SAM base weights; the {backbone!r} test backbone has no official "
+                "ones: pass --base PATH (a base saved in the official layout) or --allow-random-base")
+    return (f"a delta checkpoint needs its SAM base weights; pass --base (an official sam_{backbone}_*.pth file, "
+            f"or '{backbone}' to download it)")
+
+
 def load_model(
     path: str | os.PathLike[str],
     base_checkpoint: str | os.PathLike[str] | None = None,
@@ -269,9 +287,6 @@ def load_model(
     if base is not None:
         load_sam_checkpoint(model, base, map_location=map_location)
     elif not allow_random_base:
-        raise CheckpointError(
-            f"{config_path.parent}: a delta checkpoint needs its SAM base weights; pass --base "
-            f"(an official sam_{config.backbone}_*.pth file, or '{config.backbone}' to download it)"
-        )
+        raise CheckpointError(f"{config_path.parent}: {_base_hint(config.backbone)}")
     apply_delta_checkpoint(model, path, map_location)
     return model.to(map_location).eval()

@@ -92,7 +92,7 @@ def download_official(name: str, directory: Path | None = None, progress: bool =
         partial.unlink(missing_ok=True)
         raise CheckpointError(
             f"could not download the official SAM {name} checkpoint from {spec.checkpoint_url} ({exc}); "
-            "download it by hand and pass its path to --checkpoint"
+            "download it by hand and pass its path to --base"
         ) from None
     if spec.checkpoint_md5 and _md5(partial) != spec.checkpoint_md5:
         partial.unlink(missing_ok=True)

@@ -25,6 +25,8 @@ class FullResUnet(nn.Module):
 
     def __init__(self, unet: nn.Module, decoder_out: int, width: int = 16) -> None:
         super().__init__()
+        # smp's own classifier is replaced by ``fuse``; dropped so no parameter goes untrained.
+        unet.segmentation_head = nn.Identity()
         self.unet = unet
         self.stem = nn.Sequential(_conv_bn_relu(3, width), _conv_bn_relu(width, width))
         self.fuse = nn.Sequential(_conv_bn_relu(decoder_out + width, width), nn.Conv2d(width, 2, 1))

@@ -142,14 +142,14 @@ def model_id_for(card: dict[str, Any], path: str | Path | None = None) -> str:
 def load_model(settings: ServiceSettings) -> LoadedModel:
     """Open the model named by ``settings`` (the bundled default when none) as a thread-safe
     predictor.  Raises :class:`~cracksam.errors.CrackSAMError` for a missing or bad model."""
-    from cracksam.models.default import default_model_path
+    from cracksam.models.default import resolve_model_path
 
-    path = Path(settings.model) if settings.model else default_model_path()
+    path = resolve_model_path(settings.model)  # None / "default": the bundled model; a run folder: its best/
     predictor = Predictor.from_path(
         path,
         base=settings.base,
         device=settings.device,
-        threads=settings.threads,
+        threads=settings.cpu_threads,
         allow_random_base=settings.allow_random_base,
         mode=settings.mode,
         scale=settings.scale,

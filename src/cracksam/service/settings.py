@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from cracksam.errors import ConfigError
 from cracksam.inference_modes import check_mode, check_scale
+from cracksam.threads import default_threads, default_workers
 
 MIB = 1024 * 1024
 
@@ -63,8 +64,8 @@ class ServiceSettings:
     base: str | None = None  # SAM base checkpoint for a delta checkpoint
     allow_random_base: bool = False
     device: str = "cpu"
-    threads: int | None = None
-    workers: int = 2
+    threads: int | None = None  # None: the cores shared among the workers (see cpu_threads)
+    workers: int = field(default_factory=default_workers)  # 2, at most one per core
     mode: str | None = None  # None: the model's own inference default (native / resize)
     scale: float | None = None  # None: the model's own (1 for conventional networks)
     tile_overlap: float = 0.25
@@ -76,6 +77,12 @@ class ServiceSettings:
     max_pending: int = 32
     model_id: str | None = None  # None: derived from the model files' content
     log_level: str = "info"
+
+    @property
+    def cpu_threads(self) -> int:
+        """Threads per inference: ``threads``, or the cores shared among ``workers`` so that
+        concurrent requests never oversubscribe them (workers x threads <= cores)."""
+        return self.threads if self.threads is not None else default_threads(self.workers)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -182,6 +182,9 @@ class BestDeltaCheckpoint(L.Callback):
         self.directory, self.base, self.monitor = Path(directory), base, monitor
         self.best: float = -math.inf
         self.best_step: int = -1
+        # Step of the last validation seen (this process): fit() validates once more at the end
+        # when training stopped after it, so a run ending between validations still has a best/.
+        self.validated_step: int = -1
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -190,6 +193,7 @@ class BestDeltaCheckpoint(L.Callback):
         if value is None:
             return
         value = float(value)
+        self.validated_step = trainer.global_step
         if value > self.best:
             self.best, self.best_step = value, trainer.global_step
             if trainer.is_global_zero:

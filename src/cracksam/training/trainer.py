@@ -26,7 +26,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from cracksam.config import load_yaml, save_yaml
 from cracksam.data import load_split
-from cracksam.errors import ConfigError
+from cracksam.errors import ConfigError, CrackSAMWarning
 from cracksam.models.cracksam import build_cracksam
 from cracksam.models.sam_checkpoint import load_sam_checkpoint
 from cracksam.models.segmodels import build_segmodel
@@ -61,7 +61,31 @@ def _load_samples(config: TrainConfig):
     return train, val
 
 
-def _build_model(config: TrainConfig):
+def check_random_base(config: TrainConfig, allow_random_base: bool = False) -> None:
+    """Refuse to train a CrackSAM whose SAM encoder has official weights to start from but was given
+    none: the encoder is frozen, so such a run trains a head on random features and yields a
+    useless model with no error (``tiny`` has no official weights and is exempt)."""
+    if config.network is not None or config.base_checkpoint or allow_random_base:
+        return
+    from cracksam.models.backbones import get_backbone
+
+    backbone = config.model.backbone
+    if get_backbone(backbone).checkpoint_url is None:
+        return
+    if config.distill is not None:
+        raise ConfigError(
+            f"distill without --arch trains a CrackSAM {backbone} student whose SAM encoder keeps random weights; "
+            "name a student with --arch (see `cracksam info --list-models`), give --base for a CrackSAM student, "
+            "or pass --allow-random-base (smoke tests only)"
+        )
+    raise ConfigError(
+        f"no --base: the frozen SAM {backbone} encoder would keep random weights and the run would learn nothing "
+        f"useful; pass --base {backbone} (downloads the official checkpoint) or --base PATH.pth, "
+        "or --allow-random-base (smoke tests only)"
+    )
+
+
+def _build_model(config: TrainConfig, allow_random_base: bool = False):
     if config.network is not None:
         if config.network.pretrained:
             log.info("%s: ImageNet encoder weights requested (downloaded from the hub)", config.network.arch)
@@ -73,7 +97,8 @@ def _build_model(config: TrainConfig):
         report = load_sam_checkpoint(model, config.base_checkpoint)
         log.info(report.summary())
     else:
-        warnings.warn("no base checkpoint: the SAM encoder keeps random weights", stacklevel=3)
+        check_random_base(config, allow_random_base)  # fit() checked already; kept for direct callers
+        warnings.warn("no base checkpoint: the SAM encoder keeps random weights", CrackSAMWarning, stacklevel=3)
     return model
 
 
@@ -97,7 +122,11 @@ def _teacher_cache(config: TrainConfig, train, out: Path):
     return cache
 
 
-def fit(config: TrainConfig, resume: bool = False, extra_callbacks: list[L.Callback] | None = None) -> FitResult:
+def fit(config: TrainConfig, resume: bool = False, extra_callbacks: list[L.Callback] | None = None,
+        allow_random_base: bool = False) -> FitResult:
+    """Train (or with ``resume`` continue) the run described by ``config``.  ``allow_random_base``:
+    train a CrackSAM on a SAM backbone without ``base_checkpoint`` (refused otherwise, see
+    :func:`check_random_base`); a resumed run was accepted when it started."""
     out = Path(config.out_dir)
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
@@ -110,6 +139,8 @@ def fit(config: TrainConfig, resume: bool = False, extra_callbacks: list[L.Callb
         config = load_yaml(TrainConfig, saved)
     elif last.exists():
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    else:
+        check_random_base(config, allow_random_base)
 
     L.seed_everything(config.seed, workers=True, verbose=False)
     train, val = _load_samples(config)
@@ -117,7 +148,7 @@ def fit(config: TrainConfig, resume: bool = False, extra_callbacks: list[L.Callb
     max_iters = config.max_iters or per_epoch * config.epochs
     epochs = math.ceil(max_iters / per_epoch)
 
-    model = _build_model(config)
+    model = _build_model(config, allow_random_base=allow_random_base or resume)
     module = SegmentationModule(model, config, max_iters)
 
     # The teacher is opened (and its logits cached) before the run's config is written, so a bad
@@ -155,12 +186,12 @@ def fit(config: TrainConfig, resume: bool = False, extra_callbacks: list[L.Callb
         enable_model_summary=False,
         default_root_dir=out,
     )
-    trainer.fit(
-        module,
-        datamodule=CrackDataModule(train, val, config, teacher=teacher),
-        ckpt_path=str(last) if resume else None,
-        weights_only=True,
-    )
+    data = CrackDataModule(train, val, config, teacher=teacher)
+    trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None, weights_only=True)
     trainer.save_checkpoint(last, weights_only=False)  # full state: resumable
+    if trainer.global_step > 0 and best.validated_step != trainer.global_step:
+        # Training stopped between validations (--max-iters shorter than an epoch, or not a multiple
+        # of val_every epochs): validate the final weights too, so every run leaves a usable best/.
+        trainer.validate(module, datamodule=data, verbose=False)
     best_dir = out / "best" if (out / "best" / "config.json").exists() else None
     return FitResult(out, best_dir, None if best.best == -math.inf else best.best, trainer.global_step, max_iters)

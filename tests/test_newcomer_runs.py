@@ -1,0 +1,148 @@
+"""Issue 12, a newcomer's first hour with their own runs: no silent random SAM encoder, a short run
+leaves a usable model, run folders and exports are accepted where models are taken, valid reports."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+
+from cracksam.cli.main import main
+from cracksam.data.synthetic import make_dataset
+from cracksam.errors import CheckpointError
+from cracksam.models import CrackSAMConfig, DeltaConfig, build_cracksam, export_full, load_model, save_delta
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("runs") / "syn", n=12, size=(80, 80))
+
+
+@pytest.mark.parametrize("backbone", ["vit_b", "vit_h"])
+def test_train_without_base_on_a_sam_backbone_is_refused(data, tmp_path, capsys, backbone):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--backbone", backbone, "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--allow-random-base" in err and "--base" in err and "Traceback" not in err
+    assert not out.exists()  # refused before anything is written
+
+
+def test_distill_without_arch_is_refused(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["distill", "--data", str(data), "--teacher", str(tmp_path / "teacher"), "--out", str(out)])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "--arch" in err and "--allow-random-base" in err
+    assert not out.exists()
+
+
+def test_the_opt_in_and_the_tiny_test_backbone_pass_the_check():
+    from cracksam.errors import ConfigError
+    from cracksam.training.config import TrainConfig
+    from cracksam.training.trainer import check_random_base
+
+    with pytest.raises(ConfigError, match="--allow-random-base"):
+        check_random_base(TrainConfig())
+    check_random_base(TrainConfig(), allow_random_base=True)
+    check_random_base(TrainConfig(base_checkpoint="vit_b"))
+    check_random_base(TrainConfig(model=CrackSAMConfig("tiny", image_size=64)))  # has no official weights
+
+
+def test_base_hints_name_real_files_and_flags(tmp_path, monkeypatch):
+    from cracksam.models.sam_checkpoint import download_official
+
+    tiny = save_delta(build_cracksam(CrackSAMConfig("tiny", 64, DeltaConfig("lora"))), tmp_path / "tiny")
+    with pytest.raises(CheckpointError, match="--allow-random-base") as info:
+        load_model(tiny)
+    assert "sam_tiny" not in str(info.value)
+
+    def offline(*_args, **_kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr("torch.hub.download_url_to_file", offline)
+    with pytest.raises(CheckpointError, match="network is unreachable") as info:
+        download_official("vit_b", directory=tmp_path / "cache", progress=False)
+    assert "--base" in str(info.value) and "--checkpoint" not in str(info.value)
+
+
+def test_a_run_shorter_than_one_epoch_leaves_a_usable_best(data, tmp_path, capsys):
+    out = tmp_path / "short"
+    # About 8 training samples at batch 2: 4 steps per epoch, so 2 steps never reach the epoch's end.
+    argv = ["train", "--data", str(data), "--backbone", "tiny", "--image-size", "64", "--delta", "lora",
+            "--max-iters", "2", "--batch-size", "2", "--workers", "0", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads(printed[printed.rindex('{\n  "run"'):])
+    assert summary["steps"] == 2 and summary["best"] == str(out / "best")
+    assert json.loads((out / "best" / "config.json").read_text())["step"] == 2
+    # The run folder is accepted wherever a model is taken: it stands for its best/.
+    image = next((data / "images").iterdir())
+    rc = main(["predict", str(image), "-m", str(out), "--allow-random-base", "--out", str(tmp_path / "p"),
+               "--no-progress"])
+    assert rc == 0
+    summary = json.loads((tmp_path / "p" / "summary.json").read_text())
+    assert summary["model_path"] == str(out / "best") and re.fullmatch(r"best-[0-9a-f]{12}", summary["model_id"])
+    assert summary["cracksam_version"]
+    assert main(["info", "--model", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"]["backbone"] == "tiny"
+    # The resumable checkpoint is not a model: the error says what to give instead.
+    rc = main(["predict", str(image), "-m", str(out / "checkpoints" / "last.ckpt"), "--out", str(tmp_path / "q")])
+    assert rc == 2 and "give the run folder" in capsys.readouterr().err
+
+
+def test_evaluate_scores_an_onnx_export_like_pytorch(data, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from cracksam.deployment.export import export_onnx
+
+    torch.manual_seed(0)
+    model = build_cracksam(CrackSAMConfig("tiny", 64, DeltaConfig("lora")))
+    with torch.no_grad():  # a model whose masks are neither empty nor full
+        for name, p in model.named_parameters():
+            if ".lora_B." in name:
+                p.normal_(0, 0.2)
+    full = export_full(model, tmp_path / "torch")
+    onnx = export_onnx(model, tmp_path / "deployed.onnx")
+    rc = main(["evaluate", "-m", str(full), "-m", str(onnx), "--test", str(data), "--test-split", "all",
+               "--conditions", "clean", "--device", "cpu", "--out", str(tmp_path / "ev"), "--no-progress"])
+    assert rc == 0
+    results = {r["model"]: r["dataset_level"] for r in json.loads((tmp_path / "ev" / "results.json").read_text())}
+    torch_scores, onnx_scores = results["torch"], results["deployed"]
+    assert 0 < torch_scores["iou"] < 1
+    for key in ("precision", "recall", "f1", "iou", "f1_tol2", "cldice"):
+        assert onnx_scores[key] == pytest.approx(torch_scores[key], abs=1e-3), key
+    rows = json.loads((tmp_path / "ev" / "table.json").read_text())["rows"]
+    assert rows[1]["total_parameters"] == rows[0]["total_parameters"] > 0  # counted from the export's config
+
+
+def _cells(line: str) -> list[str]:
+    return re.split(r"(?<!\\)\|", line.strip().strip("|"))
+
+
+def test_measurement_table_is_valid_markdown(tmp_path):
+    from cracksam.evaluation.protocol import ProtocolConfig, run_protocol
+    from cracksam.evaluation.runner import EvalModel
+
+    from ._models import DarknessModel
+
+    root = make_dataset(tmp_path / "set", n=3, size=(96, 96))
+    cfg = ProtocolConfig(test=[str(root)], test_split="all", conditions=["clean"], measure=True, progress=False)
+    run_protocol([EvalModel("dark", DarknessModel(64), "none", 1, 1)], cfg, tmp_path / "ev")
+    lines = [x for x in (tmp_path / "ev" / "measurement.md").read_text().splitlines() if x.startswith("|")]
+    assert len(lines) >= 3
+    assert len({len(_cells(line)) for line in lines}) == 1, lines
+
+
+def test_checkpoint_and_info_count_parameters_alike(tmp_path, capsys):
+    from cracksam.models import SegModelConfig, build_segmodel, save_trained
+
+    net = build_segmodel(SegModelConfig("unet_mobilenetv3_small", image_size=64))
+    ckpt = save_trained(net, tmp_path / "student")
+    meta = json.loads((ckpt / "config.json").read_text())
+    assert main(["info", "--model", str(ckpt), "--json"]) == 0
+    counted = json.loads(capsys.readouterr().out)["total_parameters"]
+    buffers = sum(b.numel() for b in net.buffers())
+    assert buffers > 0  # batch-norm statistics: stored, but not parameters
+    assert meta["num_parameters"] == counted == sum(p.numel() for p in net.parameters())
+    assert meta["num_buffer_values"] == sum(t.numel() for t in net.state_dict().values()) - counted
