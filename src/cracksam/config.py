@@ -57,7 +57,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             choices = ", ".join(repr(a) for a in get_args(tp))
             raise ConfigError(f"{where}: {value!r} is not one of {choices}")
         return value
-    if dataclasses.is_dataclass(tp):
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):  # a dataclass type (hints are never instances)
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
         return from_dict(tp, value, where)
@@ -100,7 +100,8 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    # typing.cast: T is unbounded (any dataclass), which fields() cannot see; the check is at runtime.
+    names = {f.name for f in dataclasses.fields(typing.cast(Any, cls)) if f.init}
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(names))})")

@@ -314,5 +314,5 @@ def read_mask(
         maximum = values.max(axis=(0, 1)) if values.size else 0
         binary = values > (np.asarray(maximum) / 2.0)
     if binary.ndim == 3:
-        binary = binary.any(axis=2)
+        binary = np.asarray(binary.any(axis=2))
     return binary.astype(np.uint8)

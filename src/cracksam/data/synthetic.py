@@ -19,7 +19,7 @@ def synthetic_pair(
     rng = np.random.default_rng(seed)
     h, w = size
     base = rng.integers(110, 170)
-    image = rng.normal(base, 18, (h, w, 1)).clip(0, 255).astype(np.uint8).repeat(3, axis=2)
+    image: np.ndarray = rng.normal(base, 18, (h, w, 1)).clip(0, 255).astype(np.uint8).repeat(3, axis=2)
     image = cv2.GaussianBlur(image, (3, 3), 0)
     shade = np.linspace(rng.uniform(-25, 0), rng.uniform(0, 25), w, dtype=np.float32)[None, :, None]
     image = np.clip(image.astype(np.float32) + shade, 0, 255).astype(np.uint8)

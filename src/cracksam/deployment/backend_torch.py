@@ -65,7 +65,8 @@ class TorchBackend:
             torch.set_num_threads(int(threads))
         self.device = check_torch_device(device)
         self.model = model.to(self.device).eval()
-        self.image_size = int(model.config.image_size)
+        config: Any = model.config  # checked above; torch types module attributes as Tensor | Module
+        self.image_size = int(config.image_size)
         self.dynamic = bool(getattr(model, "dynamic_input", False) if dynamic is None else dynamic)
         self.multiple = int(getattr(model, "input_multiple", 1) if multiple is None else multiple)
         if self.multiple < 1:
@@ -74,9 +75,9 @@ class TorchBackend:
         self.precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, "fp32")
         self._dtype = dtype
         known = isinstance(model, (CrackSAM, SegModel))
-        self.model_config: CrackSAMConfig | SegModelConfig | None = model.config if known else None
+        self.model_config: CrackSAMConfig | SegModelConfig | None = config if known else None
         self.metadata: dict[str, str] = (
-            model_metadata(model.config, self.precision)
+            model_metadata(config, self.precision)
             if known
             else {"format": "torch", "model": type(model).__name__, "image_size": str(self.image_size)}
         )

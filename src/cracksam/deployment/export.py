@@ -63,7 +63,7 @@ def _onnx_metadata(model: torch.nn.Module, precision: str, lora_merged: bool, ex
         base = model_metadata(model.config, precision)
     else:  # students and baselines: no CrackSAM config, only what a runtime needs
         base = {"format": "cracksam", "version": __version__, "model": type(model).__name__,
-                "image_size": str(model.config.image_size), "precision": precision}
+                "image_size": str(_image_size(model)), "precision": precision}
     return {**base, "lora_merged": str(bool(lora_merged)).lower(), "exporter": exporter}
 
 
@@ -79,7 +79,7 @@ def _quiet_export() -> Iterator[None]:
         yield
 
 
-def _export_torchscript(net: CrackSAM, example: torch.Tensor, opset: int, dynamic_batch: bool, tmp: Path) -> Any:
+def _export_torchscript(net: torch.nn.Module, example: torch.Tensor, opset: int, dynamic_batch: bool, tmp: Path) -> Any:
     """The legacy TorchScript-tracing exporter (``dynamo=False``)."""
     import onnx
 
@@ -92,7 +92,7 @@ def _export_torchscript(net: CrackSAM, example: torch.Tensor, opset: int, dynami
     return onnx.load(str(tmp))
 
 
-def _export_dynamo(net: CrackSAM, example: torch.Tensor, opset: int, dynamic_batch: bool) -> Any:
+def _export_dynamo(net: torch.nn.Module, example: torch.Tensor, opset: int, dynamic_batch: bool) -> Any:
     """The torch.export-based exporter; it implements opset >= 18 only."""
     shapes = {INPUT_NAME: {0: torch.export.Dim.DYNAMIC}} if dynamic_batch else None
     with _quiet_export():
@@ -100,6 +100,7 @@ def _export_dynamo(net: CrackSAM, example: torch.Tensor, opset: int, dynamic_bat
             net, (example,), None, dynamo=True, opset_version=max(opset, 18), input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME], dynamic_shapes=shapes, external_data=False, optimize=True, verbose=False,
         )
+    assert program is not None  # dynamo=True always returns the program
     return program.model_proto
 
 

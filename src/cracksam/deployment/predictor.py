@@ -272,7 +272,7 @@ class Predictor:
 
     def inference_summary(self) -> str:
         """One line saying how images are run, e.g. ``native, scale 1: whole image (padded to a
-        multiple of 32) up to 1024 px per side, 1024-px windows above``."""
+        multiple of 32) up to 2048 px per side, 2048-px windows above``."""
         s = self.image_size
         if self.mode == "resize":
             return f"resize: whole image resized to {s}x{s}"

@@ -164,7 +164,7 @@ class _VideoOut:
         # OpenCV picks the container from the extension, so the temporary name keeps it.
         self.tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}")
         self.size = size
-        self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+        self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter.fourcc(*fourcc), fps, size)
         if not self.writer.isOpened():
             self.writer.release()
             self.tmp.unlink(missing_ok=True)

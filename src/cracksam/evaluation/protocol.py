@@ -178,7 +178,7 @@ def run_protocol(models: Sequence[EvalModel], cfg: ProtocolConfig, out_dir: str 
 
     inference = {m.name: inference_for(m, cfg) for m in models}  # a bad --mode/--scale fails before any pass
     results: list[PassResult] = []
-    common = dict(
+    common: dict[str, Any] = dict(
         threshold=cfg.threshold,
         batch_size=cfg.batch_size,
         device=cfg.device,
@@ -188,7 +188,7 @@ def run_protocol(models: Sequence[EvalModel], cfg: ProtocolConfig, out_dir: str 
         progress=cfg.progress,
     )
     sweep: dict[str, list[float]] = {}
-    measured = {"measure": cfg.measure, "mm_per_px": cfg.mm_per_px}
+    measured: dict[str, Any] = {"measure": cfg.measure, "mm_per_px": cfg.mm_per_px}
     for model in models:
         how = {"mode": inference[model.name]["mode"], "scale": inference[model.name]["scale"]}
         passes: list[PassResult] = []

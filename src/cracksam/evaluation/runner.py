@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -233,8 +233,8 @@ class _NullProgress:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def add_task(self, *args: Any, **kwargs: Any) -> int:
-        return 0
+    def add_task(self, *args: Any, **kwargs: Any) -> TaskID:
+        return TaskID(0)
 
     def advance(self, *args: Any, **kwargs: Any) -> None:
         return None

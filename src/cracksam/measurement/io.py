@@ -46,9 +46,9 @@ def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
     if image.ndim == 2:
         return image > 0
     if image.ndim == 3 and image.shape[2] in (1, 3):
-        return (image > 0).any(axis=2)
+        return np.asarray((image > 0).any(axis=2))
     if image.ndim == 3 and image.shape[2] == 4:
-        colour = (image[:, :, :3] > 0).any(axis=2)
+        colour = np.asarray((image[:, :, :3] > 0).any(axis=2))
         alpha = image[:, :, 3]
         if not colour.any() and alpha.min() != alpha.max():
             return alpha > 0

@@ -301,7 +301,7 @@ def measure_mask(mask: np.ndarray, mm_per_px: float | None = None, min_length_px
         if kept_per_label[lab] == 0:
             of_lab = np.flatnonzero(path_label == lab)
             keep[of_lab[np.argmax(path_len[of_lab])]] = True
-    for i in np.flatnonzero(~keep):
+    for i in np.flatnonzero(~keep).tolist():
         coords = nodes[indices[indptr[i] : indptr[i + 1]]]
         junction_end = 0 if degree[src[i]] >= 3 else len(coords) - 1
         inner = np.delete(coords, junction_end, axis=0)

@@ -69,8 +69,9 @@ def parse_model_config(data: dict[str, Any], where: str = "model") -> ModelConfi
     conventional network (:class:`SegModelConfig`), otherwise it is CrackSAM's."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    cls = SegModelConfig if "arch" in data else CrackSAMConfig
-    return from_dict(cls, data, where=where)
+    if "arch" in data:
+        return from_dict(SegModelConfig, data, where=where)
+    return from_dict(CrackSAMConfig, data, where=where)
 
 
 def _architecture(model: Any) -> str:
@@ -264,7 +265,7 @@ def load_model(
     if isinstance(config, SegModelConfig):
         if meta["kind"] != "full":
             raise CheckpointError(f"{config_path}: a {config.arch} checkpoint must be a full one")
-        model = build_segmodel(config)
+        model: CrackSAM | SegModel = build_segmodel(config)
         tensors = _read_weights(weights_path, meta, map_location)
         try:
             model.load_state_dict(tensors, strict=True)

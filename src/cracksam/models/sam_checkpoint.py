@@ -20,6 +20,7 @@ import pickle
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import torch
@@ -28,6 +29,9 @@ from torch import nn
 
 from cracksam.errors import CheckpointError
 from cracksam.models.backbones import BACKBONES, BackboneSpec, get_backbone
+
+if TYPE_CHECKING:  # cracksam.models.cracksam imports this module's users; hints only
+    from cracksam.models.cracksam import CrackSAM
 
 _PREFIXES = ("image_encoder.", "prompt_encoder.", "mask_decoder.")
 
@@ -177,7 +181,7 @@ def _resize_rel_pos(table: torch.Tensor, length: int) -> torch.Tensor:
 
 
 def adapt_state_dict(
-    state_dict: dict[str, torch.Tensor], model: nn.Module, report: LoadReport
+    state_dict: dict[str, torch.Tensor], model: CrackSAM, report: LoadReport
 ) -> dict[str, torch.Tensor]:
     """Reshape official tensors to ``model``'s input size and mask-token count."""
     target = model.state_dict()
@@ -218,7 +222,7 @@ def adapt_state_dict(
 
 
 def load_sam_checkpoint(
-    model: nn.Module,
+    model: CrackSAM,
     checkpoint: str | os.PathLike[str],
     map_location: str | torch.device = "cpu",
     spec: BackboneSpec | None = None,

@@ -65,7 +65,8 @@ class HRNetFCN(nn.Module):
 
         # feature_location="" gives the raw branch outputs (not the classification "incre" heads);
         # index 0 is the stride-2 stem, which the head does not use.
-        self.backbone = timm.create_model(name, pretrained=pretrained, features_only=True,
+        # Any: timm's API (feature_info, forward_intermediates) is attributes torch's Module typing hides.
+        self.backbone: Any = timm.create_model(name, pretrained=pretrained, features_only=True,
                                           feature_location="", out_indices=(1, 2, 3, 4))
         channels = sum(self.backbone.feature_info.channels())
         self.head = nn.Sequential(
@@ -169,7 +170,7 @@ class ViTUPerNet(nn.Module):
         from segmentation_models_pytorch.base import SegmentationHead
         from segmentation_models_pytorch.decoders.upernet.decoder import UPerNetDecoder
 
-        self.vit = timm.create_model("vit_base_patch16_224", pretrained=pretrained, img_size=image_size,
+        self.vit: Any = timm.create_model("vit_base_patch16_224", pretrained=pretrained, img_size=image_size,
                                      num_classes=0)
         self.indices = [3, 5, 7, 11]
         self.vit.prune_intermediate_layers(self.indices, prune_norm=True, prune_head=True)  # unused: no grads

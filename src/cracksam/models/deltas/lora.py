@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import torch
 from segment_anything.modeling.image_encoder import ImageEncoderViT
@@ -83,19 +84,21 @@ class LoRALinear(nn.Linear):
 
 def _make_lora(linear: nn.Linear, slots: tuple[str, ...], targets: Sequence[str], config: LoRAConfig) -> None:
     width = linear.out_features // len(slots)
-    factory = {"device": linear.weight.device, "dtype": linear.weight.dtype}
-    linear.lora_A = nn.ParameterDict()
-    linear.lora_B = nn.ParameterDict()
+    factory: dict[str, Any] = {"device": linear.weight.device, "dtype": linear.weight.dtype}
+    # The same object, seen as the class it becomes below, so its attributes are the typed ones.
+    lora = cast(LoRALinear, linear)
+    lora.lora_A = nn.ParameterDict()
+    lora.lora_B = nn.ParameterDict()
     for slot in slots:
         if slot not in targets:
             continue
         a = torch.empty(config.rank, linear.in_features, **factory)
         if a.device.type != "meta":
             nn.init.kaiming_uniform_(a, a=math.sqrt(5))
-        linear.lora_A[slot] = nn.Parameter(a)
-        linear.lora_B[slot] = nn.Parameter(torch.zeros(width, config.rank, **factory))
-    linear.slots = slots
-    linear.lora_scaling = float(config.scaling)
+        lora.lora_A[slot] = nn.Parameter(a)
+        lora.lora_B[slot] = nn.Parameter(torch.zeros(width, config.rank, **factory))
+    lora.slots = slots
+    lora.lora_scaling = float(config.scaling)
     linear.__class__ = LoRALinear
 
 
@@ -122,7 +125,7 @@ def merge_lora(model: nn.Module) -> int:
         if isinstance(module, LoRALinear):
             module.weight += module.delta_weight()
             del module.lora_A, module.lora_B, module.slots, module.lora_scaling
-            module.__class__ = nn.Linear
+            cast(nn.Module, module).__class__ = nn.Linear  # back to the plain class
             merged += 1
     return merged
 
