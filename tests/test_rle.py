@@ -33,6 +33,7 @@ def test_rle_is_coco_uncompressed_column_major():
     starts_with_crack = np.array([[1, 0], [1, 1]], bool)
     assert encode_rle(starts_with_crack)["counts"] == [0, 2, 1, 1]
     assert encode_rle(np.array([[0, 0], [0, 7]]))["counts"] == [3, 1]  # nonzero = crack
+    assert encode_rle(np.array([[3, 7, 0]]))["counts"] == [0, 2, 1]  # 3 and 7 are one run of crack
     assert encode_rle(np.ones((4, 5), bool))["counts"] == [0, 20]
     assert encode_rle(np.zeros((4, 5), bool))["counts"] == [20]
     for m in [*_masks(), np.zeros((0, 4), bool)]:
@@ -44,9 +45,9 @@ def test_rle_is_coco_uncompressed_column_major():
     assert encode_rle(np.zeros((0, 4), bool)) == {"size": [0, 4], "counts": [], "order": RLE_ORDER}
     with pytest.raises(ValueError, match="add up"):
         decode_rle({"size": [2, 2], "counts": [1, 1]})
-    with pytest.raises(ValueError, match="add up"):
-        decode_rle({"size": [2, 2], "counts": [3, 2]})
-    with pytest.raises(ValueError, match=">= 0"):
+    with pytest.raises(ValueError, match=r"^RLE counts add up to 5, expected 2 x 3 = 6$"):
+        decode_rle({"size": [2, 3], "counts": [3, 2]})
+    with pytest.raises(ValueError, match=r"^RLE counts must be >= 0$"):
         decode_rle({"size": [2, 2], "counts": [5, -1]})  # adds up to 4, but a run cannot be negative
     with pytest.raises(ValueError, match="2-D"):
         encode_rle(np.zeros((2, 2, 1), bool))

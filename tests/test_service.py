@@ -27,7 +27,7 @@ from cracksam.measurement import measure_mask, result_to_dict
 from cracksam.models import CrackSAMConfig, DeltaConfig, build_cracksam, export_full
 from cracksam.service.app import create_app
 from cracksam.service.inference import LoadedModel, LockedBackend, ThreadLocalOpenVINO, thread_safe
-from cracksam.service.rle import decode_rle, encode_rle
+from cracksam.service.rle import decode_rle
 from cracksam.service.server import ThreadedServer
 from cracksam.service.settings import ServiceSettings
 

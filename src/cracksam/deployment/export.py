@@ -58,6 +58,13 @@ Exporter = Literal["auto", "torchscript", "dynamo"]
 # -- ONNX ------------------------------------------------------------------------------------------
 
 
+def _image_size(model: torch.nn.Module) -> int:
+    """``model.config.image_size`` (export_onnx checks it is an int); torch types module
+    attributes as Tensor | Module, hence the Any."""
+    config: Any = model.config
+    return int(config.image_size)
+
+
 def _onnx_metadata(model: torch.nn.Module, precision: str, lora_merged: bool, exporter: str) -> dict[str, str]:
     if isinstance(model, (CrackSAM, SegModel)):
         base = model_metadata(model.config, precision)
@@ -130,7 +137,7 @@ def _finish_proto(proto: Any, meta: dict[str, str], size: int, dynamic_batch: bo
     proto.doc_string = f"{name} crack segmentation: images (B,3,S,S) RGB 0..255 -> logits (B,2,S,S), channel 1 = crack"
 
 
-def _verify(data: bytes, net: CrackSAM, dynamic_batch: bool) -> None:
+def _verify(data: bytes, net: torch.nn.Module, dynamic_batch: bool) -> None:
     """Run the serialised graph in ONNX Runtime and compare with the PyTorch model it came from."""
     try:
         import onnxruntime as ort
@@ -140,7 +147,7 @@ def _verify(data: bytes, net: CrackSAM, dynamic_batch: bool) -> None:
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
-    size = net.config.image_size
+    size = _image_size(net)
     gen = torch.Generator().manual_seed(1)
     for batch in (1, 3) if dynamic_batch else (1,):
         x = torch.rand(batch, 3, size, size, generator=gen) * 255
@@ -196,7 +203,7 @@ def export_onnx(
     lora_merged = merge_lora and has_lora(net)
     if merge_lora:
         merge_lora_fn(net)
-    size = net.config.image_size
+    size = _image_size(net)
     example = torch.rand(2 if dynamic_batch else 1, 3, size, size, generator=torch.Generator().manual_seed(0)) * 255
     path.parent.mkdir(parents=True, exist_ok=True)
 

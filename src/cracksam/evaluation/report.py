@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,7 +93,7 @@ def write_table(
 
 
 def blur_sweep_plot(
-    path: Path, kernels: Sequence[int], curves: dict[str, Sequence[float]], metric: str = "IoU", title: str = ""
+    path: Path, kernels: Sequence[int], curves: Mapping[str, Sequence[float]], metric: str = "IoU", title: str = ""
 ) -> Path:
     """IoU (or another metric) against Gaussian-blur kernel size, one line per model."""
     import matplotlib

@@ -62,6 +62,10 @@ class CrackSAM(nn.Module):
     full-size logits too.
     """
 
+    # Registered as buffers in __init__; declared here for the type checker.
+    pixel_mean: torch.Tensor
+    pixel_std: torch.Tensor
+
     def __init__(self, config: CrackSAMConfig) -> None:
         super().__init__()
         self.config = config

@@ -25,7 +25,6 @@ from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from cracksam.errors import CheckpointError
 from cracksam.models.backbones import BACKBONES, BackboneSpec, get_backbone

@@ -121,6 +121,10 @@ class SegModel(nn.Module):
     ``input_multiple`` (the network's stride) and gives (B, 2, H, W).
     """
 
+    # Registered as buffers in __init__; declared here for the type checker.
+    pixel_mean: torch.Tensor
+    pixel_std: torch.Tensor
+
     def __init__(self, config: SegModelConfig) -> None:
         super().__init__()
         self.config = config

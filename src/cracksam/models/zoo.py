@@ -7,6 +7,8 @@ weights (a hub download, only where the user is online); otherwise weights are r
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -65,10 +67,11 @@ class HRNetFCN(nn.Module):
 
         # feature_location="" gives the raw branch outputs (not the classification "incre" heads);
         # index 0 is the stride-2 stem, which the head does not use.
-        # Any: timm's API (feature_info, forward_intermediates) is attributes torch's Module typing hides.
-        self.backbone: Any = timm.create_model(name, pretrained=pretrained, features_only=True,
+        # Any: timm's API (feature_info here) is attributes that torch's Module typing hides.
+        backbone: Any = timm.create_model(name, pretrained=pretrained, features_only=True,
                                           feature_location="", out_indices=(1, 2, 3, 4))
-        channels = sum(self.backbone.feature_info.channels())
+        self.backbone = backbone
+        channels = sum(backbone.feature_info.channels())
         self.head = nn.Sequential(
             nn.Conv2d(channels, channels, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
             nn.Conv2d(channels, 2, 1),
@@ -170,11 +173,14 @@ class ViTUPerNet(nn.Module):
         from segmentation_models_pytorch.base import SegmentationHead
         from segmentation_models_pytorch.decoders.upernet.decoder import UPerNetDecoder
 
-        self.vit: Any = timm.create_model("vit_base_patch16_224", pretrained=pretrained, img_size=image_size,
+        # Any: timm's API (prune_intermediate_layers, embed_dim, forward_intermediates) is attributes
+        # that torch's Module typing hides.
+        vit: Any = timm.create_model("vit_base_patch16_224", pretrained=pretrained, img_size=image_size,
                                      num_classes=0)
+        self.vit: Any = vit
         self.indices = [3, 5, 7, 11]
-        self.vit.prune_intermediate_layers(self.indices, prune_norm=True, prune_head=True)  # unused: no grads
-        dim = self.vit.embed_dim
+        vit.prune_intermediate_layers(self.indices, prune_norm=True, prune_head=True)  # unused: no grads
+        dim = vit.embed_dim
         self.fpn1 = nn.Sequential(nn.ConvTranspose2d(dim, dim, 2, 2), nn.BatchNorm2d(dim), nn.GELU(),
                                   nn.ConvTranspose2d(dim, dim, 2, 2))
         self.fpn2 = nn.ConvTranspose2d(dim, dim, 2, 2)
