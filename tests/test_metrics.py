@@ -167,3 +167,104 @@ def test_select_keeps_the_counts_of_the_chosen_images():
     assert sub.compute("image") == direct.compute("image")
     with pytest.raises(ValueError, match="one value per image"):
         m.select([True, False])
+
+
+# -- edges found by mutation testing (scripts/mutation.sh metrics) -----------------------------------
+
+
+def test_probability_range_is_checked_at_both_ends_inclusively() -> None:
+    """0 and 1 are valid probabilities; anything below 0 or above 1 is refused, with the hint."""
+    m = BinaryMetrics()
+    m.update(np.array([[0.0, 1.0]]), np.array([[0, 1]]))  # the ends themselves are fine
+    assert (m.compute()["tp"], m.compute()["fp"]) == (1, 0)
+    hint = (r"^probabilities must lie in \[0, 1\], got values in \[{}, {}\] "
+            r"\(pass sigmoid\(logits\), or a boolean prediction\)$")
+    for lo, hi in [(-0.1, 0.5), (0.2, 1.5), (-0.5, 0.9)]:
+        with pytest.raises(ValueError, match=hint.format(lo, hi)):
+            m.update(np.array([[lo, hi]]), np.array([[0, 1]]))
+
+
+def test_every_float_width_and_integer_labels_other_than_one() -> None:
+    """float32 probabilities are thresholded like float64; integer masks with labels such as 2
+    count as crack wherever nonzero (in the target too, not bitwise)."""
+    target = np.array([[2, 2, 0, 0]], dtype=np.uint8)
+    for dtype in (np.float16, np.float32, np.float64):
+        m = BinaryMetrics()
+        m.update(np.array([[0.5, 0.2, 0.9, 0.1]], dtype=dtype), target)
+        assert m.counts()[0].tolist() == [1] and m.counts()[1].tolist() == [1] and m.counts()[2].tolist() == [1]
+    with pytest.raises(TypeError, match="^unsupported prediction dtype <U1$"):
+        BinaryMetrics().update(np.array([["a"]]), np.array([[1]]))
+
+
+def test_tensors_from_a_model_are_counted_on_the_torch_path() -> None:
+    """Tensors that require grad (straight from a network), a parameter (a torch *sub*module type),
+    and numpy mixed with torch either way: all counted as the numpy reference."""
+    torch = pytest.importorskip("torch")
+    from cracksam.evaluation.metrics import _is_torch, binary_counts
+
+    prob, target = _batch(seed=3, n=3, size=8)
+    prob[0, 0, 0] = 0.5  # exactly the threshold: crack
+    ref = binary_counts(prob, target)
+    assert _is_torch(torch.nn.Parameter(torch.zeros(1))) and not _is_torch(prob)
+    live = torch.from_numpy(prob).requires_grad_(True)
+    label = torch.from_numpy(target.astype(np.float32)).requires_grad_(True)
+    for p, t in [(live, target), (prob, label), (live, label), (torch.nn.Parameter(torch.from_numpy(prob)), target)]:
+        got = binary_counts(p, t)
+        assert all(g.dtype == np.int64 for g in got)
+        assert [g.tolist() for g in got] == [r.tolist() for r in ref]
+        m = BinaryMetrics()
+        m.update(p[0], t[0])
+        m.update_batch(p, t)
+        assert m.counts()[0].tolist() == [ref[0][0], *ref[0].tolist()]
+    ints = torch.tensor([[0, 1, 255, 0]], dtype=torch.uint8)  # an integer mask tensor: nonzero = crack
+    counts = binary_counts(ints, np.array([[0, 1, 0, 1]]))
+    assert [c.tolist() for c in counts] == [[1], [1], [1]]
+    with pytest.raises(ValueError, match=r"^prediction shape \(2, 3\) != target shape \(2, 4\)$"):
+        binary_counts(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+def test_counts_and_rules_at_small_numbers() -> None:
+    """A denominator of exactly 1, and TP + FN = FP (not an empty image)."""
+    one = metrics_from_counts(1, 0, 0)
+    assert [float(one[k]) for k in ("precision", "recall", "f1", "iou")] == [1.0, 1.0, 1.0, 1.0]
+    out = metrics_from_counts(1, 2, 1, empty_score=0.5)
+    assert float(out["iou"]) == pytest.approx(0.25) and float(out["precision"]) == pytest.approx(1 / 3)
+    empty = BinaryMetrics()
+    assert empty.counts()[0].dtype == np.int64 and empty.counts()[0].shape == (0,)
+    for reduction in ("dataset", "image"):
+        values = empty.compute(reduction)
+        assert all(np.isnan(values[k]) for k in ("precision", "recall", "f1", "iou")) and values["n_images"] == 0
+    zero = BinaryMetrics(empty_score=0.0)
+    zero.update(np.zeros((2, 2), bool), np.zeros((2, 2), bool))
+    assert zero.compute("dataset")["iou"] == 0.0 and zero.compute("image")["iou"] == 0.0
+    with pytest.raises(ValueError, match=r"^reduction must be 'dataset' or 'image', got 'pixel'$"):
+        zero.compute("pixel")  # type: ignore[arg-type]
+
+
+def test_constructor_and_batch_axis_checks() -> None:
+    for threshold in (0.0, 1.0):
+        assert BinaryMetrics(threshold=threshold).threshold == threshold
+    with pytest.raises(ValueError, match=r"^threshold must lie in \[0, 1\], got 1.5$"):
+        BinaryMetrics(threshold=1.5)
+    with pytest.raises(ValueError, match=r"^empty_score must lie in \[0, 1\], got 1.5$"):
+        BinaryMetrics(empty_score=1.5)
+    m = BinaryMetrics()
+    m.update_batch(np.array([0.7, 0.2]), np.array([1, 1]))  # a batch of two one-pixel images
+    assert len(m) == 2 and m.counts()[0].tolist() == [1, 0] and m.counts()[0].dtype == np.int64
+    with pytest.raises(ValueError, match=r"^update_batch needs an array with a batch axis \(B x H x W\)$"):
+        m.update_batch(np.array(0.5), np.array(1))
+
+
+def test_select_and_per_image_keep_the_settings() -> None:
+    m = BinaryMetrics(threshold=0.3, empty_score=0.0)
+    m.update(np.zeros((2, 2)), np.zeros((2, 2), bool))  # empty image: scores 0 here
+    m.update(np.full((2, 2), 0.4), np.eye(2, dtype=bool))  # 0.4 >= 0.3: all crack
+    m.update(np.zeros((2, 2)), np.ones((2, 2), bool))
+    sub = m.select([1, 1, 0])  # 0/1 as well as booleans
+    assert (sub.threshold, sub.empty_score, len(sub)) == (0.3, 0.0, 2)
+    assert sub.compute("image")["iou"] == pytest.approx((0.0 + 0.5) / 2)
+    per = m.per_image()
+    assert per["tp"].tolist() == [0, 2, 0] and per["fp"].tolist() == [0, 2, 0] and per["fn"].tolist() == [0, 0, 4]
+    assert per["iou"].tolist() == pytest.approx([0.0, 0.5, 0.0])
+    assert per["precision"].tolist() == pytest.approx([0.0, 0.5, 0.0])
+    assert per["recall"].tolist() == pytest.approx([0.0, 1.0, 0.0])
