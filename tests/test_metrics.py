@@ -204,7 +204,9 @@ def test_tensors_from_a_model_are_counted_on_the_torch_path() -> None:
 
     prob, target = _batch(seed=3, n=3, size=8)
     prob[0, 0, 0] = 0.5  # exactly the threshold: crack
-    ref = binary_counts(prob, target)
+    ref = binary_counts(prob, target)  # the default threshold is 0.5, inclusive:
+    assert ref[0].tolist() == ((prob >= 0.5) & target).sum(axis=(1, 2)).tolist()
+    assert ref[1].tolist() == ((prob >= 0.5) & ~target).sum(axis=(1, 2)).tolist()
     assert _is_torch(torch.nn.Parameter(torch.zeros(1))) and not _is_torch(prob)
     live = torch.from_numpy(prob).requires_grad_(True)
     label = torch.from_numpy(target.astype(np.float32)).requires_grad_(True)
@@ -217,8 +219,8 @@ def test_tensors_from_a_model_are_counted_on_the_torch_path() -> None:
         m.update_batch(p, t)
         assert m.counts()[0].tolist() == [ref[0][0], *ref[0].tolist()]
     ints = torch.tensor([[0, 1, 255, 0]], dtype=torch.uint8)  # an integer mask tensor: nonzero = crack
-    counts = binary_counts(ints, np.array([[0, 1, 0, 1]]))
-    assert [c.tolist() for c in counts] == [[1], [1], [1]]
+    counts = binary_counts(ints, np.array([[0, 1, 1, 1]]))
+    assert [c.tolist() for c in counts] == [[2], [0], [1]]
     with pytest.raises(ValueError, match=r"^prediction shape \(2, 3\) != target shape \(2, 4\)$"):
         binary_counts(torch.zeros(2, 3), torch.zeros(2, 4))
 
