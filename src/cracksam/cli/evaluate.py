@@ -80,7 +80,7 @@ def evaluate(
     model = model or [DEFAULT_MODEL_NAME]
     if name and len(name) != len(model):
         raise ConfigError(f"give one --name per --model ({len(model)} models, {len(name)} names)")
-    labels = name or [None] * len(model)
+    labels: list[str | None] = list(name) if name else [None] * len(model)
     # Exported files run on the CPU unless --device says otherwise: "cuda when present" is PyTorch's
     # GPU, which OpenVINO cannot use and a CPU-only onnxruntime would only warn about.
     exported = [str(m).lower().endswith((".onnx", ".xml")) for m in model]
