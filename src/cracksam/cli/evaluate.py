@@ -33,6 +33,11 @@ def evaluate(
     test_split: str = typer.Option("test", help="Split of --test datasets (train, val, test, all)."),
     unseen_split: str = typer.Option("all", help="Split of --unseen datasets."),
     split_seed: int = typer.Option(0, help="Seed of the split (as in training)."),
+    mask_threshold: float | None = typer.Option(
+        None, "--mask-threshold", metavar="FRACTION",
+        help="Read masks as crack above this share of full scale (JPEG or anti-aliased masks); "
+        "default: masks must have two levels.",
+    ),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for delta checkpoints."),
     allow_random_base: bool = typer.Option(False, help="Keep random base weights (tiny/full models, tests)."),
     threshold: float = typer.Option(0.5, help="Crack probability threshold."),
@@ -75,6 +80,7 @@ def evaluate(
         progress=not no_progress,
         measure=measure,
         mm_per_px=mm_per_px,
+        mask_threshold=mask_threshold,
     )
     output_dir(out)
     model = model or [DEFAULT_MODEL_NAME]

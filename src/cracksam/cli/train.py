@@ -26,6 +26,16 @@ def train(
         False, "--allow-random-base",
         help="Train a CrackSAM whose SAM encoder keeps random weights (no --base): smoke tests only.",
     ),
+    init_from: str | None = typer.Option(
+        None, "--init-from", metavar="MODEL",
+        help="Fine-tune this model: 'default' (the bundled one), a checkpoint or run folder; its architecture "
+        "and weights are the start (see README, Fine-tuning).",
+    ),
+    mask_threshold: float | None = typer.Option(
+        None, "--mask-threshold", metavar="FRACTION",
+        help="Read masks as crack above this share of full scale (0.5: grey level 128 of 255), for JPEG or "
+        "anti-aliased masks; default: masks must have two levels.",
+    ),
     arch: str | None = typer.Option(
         None, "--arch", help="Train a registry network (student/baseline, see `cracksam info --list-models`) instead "
         "of CrackSAM."
@@ -142,6 +152,8 @@ def train(
         cfg.data.num_workers = workers
     if no_augment:
         cfg.data.augment = False
+    if mask_threshold is not None:
+        cfg.data.mask_threshold = mask_threshold
     if lr is not None:
         cfg.optim.lr = lr
     if warmup is not None:
@@ -171,6 +183,18 @@ def train(
             setattr(cfg, key, value)
     if no_progress:
         cfg.progress = False
+    if init_from is not None:
+        shape_flags = {"--backbone": backbone, "--delta": delta, "--rank": rank, "--targets": targets,
+                       "--bottleneck": bottleneck, "--scale": scale, "--pixel-norm": pixel_norm}
+        given = [flag for flag, value in shape_flags.items() if value is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)} cannot be combined with --init-from: the architecture comes "
+                              "from the model fine-tuned")
+        cfg.init_from = init_from
+    if cfg.init_from:
+        from cracksam.training.init_from import apply_init_from
+
+        apply_init_from(cfg)
     cfg.__post_init__()
     if print_config:
         import yaml
