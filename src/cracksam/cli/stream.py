@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP
+from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP
 from cracksam.inference_modes import MODE_HELP, SCALE_HELP
 
 # Same value as cracksam.deployment.stream.DEFAULT_SCENE_CUT (not imported: that module loads
@@ -42,7 +42,7 @@ def stream(
     fps: float | None = typer.Option(None, help="Frame rate of the output video (default: the source's)."),
     timeout: float = typer.Option(10.0, help="Seconds to wait when opening or reading a network stream."),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
-    allow_random_base: bool = typer.Option(False, help="Keep random base weights (tiny/full models, tests)."),
+    allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
     mode: str | None = typer.Option(None, "--mode", help=MODE_HELP),
     scale: float | None = typer.Option(None, "--scale", help=SCALE_HELP),
     threshold: float = typer.Option(0.5, help="Crack probability threshold."),
