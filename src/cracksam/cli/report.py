@@ -42,7 +42,7 @@ def report(
                                        "are 'isolated_short'."),
     severity: str = typer.Option("astm-d6433", "--severity", help="Severity scheme name or JSON/YAML file."),
     json_out: bool = typer.Option(False, "--json", help="Print the survey summary as JSON."),
-    no_progress: bool = typer.Option(False, "--no-progress"),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
     from cracksam.cli.measure import _resolve_scale
     from cracksam.inspection import TypeRules, load_scheme
