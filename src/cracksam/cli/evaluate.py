@@ -87,7 +87,7 @@ def evaluate(
     model = model or [DEFAULT_MODEL_NAME]
     if name and len(name) != len(model):
         raise ConfigError(f"give one --name per --model ({len(model)} models, {len(name)} names)")
-    labels = name or [None] * len(model)
+    labels: list[str | None] = list(name) if name else [None] * len(model)
     models = [load_eval_model(m, base, allow_random_base, device, name=n) for m, n in zip(model, labels, strict=True)]
     names = [m.name for m in models]
     if len(set(names)) != len(names):

@@ -186,15 +186,15 @@ def bench(
     table = Table(title=f"batch {batch}, {_machine(threads)}")
     for col in ("model", "backend", "latency ms (median)", "p90 ms", "images/s", "× torch", "parity IoU"):
         table.add_column(col)
-    for r in rows:
+    for row in rows:
         table.add_row(
-            Path(r["model"]).name,
-            r["backend"],
-            f"{r['latency_ms_median']:.1f}",
-            f"{r['latency_ms_p90']:.1f}",
-            f"{r['images_per_s']:.2f}",
-            f"{r['speedup_vs_torch']:.2f}" if r["speedup_vs_torch"] else "–",
-            f"{r['parity_mask_iou']:.4f}" if r["parity_mask_iou"] is not None else "–",
+            Path(row["model"]).name,
+            row["backend"],
+            f"{row['latency_ms_median']:.1f}",
+            f"{row['latency_ms_p90']:.1f}",
+            f"{row['images_per_s']:.2f}",
+            f"{row['speedup_vs_torch']:.2f}" if row["speedup_vs_torch"] else "–",
+            f"{row['parity_mask_iou']:.4f}" if row["parity_mask_iou"] is not None else "–",
         )
     Console(soft_wrap=True, stderr=json_out).print(table)
     document = json.dumps({"batch": batch, "threads": threads, "results": rows}, indent=2)
