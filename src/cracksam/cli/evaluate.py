@@ -8,8 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cracksam.cli.inputs import output_dir
-from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP
+from cracksam.cli.inputs import check_output_dir
+from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, trust_option
 from cracksam.errors import ConfigError
 from cracksam.inference_modes import MODE_HELP, SCALE_HELP, check_options
 
@@ -35,6 +35,7 @@ def evaluate(
     split_seed: int = typer.Option(0, help="Seed of the split (as in training)."),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for delta checkpoints."),
     allow_random_base: bool = typer.Option(False, help="Keep random base weights (tiny/full models, tests)."),
+    trust: bool = trust_option(),
     threshold: float = typer.Option(0.5, help="Crack probability threshold."),
     mode: str | None = typer.Option(None, "--mode", help=MODE_HELP + " Applies to every --model."),
     scale: float | None = typer.Option(None, "--scale", help=SCALE_HELP),
@@ -76,7 +77,9 @@ def evaluate(
         measure=measure,
         mm_per_px=mm_per_px,
     )
-    output_dir(out)
+    # Checked, not created: the datasets are only read by run_protocol, and a refused run must not
+    # leave an empty folder; the first result written creates it.
+    check_output_dir(out)
     model = model or [DEFAULT_MODEL_NAME]
     if name and len(name) != len(model):
         raise ConfigError(f"give one --name per --model ({len(model)} models, {len(name)} names)")
@@ -85,7 +88,7 @@ def evaluate(
     # GPU, which OpenVINO cannot use and a CPU-only onnxruntime would only warn about.
     exported = [str(m).lower().endswith((".onnx", ".xml")) for m in model]
     models = [
-        load_eval_model(m, base, allow_random_base, device or ("cpu" if e else cfg.device), name=n)
+        load_eval_model(m, base, allow_random_base, device or ("cpu" if e else cfg.device), name=n, trust=trust)
         for m, n, e in zip(model, labels, exported, strict=True)
     ]
     names = [m.name for m in models]

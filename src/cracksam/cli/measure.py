@@ -95,13 +95,12 @@ def measure(
     scale = _resolve_scale(mm_per_px, ref_points, ref_length_mm)
     if not math.isfinite(min_length) or min_length < 0:
         raise CrackSAMError(f"--min-length must be >= 0 px, got {min_length:g}")
-    if out is not None:
-        output_dir(out)
-
     files, problems = expand_inputs(masks)
     if image is not None and (len(files) != 1 or problems or len(masks) != 1):
         raise CrackSAMError("--image can only be used with exactly one mask file")
     photo = read_image(image) if image is not None else None
+    if out is not None:  # after the checks above: a refused run leaves no folder behind
+        output_dir(out)
 
     console = Console(stderr=json_out)
     failed = 0

@@ -11,7 +11,7 @@ import typer
 
 from cracksam import __version__
 from cracksam.cli.inputs import expand_inputs, output_dir, unique_stem
-from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, model_path_option
+from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, model_path_option, trust_option
 from cracksam.errors import ConfigError, CrackSAMError
 from cracksam.inference_modes import DEFAULT_WINDOW, MODE_HELP, SCALE_HELP, check_options
 
@@ -34,6 +34,7 @@ def predict(
     out: Path = typer.Option(Path("predictions"), "--out", "-o", help="Output folder."),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
     allow_random_base: bool = typer.Option(False, help="Keep random base weights (tiny/full models, tests)."),
+    trust: bool = trust_option(),
     mode: str | None = typer.Option(None, "--mode", help=MODE_HELP),
     scale: float | None = typer.Option(None, "--scale", help=SCALE_HELP),
     window: int = typer.Option(DEFAULT_WINDOW, "--window",
@@ -89,6 +90,7 @@ def predict(
         device=device,
         threads=threads,
         allow_random_base=allow_random_base,
+        trust=trust,
         mode=mode,
         scale=scale,
         window=window,
