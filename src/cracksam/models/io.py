@@ -176,7 +176,7 @@ def read_checkpoint_config(path: str | os.PathLike[str], trust: bool = False) ->
     config_path, _ = _locate(path)
     try:
         meta = json.loads(config_path.read_text(encoding="utf-8"), parse_constant=_no_constant)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: bad UTF-8, bad JSON, NaN/Infinity
         raise CheckpointError(f"{config_path}: unreadable checkpoint config ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{config_path}: not a CrackSAM checkpoint config")
