@@ -27,6 +27,7 @@ MODEL_HELP = ("Checkpoint folder, training run folder (its best/), .onnx file or
               "'default' (the default) is the bundled model.")
 
 
+RANDOM_BASE_HELP = "Keep random SAM base weights of a delta checkpoint without its base (tiny models, tests)."
 TRUST_HELP = ("Load checkpoint folders that carry no checksums (written by cracksam before format 2) "
               "without verifying them.  A checksum that is present must still match.")
 

@@ -9,7 +9,8 @@ Endpoints (OpenAPI at ``/openapi.json``, interactive docs at ``/docs``):
   (see :mod:`cracksam.service.rle`: COCO uncompressed, column-major) or a base64 PNG
   (``?mask=png``), crack pixel count and fraction, image size, model id and timings;
   ``?measure=true`` (or ``?mm_per_px=``) adds the crack measurement of
-  :mod:`cracksam.measurement` (totals and one entry per crack).
+  :mod:`cracksam.measurement` (totals and one entry per crack), each crack with its ``type`` and
+  ``severity`` (:mod:`cracksam.inspection`; ``?direction_deg=``, ``?severity=``).
 * ``GET /health`` (and ``HEAD``) -- 200 ``{"status": "ok"}`` once the model is loaded, 503 before
   (or if loading failed), for readiness probes; with counts of the jobs done and skipped.
 * ``GET /v1/model`` -- the model card (:meth:`Predictor.describe`), its id and the limits.
@@ -78,6 +79,8 @@ IMAGE_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "
 
 #: How often a request waiting for its job asks whether its client is still connected.
 DISCONNECT_POLL_S = 0.1
+
+SeverityName = Literal["astm-d6433", "concrete", "pixels"]  # inspection.SCHEMES; never a file in a request
 
 
 _ERROR_SCHEMA = {
@@ -321,6 +324,11 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
         min_length_px: float = Query(10.0, ge=0, allow_inf_nan=False, description="Shortest crack measured (px)."),
         threshold: float | None = Query(None, gt=0, lt=1, allow_inf_nan=False,
                                         description="Crack probability threshold (default: the model's)."),
+        direction_deg: float = Query(90.0, ge=-360, le=360, allow_inf_nan=False,
+                                     description="Crack types: travel direction, degrees counter-clockwise from "
+                                                 "the image's horizontal (default 90: up the image)."),
+        severity: SeverityName = Query("astm-d6433", description="Severity scheme (widths in mm need mm_per_px; "
+                                                                 "without it pixel bands are used and said)."),
     ) -> Response:
         """Segment the cracks of one image."""
         t_request = time.perf_counter()
@@ -345,6 +353,8 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
                 mm_per_px=mm_per_px,
                 min_length_px=min_length_px,
                 threshold=model.predictor.threshold if threshold is None else threshold,
+                direction_deg=direction_deg,
+                severity=severity,
             )
             return await _run_segment(request, state, upload.file, upload.name, options, model, t_request)
         finally:

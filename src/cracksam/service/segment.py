@@ -46,6 +46,8 @@ class SegmentOptions:
     mm_per_px: float | None
     min_length_px: float
     threshold: float
+    direction_deg: float = 90.0  # crack types: reference (travel) direction
+    severity: str = "astm-d6433"  # a built-in severity scheme
 
 
 @dataclass(frozen=True)
@@ -199,12 +201,13 @@ def warm_measurement() -> None:
 
 
 def _measure(mask: np.ndarray, name: str, options: SegmentOptions) -> dict[str, Any]:
-    from cracksam.measurement import measure_mask, result_to_dict
+    from cracksam.inspection import TypeRules, inspect_mask, inspection_to_dict
 
     try:
-        result = measure_mask(mask, mm_per_px=options.mm_per_px, min_length_px=options.min_length_px)
+        ins = inspect_mask(mask, mm_per_px=options.mm_per_px, min_length_px=options.min_length_px,
+                           rules=TypeRules(direction_deg=options.direction_deg), severity=options.severity)
     except CrackSAMError as exc:  # the query values were checked; this is a guard, not a path
         raise ApiError(422, "invalid_query", str(exc)) from None
-    return result_to_dict(result, source=name)
+    return inspection_to_dict(ins, source=name)
 
 
