@@ -47,9 +47,9 @@ def _root(
 def _register_all() -> None:
     # Each command module keeps its heavy imports (torch, lightning, onnx) inside the command, so
     # registering them all costs little.
-    from cracksam.cli import evaluate, export, info, measure, predict, serve, stream, train
+    from cracksam.cli import evaluate, export, info, measure, predict, report, serve, stream, train
 
-    for module in (info, train, evaluate, predict, export, measure, serve, stream):
+    for module in (info, train, evaluate, predict, export, measure, report, serve, stream):
         module.register(app)
 
 
