@@ -221,6 +221,18 @@ def test_lora_scaling_against_hand_computed_weights(tiny_config):
         torch.testing.assert_close(attn.proj(x), x @ proj.t() + attn.proj.bias, atol=1e-5, rtol=1e-5)
 
 
+def test_has_lora_tells_lora_models_apart(tiny_config):
+    """Mutant killed: ``has_lora`` not looking at the modules (it decides whether a checkpoint
+    needs merging; no other test of ``scripts/mutation.sh lora`` calls it)."""
+    from cracksam.models.deltas.lora import has_lora, merge_lora
+
+    model = build_cracksam(tiny_config("lora"))
+    assert has_lora(model) and not has_lora(build_cracksam(tiny_config("adapter")))
+    with torch.no_grad():
+        assert merge_lora(model) > 0
+    assert not has_lora(model)  # merged: plain linears again
+
+
 def test_lora_merge_equals_unmerged(tiny_config, images64):
     model = build_cracksam(tiny_config("adapter+lora")).eval()
     for name, p in model.named_parameters():
