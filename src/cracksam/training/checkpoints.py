@@ -1,0 +1,191 @@
+"""Resumable training checkpoints: one safe reader, atomic writes keeping the previous one, saves
+only at optimiser-step boundaries, and Ctrl-C turned into a clean stop at the next boundary.
+
+Why not Lightning's defaults: ``ModelCheckpoint`` keeps one ``last.ckpt`` written in place (a kill
+during the write loses the run), and on Ctrl-C Lightning stops wherever the batch is and exits 1;
+a checkpoint written then holds the loop state of a half-done batch, so the resumed run's epochs
+shift by one step.  Here a checkpoint is only ever written in ``on_train_batch_end`` right after an
+optimiser step (or at the end of training), which is the state Lightning's loops restart from.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import threading
+import warnings
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from cracksam.errors import CheckpointError, CrackSAMWarning
+
+LAST, PREVIOUS = "last.ckpt", "previous.ckpt"
+
+
+def load_checkpoint_file(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a training checkpoint without running code from it; every failure (missing, empty,
+    truncated, random bytes, a pickle with Python objects, not one of our checkpoints) becomes a
+    :class:`CheckpointError` naming the file and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"{path}: damaged checkpoint: the file is empty (0 bytes)")
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+        if head[:1] == b"\x80":  # a bare pickle stream, not torch's zip container
+            raise CheckpointError(f"{path}: refused: a raw pickle, not a PyTorch checkpoint "
+                                  "(loading it could run code)")
+        what = "truncated" if head == b"PK" else "not a PyTorch checkpoint (unrecognised bytes)"
+        raise CheckpointError(f"{path}: damaged checkpoint: {what}, {size} bytes")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "Weights only load failed" in reason:
+            reason = "it holds Python objects other than tensors (refused: loading them could run code)"
+        raise CheckpointError(f"{path}: refused checkpoint: {reason}") from None
+    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError/EOFError/KeyError/... on damage
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: damaged checkpoint: {reason}") from None
+    if not isinstance(obj, dict) or "state_dict" not in obj or "loops" not in obj:
+        raise CheckpointError(f"{path}: not a resumable cracksam training checkpoint (no weights or loop state)")
+    return obj
+
+
+class SafeCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint reader/writer with :func:`load_checkpoint_file` for every read and an
+    atomic write: to a temporary file, flushed to disk, then renamed over the target.  The
+    ``last.ckpt`` being replaced is kept as ``previous.ckpt`` (one damaged file does not lose the run)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        try:
+            with open(tmp, "wb") as fh:
+                torch.save(checkpoint, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if path.name == LAST and path.exists():
+                os.replace(path, path.with_name(PREVIOUS))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        return load_checkpoint_file(path, map_location=map_location or "cpu")
+
+
+def checkpoint_step(checkpoint: dict[str, Any]) -> int:
+    return int(checkpoint.get("global_step", -1))
+
+
+def choose_resume_checkpoint(ckpt_dir: Path, move_damaged: bool = True) -> Path:
+    """The checkpoint a resumed run starts from: ``last.ckpt``, or ``previous.ckpt`` when the latest
+    is damaged or missing (one warning line says so).  A damaged latest is renamed
+    ``last.ckpt.damaged`` so the next save does not rotate it over the good previous one."""
+    last, previous = ckpt_dir / LAST, ckpt_dir / PREVIOUS
+    try:
+        load_checkpoint_file(last)
+        return last
+    except CheckpointError as exc:
+        if not previous.is_file():
+            raise
+        problem = exc
+    try:
+        step = checkpoint_step(load_checkpoint_file(previous))
+    except CheckpointError as exc:
+        raise CheckpointError(f"{problem}; the previous checkpoint is no better: {exc}") from None
+    if move_damaged and last.exists():
+        os.replace(last, last.with_name(LAST + ".damaged"))
+    warnings.warn(f"{problem}; resuming from {previous} (step {step}) instead", CrackSAMWarning, stacklevel=2)
+    return previous
+
+
+class TrainingInterrupted(Exception):  # noqa: N818 - a stop the user asked for, not an error
+    """Raised at a step boundary after Ctrl-C, once the checkpoint is written."""
+
+    def __init__(self, step: int, checkpoint: Path) -> None:
+        super().__init__(f"interrupted at step {step}; checkpoint {checkpoint}")
+        self.step, self.checkpoint = step, checkpoint
+
+
+class InterruptFlag:
+    """Ctrl-C (SIGINT) sets a flag instead of raising inside a batch; a second Ctrl-C interrupts at
+    once (KeyboardInterrupt, nothing saved beyond the last checkpoint)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def _handler(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    @contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.signal(signal.SIGINT, self._handler)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+class StepCheckpoint(L.Callback):
+    """Writes ``last.ckpt`` every ``every`` optimiser steps and at the end of training, and stops at
+    the next step boundary when ``interrupt`` was requested (after saving)."""
+
+    def __init__(self, path: Path, every: int, interrupt: InterruptFlag | None = None, max_steps: int = -1) -> None:
+        self.path, self.every, self.interrupt, self.max_steps = Path(path), int(every), interrupt, max_steps
+        self._saved_step = -1
+        self.trained_batches = 0  # in this process (a start that trained nothing leaves no log part)
+
+    def _save(self, trainer: L.Trainer) -> None:
+        trainer.save_checkpoint(self.path, weights_only=False)
+        self._saved_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self.trained_batches += 1
+        step = trainer.global_step
+        # global_step moves only on an optimiser step: an unchanged step is mid-accumulation.
+        boundary = step > 0 and step != self._saved_step and not trainer.fit_loop._should_accumulate()
+        stop = self.interrupt is not None and self.interrupt.requested
+        if trainer.world_size > 1:  # every rank must stop at the same step (collectives would hang)
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if boundary and (step % self.every == 0 or stop):
+            self._save(trainer)
+        if stop and step > 0:
+            raise TrainingInterrupted(step, self.path)
+        if 0 < self.max_steps <= step:
+            # Ask Lightning to stop here: it then validates this step too (see fit), so every run
+            # ends with a validation and a best/ model.
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
+        if trainer.global_step > 0 and trainer.global_step != self._saved_step:
+            self._save(trainer)
+
+
+class RngState(L.Callback):
+    """Carries the global torch random state through checkpoints (dropout and any other global
+    randomness continue where they stopped instead of restarting from the seed)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"torch": torch.get_rng_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "torch" in state_dict:
+            torch.set_rng_state(state_dict["torch"])
