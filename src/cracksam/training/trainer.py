@@ -221,6 +221,7 @@ def fit(config: TrainConfig, resume: bool = False, extra_callbacks: list[L.Callb
         log_every_n_steps=max(1, min(50, per_epoch)),
         enable_progress_bar=config.progress,
         enable_model_summary=False,
+        enable_checkpointing=False,  # StepCheckpoint writes the checkpoints (Lightning's own would add more)
         default_root_dir=out,
         use_distributed_sampler=False,  # the data module's samplers split the data between ranks
         plugins=[SafeCheckpointIO()],
