@@ -20,8 +20,9 @@ from cracksam.data.sampling import EpochSampler, draw_seed
 from cracksam.data.synthetic import make_dataset
 from cracksam.data.transforms import build_transform
 from cracksam.errors import CheckpointError
+from cracksam.models.run_checkpoint import load_checkpoint_file
 from cracksam.models.segmodels import SegModelConfig
-from cracksam.training.checkpoints import choose_resume_checkpoint, load_checkpoint_file
+from cracksam.training.checkpoints import choose_resume_checkpoint
 from cracksam.training.config import DataConfig, TrainConfig
 from cracksam.training.trainer import fit
 

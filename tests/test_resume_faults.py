@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from cracksam.data.synthetic import make_dataset
-from cracksam.training.checkpoints import load_checkpoint_file
+from cracksam.models.run_checkpoint import load_checkpoint_file
 
 HOOKED = str(Path(__file__).parent / "_train_with_hooks.py")
 pytestmark = [pytest.mark.slow, pytest.mark.isolated]

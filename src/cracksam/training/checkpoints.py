@@ -1,4 +1,5 @@
-"""Resumable training checkpoints: one safe reader, atomic writes keeping the previous one, saves
+"""Resumable training checkpoints: one safe reader
+(:func:`~cracksam.models.run_checkpoint.load_checkpoint_file`), atomic writes keeping the previous one, saves
 only at optimiser-step boundaries, and Ctrl-C turned into a clean stop at the next boundary.
 
 Why not Lightning's defaults: ``ModelCheckpoint`` keeps one ``last.ckpt`` written in place (a kill
@@ -11,11 +12,9 @@ optimiser step (or at the end of training), which is the state Lightning's loops
 from __future__ import annotations
 
 import os
-import pickle
 import signal
 import threading
 import warnings
-import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,41 +24,9 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from cracksam.errors import CheckpointError, CrackSAMWarning
+from cracksam.models.run_checkpoint import load_checkpoint_file
 
 LAST, PREVIOUS = "last.ckpt", "previous.ckpt"
-
-
-def load_checkpoint_file(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
-    """Read a training checkpoint without running code from it; every failure (missing, empty,
-    truncated, random bytes, a pickle with Python objects, not one of our checkpoints) becomes a
-    :class:`CheckpointError` naming the file and the problem."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    size = path.stat().st_size
-    if size == 0:
-        raise CheckpointError(f"{path}: damaged checkpoint: the file is empty (0 bytes)")
-    if not zipfile.is_zipfile(path):
-        with open(path, "rb") as fh:
-            head = fh.read(2)
-        if head[:1] == b"\x80":  # a bare pickle stream, not torch's zip container
-            raise CheckpointError(f"{path}: refused: a raw pickle, not a PyTorch checkpoint "
-                                  "(loading it could run code)")
-        what = "truncated" if head == b"PK" else "not a PyTorch checkpoint (unrecognised bytes)"
-        raise CheckpointError(f"{path}: damaged checkpoint: {what}, {size} bytes")
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "Weights only load failed" in reason:
-            reason = "it holds Python objects other than tensors (refused: loading them could run code)"
-        raise CheckpointError(f"{path}: refused checkpoint: {reason}") from None
-    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError/EOFError/KeyError/... on damage
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{path}: damaged checkpoint: {reason}") from None
-    if not isinstance(obj, dict) or "state_dict" not in obj or "loops" not in obj:
-        raise CheckpointError(f"{path}: not a resumable cracksam training checkpoint (no weights or loop state)")
-    return obj
 
 
 class SafeCheckpointIO(TorchCheckpointIO):

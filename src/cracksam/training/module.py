@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from cracksam.evaluation.metrics import metrics_from_counts
 from cracksam.models.io import save_trained
+from cracksam.models.run_checkpoint import MODEL_KEY, model_record
 from cracksam.training.config import TrainConfig
 from cracksam.training.losses import CrackLoss, channel_wise_distillation_loss
 from cracksam.training.schedule import lr_factor
@@ -131,6 +132,8 @@ class SegmentationModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         keep = {f"model.{k}" for k in self.model.trainable_state_dict()}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
+        # What rebuilds the model, so the checkpoint can also be used as a model (predict -m last.ckpt).
+        checkpoint[MODEL_KEY] = model_record(self.model, self.config.base_checkpoint)
 
 
 CrackSAMModule = SegmentationModule  # the name used before students existed
