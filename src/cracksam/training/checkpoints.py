@@ -128,13 +128,13 @@ class StepCheckpoint(L.Callback):
         self.trained_batches += 1
         step = trainer.global_step
         # global_step moves only on an optimiser step: an unchanged step is mid-accumulation.
-        boundary = step > 0 and step != self._saved_step and not trainer.fit_loop._should_accumulate()
+        boundary = step > 0 and not trainer.fit_loop._should_accumulate()
         stop = self.interrupt is not None and self.interrupt.requested
         if trainer.world_size > 1:  # every rank must stop at the same step (collectives would hang)
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
-        if boundary and (step % self.every == 0 or stop):
+        if boundary and step != self._saved_step and (step % self.every == 0 or stop):
             self._save(trainer)
-        if stop and step > 0:
+        if stop and boundary:
             raise TrainingInterrupted(step, self.path)
         if 0 < self.max_steps <= step:
             # Ask Lightning to stop here: it then validates this step too (see fit), so every run
