@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from cracksam.errors import DatasetError
+from cracksam.errors import ConfigError, DatasetError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -35,6 +37,7 @@ __all__ = [
     "ImageTooLargeError",
     "MaskLevelError",
     "NotAnImageError",
+    "check_mask_threshold",
     "decode_image",
     "image_shape",
     "read_image",
@@ -71,7 +74,7 @@ class CorruptImageError(DatasetError):
 
 @contextmanager
 def _open_source(
-    source: Path | io.BytesIO, name: str, max_pixels: int | None, formats: Sequence[str] | None = None
+    source: Path | IO[bytes], name: str, max_pixels: int | None, formats: Sequence[str] | None = None
 ) -> Iterator[Image.Image]:
     """Open ``source`` lazily with Pillow, checking its pixel count from the header before decoding.
 
@@ -98,13 +101,17 @@ def _open_source(
     except FileNotFoundError:
         raise DatasetError(f"{name}: file not found") from None
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{name}: image is too large ({exc})") from None
+        # Pillow's own hard limit (2x MAX_IMAGE_PIXELS) tripped first; quote the caller's limit, not Pillow's.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{found.group(1)} pixels" if found else "more pixels than Pillow opens"
+        limit = f"limit {max_pixels}" if max_pixels is not None else f"limit {2 * (Image.MAX_IMAGE_PIXELS or 0)}"
+        raise ImageTooLargeError(f"{name}: image is too large ({size}, {limit})") from None
     except Exception as exc:  # noqa: BLE001
         # Pillow's plugins raise many types for corrupt data (OSError, SyntaxError, ValueError,
         # struct.error, IndexError, ...); all of them mean "this file cannot be read".
         kind = CorruptImageError if identified else NotAnImageError
         text = str(exc)
-        if isinstance(source, io.BytesIO):  # Pillow names the file object: "<_io.BytesIO object at 0x...>"
+        if not isinstance(source, Path):  # Pillow names the file object: "<_io.BytesIO object at 0x...>"
             text = text.replace(repr(source), "data")
         raise kind(f"{name}: cannot read image ({type(exc).__name__}: {text})") from None
 
@@ -201,7 +208,7 @@ def _rgb_of(im: Image.Image) -> np.ndarray:
 
 
 def decode_image(
-    data: bytes,
+    data: bytes | IO[bytes],
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     name: str = "image",
     formats: Sequence[str] | None = None,
@@ -209,7 +216,8 @@ def decode_image(
     """Decode image bytes held in memory exactly as :func:`read_image` reads a file.
 
     Args:
-        data: the encoded image (the whole file).
+        data: the encoded image (the whole file), as bytes or a binary file object positioned at
+            its start (an upload spooled to a temporary file, say: no second copy in memory).
         max_pixels: as for :func:`read_image`; checked from the header, before the pixels are decoded.
         name: what messages call the data (an upload's file name, say); never opened as a path.
         formats: Pillow format names to accept (e.g. ``("PNG", "JPEG")``); None accepts every
@@ -220,9 +228,13 @@ def decode_image(
         CorruptImageError: a recognised format whose pixel data is truncated or corrupt.
         ImageTooLargeError: more than ``max_pixels`` pixels.
     """
-    if not data:
-        raise NotAnImageError(f"{name}: no data (0 bytes)")
-    with _open_source(io.BytesIO(data), name, max_pixels, formats) as im:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        if not data:
+            raise NotAnImageError(f"{name}: no data (0 bytes)")
+        source: IO[bytes] = io.BytesIO(data)
+    else:
+        source = data
+    with _open_source(source, name, max_pixels, formats) as im:
         return _rgb_of(im)
 
 
@@ -268,10 +280,29 @@ def _format_levels(levels: np.ndarray, limit: int = 8) -> str:
     return shown + (f", ... ({len(levels)} in all)" if len(levels) > limit else "")
 
 
+def check_mask_threshold(threshold: float | None, option: str = "mask threshold") -> float | None:
+    """``threshold`` if it is None or in (0, 1); a :class:`ConfigError` otherwise."""
+    if threshold is not None and not 0.0 < threshold < 1.0:
+        raise ConfigError(f"{option} must be a fraction in (0, 1) of the mask's full scale (0.5: half), "
+                          f"got {threshold:g}")
+    return threshold
+
+
+def mask_full_scale(values: np.ndarray) -> float:
+    """The value of "fully crack" in a mask array: 1 for float or 0/1 masks, else the integer
+    type's maximum (a JPEG mask of a thin crack may never reach 255, so not the array's maximum)."""
+    if values.dtype.kind == "f" or values.dtype == bool or (values.size and int(values.max()) <= 1):
+        return 1.0
+    if values.dtype.itemsize >= 4 and int(values.max()) <= 65535:
+        return 65535.0  # Pillow opens 16-bit PNGs as 32-bit integers ("I")
+    return float(np.iinfo(values.dtype).max)
+
+
 def read_mask(
     path: str | os.PathLike[str],
     strict: bool = True,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    threshold: float | None = None,
 ) -> np.ndarray:
     """Read a binary crack mask.
 
@@ -285,6 +316,10 @@ def read_mask(
             the mask is thresholded at half its maximum value (per channel, any channel above -> crack),
             which tolerates JPEG-compressed masks.
         max_pixels: see :func:`read_image`.
+        threshold: a fraction in (0, 1) of the full-scale value (255 for 8-bit masks, 65535 for
+            16-bit, 1.0 for float masks, 1 for 0/1 masks): a pixel is crack when any channel is
+            above ``threshold * full scale``.  Given, it replaces the two-level check, so JPEG and
+            anti-aliased masks (many grey levels) are accepted; ``strict`` is then unused.
 
     Returns:
         ``H x W`` ``uint8`` array with values in ``{0, 1}``, EXIF orientation applied.
@@ -297,12 +332,15 @@ def read_mask(
         values = _mask_values(_oriented(im))
     if values.dtype.kind == "f":
         values = np.nan_to_num(values)
-    if strict:
+    if threshold is not None:
+        binary = values > threshold * mask_full_scale(values)
+    elif strict:
         levels = _levels(values)
         if len(levels) > 2:
             raise MaskLevelError(
                 f"{path}: mask with values other than two levels (found {_format_levels(levels)}; "
-                "expected 0 for background and one value for crack)"
+                "expected 0 for background and one value for crack; for JPEG or anti-aliased masks "
+                "give a mask threshold, e.g. --mask-threshold 0.5)"
             )
         if len(levels) == 2 and levels[0] != 0:
             raise MaskLevelError(

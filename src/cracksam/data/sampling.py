@@ -62,7 +62,7 @@ def sample_weights(samples: Sequence[Sample], weighting: str | Mapping[str, floa
 def weighted_sampler(samples: Sequence[Sample], weighting: str | Mapping[str, float] = "sqrt",
                      num_samples: int | None = None, seed: int = 0) -> WeightedRandomSampler:
     """Sampler drawing ``num_samples`` (default ``len(samples)``) indices with replacement."""
-    weights = torch.as_tensor(sample_weights(samples, weighting))
+    weights = sample_weights(samples, weighting).tolist()
     generator = torch.Generator().manual_seed(int(seed))
     return WeightedRandomSampler(weights, num_samples or len(samples), replacement=True, generator=generator)
 
@@ -93,8 +93,9 @@ class EpochSampler(torch.utils.data.Sampler):
     epoch through :meth:`set_epoch` and restores the position through the loader's ``state_dict``.
     """
 
-    def __init__(self, num_items: int, batch_size: int, seed: int = 0, *, weights: Sequence[float] | None = None,
-                 num_samples: int | None = None, rank: int = 0, world: int = 1) -> None:
+    def __init__(self, num_items: int, batch_size: int, seed: int = 0, *,
+                 weights: Sequence[float] | np.ndarray | None = None, num_samples: int | None = None,
+                 rank: int = 0, world: int = 1) -> None:
         if num_items < 1:
             raise ConfigError("no training samples")
         self.num_items, self.batch_size, self.seed = int(num_items), int(batch_size), int(seed)

@@ -30,6 +30,7 @@ def load_eval_model(
     allow_random_base: bool = False,
     device: str = "cpu",
     name: str | None = None,
+    trust: bool = False,
 ) -> EvalModel:
     """A checkpoint folder (CrackSAM, or a student/baseline; a training run folder is its ``best/``,
     ``default`` the bundled model) or an exported ``.onnx`` / ``.xml`` as an :class:`EvalModel`;
@@ -42,9 +43,10 @@ def load_eval_model(
     if path.is_file() and path.suffix.lower() in (".onnx", ".xml"):
         return _exported_eval_model(path, device, name)
     check_torch_device(device)  # before loading: no GPU is one error line, not a traceback
-    meta = read_checkpoint_config(path)
+    meta = read_checkpoint_config(path, trust=trust)
     config = meta["model_config"]
-    model = load_model(path, base_checkpoint=base, map_location=device, allow_random_base=allow_random_base)
+    model = load_model(path, base_checkpoint=base, map_location=device, allow_random_base=allow_random_base,
+                       trust=trust)
     folder = path if path.is_dir() else path.parent
     label = name or (folder.parent.name if folder.name == "best" else folder.name)
     if isinstance(config, SegModelConfig):
@@ -96,6 +98,7 @@ class ProtocolConfig:
     progress: bool = True
     measure: bool = False  # crack length / width of predictions vs truth (clean and unseen passes)
     mm_per_px: float | None = None
+    mask_threshold: float | None = None  # None: two-level masks only; see cracksam.data.io.read_mask
 
     def __post_init__(self) -> None:
         if not self.test and not self.unseen:
@@ -114,10 +117,14 @@ class ProtocolConfig:
             raise ConfigError("--batch-size must be >= 1")
         if self.mm_per_px is not None and not self.mm_per_px > 0:
             raise ConfigError(f"--mm-per-px must be a positive number, got {self.mm_per_px}")
+        from cracksam.data.io import check_mask_threshold
+
+        check_mask_threshold(self.mask_threshold, "--mask-threshold")
 
 
 def _samples(roots: Sequence[str], split: str, cfg: ProtocolConfig) -> list[Sample]:
-    return load_split(list(roots), split, ratios=cfg.ratios, seed=cfg.split_seed)  # type: ignore[arg-type]
+    return load_split(list(roots), split, ratios=cfg.ratios, seed=cfg.split_seed,  # type: ignore[arg-type]
+                      mask_threshold=cfg.mask_threshold)
 
 
 def _per_dataset_table(results: Sequence[PassResult], reduction: str) -> str:
@@ -177,6 +184,7 @@ def run_protocol(models: Sequence[EvalModel], cfg: ProtocolConfig, out_dir: str 
     columns += [Column(name, name, "clean") for name in unseen]
 
     inference = {m.name: inference_for(m, cfg) for m in models}  # a bad --mode/--scale fails before any pass
+    out.mkdir(parents=True, exist_ok=True)  # only now that the datasets and options were accepted
     results: list[PassResult] = []
     common: dict[str, Any] = dict(
         threshold=cfg.threshold,

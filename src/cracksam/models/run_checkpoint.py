@@ -76,9 +76,9 @@ def model_folder(path: str | os.PathLike[str]) -> Path:
     """The model held by training checkpoint ``path``, as a model folder (written next to it as
     ``<stem>.model/`` the first time, rewritten when the checkpoint changes)."""
     from cracksam.config import from_dict
-    from cracksam.models.cracksam import CrackSAMConfig, build_cracksam
+    from cracksam.models.cracksam import CrackSAM, CrackSAMConfig, build_cracksam
     from cracksam.models.io import save_trained
-    from cracksam.models.segmodels import SegModelConfig, build_segmodel
+    from cracksam.models.segmodels import SegModel, SegModelConfig, build_segmodel
 
     path = Path(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
@@ -93,6 +93,7 @@ def model_folder(path: str | os.PathLike[str]) -> Path:
     if not isinstance(record, dict):
         raise CheckpointError(f"{path}: this checkpoint does not record its model (written by an older version); "
                               f"give the run folder {_run_of(path)} (its best/ model) instead")
+    model: CrackSAM | SegModel
     if record.get("architecture") == "segmodel":
         model = build_segmodel(from_dict(SegModelConfig, record["model"], f"{path}: model"))
     else:

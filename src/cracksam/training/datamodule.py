@@ -28,14 +28,15 @@ class ResumableLoader(DataLoader):
 
     def __init__(self, *args: Any, progress: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.epoch_sampler: EpochSampler = kwargs["sampler"]
         self.progress = progress  # () -> (epoch, batches of it trained), read when a checkpoint is written
 
     def state_dict(self) -> dict[str, int]:
-        epoch, batches = self.progress() if self.progress is not None else (self.sampler.epoch, 0)
+        epoch, batches = self.progress() if self.progress is not None else (self.epoch_sampler.epoch, 0)
         return {"epoch": int(epoch), "batches": int(batches)}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self.sampler.resume_at(int(state["epoch"]), int(state["batches"]))
+        self.epoch_sampler.resume_at(int(state["epoch"]), int(state["batches"]))
 
 
 class CrackDataModule(L.LightningDataModule):
@@ -68,6 +69,7 @@ class CrackDataModule(L.LightningDataModule):
 
     def _progress(self) -> tuple[int, int]:
         trainer = self.trainer
+        assert trainer is not None  # only asked while fitting
         return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.ready
 
     def train_dataloader(self) -> DataLoader:
@@ -75,7 +77,8 @@ class CrackDataModule(L.LightningDataModule):
         skeleton = config.loss.skeleton_dilate if config.loss.skeleton_recall > 0 else None
         native = None
         if config.native:
-            native = NativeTransform(crop=data.crop, scale_range=tuple(data.scale_range),
+            assert data.crop is not None  # TrainConfig.validate sets it for the native pipeline
+            native = NativeTransform(crop=data.crop, scale_range=(data.scale_range[0], data.scale_range[1]),
                                      crack_centred=data.crack_centred, augment_geometry=data.augment,
                                      photometric=data.photometric if data.augment else 0.0, seed=config.seed)
         dataset = CrackDataset(self.train_samples, config.image_size, augment=data.augment, crop=data.crop,

@@ -47,7 +47,9 @@ from cracksam.training.checkpoints import (
 )
 from cracksam.training.config import TrainConfig
 from cracksam.training.datamodule import CrackDataModule
+from cracksam.training.init_from import apply_init_from, load_init_model
 from cracksam.training.module import BestDeltaCheckpoint, SegmentationModule, steps_per_epoch
+from cracksam.training.progress import progress_callback, quiet_lightning
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +69,9 @@ def _load_samples(config: TrainConfig):
     data = config.data
     if not data.train:
         raise ConfigError("no training data: give --data FOLDER (or data.train in the config)")
-    kw = {"ratios": tuple(data.ratios), "seed": data.split_seed, "split_source": data.split_source}
-    train = load_split(data.train, "train", **kw)
-    val = load_split(data.val, "val", **kw) if data.val else load_split(data.train, "val", **kw)
+    ratios, seed, source = tuple(data.ratios), data.split_seed, data.split_source
+    train = load_split(data.train, "train", ratios, seed, source, mask_threshold=data.mask_threshold)
+    val = load_split(data.val or data.train, "val", ratios, seed, source, mask_threshold=data.mask_threshold)
     return train, val
 
 
@@ -98,6 +100,9 @@ def check_random_base(config: TrainConfig, allow_random_base: bool = False) -> N
 
 
 def _build_model(config: TrainConfig, allow_random_base: bool = False):
+    if config.init_from:
+        log.info("starting from the weights of %s", config.init_from)
+        return load_init_model(config, allow_random_base=allow_random_base)
     if config.network is not None:
         if config.network.pretrained:
             log.info("%s: ImageNet encoder weights requested (downloaded from the hub)", config.network.arch)
@@ -122,6 +127,7 @@ def _teacher_cache(config: TrainConfig, train, out: Path):
     from cracksam.training.teacher import TeacherCache, fill_cache, teacher_identity
 
     kd = config.distill
+    assert kd is not None  # only called for a distillation run
     # The teacher runs where the student trains (a CUDA device when training on one).
     device = "cuda" if config.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
     predictor = Predictor.from_path(kd.teacher, base=kd.teacher_base, device=device,
@@ -155,6 +161,12 @@ def fit(config: TrainConfig, resume: bool = False, extra_callbacks: list[L.Callb
     ``interrupted`` set.  A resumed run continues the data order, the augmentation stream, the
     optimiser, the schedule and the best-model record where they stopped, so it ends with the
     weights the uninterrupted run would have had (bit for bit on the CPU)."""
+    with quiet_lightning():  # no Lightning tips or internal deprecation warnings around our output
+        return _fit(config, resume, extra_callbacks, allow_random_base)
+
+
+def _fit(config: TrainConfig, resume: bool, extra_callbacks: list[L.Callback] | None,
+         allow_random_base: bool) -> FitResult:
     out = Path(config.out_dir)
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / LAST
@@ -170,6 +182,7 @@ def fit(config: TrainConfig, resume: bool = False, extra_callbacks: list[L.Callb
     elif last.exists():
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     else:
+        apply_init_from(config)  # the CLI did already; direct callers may not have
         check_random_base(config, allow_random_base)
 
     # Seeds the model's initialisation (a random frozen encoder must come out the same on resume);
@@ -200,8 +213,8 @@ def fit(config: TrainConfig, resume: bool = False, extra_callbacks: list[L.Callb
     interrupt = InterruptFlag()
     steps = StepCheckpoint(last, config.checkpoint_every, interrupt, max_steps=max_iters)
     callbacks: list[L.Callback] = [steps, RngState(), best, *(extra_callbacks or [])]
-    if config.progress:
-        callbacks.append(RichProgressBar())
+    progress = progress_callback(config, max_iters)  # a bar on a terminal, plain lines otherwise
+    callbacks.append(progress)
     # Each start of the run logs into its own part (CSVLogger would overwrite a previous file).
     part = f"part{len(list((out / 'logs').glob('part*')))}"
     trainer = L.Trainer(
@@ -219,7 +232,7 @@ def fit(config: TrainConfig, resume: bool = False, extra_callbacks: list[L.Callb
         callbacks=callbacks,
         logger=[CSVLogger(out, name="logs", version=part), TensorBoardLogger(out, name="tb", version=part)],
         log_every_n_steps=max(1, min(50, per_epoch)),
-        enable_progress_bar=config.progress,
+        enable_progress_bar=isinstance(progress, RichProgressBar),
         enable_model_summary=False,
         enable_checkpointing=False,  # StepCheckpoint writes the checkpoints (Lightning's own would add more)
         default_root_dir=out,
