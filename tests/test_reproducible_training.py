@@ -131,16 +131,30 @@ class _CtrlCAt(L.Callback):
             os.kill(os.getpid(), signal.SIGINT)
 
 
+def _validated_steps(run: Path) -> list[int]:
+    import csv
+
+    steps = []
+    for part in sorted((run / "logs").glob("part*")):
+        with open(part / "metrics.csv") as fh:
+            steps += [int(r["step"]) for r in csv.DictReader(fh) if r.get("val/iou")]
+    return steps
+
+
 @pytest.mark.slow  # several short training runs
-def test_ctrl_c_then_resume_ends_with_the_uninterrupted_weights(root, tmp_path):
+@pytest.mark.parametrize("signal_step", [3, 2])
+def test_ctrl_c_then_resume_ends_with_the_uninterrupted_weights(root, tmp_path, signal_step):
     whole = fit(_config(root, tmp_path / "whole"))
-    # Stops after step 4 (mid-epoch, between validations and off the checkpoint period), after
-    # writing the checkpoint there; the resumed run must cross an epoch end and a validation.
-    stopped = fit(_config(root, tmp_path / "cut"), extra_callbacks=[_CtrlCAt(3)])
-    assert stopped.interrupted and stopped.global_step == 4
-    assert load_checkpoint_file(stopped.checkpoint)["global_step"] == 4
+    # Ctrl-C during step 4: stops after it (mid-epoch, between validations, off the checkpoint
+    # period), writing the checkpoint there. During step 3, a validation step: it is validated
+    # before the stop. The resumed run must cross an epoch end and a validation.
+    stopped = fit(_config(root, tmp_path / "cut"), extra_callbacks=[_CtrlCAt(signal_step)])
+    assert stopped.interrupted and stopped.global_step == signal_step + 1
+    assert load_checkpoint_file(stopped.checkpoint)["global_step"] == signal_step + 1
     assert (tmp_path / "cut" / "checkpoints" / "previous.ckpt").is_file()  # the step-2 one, kept
     resumed = fit(_config(root, tmp_path / "cut"), resume=True)
+    # Every validation of the uninterrupted run ran, once (none skipped or repeated by the resume).
+    assert _validated_steps(tmp_path / "cut") == _validated_steps(whole.out_dir)
     assert resumed.global_step == whole.global_step == 7 and not resumed.interrupted
     _assert_same(_weights(tmp_path / "cut"), _weights(whole.out_dir))
     assert resumed.best_iou == whole.best_iou

@@ -73,8 +73,8 @@ def train(
     accumulate: int | None = typer.Option(None, "--accumulate", help="Gradient accumulation steps (default 1)."),
     val_every: int | None = typer.Option(None, "--val-every", help="Epochs between validations (default 1)."),
     val_every_n_steps: int | None = typer.Option(
-        None, "--val-every-n-steps", help="Validate every N optimiser steps instead of by epochs (the last step "
-        "is always validated)."
+        None, "--val-every-n-steps", help="Validate every N optimiser steps (default: by epochs, see --val-every); "
+        "the last step is always validated."
     ),
     checkpoint_every: int | None = typer.Option(
         None, "--checkpoint-every", help="Steps between resumable checkpoints (default 200)."

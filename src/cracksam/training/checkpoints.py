@@ -113,16 +113,28 @@ class InterruptFlag:
 
 class StepCheckpoint(L.Callback):
     """Writes ``last.ckpt`` every ``every`` optimiser steps and at the end of training, and stops at
-    the next step boundary when ``interrupt`` was requested (after saving)."""
+    the next step boundary when ``interrupt`` was requested (after saving).
+
+    When the step is also a validation step, the save (and the stop) waits for the end of that
+    validation: a checkpoint written before it would resume past a validation that never ran
+    (Lightning does not repeat it), so best/ could differ from the uninterrupted run's.  Place
+    this callback after the best-model callback, so the checkpoint holds its updated record."""
 
     def __init__(self, path: Path, every: int, interrupt: InterruptFlag | None = None, max_steps: int = -1) -> None:
         self.path, self.every, self.interrupt, self.max_steps = Path(path), int(every), interrupt, max_steps
         self._saved_step = -1
+        self._pending: tuple[bool, bool] | None = None  # (save, stop) after this step's validation
         self.trained_batches = 0  # in this process (a start that trained nothing leaves no log part)
 
     def _save(self, trainer: L.Trainer) -> None:
         trainer.save_checkpoint(self.path, weights_only=False)
         self._saved_step = trainer.global_step
+
+    def _act(self, trainer: L.Trainer, save: bool, stop: bool) -> None:
+        if save:
+            self._save(trainer)
+        if stop:
+            raise TrainingInterrupted(trainer.global_step, self.path)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         self.trained_batches += 1
@@ -132,14 +144,27 @@ class StepCheckpoint(L.Callback):
         stop = self.interrupt is not None and self.interrupt.requested
         if trainer.world_size > 1:  # every rank must stop at the same step (collectives would hang)
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
-        if boundary and step != self._saved_step and (step % self.every == 0 or stop):
-            self._save(trainer)
-        if stop and boundary:
-            raise TrainingInterrupted(step, self.path)
-        if 0 < self.max_steps <= step:
+        if boundary and 0 < self.max_steps <= step:
             # Ask Lightning to stop here: it then validates this step too (see fit), so every run
             # ends with a validation and a best/ model.
             trainer.should_stop = True
+        if not boundary:
+            return
+        save = step != self._saved_step and (step % self.every == 0 or stop)
+        if not (save or stop):
+            return
+        epoch_loop, fetcher = trainer.fit_loop.epoch_loop, trainer.fit_loop._data_fetcher
+        assert fetcher is not None  # set while training
+        if not epoch_loop._skip_next_val and epoch_loop._should_check_val_fx(fetcher):  # Lightning's own decision
+            self._pending = (save, stop)
+            return
+        self._act(trainer, save, stop)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module) -> None:
+        if self._pending is not None and not trainer.sanity_checking:
+            save, stop = self._pending
+            self._pending = None
+            self._act(trainer, save, stop)
 
     def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
         if trainer.global_step > 0 and trainer.global_step != self._saved_step:

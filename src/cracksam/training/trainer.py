@@ -212,7 +212,8 @@ def _fit(config: TrainConfig, resume: bool, extra_callbacks: list[L.Callback] | 
     best = BestDeltaCheckpoint(out / "best", config.base_checkpoint, monitor=f"val/{config.monitor}")
     interrupt = InterruptFlag()
     steps = StepCheckpoint(last, config.checkpoint_every, interrupt, max_steps=max_iters)
-    callbacks: list[L.Callback] = [steps, RngState(), best, *(extra_callbacks or [])]
+    # steps after best: a checkpoint written at a validation step holds the updated best record.
+    callbacks: list[L.Callback] = [RngState(), best, steps, *(extra_callbacks or [])]
     progress = progress_callback(config, max_iters)  # a bar on a terminal, plain lines otherwise
     callbacks.append(progress)
     # Each start of the run logs into its own part (CSVLogger would overwrite a previous file).
