@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cracksam.cli.inputs import output_dir
-from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, model_path_option
+from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP, model_path_option
 from cracksam.errors import ConfigError
 
 
@@ -39,7 +39,7 @@ def export(
         "onnx,openvino-fp16", help="Comma list: onnx, openvino-fp32, openvino-fp16, openvino-int8."
     ),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
-    allow_random_base: bool = typer.Option(False, help="Keep random base weights (tiny/full models, tests)."),
+    allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
     samples: list[Path] | None = typer.Option(None, "--samples", help="Images for the parity report (files/folders)."),
     calib: list[Path] | None = typer.Option(None, "--calib", help="Calibration images for INT8 (files/folders)."),
     calib_size: int = typer.Option(64, help="At most this many calibration images."),
@@ -103,31 +103,36 @@ def bench(
     threads: int | None = typer.Option(None, help="CPU threads of every runtime (default: every core)."),
     iterations: int = typer.Option(10, help="Timed runs per backend."),
     warmup: int = typer.Option(2, help="Untimed runs first."),
-    base: str | None = typer.Option(None, "--base"),
-    allow_random_base: bool = typer.Option(False),
+    base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
+    allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
     calib: list[Path] | None = typer.Option(None, "--calib", help="Calibration images for INT8."),
     samples: list[Path] | None = typer.Option(None, "--samples", help="Images for the parity check of each export."),
     export_dir: Path = typer.Option(Path("bench-export"), help="Where exports of checkpoint folders go."),
     min_iou: float | None = typer.Option(
         None, help="Parity tolerance for exports (default 0.99 FP32/FP16, 0.97 INT8); 0 times every export."
     ),
-    json_out: Path | None = typer.Option(None, "--json", help="Write the results as JSON here."),
+    json_out: bool = typer.Option(False, "--json", help="Print the results as JSON to stdout (the table goes to "
+                                  "stderr), as --json does in every command."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Also write the results as JSON to this file."),
 ) -> None:
-    """Throughput and latency per runtime and precision (like OpenVINO's benchmark_app)."""
+    """Throughput and latency per runtime and precision (like OpenVINO's benchmark_app).
+
+    Backends are named as export targets everywhere: torch, onnx, openvino-fp32, openvino-fp16,
+    openvino-int8 (an .onnx or .xml given as --model is labelled the same way)."""
     import numpy as np
     import torch
 
     from cracksam.config import atomic_write_text
     from cracksam.deployment.backends import TorchBackend, open_backend
-    from cracksam.deployment.pipeline import export_all, load_network_inputs, parse_targets, time_backend
+    from cracksam.deployment.pipeline import export_all, load_network_inputs, parse_targets, target_name, time_backend
     from cracksam.threads import resolve_threads
 
     # Always an explicit figure: each runtime's own default differs, and the table must say what ran.
     threads = resolve_threads(threads)
     if batch < 1 or iterations < 1 or warmup < 0:
         raise ConfigError("--batch and --iterations must be >= 1 and --warmup >= 0")
-    if json_out is not None and json_out.is_dir():
-        raise ConfigError(f"--json {json_out} is a folder; give a file name")
+    if out is not None and out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; give a file name for the JSON results")
     names = [b.strip() for b in backends.split(",") if b.strip()]
     targets = parse_targets(",".join(n for n in names if n != "torch")) if any(n != "torch" for n in names) else []
     torch.set_num_threads(threads)
@@ -156,7 +161,7 @@ def bench(
                         console.print(f"[red]{r.target}: parity IoU {r.parity['mask_iou']:.4f} < {r.min_iou}, skipped")
         else:
             backend = open_backend(m, threads=threads)
-            entries.append((f"{backend.name}-{backend.precision}", backend, None))
+            entries.append((target_name(backend.name, backend.precision), backend, None))
         for label, backend, parity in entries:
             x = (np.random.default_rng(0).random((batch, 3, backend.image_size, backend.image_size)) * 255).astype(
                 np.float32
@@ -181,19 +186,22 @@ def bench(
     table = Table(title=f"batch {batch}, {_machine(threads)}")
     for col in ("model", "backend", "latency ms (median)", "p90 ms", "images/s", "× torch", "parity IoU"):
         table.add_column(col)
-    for r in rows:
+    for row in rows:
         table.add_row(
-            Path(r["model"]).name,
-            r["backend"],
-            f"{r['latency_ms_median']:.1f}",
-            f"{r['latency_ms_p90']:.1f}",
-            f"{r['images_per_s']:.2f}",
-            f"{r['speedup_vs_torch']:.2f}" if r["speedup_vs_torch"] else "–",
-            f"{r['parity_mask_iou']:.4f}" if r["parity_mask_iou"] is not None else "–",
+            Path(row["model"]).name,
+            row["backend"],
+            f"{row['latency_ms_median']:.1f}",
+            f"{row['latency_ms_p90']:.1f}",
+            f"{row['images_per_s']:.2f}",
+            f"{row['speedup_vs_torch']:.2f}" if row["speedup_vs_torch"] else "–",
+            f"{row['parity_mask_iou']:.4f}" if row["parity_mask_iou"] is not None else "–",
         )
-    Console(soft_wrap=True).print(table)
+    Console(soft_wrap=True, stderr=json_out).print(table)
+    document = json.dumps({"batch": batch, "threads": threads, "results": rows}, indent=2)
+    if out is not None:
+        atomic_write_text(out, document + "\n")
     if json_out:
-        atomic_write_text(json_out, json.dumps({"batch": batch, "threads": threads, "results": rows}, indent=2) + "\n")
+        typer.echo(document)
 
 
 def register(app: typer.Typer) -> None:

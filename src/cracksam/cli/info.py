@@ -135,7 +135,7 @@ def info(
              "scale": scale, "image_size": image_size}
     if model is None and all(v is None for v in given.values()):
         model = DEFAULT_MODEL_NAME
-    options = {k: _CRACKSAM_DEFAULTS[k] if v is None else v for k, v in given.items()}
+    options: dict[str, Any] = {k: _CRACKSAM_DEFAULTS[k] if v is None else v for k, v in given.items()}
     config: Any
     if model is not None and (Path(model).exists() or model == DEFAULT_MODEL_NAME):
         config = read_checkpoint_config(model_path_option(model))["model_config"]

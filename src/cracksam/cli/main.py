@@ -11,11 +11,16 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import typer
 
 from cracksam import __version__
 from cracksam.errors import CrackSAMError, CrackSAMWarning
+
+if TYPE_CHECKING:
+    # Typer builds its commands from its own vendored copy of click, not the installed ``click``.
+    from typer._click import Command, Parameter
 
 app = typer.Typer(
     name="cracksam",
@@ -42,13 +47,55 @@ def _root(
 def _register_all() -> None:
     # Each command module keeps its heavy imports (torch, lightning, onnx) inside the command, so
     # registering them all costs little.
-    from cracksam.cli import evaluate, export, info, measure, predict, serve, stream, train
+    from cracksam.cli import evaluate, export, info, measure, predict, report, serve, stream, train
 
-    for module in (info, train, evaluate, predict, export, measure, serve, stream):
+    for module in (info, train, evaluate, predict, export, measure, report, serve, stream):
         module.register(app)
 
 
 _register_all()
+
+# Typer shows Python annotations as metavars (``<bool>`` on a flag, ``<list[Path]>``); users read
+# the value they type instead: nothing for a flag, INT, FLOAT, TEXT, PATH, or the choices.
+_METAVARS = {int: "INT", float: "FLOAT", str: "TEXT"}
+
+
+def _metavar(param: Parameter) -> str | None:
+    desc = getattr(param, "type_descriptor", None)
+    if desc is None:
+        return None
+    if desc.is_choice and desc.choices:
+        return "|".join(str(c) for c in desc.choices)
+    if desc.is_path:
+        return "PATH"
+    annotation = desc.annotation
+    if desc.is_list:
+        inner = [a for a in getattr(annotation, "__args__", ()) if a is not type(None)]
+        annotation = inner[0] if inner else str
+        if getattr(annotation, "__name__", "") in ("Path", "PosixPath"):
+            return "PATH"
+    if annotation is bool:
+        return "" if param.param_type_name == "option" else "BOOL"
+    return _METAVARS.get(annotation, "VALUE")
+
+
+def _readable_metavars(command: Command) -> Command:
+    commands = getattr(command, "commands", {})
+    for cmd in (command, *commands.values()):
+        for param in cmd.params:
+            if param.metavar is None:
+                text = _metavar(param)
+                if text is not None:
+                    param.metavar = text
+            if param.param_type_name == "argument":
+                # An argument's name column already shows its metavar; the type column would repeat it.
+                param.display_type_rich = lambda ctx: None
+    return command
+
+
+def cli_command() -> Command:
+    """The click command behind ``cracksam`` (what :func:`main` runs), with readable metavars."""
+    return _readable_metavars(typer.main.get_command(app))
 
 
 @contextmanager
@@ -79,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str] | None) -> int:
     try:
         # standalone mode lets click print its own usage errors (exit 2) and exit via SystemExit.
-        app(args=argv, prog_name="cracksam")
+        cli_command().main(args=argv, prog_name="cracksam")
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)

@@ -11,7 +11,7 @@ import typer
 
 from cracksam import __version__
 from cracksam.cli.inputs import expand_inputs, output_dir, unique_stem
-from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, model_path_option
+from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP, model_path_option
 from cracksam.errors import ConfigError, CrackSAMError
 from cracksam.inference_modes import DEFAULT_WINDOW, MODE_HELP, SCALE_HELP, check_options
 from cracksam.survey.cli import ENGINE_HELP, survey_command
@@ -35,7 +35,7 @@ def predict(
     model: str = typer.Option(DEFAULT_MODEL_NAME, "--model", "-m", help=MODEL_HELP),
     out: Path = typer.Option(Path("predictions"), "--out", "-o", help="Output folder."),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
-    allow_random_base: bool = typer.Option(False, help="Keep random base weights (tiny/full models, tests)."),
+    allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
     mode: str | None = typer.Option(None, "--mode", help=MODE_HELP),
     scale: float | None = typer.Option(None, "--scale", help=SCALE_HELP),
     window: int = typer.Option(DEFAULT_WINDOW, "--window",
@@ -52,8 +52,10 @@ def predict(
     mm_per_px: float | None = typer.Option(None, "--mm-per-px", help="Pixel size in mm (with --measure)."),
     min_length: float | None = typer.Option(None, "--min-length",
                                             help=f"Shortest crack kept by --measure, px (default {MIN_LENGTH:g})."),
+    report: bool = typer.Option(False, "--report", help="Also inspect the masks: crack types, severity, HTML "
+                                "report, COCO/GeoJSON/CSV in OUT/report (options: `cracksam report`)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
-    no_progress: bool = typer.Option(False, "--no-progress"),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     engine: str = typer.Option("plain", "--engine", help=ENGINE_HELP),
     address: str | None = typer.Option(None, "--address", help="Ray cluster (auto, ray://head:10001); default: local."),
     workers: int | None = typer.Option(None, "--workers", help="Ray workers, each loading the model once "
@@ -82,9 +84,9 @@ def predict(
 
     check_options(mode, scale)
     threads_option, threads = threads, resolve_threads(threads)
-    if not measure and (mm_per_px is not None or min_length is not None):
+    if not (measure or report) and (mm_per_px is not None or min_length is not None):
         given = " and ".join(o for o, v in (("--mm-per-px", mm_per_px), ("--min-length", min_length)) if v is not None)
-        raise ConfigError(f"{given} only apply with --measure; add --measure (or drop them)")
+        raise ConfigError(f"{given} only apply with --measure or --report; add one (or drop them)")
     min_length = MIN_LENGTH if min_length is None else min_length
     if max_pixels < 1:
         raise ConfigError(f"--max-pixels must be >= 1, got {max_pixels}")
@@ -99,7 +101,7 @@ def predict(
                                   threshold=threshold),
             image_options=dict(threshold=threshold, overlay=overlay, prob=prob, measure=measure,
                                mm_per_px=mm_per_px, min_length=min_length, max_pixels=max_pixels),
-            out=out, json_out=json_out, no_progress=no_progress)
+            report=report, out=out, json_out=json_out, no_progress=no_progress)
     files, problems = expand_inputs(inputs or [])
     if not files and not problems:
         raise ConfigError("no input images")
@@ -191,6 +193,8 @@ def predict(
         "results": rows,
         "errors": failed,
     }
+    if report:
+        summary["report"] = _report(ok, out, mm_per_px, min_length, quiet=json_out, no_progress=no_progress)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
@@ -213,6 +217,17 @@ def _measure(mask, image, out: Path, stem: str, mm_per_px: float | None, min_len
     write_png(out / f"{stem}_measure.png", render_annotation(image, result))
     doc = result_to_dict(result, source=stem)
     return {k: doc[k] for k in ("totals", "mm_per_px", "resolution_note")} | {"report": f"{stem}_measure.json"}
+
+
+def _report(ok: list[dict[str, Any]], out: Path, mm_per_px, min_length: float, quiet: bool,
+            no_progress: bool) -> str:
+    from cracksam.cli.report import run_survey
+    from cracksam.inspection.survey import SurveyItem, SurveyOptions
+
+    items = [SurveyItem(Path(r["mask"]).name.removesuffix("_mask.png"), Path(r["mask"]), Path(r["file"])) for r in ok]
+    run_survey(items, out / "report", SurveyOptions(mm_per_px=mm_per_px, min_length_px=min_length), [],
+               quiet=quiet, no_progress=no_progress)
+    return str(out / "report" / "report.html")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,8 @@ Endpoints (OpenAPI at ``/openapi.json``, interactive docs at ``/docs``):
   (see :mod:`cracksam.service.rle`: COCO uncompressed, column-major) or a base64 PNG
   (``?mask=png``), crack pixel count and fraction, image size, model id and timings;
   ``?measure=true`` (or ``?mm_per_px=``) adds the crack measurement of
-  :mod:`cracksam.measurement` (totals and one entry per crack).
+  :mod:`cracksam.measurement` (totals and one entry per crack), each crack with its ``type`` and
+  ``severity`` (:mod:`cracksam.inspection`; ``?direction_deg=``, ``?severity=``).
 * ``GET /health`` -- 200 ``{"status": "ok"}`` once the model is loaded, 503 before (or if loading
   failed), for readiness probes.
 * ``GET /v1/model`` -- the model card (:meth:`Predictor.describe`), its id and the limits.
@@ -75,6 +76,7 @@ NOT_RASTER = frozenset({"image/svg+xml"})
 
 Format = Literal["png", "json"]
 MaskEncoding = Literal["rle", "png", "none"]
+SeverityName = Literal["astm-d6433", "concrete", "pixels"]  # inspection.SCHEMES; never a file in a request
 
 _ERROR_SCHEMA = {
     "type": "object",
@@ -197,6 +199,8 @@ class SegmentOptions:
     mm_per_px: float | None
     min_length_px: float
     threshold: float
+    direction_deg: float = 90.0  # crack types: reference (travel) direction
+    severity: str = "astm-d6433"  # a built-in severity scheme
 
 
 @dataclass(frozen=True)
@@ -305,13 +309,14 @@ def warm_measurement() -> None:
 
 
 def _measure(mask: np.ndarray, name: str, options: SegmentOptions) -> dict[str, Any]:
-    from cracksam.measurement import measure_mask, result_to_dict
+    from cracksam.inspection import TypeRules, inspect_mask, inspection_to_dict
 
     try:
-        result = measure_mask(mask, mm_per_px=options.mm_per_px, min_length_px=options.min_length_px)
+        ins = inspect_mask(mask, mm_per_px=options.mm_per_px, min_length_px=options.min_length_px,
+                           rules=TypeRules(direction_deg=options.direction_deg), severity=options.severity)
     except CrackSAMError as exc:  # the query values were checked; this is a guard, not a path
         raise ApiError(422, "invalid_query", str(exc)) from None
-    return result_to_dict(result, source=name)
+    return inspection_to_dict(ins, source=name)
 
 
 # -- the app ----------------------------------------------------------------------------------
@@ -469,6 +474,11 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
         min_length_px: float = Query(10.0, ge=0, allow_inf_nan=False, description="Shortest crack measured (px)."),
         threshold: float | None = Query(None, gt=0, lt=1, allow_inf_nan=False,
                                         description="Crack probability threshold (default: the model's)."),
+        direction_deg: float = Query(90.0, ge=-360, le=360, allow_inf_nan=False,
+                                     description="Crack types: travel direction, degrees counter-clockwise from "
+                                                 "the image's horizontal (default 90: up the image)."),
+        severity: SeverityName = Query("astm-d6433", description="Severity scheme (widths in mm need mm_per_px; "
+                                                                 "without it pixel bands are used and said)."),
     ) -> Response:
         """Segment the cracks of one image."""
         t_request = time.perf_counter()
@@ -492,6 +502,8 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
             mm_per_px=mm_per_px,
             min_length_px=min_length_px,
             threshold=model.predictor.threshold if threshold is None else threshold,
+            direction_deg=direction_deg,
+            severity=severity,
         )
         t_submit = time.perf_counter()
         remaining = settings.timeout_s - (t_submit - t_request)

@@ -30,6 +30,7 @@ def survey_command(
     model_path: Path,
     predictor_kwargs: dict[str, Any],
     image_options: dict[str, Any],
+    report: bool,
     out: Path,
     json_out: bool,
     no_progress: bool,
@@ -70,7 +71,7 @@ def survey_command(
         threads = threads or cores
     device = predictor_kwargs.get("device", "cpu")
     spec = {"path": str(model_path), **predictor_kwargs, "threads": threads}
-    predictor = Predictor.from_path(**spec)  # here too: bad options fail once, and the id needs its card
+    predictor: Any = Predictor.from_path(**spec)  # here too: bad options fail once, and the id needs its card
     model_id = model_id_for(predictor.describe(), model_path)
     output_dir(out)
     console = Console(stderr=True, soft_wrap=True)
@@ -116,6 +117,8 @@ def survey_command(
         "table": str(result.table), "table_rows": result.total_rows,
         "errors": result.error_messages[:1000] + [f"{n}: {p}" for n, p in job_inputs.problems],
     }
+    if report and not result.interrupted:
+        summary["report"] = _report(job_inputs.items, out, result.table, image_options, json_out, no_progress)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
@@ -129,3 +132,22 @@ def survey_command(
         raise typer.Exit(130)
     if summary["failed"]:
         raise typer.Exit(1)
+
+
+def _report(items: list[Any], out: Path, table: Path | None, image_options: dict[str, Any], quiet: bool,
+            no_progress: bool) -> str | None:
+    """The plain predict's ``--report`` (types, severity, HTML, COCO/GeoJSON/CSV) over the job's
+    images that are ``ok`` in the table, this run's and earlier runs' alike."""
+    import pyarrow.parquet as pq
+
+    from cracksam.cli.predict import _report as plain_report
+
+    if table is None or not table.is_file():
+        return None
+    done = pq.read_table(table, columns=["path", "status"]).to_pylist()
+    ok = {r["path"] for r in done if r["status"] == "ok"}
+    rows = [{"mask": str(out / f"{it.stem}_mask.png"), "file": it.file} for it in items if it.path in ok]
+    if not rows:
+        return None
+    return plain_report(rows, out, image_options["mm_per_px"], image_options["min_length"], quiet=quiet,
+                        no_progress=no_progress)

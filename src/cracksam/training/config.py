@@ -38,6 +38,9 @@ class DataConfig:
     # How an epoch draws from several datasets: size (flat shuffle), sqrt, equal, or {name: weight}.
     weighting: str | dict[str, float] = "size"
     samples_per_epoch: int | None = None  # with weighting != size; default: number of training samples
+    # None: masks must have two levels; a fraction in (0, 1): crack above that share of full scale
+    # (JPEG or anti-aliased masks, common in public crack sets).
+    mask_threshold: float | None = None
 
 
 @dataclass
@@ -98,6 +101,9 @@ class TrainConfig:
     # Official SAM checkpoint (path, or vit_b/vit_l/vit_h to download); None = random base,
     # only sensible for the tiny config and smoke tests.
     base_checkpoint: str | None = None
+    # Fine-tune from one of our models ("default" = the bundled one, a checkpoint or run folder):
+    # its architecture and weights are the starting point (see cracksam.training.init_from).
+    init_from: str | None = None
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -111,7 +117,7 @@ class TrainConfig:
     devices: int = 1
     num_nodes: int = 1
     strategy: str = "auto"
-    precision: str = "32-true"
+    precision: Literal["32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "64-true"] = "32-true"
     accumulate: int = 1
     seed: int = 0
     out_dir: str = "runs/cracksam"
@@ -142,6 +148,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         d = self.data
+        from cracksam.data.io import check_mask_threshold
+
+        check_mask_threshold(d.mask_threshold, "data.mask_threshold (--mask-threshold)")
         if d.pipeline not in (None, "resize", "native"):
             raise ConfigError(f"data.pipeline must be resize or native, got {d.pipeline!r}")
         if len(d.scale_range) != 2 or not 0 < d.scale_range[0] <= d.scale_range[1]:
@@ -170,7 +179,8 @@ class TrainConfig:
             from cracksam.models.segmodels import get_architecture
 
             multiple = get_architecture(self.network.arch).multiple
-            if self.data.crop < 1 or self.data.crop % multiple:
+            crop = self.data.crop  # set just above when native
+            if crop is None or crop < 1 or crop % multiple:
                 raise ConfigError(f"data.crop must be a positive multiple of {multiple} for {self.network.arch}, "
                                   f"got {self.data.crop}")
         if not self.native and self.data.crop is not None and not 1 <= self.data.crop <= self.image_size:

@@ -31,6 +31,7 @@ from cracksam.models.cracksam import build_cracksam
 from cracksam.models.sam_checkpoint import load_sam_checkpoint
 from cracksam.models.segmodels import build_segmodel
 from cracksam.training.config import TrainConfig
+from cracksam.training.init_from import apply_init_from, load_init_model
 from cracksam.training.module import (
     BestDeltaCheckpoint,
     CrackDataModule,
@@ -55,9 +56,9 @@ def _load_samples(config: TrainConfig):
     data = config.data
     if not data.train:
         raise ConfigError("no training data: give --data FOLDER (or data.train in the config)")
-    kw = {"ratios": tuple(data.ratios), "seed": data.split_seed, "split_source": data.split_source}
-    train = load_split(data.train, "train", **kw)
-    val = load_split(data.val, "val", **kw) if data.val else load_split(data.train, "val", **kw)
+    ratios, seed, source = tuple(data.ratios), data.split_seed, data.split_source
+    train = load_split(data.train, "train", ratios, seed, source, mask_threshold=data.mask_threshold)
+    val = load_split(data.val or data.train, "val", ratios, seed, source, mask_threshold=data.mask_threshold)
     return train, val
 
 
@@ -86,6 +87,9 @@ def check_random_base(config: TrainConfig, allow_random_base: bool = False) -> N
 
 
 def _build_model(config: TrainConfig, allow_random_base: bool = False):
+    if config.init_from:
+        log.info("starting from the weights of %s", config.init_from)
+        return load_init_model(config, allow_random_base=allow_random_base)
     if config.network is not None:
         if config.network.pretrained:
             log.info("%s: ImageNet encoder weights requested (downloaded from the hub)", config.network.arch)
@@ -110,6 +114,7 @@ def _teacher_cache(config: TrainConfig, train, out: Path):
     from cracksam.training.teacher import TeacherCache, fill_cache, teacher_identity
 
     kd = config.distill
+    assert kd is not None  # only called for a distillation run
     # The teacher runs where the student trains (a CUDA device when training on one).
     device = "cuda" if config.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
     predictor = Predictor.from_path(kd.teacher, base=kd.teacher_base, device=device,
@@ -140,6 +145,7 @@ def fit(config: TrainConfig, resume: bool = False, extra_callbacks: list[L.Callb
     elif last.exists():
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     else:
+        apply_init_from(config)  # the CLI did already; direct callers may not have
         check_random_base(config, allow_random_base)
 
     L.seed_everything(config.seed, workers=True, verbose=False)
