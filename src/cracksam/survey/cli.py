@@ -114,6 +114,7 @@ def survey_command(
         "engine": engine, "workers": workers, "threads": threads,
         "images": result.ok, "failed": result.errors + len(job_inputs.problems), "skipped": result.skipped,
         "processed": result.processed, "interrupted": result.interrupted, "total_seconds": round(result.seconds, 3),
+        "seconds_to_first_rows": result.first_rows_seconds and round(result.first_rows_seconds, 3),
         "table": str(result.table), "table_rows": result.total_rows,
         "errors": result.error_messages[:1000] + [f"{n}: {p}" for n, p in job_inputs.problems],
     }

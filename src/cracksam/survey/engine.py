@@ -44,6 +44,7 @@ class SurveyResult:
     seconds: float = 0.0
     table: Path | None = None
     total_rows: int = 0  # rows of results.parquet after the run
+    first_rows_seconds: float | None = None  # start-up: until the first rows came back (Ray: workers started)
     error_messages: list[str] = field(default_factory=list)
 
 
@@ -126,6 +127,8 @@ def run_survey(
         else:
             batches = _plain_batches(job, tasks, predictor)
         for rows in batches:
+            if result.first_rows_seconds is None:
+                result.first_rows_seconds = time.perf_counter() - start
             writer.add(rows, [by_key[r["key"]] for r in rows])
             result.processed += len(rows)
             for r in rows:
