@@ -382,10 +382,14 @@ def test_a_slow_request_times_out_with_504_and_the_server_stays_up():
     data = encode(Image.fromarray(crack_rgb()), "PNG")
     with ThreadedServer(app) as server:
         assert_error(post_image(server.url, data), 504, "timeout")
-        # The timed-out job still holds the only worker (threads cannot be killed): busy, not queued.
+        # The timed-out job still holds the only worker in its forward pass (threads cannot be killed):
+        # busy, not queued.  (Had it not reached the forward pass yet, it is skipped -- the client is
+        # gone -- and this request times out in turn.)
         r = post_image(server.url, data)
-        assert_error(r, 503, "busy")
-        assert r.headers["retry-after"] == "1"
+        assert r.status_code in (503, 504), r.text
+        if r.status_code == 503:
+            assert_error(r, 503, "busy")
+            assert r.headers["retry-after"] == "1"
         assert httpx.get(server.url + "/health").status_code == 200
         time.sleep(1.0)  # the abandoned job ends and frees its slot
         assert_error(post_image(server.url, data), 504, "timeout")

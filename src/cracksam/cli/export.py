@@ -12,14 +12,14 @@ from rich.console import Console
 from rich.table import Table
 
 from cracksam.cli.inputs import output_dir
-from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP, model_path_option
+from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP, model_path_option, trust_option
 from cracksam.errors import ConfigError
 
 
-def _load_torch_model(model: Path, base: str | None, allow_random_base: bool) -> Any:
+def _load_torch_model(model: Path, base: str | None, allow_random_base: bool, trust: bool = False) -> Any:
     from cracksam.models.io import load_model
 
-    return load_model(model, base_checkpoint=base, allow_random_base=allow_random_base)
+    return load_model(model, base_checkpoint=base, allow_random_base=allow_random_base, trust=trust)
 
 
 def _machine(threads: int) -> str:
@@ -40,6 +40,7 @@ def export(
     ),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
     allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
+    trust: bool = trust_option(),
     samples: list[Path] | None = typer.Option(None, "--samples", help="Images for the parity report (files/folders)."),
     calib: list[Path] | None = typer.Option(None, "--calib", help="Calibration images for INT8 (files/folders)."),
     calib_size: int = typer.Option(64, help="At most this many calibration images."),
@@ -56,13 +57,12 @@ def export(
 
     threads = resolve_threads(threads)
     names = parse_targets(targets)
-    output_dir(out)
     if opset < 17:
         raise ConfigError(f"--opset must be >= 17, got {opset}")
     if min_iou is not None and not 0.0 <= min_iou <= 1.0:
         raise ConfigError(f"--min-iou must be in [0, 1], got {min_iou}")
     model_path = model_path_option(model)
-    net = _load_torch_model(model_path, base, allow_random_base)
+    net = _load_torch_model(model_path, base, allow_random_base, trust)
     size = net.config.image_size
     sample_x, where = load_network_inputs(samples or calib or [], size, limit=32, synthetic_fallback=8)
     calib_x = None
@@ -70,6 +70,7 @@ def export(
         if not calib:
             raise ConfigError("openvino-int8 needs --calib FOLDER (a few dozen representative photos)")
         calib_x, _ = load_network_inputs(calib, size, limit=calib_size)
+    output_dir(out)  # after every check: a refused export leaves no empty folder behind
     overrides = {p: min_iou for p in ("fp32", "fp16", "int8")} if min_iou is not None else None
     console = Console(stderr=True, soft_wrap=True)
     console.print(f"exporting {model_path} ({size}×{size}) to {', '.join(names)}; parity on {where}")
@@ -105,6 +106,7 @@ def bench(
     warmup: int = typer.Option(2, help="Untimed runs first."),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
     allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
+    trust: bool = trust_option(),
     calib: list[Path] | None = typer.Option(None, "--calib", help="Calibration images for INT8."),
     samples: list[Path] | None = typer.Option(None, "--samples", help="Images for the parity check of each export."),
     export_dir: Path = typer.Option(Path("bench-export"), help="Where exports of checkpoint folders go."),
@@ -123,8 +125,8 @@ def bench(
     import torch
 
     from cracksam.config import atomic_write_text
-    from cracksam.deployment.backends import TorchBackend, open_backend
-    from cracksam.deployment.pipeline import export_all, load_network_inputs, parse_targets, target_name, time_backend
+    from cracksam.deployment.backends import TorchBackend, open_backend, target_name
+    from cracksam.deployment.pipeline import export_all, load_network_inputs, parse_targets, time_backend
     from cracksam.threads import resolve_threads
 
     # Always an explicit figure: each runtime's own default differs, and the table must say what ran.
@@ -141,7 +143,7 @@ def bench(
     for m in [model_path_option(name) for name in model or [DEFAULT_MODEL_NAME]]:
         entries: list[tuple[str, Any, dict[str, Any] | None]] = []
         if m.is_dir():
-            net = _load_torch_model(m, base, allow_random_base)
+            net = _load_torch_model(m, base, allow_random_base, trust)
             size = net.config.image_size
             if "torch" in names:
                 entries.append(("torch", TorchBackend(net, threads=threads), None))

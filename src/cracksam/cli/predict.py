@@ -11,7 +11,7 @@ import typer
 
 from cracksam import __version__
 from cracksam.cli.inputs import expand_inputs, output_dir, unique_stem
-from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP, model_path_option
+from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP, model_path_option, trust_option
 from cracksam.errors import ConfigError, CrackSAMError
 from cracksam.inference_modes import DEFAULT_WINDOW, MODE_HELP, SCALE_HELP, check_options
 from cracksam.survey.cli import ENGINE_HELP, survey_command
@@ -36,6 +36,7 @@ def predict(
     out: Path = typer.Option(Path("predictions"), "--out", "-o", help="Output folder."),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
     allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
+    trust: bool = trust_option(),
     mode: str | None = typer.Option(None, "--mode", help=MODE_HELP),
     scale: float | None = typer.Option(None, "--scale", help=SCALE_HELP),
     window: int = typer.Option(DEFAULT_WINDOW, "--window",
@@ -112,6 +113,7 @@ def predict(
         device=device,
         threads=threads,
         allow_random_base=allow_random_base,
+        trust=trust,
         mode=mode,
         scale=scale,
         window=window,
@@ -142,35 +144,42 @@ def predict(
         task = progress.add_task("segmenting", total=len(files))
         for path in files:
             row: dict[str, Any] = {"file": str(path)}
+            written: list[str] = []  # what this image left on disk, whatever happens after
+
+            def put(target: Path, data: bytes, written: list[str] = written) -> None:
+                atomic_write_bytes(target, data)
+                written.append(str(target))
+
             t0 = time.perf_counter()
             try:
                 image = read_image(path, max_pixels=max_pixels)
                 pred = predictor.predict_one(image)
                 mask = pred.mask(threshold)
                 stem = unique_stem(path, used)
-                atomic_write_bytes(out / f"{stem}_mask.png", _png_bytes(mask.astype(np.uint8) * 255))
-                if overlay:
-                    rgb = blend(image, mask, (255, 40, 40), 0.7)
-                    atomic_write_bytes(out / f"{stem}_overlay.png", _png_bytes(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)))
-                if prob:
-                    atomic_write_bytes(out / f"{stem}_prob.png", _png_bytes(np.round(pred.prob * 255).astype(np.uint8)))
                 h, w = mask.shape
                 crack = int(mask.sum())
-                row.update(
-                    mask=str(out / f"{stem}_mask.png"),
-                    width=w,
-                    height=h,
-                    crack_pixels=crack,
-                    crack_fraction=crack / (h * w),
-                )
+                put(out / f"{stem}_mask.png", _png_bytes(mask.astype(np.uint8) * 255))
+                row.update(mask=str(out / f"{stem}_mask.png"), width=w, height=h, crack_pixels=crack,
+                           crack_fraction=crack / (h * w))
+                if overlay:
+                    rgb = blend(image, mask, (255, 40, 40), 0.7)
+                    put(out / f"{stem}_overlay.png", _png_bytes(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)))
+                if prob:
+                    put(out / f"{stem}_prob.png", _png_bytes(np.round(pred.prob * 255).astype(np.uint8)))
                 if measure:
                     row["measurement"] = _measure(mask, image, out, stem, mm_per_px, min_length)
             except CrackSAMError as exc:
                 row["error"] = str(exc)
                 console.print(f"[red]error[/red]: {exc}")
-            except (OSError, ValueError, MemoryError) as exc:  # a write failure or an odd image: skip it
+            except OSError as exc:  # a write failure (full disk, permissions): the message names the file
+                where = exc.filename or path
+                row["error"] = f"{path}: cannot write {where}: {exc.strerror or exc}"
+                console.print(f"[red]error[/red]: {row['error']}")
+            except (ValueError, MemoryError) as exc:  # an odd image: skip it
                 row["error"] = f"{path}: {type(exc).__name__}: {exc}"
                 console.print(f"[red]error[/red]: {row['error']}")
+            if written:
+                row["written"] = written
             row["seconds"] = round(time.perf_counter() - t0, 4)
             rows.append(row)
             progress.advance(task)
@@ -185,8 +194,11 @@ def predict(
         "cracksam_version": __version__,
         "threads": threads,
         "predictor": predictor.describe(),
-        "images": len(ok),
+        "images": len(ok),  # segmented with every output written
         "failed": len(failed),
+        # Failed images that still left files (a mask written before the disk filled): counted, not hidden.
+        "partial": sum(1 for r in rows if "error" in r and r.get("written")),
+        "files_written": sum(len(r.get("written", [])) for r in rows),
         "crack_pixels": sum(r["crack_pixels"] for r in ok),
         "seconds_per_image": (sum(r["seconds"] for r in ok) / len(ok)) if ok else None,
         "total_seconds": round(total, 3),
@@ -195,16 +207,23 @@ def predict(
     }
     if report:
         summary["report"] = _report(ok, out, mm_per_px, min_length, quiet=json_out, no_progress=no_progress)
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    try:
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        summary_error = None
+    except OSError as exc:  # still say what was done: the masks on disk are real
+        summary_error = f"cannot write {exc.filename or out / 'summary.json'}: {exc.strerror or exc}"
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
     else:
         per = f"{summary['seconds_per_image']:.3f} s/image" if ok else "-"
+        partial = f" ({summary['partial']} of them left some outputs)" if summary["partial"] else ""
         console.print(
-            f"{len(ok)} image(s) segmented, {len(failed)} failed, "
-            f"{summary['crack_pixels']} crack pixels, {per}; outputs in {out}"
+            f"{len(ok)} image(s) segmented, {len(failed)} failed{partial}, {summary['files_written']} file(s) "
+            f"written, {summary['crack_pixels']} crack pixels, {per}; outputs in {out}"
         )
-    if failed:
+    if summary_error is not None:
+        console.print(f"[red]error[/red]: {summary_error}")
+    if failed or summary_error is not None:
         raise typer.Exit(1)
 
 

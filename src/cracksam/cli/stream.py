@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP
+from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP, trust_option
 from cracksam.inference_modes import MODE_HELP, SCALE_HELP
 
 # Same value as cracksam.deployment.stream.DEFAULT_SCENE_CUT (not imported: that module loads
@@ -43,6 +43,7 @@ def stream(
     timeout: float = typer.Option(10.0, help="Seconds to wait when opening or reading a network stream."),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
     allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
+    trust: bool = trust_option(),
     mode: str | None = typer.Option(None, "--mode", help=MODE_HELP),
     scale: float | None = typer.Option(None, "--scale", help=SCALE_HELP),
     threshold: float = typer.Option(0.5, help="Crack probability threshold."),
@@ -77,11 +78,13 @@ def stream(
                             scene_cut=scene_cut or None).validated()
     if out_video is not None and out_video.is_dir():
         raise ConfigError(f"--out-video {out_video} is a folder; name a video file")
-    if frames_dir is not None:
-        output_dir(frames_dir, "--frames-dir")
+    if frames_dir is not None and frames_dir.exists() and not frames_dir.is_dir():
+        raise ConfigError(f"--frames-dir {frames_dir} exists and is not a folder")
     predictor = Predictor.from_path(model_path_option(model), base=base, device=device, threads=threads,
-                                    allow_random_base=allow_random_base, mode=mode, scale=scale,
+                                    allow_random_base=allow_random_base, trust=trust, mode=mode, scale=scale,
                                     threshold=threshold)
+    if frames_dir is not None:  # created once the model is known good: a refused run leaves no folder
+        output_dir(frames_dir, "--frames-dir")
     console = Console(stderr=True, soft_wrap=True)
     if not json_out:
         console.print(f"inference: {predictor.inference_summary()}", highlight=False)

@@ -138,12 +138,14 @@ class Predictor:
         allow_random_base: bool = False,
         mode: str | None = None,
         scale: float | None = None,
+        trust: bool = False,
         **kwargs: Any,
     ) -> Predictor:
         """A checkpoint folder (CrackSAM delta + ``base``, a full export, or a student), an
         ``.onnx`` file or an OpenVINO ``.xml``; ``None`` or ``"default"`` is the default model bundled with
         the package, and a training run folder stands for its ``best/`` model.
         ``mode`` / ``scale`` None: the model's own defaults (also for exports, from their metadata);
+        ``trust``: accept our checkpoint folders without checksums (see :func:`cracksam.models.load_model`).
         ``kwargs`` go to :class:`Predictor`."""
         from cracksam.deployment.backends import OnnxRuntimeBackend, OpenVINOBackend, TorchBackend, open_backend
         from cracksam.models.default import resolve_model_path
@@ -155,7 +157,8 @@ class Predictor:
             from cracksam.models.io import load_model
 
             check_torch_device(device)  # before loading: a missing GPU is one error line, not a traceback
-            model = load_model(p, base_checkpoint=base, map_location=device, allow_random_base=allow_random_base)
+            model = load_model(p, base_checkpoint=base, map_location=device, allow_random_base=allow_random_base,
+                               trust=trust)
             backend: Backend = TorchBackend(model, device=device, threads=threads)
         elif p.suffix.lower() == ".onnx":
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if gpu else None
@@ -241,9 +244,13 @@ class Predictor:
 
     def describe(self) -> dict[str, Any]:
         """A small model card for logs, reports and the HTTP service."""
+        from cracksam.deployment.backends import target_name
+
         card: dict[str, Any] = {
             "runtime": self.backend.name,
             "precision": self.backend.precision,
+            # The same name `bench` and `export` use for it (onnx, openvino-fp16, torch, ...).
+            "backend": target_name(self.backend.name, self.backend.precision),
             "image_size": self.image_size,
             "mode": self.mode,
             "scale": self.scale,
