@@ -125,8 +125,8 @@ def bench(
     import torch
 
     from cracksam.config import atomic_write_text
-    from cracksam.deployment.backends import TorchBackend, open_backend
-    from cracksam.deployment.pipeline import export_all, load_network_inputs, parse_targets, target_name, time_backend
+    from cracksam.deployment.backends import TorchBackend, open_backend, target_name
+    from cracksam.deployment.pipeline import export_all, load_network_inputs, parse_targets, time_backend
     from cracksam.threads import resolve_threads
 
     # Always an explicit figure: each runtime's own default differs, and the table must say what ran.

@@ -19,26 +19,9 @@ from cracksam.config import atomic_write_text
 from cracksam.data.io import read_image
 from cracksam.data.synthetic import synthetic_pair
 from cracksam.data.transforms import build_transform
-from cracksam.deployment.backends import OnnxRuntimeBackend, OpenVINOBackend, TorchBackend
+from cracksam.deployment.backends import TARGETS, OnnxRuntimeBackend, OpenVINOBackend, TorchBackend
 from cracksam.deployment.export import MIN_IOU, export_onnx, export_openvino, parity_report, quantize_int8
 from cracksam.errors import ConfigError, CrackSAMError
-
-# Targets by name: (runtime, precision).
-TARGETS: dict[str, tuple[str, str]] = {
-    "onnx": ("onnxruntime", "fp32"),
-    "openvino-fp32": ("openvino", "fp32"),
-    "openvino-fp16": ("openvino", "fp16"),
-    "openvino-int8": ("openvino", "int8"),
-}
-
-
-def target_name(runtime: str, precision: str) -> str:
-    """One vocabulary for runtimes: the export target's name (``onnx``, ``openvino-fp16``, ...),
-    ``torch`` for PyTorch in fp32; ``<runtime>-<precision>`` for anything else."""
-    for name, (target_runtime, target_precision) in TARGETS.items():
-        if (runtime, precision) == (target_runtime, target_precision):
-            return name
-    return "torch" if (runtime, precision) == ("torch", "fp32") else f"{runtime}-{precision}"
 
 
 def parse_targets(text: str) -> list[str]:

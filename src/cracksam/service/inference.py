@@ -26,7 +26,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,10 +246,10 @@ class JobRunner:
         """Jobs submitted and not finished (running or waiting)."""
         return self._active
 
-    def _release(self, future: object) -> None:
+    def _release(self, future: Future[Any] | None) -> None:
         with self._lock:
             self._active -= 1
-            exc = future.exception() if hasattr(future, "exception") and not future.cancelled() else None
+            exc = future.exception() if future is not None and not future.cancelled() else None
             if isinstance(exc, Cancelled):
                 self.cancelled += 1
             elif future is not None:
