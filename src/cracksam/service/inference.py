@@ -132,10 +132,20 @@ class CancellableBackend(_Delegating):
         return self.inner.run(x)
 
 
+#: Most input pixels in one forward pass of the service: one 2048x2048 window.  A conventional
+#: network holds ~270 bytes of activations per input pixel, so the predictor's default batch of four
+#: 2048-px windows (native mode on a large photo) took ~5 GB for one request; capped, a pass
+#: takes ~1.1 GB whatever is uploaded, and a worker never holds more than one.
+PASS_PIXELS = 2048 * 2048
+
+
 def service_predictor(predictor: Predictor) -> Predictor:
-    """``predictor`` made safe to share between threads (:func:`thread_safe`) and cancellable."""
+    """``predictor`` made safe to share between threads (:func:`thread_safe`), cancellable, and
+    with as many windows per forward pass as fit :data:`PASS_PIXELS`."""
     safe = copy.copy(thread_safe(predictor))
     safe.backend = CancellableBackend(safe.backend)
+    side = safe.window if safe.mode == "native" and safe.dynamic else safe.image_size
+    safe.batch_size = max(1, min(safe.batch_size, PASS_PIXELS // (side * side)))
     return safe
 
 
