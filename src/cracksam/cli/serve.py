@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cracksam.cli.options import MODEL_HELP
+from cracksam.cli.options import MODEL_HELP, RUNTIME_HELP
 from cracksam.inference_modes import MODE_HELP, SCALE_HELP
 from cracksam.service.settings import ENV_VARS, ServiceSettings
 
@@ -25,6 +25,7 @@ def serve(
     device: str = typer.Option("cpu", envvar=_env("device"), help="cpu or cuda (PyTorch), CPU/GPU (OpenVINO)."),
     threads: int | None = typer.Option(None, envvar=_env("threads"),
                                        help="CPU threads of each request (default: the cores shared among --workers)."),
+    runtime: str = typer.Option("auto", "--runtime", envvar=_env("runtime"), help=RUNTIME_HELP),
     workers: int | None = typer.Option(None, envvar=_env("workers"),
                                        help="Requests segmented at the same time (default: 2, at most one per core)."),
     mode: str | None = typer.Option(None, "--mode", envvar=_env("mode"), help=MODE_HELP),
@@ -59,8 +60,8 @@ def serve(
 
     settings = ServiceSettings(
         host=host, port=port, model=model, base=base, allow_random_base=allow_random_base, device=device,
-        threads=check_threads(threads), workers=default_workers() if workers is None else workers, mode=mode,
-        scale=scale, tile_overlap=overlap, batch_size=batch_size,
+        threads=check_threads(threads), runtime=runtime, workers=default_workers() if workers is None else workers,
+        mode=mode, scale=scale, tile_overlap=overlap, batch_size=batch_size,
         threshold=threshold, max_upload_mb=max_upload_mb, max_pixels=max_pixels, timeout_s=timeout_s,
         max_pending=max_pending, model_id=model_id, log_level=log_level,
     ).validated()
@@ -78,7 +79,8 @@ def serve(
     shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
     Console(stderr=True).print(
         f"cracksam serve: http://{shown_host}:{bound_port}/ (web page), /docs (API); model {model_path} "
-        f"loading in the background ({settings.workers} worker(s) x {settings.cpu_threads} thread(s)), /health says "
+        f"loading in the background (runtime {settings.runtime}, {settings.workers} worker(s) x "
+        f"{settings.cpu_threads} thread(s)), /health says "
         "200 when ready.  Ctrl-C stops."
     )
     app = run_server(lambda stop: create_app(settings, on_load_error=lambda _exc: stop()), sock, settings.log_level)

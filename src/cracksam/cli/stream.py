@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP
+from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RUNTIME_ENV, RUNTIME_HELP
 from cracksam.inference_modes import MODE_HELP, SCALE_HELP
 
 
@@ -33,6 +33,7 @@ def stream(
     threshold: float = typer.Option(0.5, help="Crack probability threshold."),
     device: str = typer.Option("cpu", help="cpu or cuda (PyTorch), CPU/GPU (OpenVINO)."),
     threads: int | None = typer.Option(None, help="CPU threads of the runtime (default: every core)."),
+    runtime: str = typer.Option("auto", "--runtime", envvar=RUNTIME_ENV, help=RUNTIME_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the run's statistics as JSON."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No live frames-per-second line."),
 ) -> None:
@@ -62,12 +63,16 @@ def stream(
         raise ConfigError(f"--out-video {out_video} is a folder; name a video file")
     if frames_dir is not None:
         output_dir(frames_dir, "--frames-dir")
+    from cracksam.deployment.runtime_cache import describe_choice
+
+    console = Console(stderr=True, soft_wrap=True)
     predictor = Predictor.from_path(model_path_option(model), base=base, device=device, threads=threads,
                                     allow_random_base=allow_random_base, mode=mode, scale=scale,
-                                    threshold=threshold)
-    console = Console(stderr=True, soft_wrap=True)
+                                    threshold=threshold, runtime=runtime,
+                                    announce=None if json_out else lambda text: console.print(text, highlight=False))
     if not json_out:
         console.print(f"inference: {predictor.inference_summary()}", highlight=False)
+        console.print(describe_choice(predictor.runtime_info), highlight=False)
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
