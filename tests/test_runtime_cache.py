@@ -18,8 +18,7 @@ from cracksam.cli.main import main  # noqa: E402
 from cracksam.data.synthetic import synthetic_pair  # noqa: E402
 from cracksam.deployment.predictor import Predictor  # noqa: E402
 from cracksam.errors import ConfigError, CrackSAMError  # noqa: E402
-from cracksam.models import SegModel, SegModelConfig, save_trained  # noqa: E402
-from cracksam.models import segmodels  # noqa: E402
+from cracksam.models import SegModel, SegModelConfig, save_trained, segmodels  # noqa: E402
 from tests._convnet import DarkConvNet  # noqa: E402
 
 ARCH = "test_dark_conv"

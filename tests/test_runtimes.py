@@ -177,3 +177,18 @@ def test_bench_reports_latency_and_throughput_of_the_new_targets(tmp_path, capsy
     assert "unknown backend" in capsys.readouterr().err
     assert main(["bench", "-m", str(ckpt), "--backends", "onnx-int8-static"]) == 2
     assert "--calib" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_fused_onnx_of_a_vit_keeps_the_logits(tiny_config, tmp_path):
+    """ONNX Runtime's transformer fusions on a (tiny) CrackSAM: the same logits as the plain export
+    (its LayerNorm fusion, which mis-fuses SAM's channel LayerNorm2d -- logits off by 0.06 -- is off)."""
+    from cracksam.deployment.export import parity_report
+    from cracksam.deployment.quantize import fuse_onnx
+    from cracksam.models import build_cracksam
+
+    model = build_cracksam(tiny_config("lora")).eval()
+    fused = OnnxRuntimeBackend(fuse_onnx(export_onnx(model, tmp_path / "m.onnx"), tmp_path / "f.onnx"), threads=1)
+    assert json.loads(fused.metadata["config"])["backbone"] == "tiny" and "transformers" in fused.metadata["fusion"]
+    report = parity_report(TorchBackend(model, threads=1), fused, _images(3, 0))
+    assert report["max_abs_logit_diff"] < 1e-4 and report["logit_cosine"] > 0.9999

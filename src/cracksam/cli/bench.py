@@ -151,7 +151,8 @@ def bench(
             if in_flight > 1 and through is not None:
                 t.update(time_throughput(through, x, in_flight, requests=max(iterations, 2 * in_flight)))
             rows.append({"model": str(m), "backend": label, "runtime": backend.name, "precision": backend.precision,
-                         "threads": threads, **t, "parity_mask_iou": parity["mask_iou"] if parity else None})
+                         "threads": threads, **t, "parity_mask_iou": parity["mask_iou"] if parity else None,
+                         "parity_logit_cosine": parity["logit_cosine"] if parity else None})
     _add_speedups(rows)
     _print_table(rows, batch, threads, in_flight)
     if json_out:

@@ -100,8 +100,10 @@ def parity_report(reference: Any, candidate: Any, images: np.ndarray, threshold:
     Returns ``max_abs_prob_diff`` (largest difference of softmax crack probabilities over all
     pixels), ``mean_abs_prob_diff``, ``max_abs_logit_diff``, ``mask_iou`` (IoU of the two crack
     masks ``prob >= threshold`` pooled over all images; 1.0 when both are empty),
-    ``pixel_agreement``, ``crack_fraction`` (of the reference), ``n_images``, ``threshold`` and
-    the two backends' ``name``/``precision``."""
+    ``pixel_agreement``, ``crack_fraction`` (of the reference), ``logit_cosine`` (cosine
+    similarity of the two crack-vs-background logit maps ``l1 - l0`` over all pixels: the
+    accuracy measure for models with random weights, whose masks mean little), ``n_images``,
+    ``threshold`` and the two backends' ``name``/``precision``."""
     images = np.asarray(images, dtype=np.float32)
     if images.ndim == 3:
         images = images[None]
@@ -110,13 +112,15 @@ def parity_report(reference: Any, candidate: Any, images: np.ndarray, threshold:
     if reference.image_size != candidate.image_size:
         raise CrackSAMError(f"the two models take different sizes: {reference.image_size} vs {candidate.image_size}")
     inter = union = agree = ref_pos = total = 0
-    max_prob = max_logit = sum_prob = 0.0
+    max_prob = max_logit = sum_prob = dot = norm_a = norm_b = 0.0
     for start in range(0, len(images), max(1, int(batch_size))):
         x = images[start:start + batch_size]
         a, b = reference.run(x), candidate.run(x)
         if a.shape != b.shape:
             raise CrackSAMError(f"output shapes differ: {reference.name} {a.shape} vs {candidate.name} {b.shape}")
         pa, pb = _crack_probability(a), _crack_probability(b)
+        da, db = (a[:, 1] - a[:, 0]).astype(np.float64).ravel(), (b[:, 1] - b[:, 0]).astype(np.float64).ravel()
+        dot, norm_a, norm_b = dot + float(da @ db), norm_a + float(da @ da), norm_b + float(db @ db)
         diff = np.abs(pa - pb)
         max_prob, sum_prob = max(max_prob, float(diff.max())), sum_prob + float(diff.sum())
         max_logit = max(max_logit, float(np.abs(a.astype(np.float64) - b).max()))
@@ -135,6 +139,7 @@ def parity_report(reference: Any, candidate: Any, images: np.ndarray, threshold:
         "mask_iou": inter / union if union else 1.0,
         "pixel_agreement": agree / total,
         "crack_fraction": ref_pos / total,
+        "logit_cosine": dot / np.sqrt(norm_a * norm_b) if norm_a > 0 and norm_b > 0 else float(norm_a == norm_b),
         "reference": f"{reference.name}/{reference.precision}",
         "candidate": f"{candidate.name}/{candidate.precision}",
         "candidate_precision": candidate.precision,
