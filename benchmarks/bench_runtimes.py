@@ -55,7 +55,7 @@ def run_bench(model: Path, backends: str, out: Path, threads: int, iterations: i
     calib = SHARED / "cracksc" / "images"
     samples = SHARED / "cfd" / "images"
     argv = ["bench", "-m", str(model), "--backends", backends, "--threads", str(threads), "--iterations",
-            str(iterations), "--warmup", "2", "--in-flight", "2", "--json", str(out),
+            str(iterations), "--warmup", "2", "--in-flight", "2", "-o", str(out),
             "--export-dir", str(Path(tempfile.gettempdir()) / "cracksam-bench-runtimes"), *extra]
     if calib.is_dir() and samples.is_dir():
         argv += ["--calib", str(calib), "--samples", str(samples)]

@@ -96,7 +96,7 @@ def test_bench_times_each_backend(tiny_ckpt, tmp_path, capsys):
     out = tmp_path / "bench.json"
     rc = main(["bench", "--model", str(ckpt), "--base", str(base), "--backends", "torch,onnx,openvino-fp16",
                "--iterations", "3", "--warmup", "1", "--batch", "2", "--threads", "1", "--samples", str(photos),
-               "--export-dir", str(tmp_path / "ex"), "--json", str(out)])
+               "--export-dir", str(tmp_path / "ex"), "-o", str(out)])
     assert rc == 0, capsys.readouterr().err
     doc = json.loads(out.read_text())
     rows = {r["backend"]: r for r in doc["results"]}
@@ -105,8 +105,12 @@ def test_bench_times_each_backend(tiny_ckpt, tmp_path, capsys):
     for r in rows.values():
         assert r["images_per_s"] > 0 and r["batch"] == 2 and r["latency_ms_p90"] >= r["latency_ms_min"]
     assert rows["onnx"]["parity_mask_iou"] >= 0.99
-    # An exported file can be timed on its own too.
-    assert main(["bench", "--model", str(tmp_path / "ex" / "model" / "model.onnx"), "--iterations", "2"]) == 0
+    # An exported file can be timed on its own too, and is named as the export target it is
+    # (one vocabulary: "onnx", not "onnxruntime-fp32"); --json prints to stdout as everywhere.
+    capsys.readouterr()
+    assert main(["bench", "--model", str(tmp_path / "ex" / "model" / "model.onnx"), "--iterations", "2",
+                 "--json"]) == 0
+    assert [r["backend"] for r in json.loads(capsys.readouterr().out)["results"]] == ["onnx"]
 
 
 def test_predict_gives_the_same_mask_with_every_runtime(tiny_ckpt, tmp_path):

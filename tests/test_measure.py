@@ -325,9 +325,9 @@ def test_cli_writes_reports(tmp_path, capsys) -> None:
     assert report["mm_per_px"] == 0.1 and "0.1 mm" in report["resolution_note"]
     assert report["totals"]["n_cracks"] == 2
     assert report["cracks"][0]["length_mm"] == pytest.approx(report["cracks"][0]["length_px"] * 0.1, rel=1e-3)
-    for name in ("slab.json", "slab_cracks.csv", "slab_measure.png", "summary.csv"):
+    for name in ("slab_measure.json", "slab_cracks.csv", "slab_measure.png", "summary.csv"):
         assert (out / name).is_file(), name
-    assert json.loads((out / "slab.json").read_text())["totals"] == report["totals"]
+    assert json.loads((out / "slab_measure.json").read_text())["totals"] == report["totals"]
     assert len(list(csv.DictReader((out / "slab_cracks.csv").open()))) == 2
     summary = list(csv.DictReader((out / "summary.csv").open()))
     assert len(summary) == 1 and summary[0]["n_cracks"] == "2" and summary[0]["error"] == ""
@@ -377,7 +377,7 @@ def test_cli_bad_file_is_named_and_skipped(tmp_path, capsys) -> None:
     assert rc == 1
     assert "notes.png" in captured.err and "not a readable image" in captured.err
     assert "blank.png" in captured.err and "gone.png" in captured.err
-    assert (out / "good.json").is_file() and not (out / "notes.json").exists()
+    assert (out / "good_measure.json").is_file() and not (out / "notes_measure.json").exists()
     summary = {Path(row["image"]).name: row for row in csv.DictReader((out / "summary.csv").open())}
     assert summary["good.png"]["error"] == "" and summary["notes.png"]["error"]
 

@@ -98,7 +98,7 @@ def test_predict_and_bench_run_with_threads_within_the_cores(monkeypatch, tiny_f
         assert summary["threads"] == 1
         report = tmp_path / "bench.json"
         rc = main(["bench", "-m", str(ckpt), "--backends", "torch", "--iterations", "1", "--warmup", "0",
-                   "--json", str(report)])
+                   "-o", str(report)])
         assert rc == 0
         assert "threads 1" in capsys.readouterr().out  # the table says which figure it used
         doc = json.loads(report.read_text())

@@ -165,7 +165,7 @@ def test_bench_reports_latency_and_throughput_of_the_new_targets(tmp_path, capsy
     ckpt = conv_checkpoint(tmp_path / "ckpt")
     out = tmp_path / "bench.json"
     rc = main(["bench", "-m", str(ckpt), "--backends", "torch,onnx,onnx-int8", "--iterations", "2", "--warmup", "0",
-               "--threads", "1", "--in-flight", "2", "--export-dir", str(tmp_path / "ex"), "--json", str(out)])
+               "--threads", "1", "--in-flight", "2", "--export-dir", str(tmp_path / "ex"), "-o", str(out)])
     assert rc == 0, capsys.readouterr().err
     assert "threads 1" in capsys.readouterr().out  # the table (its columns wrap at the test's width)
     rows = {r["backend"]: r for r in json.loads(out.read_text())["results"]}

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cracksam.cli.inputs import output_dir
-from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, model_path_option
+from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP, model_path_option
 from cracksam.errors import ConfigError
 
 DEFAULT_BACKENDS = ("torch,torch-compile,onnx,onnx-fused,onnx-int8,onnx-int8-static,"
@@ -66,17 +66,23 @@ def bench(
     iterations: int = typer.Option(10, help="Timed runs per backend (also the requests of the throughput run)."),
     warmup: int = typer.Option(2, help="Untimed runs first."),
     in_flight: int = typer.Option(2, "--in-flight", help="Requests in flight in the throughput run (1: skip it)."),
-    base: str | None = typer.Option(None, "--base"),
-    allow_random_base: bool = typer.Option(False),
+    base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
+    allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
     calib: list[Path] | None = typer.Option(None, "--calib", help="Calibration images for INT8."),
     samples: list[Path] | None = typer.Option(None, "--samples", help="Images for the parity check of each export."),
     export_dir: Path = typer.Option(Path("bench-export"), help="Where exports of checkpoint folders go."),
     min_iou: float | None = typer.Option(
         None, help="Parity tolerance for exports (default 0.99 FP32/FP16, 0.97 INT8); 0 times every export."
     ),
-    json_out: Path | None = typer.Option(None, "--json", help="Write the results as JSON here."),
+    json_out: bool = typer.Option(False, "--json", help="Print the results as JSON to stdout (the table goes to "
+                                  "stderr), as --json does in every command."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Also write the results as JSON to this file."),
 ) -> None:
-    """Latency (p50/p90) and throughput per runtime and precision, × PyTorch eager, mask IoU vs PyTorch."""
+    """Latency (p50/p90) and throughput per runtime and precision, × PyTorch eager, mask IoU vs PyTorch.
+
+    Backends are named as export targets everywhere (torch, torch-compile, onnx, onnx-fused, onnx-int8,
+    onnx-int8-static, openvino-fp32, openvino-fp16, openvino-int8; an .onnx or .xml given as --model
+    is labelled the same way)."""
     import numpy as np
     import torch
 
@@ -89,6 +95,7 @@ def bench(
         export_all,
         inputs_for_model,
         parse_targets,
+        target_name,
         time_backend,
         time_throughput,
     )
@@ -98,8 +105,8 @@ def bench(
     threads = resolve_threads(threads)
     if batch < 1 or iterations < 1 or warmup < 0 or in_flight < 1:
         raise ConfigError("--batch, --iterations and --in-flight must be >= 1 and --warmup >= 0")
-    if json_out is not None and json_out.is_dir():
-        raise ConfigError(f"--json {json_out} is a folder; give a file name")
+    if out is not None and out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; give a file name for the JSON results")
     names = [b.strip() for b in backends.split(",") if b.strip()]
     unknown = [n for n in names if n not in TORCH_BACKENDS and n not in TARGETS]
     if unknown or not names:
@@ -141,7 +148,7 @@ def bench(
                     entries.append((r.target, latency, through, r.parity))
         else:
             backend = open_backend(m, threads=threads)
-            entries.append((f"{backend.name}-{backend.precision}", backend, backend, None))
+            entries.append((target_name(backend.name, backend.precision), backend, backend, None))
         for label, backend, through, parity in entries:
             x = (np.random.default_rng(0).random((batch, 3, backend.image_size, backend.image_size)) * 255).astype(
                 np.float32
@@ -154,10 +161,12 @@ def bench(
                          "threads": threads, **t, "parity_mask_iou": parity["mask_iou"] if parity else None,
                          "parity_logit_cosine": parity["logit_cosine"] if parity else None})
     _add_speedups(rows)
-    _print_table(rows, batch, threads, in_flight)
+    _print_table(rows, batch, threads, in_flight, stderr=json_out)
+    document = json.dumps({"batch": batch, "threads": threads, "in_flight": in_flight, "results": rows}, indent=2)
+    if out is not None:
+        atomic_write_text(out, document + "\n")
     if json_out:
-        doc = {"batch": batch, "threads": threads, "in_flight": in_flight, "results": rows}
-        atomic_write_text(json_out, json.dumps(doc, indent=2) + "\n")
+        typer.echo(document)
 
 
 def _add_speedups(rows: list[dict[str, Any]]) -> None:
@@ -169,7 +178,7 @@ def _add_speedups(rows: list[dict[str, Any]]) -> None:
         row["throughput_speedup_vs_torch"] = through / eager["images_per_s"] if eager and through else None
 
 
-def _print_table(rows: list[dict[str, Any]], batch: int, threads: int, in_flight: int) -> None:
+def _print_table(rows: list[dict[str, Any]], batch: int, threads: int, in_flight: int, stderr: bool) -> None:
     from cracksam.cli.export import _machine
 
     table = Table(title=f"batch {batch}, {_machine(threads)}")
@@ -186,4 +195,4 @@ def _print_table(rows: list[dict[str, Any]], batch: int, threads: int, in_flight
             cells += [f"{through:.2f}" if through else "–", f"{up:.2f}" if up else "–"]
         cells.append(f"{r['parity_mask_iou']:.4f}" if r["parity_mask_iou"] is not None else "–")
         table.add_row(*cells)
-    Console(soft_wrap=True).print(table)
+    Console(soft_wrap=True, stderr=stderr).print(table)

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cracksam.cli.inputs import output_dir
-from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP
+from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP
 from cracksam.errors import ConfigError
 from cracksam.inference_modes import MODE_HELP, SCALE_HELP, check_options
 
@@ -33,24 +33,30 @@ def evaluate(
     test_split: str = typer.Option("test", help="Split of --test datasets (train, val, test, all)."),
     unseen_split: str = typer.Option("all", help="Split of --unseen datasets."),
     split_seed: int = typer.Option(0, help="Seed of the split (as in training)."),
+    mask_threshold: float | None = typer.Option(
+        None, "--mask-threshold", metavar="FRACTION",
+        help="Read masks as crack above this share of full scale (JPEG or anti-aliased masks); "
+        "default: masks must have two levels.",
+    ),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for delta checkpoints."),
-    allow_random_base: bool = typer.Option(False, help="Keep random base weights (tiny/full models, tests)."),
+    allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
     threshold: float = typer.Option(0.5, help="Crack probability threshold."),
     mode: str | None = typer.Option(None, "--mode", help=MODE_HELP + " Applies to every --model."),
     scale: float | None = typer.Option(None, "--scale", help=SCALE_HELP),
     reduction: str = typer.Option("dataset", help="dataset (pixels pooled over the set) or image (mean per image)."),
     metric: str = typer.Option("iou", help="Metric shown in the table (all are in the JSON)."),
-    batch_size: int = typer.Option(4),
-    workers: int = typer.Option(0, help="DataLoader workers reading images."),
+    batch_size: int = typer.Option(4, help="Images per forward pass."),
+    workers: int = typer.Option(0, help="DataLoader worker processes reading images (0: in the main process)."),
     visualize: int = typer.Option(0, help="Save overlays and heat-maps of the first N images of each pass."),
-    device: str | None = typer.Option(None, help="cpu or cuda (default: cuda when present); .xml models: CPU/GPU."),
+    device: str = typer.Option("cpu", help="cpu or cuda (PyTorch), CPU/GPU (OpenVINO); cpu by default, as in every "
+                               "command (--device cuda to use a GPU)."),
     measure: bool = typer.Option(False, "--measure", help="Also compare crack length/width of predictions and truth."),
     mm_per_px: float | None = typer.Option(None, "--mm-per-px", help="Pixel size in mm for --measure."),
-    out: Path = typer.Option(Path("eval"), "--out", help="Output folder."),
-    no_progress: bool = typer.Option(False, "--no-progress"),
+    out: Path = typer.Option(Path("eval"), "--out", "-o", help="Output folder."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
     """Score models on test / noisy 1 / noisy 2 / unseen sets and write Table 7 as Markdown, CSV, JSON."""
-    from cracksam.evaluation.protocol import ProtocolConfig, default_device, load_eval_model, run_protocol
+    from cracksam.evaluation.protocol import ProtocolConfig, load_eval_model, run_protocol
 
     check_options(mode, scale)
     if mm_per_px is not None and not measure:
@@ -71,23 +77,18 @@ def evaluate(
         batch_size=batch_size,
         workers=workers,
         visualize=visualize,
-        device=device or default_device(),
+        device=device,
         progress=not no_progress,
         measure=measure,
         mm_per_px=mm_per_px,
+        mask_threshold=mask_threshold,
     )
     output_dir(out)
     model = model or [DEFAULT_MODEL_NAME]
     if name and len(name) != len(model):
         raise ConfigError(f"give one --name per --model ({len(model)} models, {len(name)} names)")
     labels = name or [None] * len(model)
-    # Exported files run on the CPU unless --device says otherwise: "cuda when present" is PyTorch's
-    # GPU, which OpenVINO cannot use and a CPU-only onnxruntime would only warn about.
-    exported = [str(m).lower().endswith((".onnx", ".xml")) for m in model]
-    models = [
-        load_eval_model(m, base, allow_random_base, device or ("cpu" if e else cfg.device), name=n)
-        for m, n, e in zip(model, labels, exported, strict=True)
-    ]
+    models = [load_eval_model(m, base, allow_random_base, device, name=n) for m, n in zip(model, labels, strict=True)]
     names = [m.name for m in models]
     if len(set(names)) != len(names):
         for i, m in enumerate(models):

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cracksam.cli.inputs import output_dir
-from cracksam.cli.options import DEFAULT_MODEL_NAME, model_path_option
+from cracksam.cli.options import DEFAULT_MODEL_NAME, RANDOM_BASE_HELP, model_path_option
 from cracksam.errors import ConfigError
 
 
@@ -40,7 +40,7 @@ def export(
              "openvino-fp32, openvino-fp16, openvino-int8 (NNCF, needs --calib).",
     ),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
-    allow_random_base: bool = typer.Option(False, help="Keep random base weights (tiny/full models, tests)."),
+    allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
     samples: list[Path] | None = typer.Option(None, "--samples", help="Images for the parity report (files/folders)."),
     calib: list[Path] | None = typer.Option(None, "--calib", help="Calibration images for INT8 (files/folders)."),
     calib_size: int = typer.Option(64, help="At most this many calibration images."),

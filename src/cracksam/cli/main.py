@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import click
 import typer
 
 from cracksam import __version__
@@ -50,6 +51,48 @@ def _register_all() -> None:
 
 _register_all()
 
+# Typer shows Python annotations as metavars (``<bool>`` on a flag, ``<list[Path]>``); users read
+# the value they type instead: nothing for a flag, INT, FLOAT, TEXT, PATH, or the choices.
+_METAVARS = {int: "INT", float: "FLOAT", str: "TEXT"}
+
+
+def _metavar(param: click.Parameter) -> str | None:
+    desc = getattr(param, "type_descriptor", None)
+    if desc is None:
+        return None
+    if desc.is_choice and desc.choices:
+        return "|".join(str(c) for c in desc.choices)
+    if desc.is_path:
+        return "PATH"
+    annotation = desc.annotation
+    if desc.is_list:
+        inner = [a for a in getattr(annotation, "__args__", ()) if a is not type(None)]
+        annotation = inner[0] if inner else str
+        if getattr(annotation, "__name__", "") in ("Path", "PosixPath"):
+            return "PATH"
+    if annotation is bool:
+        return "" if param.param_type_name == "option" else "BOOL"
+    return _METAVARS.get(annotation, "VALUE")
+
+
+def _readable_metavars(command: click.Command) -> click.Command:
+    commands = getattr(command, "commands", {})
+    for cmd in (command, *commands.values()):
+        for param in cmd.params:
+            if param.metavar is None:
+                text = _metavar(param)
+                if text is not None:
+                    param.metavar = text
+            if param.param_type_name == "argument":
+                # An argument's name column already shows its metavar; the type column would repeat it.
+                param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+    return command
+
+
+def cli_command() -> click.Command:
+    """The click command behind ``cracksam`` (what :func:`main` runs), with readable metavars."""
+    return _readable_metavars(typer.main.get_command(app))
+
 
 @contextmanager
 def _one_line_warnings() -> Iterator[None]:
@@ -79,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str] | None) -> int:
     try:
         # standalone mode lets click print its own usage errors (exit 2) and exit via SystemExit.
-        app(args=argv, prog_name="cracksam")
+        cli_command().main(args=argv, prog_name="cracksam")
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)

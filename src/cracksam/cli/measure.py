@@ -14,12 +14,41 @@ from cracksam.errors import CrackSAMError
 HELP = (
     "Measure the cracks of binary masks: length, mean/median/max width, area, orientation.\n\n"
     "MASK: files, folders (their images, not recursive) or glob patterns (quote them). "
-    "A pixel is crack when any channel is > 0.\n\n"
-    "With --out DIR, writes for each mask <stem>.json, <stem>_cracks.csv and <stem>_measure.png, "
-    "and summary.csv with one row per mask.\n\n"
+    "A folder written by `cracksam predict` is measured by its <stem>_mask.png files only (not the "
+    "overlays and probability maps beside them). A pixel is crack when any channel is > 0; images that "
+    "are not binary masks (photos, probability maps) are refused unless --threshold is given.\n\n"
+    "With --out DIR, writes for each mask <stem>_measure.json, <stem>_cracks.csv and <stem>_measure.png "
+    "(the names `predict --measure` uses), and summary.csv with one row per mask.\n\n"
     "--json prints the report to stdout: one object when a single mask file is named, else an array."
     "\n\nMasks that cannot be read are reported and skipped; the exit code is then 1."
 )
+
+
+REPORT_SUFFIX = "_measure.json"  # <stem>_measure.json, as `predict --measure` writes it
+PREDICT_MASK_SUFFIX = "_mask.png"  # what `cracksam predict` names its masks
+
+
+def _collect_masks(patterns: list[str]) -> tuple[list[Path], list[tuple[str, str]], list[tuple[str, int]]]:
+    """The mask files named by ``patterns``, problems, and (folder, skipped) for folders holding
+    ``predict`` output: there only ``*_mask.png`` are masks, the overlays and probability maps next
+    to them are not (measured, an overlay is one crack as wide as the photo)."""
+    files: list[Path] = []
+    problems: list[tuple[str, str]] = []
+    skipped: list[tuple[str, int]] = []
+    seen: set[Path] = set()
+    for pattern in patterns:
+        found, trouble = expand_inputs([pattern])
+        problems.extend(trouble)
+        if Path(pattern).is_dir():
+            masks_only = [p for p in found if p.name.endswith(PREDICT_MASK_SUFFIX)]
+            if masks_only and len(masks_only) < len(found):
+                skipped.append((pattern, len(found) - len(masks_only)))
+                found = masks_only
+        for path in found:
+            if path.resolve() not in seen:
+                seen.add(path.resolve())
+                files.append(path)
+    return files, problems, skipped
 
 
 def _parse_points(text: str) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -69,7 +98,12 @@ def measure(
         None, "--ref-length-mm", help="Real length of the reference object between --ref-points (mm)."
     ),
     min_length: float = typer.Option(10.0, "--min-length", help="Discard cracks shorter than this (px)."),
-    out: Path | None = typer.Option(None, "--out", help="Folder for the JSON, CSV and PNG outputs."),
+    threshold: float | None = typer.Option(
+        None, "--threshold", metavar="FRACTION",
+        help="Binarise images that are not binary masks: crack above this share of full scale (0.5 = 128 of "
+        "255), e.g. a predict <stem>_prob.png. Default: only binary masks are measured.",
+    ),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Folder for the JSON, CSV and PNG outputs."),
     image: Path | None = typer.Option(
         None, "--image", help="Photo to draw the annotation on (one mask only; same size)."
     ),
@@ -98,7 +132,10 @@ def measure(
     if out is not None:
         output_dir(out)
 
-    files, problems = expand_inputs(masks)
+    if threshold is not None and not 0.0 < threshold < 1.0:
+        raise CrackSAMError(f"--threshold must be a fraction in (0, 1) of full scale, got {threshold:g}")
+
+    files, problems, skipped = _collect_masks(masks)
     if image is not None and (len(files) != 1 or problems or len(masks) != 1):
         raise CrackSAMError("--image can only be used with exactly one mask file")
     photo = read_image(image) if image is not None else None
@@ -107,6 +144,9 @@ def measure(
     failed = 0
     reports: list[dict] = []
     summary: list[dict] = []
+    for folder, count in skipped:
+        console.print(f"{folder}: measuring its *_mask.png files only ({count} other image(s) skipped)",
+                      style="dim", highlight=False)
     for name, problem in problems:
         _error(f"{name}: {problem}")
         summary.append(summary_row(name, None, error=problem))
@@ -123,7 +163,7 @@ def measure(
     for path in files:
         source = str(path)
         try:
-            mask = read_mask(path)
+            mask = read_mask(path, threshold=threshold)
             if photo is not None and photo.shape[:2] != mask.shape:
                 raise CrackSAMError(
                     f"--image {image} is {photo.shape[1]}x{photo.shape[0]} px but mask {path} is "
@@ -142,7 +182,7 @@ def measure(
         if out is not None:
             stem = unique_stem(path, used_stems)
             try:
-                write_json(result, out / f"{stem}.json", source)
+                write_json(result, out / f"{stem}{REPORT_SUFFIX}", source)
                 write_csv(result, out / f"{stem}_cracks.csv", source)
                 picture = render_annotation(photo if photo is not None else mask, result)
                 write_png(out / f"{stem}_measure.png", picture)

@@ -30,6 +30,9 @@ MODEL_HELP = ("Checkpoint folder, training run folder (its best/), .onnx file or
               "'default' (the default) is the bundled model.")
 
 
+RANDOM_BASE_HELP = "Keep random SAM base weights of a delta checkpoint without its base (tiny models, tests)."
+
+
 def model_path_option(value: str | os.PathLike[str] | None) -> Path:
     """The model named on the command line: None or ``default`` is the bundled model (unless a
     file or folder of that name exists), a training run folder is its ``best/``."""

@@ -11,7 +11,14 @@ import typer
 
 from cracksam import __version__
 from cracksam.cli.inputs import expand_inputs, output_dir, unique_stem
-from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RUNTIME_ENV, RUNTIME_HELP, model_path_option
+from cracksam.cli.options import (
+    DEFAULT_MODEL_NAME,
+    MODEL_HELP,
+    RANDOM_BASE_HELP,
+    RUNTIME_ENV,
+    RUNTIME_HELP,
+    model_path_option,
+)
 from cracksam.errors import ConfigError, CrackSAMError
 from cracksam.inference_modes import DEFAULT_WINDOW, MODE_HELP, SCALE_HELP, check_options
 
@@ -33,7 +40,7 @@ def predict(
     model: str = typer.Option(DEFAULT_MODEL_NAME, "--model", "-m", help=MODEL_HELP),
     out: Path = typer.Option(Path("predictions"), "--out", "-o", help="Output folder."),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
-    allow_random_base: bool = typer.Option(False, help="Keep random base weights (tiny/full models, tests)."),
+    allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
     mode: str | None = typer.Option(None, "--mode", help=MODE_HELP),
     scale: float | None = typer.Option(None, "--scale", help=SCALE_HELP),
     window: int = typer.Option(DEFAULT_WINDOW, "--window",
@@ -53,7 +60,7 @@ def predict(
     min_length: float | None = typer.Option(None, "--min-length",
                                             help=f"Shortest crack kept by --measure, px (default {MIN_LENGTH:g})."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
-    no_progress: bool = typer.Option(False, "--no-progress"),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
     """Segment cracks; writes <stem>_mask.png (0/255, same size as the input) per image and summary.json.
 

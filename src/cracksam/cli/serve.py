@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cracksam.cli.options import MODEL_HELP, RUNTIME_HELP
+from cracksam.cli.options import MODEL_HELP, RANDOM_BASE_HELP, RUNTIME_HELP
 from cracksam.inference_modes import MODE_HELP, SCALE_HELP
 from cracksam.service.settings import ENV_VARS, ServiceSettings
 
@@ -21,13 +21,17 @@ def serve(
     port: int = typer.Option(8000, envvar=_env("port"), help="TCP port (0: any free port)."),
     base: str | None = typer.Option(None, "--base", envvar=_env("base"),
                                     help="SAM base checkpoint for a delta checkpoint."),
-    allow_random_base: bool = typer.Option(False, help="Keep random base weights (tiny/full models, tests)."),
+    allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
     device: str = typer.Option("cpu", envvar=_env("device"), help="cpu or cuda (PyTorch), CPU/GPU (OpenVINO)."),
-    threads: int | None = typer.Option(None, envvar=_env("threads"),
-                                       help="CPU threads of each request (default: the cores shared among --workers)."),
+    threads: int | None = typer.Option(None, envvar=_env("threads"), help="CPU threads of each request (default: "
+                                       "the cores shared among the --concurrency requests)."),
+    concurrency: int | None = typer.Option(None, "--concurrency", envvar=_env("workers"), show_envvar=True,
+                                           help="Requests segmented at the same time (default: 2, at most one per "
+                                           "core)."),
+    workers: int | None = typer.Option(None, "--workers", hidden=True,
+                                       help="Deprecated name of --concurrency (in train/evaluate --workers means "
+                                       "data-loader processes)."),
     runtime: str = typer.Option("auto", "--runtime", envvar=_env("runtime"), help=RUNTIME_HELP),
-    workers: int | None = typer.Option(None, envvar=_env("workers"),
-                                       help="Requests segmented at the same time (default: 2, at most one per core)."),
     mode: str | None = typer.Option(None, "--mode", envvar=_env("mode"), help=MODE_HELP),
     scale: float | None = typer.Option(None, "--scale", envvar=_env("scale"), help=SCALE_HELP),
     overlap: float = typer.Option(0.25, envvar=_env("tile_overlap"),
@@ -58,10 +62,12 @@ def serve(
     from cracksam.service.server import serve as run_server
     from cracksam.threads import check_threads, default_workers
 
+    concurrency = _concurrency(concurrency, workers)
     settings = ServiceSettings(
         host=host, port=port, model=model, base=base, allow_random_base=allow_random_base, device=device,
-        threads=check_threads(threads), runtime=runtime, workers=default_workers() if workers is None else workers,
-        mode=mode, scale=scale, tile_overlap=overlap, batch_size=batch_size,
+        threads=check_threads(threads), runtime=runtime,
+        workers=default_workers() if concurrency is None else concurrency, mode=mode, scale=scale,
+        tile_overlap=overlap, batch_size=batch_size,
         threshold=threshold, max_upload_mb=max_upload_mb, max_pixels=max_pixels, timeout_s=timeout_s,
         max_pending=max_pending, model_id=model_id, log_level=log_level,
     ).validated()
@@ -79,14 +85,31 @@ def serve(
     shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
     Console(stderr=True).print(
         f"cracksam serve: http://{shown_host}:{bound_port}/ (web page), /docs (API); model {model_path} "
-        f"loading in the background (runtime {settings.runtime}, {settings.workers} worker(s) x "
-        f"{settings.cpu_threads} thread(s)), /health says "
+        f"loading in the background ({settings.workers} request(s) at once x {settings.cpu_threads} thread(s), "
+        f"runtime {settings.runtime}); "
+        "/health says "
         "200 when ready.  Ctrl-C stops."
     )
     app = run_server(lambda stop: create_app(settings, on_load_error=lambda _exc: stop()), sock, settings.log_level)
     state = app.state.service
     if state.load_error is not None:
         raise CrackSAMError(f"cannot serve: {state.load_error}")
+
+
+def _concurrency(concurrency: int | None, workers: int | None) -> int | None:
+    """``--concurrency``, or the deprecated ``--workers`` with a warning (the same word means
+    data-loader processes in ``train`` and ``evaluate``)."""
+    import warnings
+
+    from cracksam.errors import ConfigError, CrackSAMWarning
+
+    if workers is None:
+        return concurrency
+    if concurrency is not None and concurrency != workers:
+        raise ConfigError(f"--workers {workers} and --concurrency {concurrency} disagree; give --concurrency only")
+    warnings.warn("serve --workers is deprecated: it is now --concurrency (requests segmented at once)",
+                  CrackSAMWarning, stacklevel=2)
+    return workers
 
 
 def register(app: typer.Typer) -> None:

@@ -11,23 +11,38 @@ from pathlib import Path
 
 import typer
 
-from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RUNTIME_ENV, RUNTIME_HELP
+from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP, RUNTIME_ENV, RUNTIME_HELP
 from cracksam.inference_modes import MODE_HELP, SCALE_HELP
+
+# Same value as cracksam.deployment.stream.DEFAULT_SCENE_CUT (not imported: that module loads
+# OpenCV and the runtimes, and `cracksam --help` must stay fast; a test keeps them equal).
+DEFAULT_SCENE_CUT = 0.3
 
 
 def stream(
     source: str = typer.Argument(..., help="Video file, stream URL (e.g. http://cam/video.mjpg) or camera index (0)."),
     model: str = typer.Option(DEFAULT_MODEL_NAME, "--model", "-m", help=MODEL_HELP),
-    every: int = typer.Option(1, "--every", "-n", help="Segment every N-th frame; the others reuse the last mask."),
+    every: int = typer.Option(1, "--every", "-n", help="Segment every N-th frame; the others reuse the last mask "
+                              "(a scene change is segmented at once, see --scene-cut)."),
+    scene_cut: float = typer.Option(
+        DEFAULT_SCENE_CUT, "--scene-cut", metavar="SCORE",
+        help="With --every > 1: how much a frame may differ from the last segmented one (0-1, grey histogram "
+        "and thumbnail difference) before it is segmented at once instead of reusing a mask from another "
+        "scene; 0 turns this off.",
+    ),
     out_video: Path | None = typer.Option(None, "--out-video", "-o", help="Annotated video to write (.mp4 or .avi)."),
     frames_dir: Path | None = typer.Option(None, "--frames-dir",
                                            help="Folder for each segmented frame (.jpg) and its mask (_mask.png)."),
     max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames."),
-    codec: str | None = typer.Option(None, help="FourCC of the output video (default: mp4v for .mp4, MJPG for .avi)."),
+    codec: str | None = typer.Option(
+        None, metavar="FOURCC",
+        help="Codec of the output video. Default: .mp4 H.264 (avc1, plays in browsers) where OpenCV has it, else "
+        "mp4v with a warning; .avi MJPG. vp09: browser-playable .mp4 without H.264, slow to encode.",
+    ),
     fps: float | None = typer.Option(None, help="Frame rate of the output video (default: the source's)."),
     timeout: float = typer.Option(10.0, help="Seconds to wait when opening or reading a network stream."),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
-    allow_random_base: bool = typer.Option(False, help="Keep random base weights (tiny/full models, tests)."),
+    allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
     mode: str | None = typer.Option(None, "--mode", help=MODE_HELP),
     scale: float | None = typer.Option(None, "--scale", help=SCALE_HELP),
     threshold: float = typer.Option(0.5, help="Crack probability threshold."),
@@ -38,6 +53,9 @@ def stream(
     no_progress: bool = typer.Option(False, "--no-progress", help="No live frames-per-second line."),
 ) -> None:
     """Segment a video, stream or camera; writes an annotated video and/or frames with masks.
+
+    Without --out-video and --frames-dir the stream is segmented for its statistics only
+    (frames, throughput, time per segmentation).
 
     Ends at the end of a file, after --max-frames, or on Ctrl-C; the video written so far is
     kept in every case.  A source that cannot be opened or breaks is an error (exit 2).
@@ -56,9 +74,8 @@ def stream(
     check_options(mode, scale)
     threads = resolve_threads(threads)
     options = StreamOptions(every=every, max_frames=max_frames, out_video=out_video, frames_dir=frames_dir,
-                            codec=codec, fps=fps, threshold=threshold, timeout_s=timeout).validated()
-    if out_video is None and frames_dir is None:
-        raise ConfigError("nothing to write: give --out-video and/or --frames-dir")
+                            codec=codec, fps=fps, threshold=threshold, timeout_s=timeout,
+                            scene_cut=scene_cut or None).validated()
     if out_video is not None and out_video.is_dir():
         raise ConfigError(f"--out-video {out_video} is a folder; name a video file")
     if frames_dir is not None:
@@ -73,6 +90,8 @@ def stream(
     if not json_out:
         console.print(f"inference: {predictor.inference_summary()}", highlight=False)
         console.print(describe_choice(predictor.runtime_info), highlight=False)
+        if out_video is None and frames_dir is None:
+            console.print("no --out-video or --frames-dir: statistics only", highlight=False)
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -102,7 +121,9 @@ def stream(
                  "interrupted": "stopped by Ctrl-C or SIGTERM"}
         outputs = ", ".join(str(p) for p in (stats.out_video, stats.frames_dir) if p)
         console.print(
-            f"{stats.frames_read} frames read, {stats.frames_segmented} segmented, {stats.fps:.1f} frames/s "
+            f"{stats.frames_read} frames read, {stats.frames_segmented} segmented"
+            + (f" ({stats.scene_cuts} at scene changes)" if stats.scene_cuts else "")
+            + f", {stats.fps:.1f} frames/s "
             f"({ended.get(stats.ended, stats.ended)}); outputs: {outputs or '-'}"
         )
 

@@ -26,6 +26,16 @@ def train(
         False, "--allow-random-base",
         help="Train a CrackSAM whose SAM encoder keeps random weights (no --base): smoke tests only.",
     ),
+    init_from: str | None = typer.Option(
+        None, "--init-from", metavar="MODEL",
+        help="Fine-tune this model: 'default' (the bundled one), a checkpoint or run folder; its architecture "
+        "and weights are the start (see README, Fine-tuning).",
+    ),
+    mask_threshold: float | None = typer.Option(
+        None, "--mask-threshold", metavar="FRACTION",
+        help="Read masks as crack above this share of full scale (0.5: grey level 128 of 255), for JPEG or "
+        "anti-aliased masks; default: masks must have two levels.",
+    ),
     arch: str | None = typer.Option(
         None, "--arch", help="Train a registry network (student/baseline, see `cracksam info --list-models`) instead "
         "of CrackSAM."
@@ -36,36 +46,36 @@ def train(
     crop: int | None = typer.Option(None, "--crop", help="Train on random CROPxCROP windows of the resized input."),
     teacher: str | None = typer.Option(None, "--teacher", help="Distil from this model (checkpoint, .onnx, .xml)."),
     teacher_base: str | None = typer.Option(None, "--teacher-base", help="SAM base of a delta teacher."),
-    kd_temperature: float | None = typer.Option(None, "--kd-temperature", help="Distillation temperature T (3)."),
-    kd_weight: float | None = typer.Option(None, "--kd-weight", help="Distillation loss weight λ_s (5)."),
+    kd_temperature: float | None = typer.Option(None, "--kd-temperature", help="KD temperature T (default 3)."),
+    kd_weight: float | None = typer.Option(None, "--kd-weight", help="Distillation loss weight λ_s (default 5)."),
     teacher_cache: Path | None = typer.Option(None, "--teacher-cache", help="Folder of cached teacher logits."),
-    backbone: str | None = typer.Option(None, "--backbone", help="vit_b, vit_l, vit_h or tiny."),
-    delta: str | None = typer.Option(None, "--delta", help=f"{', '.join(DELTA_NAMES)}."),
-    rank: int | None = typer.Option(None, "--rank", help="LoRA rank."),
-    targets: str | None = typer.Option(None, "--targets", help="LoRA targets, e.g. q,v."),
-    bottleneck: int | None = typer.Option(None, "--bottleneck", help="Adapter bottleneck m."),
-    scale: float | None = typer.Option(None, "--scale", help="Adapter MLP scale s."),
-    image_size: int | None = typer.Option(None, "--image-size", help="Input size (multiple of 16)."),
+    backbone: str | None = typer.Option(None, "--backbone", help="vit_b (default), vit_l, vit_h or tiny."),
+    delta: str | None = typer.Option(None, "--delta", help=f"{', '.join(DELTA_NAMES)} (default adapter)."),
+    rank: int | None = typer.Option(None, "--rank", help="LoRA rank (default 4)."),
+    targets: str | None = typer.Option(None, "--targets", help="LoRA targets (default q,v)."),
+    bottleneck: int | None = typer.Option(None, "--bottleneck", help="Adapter bottleneck m (default 32)."),
+    scale: float | None = typer.Option(None, "--scale", help="Adapter MLP scale s (default 0.2)."),
+    image_size: int | None = typer.Option(None, "--image-size", help="Input size, a multiple of 16 (default 448)."),
     pixel_norm: str | None = typer.Option(None, "--pixel-norm", help="sam (default) or unit (official code)."),
-    epochs: int | None = typer.Option(None, "--epochs"),
+    epochs: int | None = typer.Option(None, "--epochs", help="Training epochs (default 140)."),
     max_iters: int | None = typer.Option(None, "--max-iters", help="Optimiser steps (overrides --epochs)."),
-    batch_size: int | None = typer.Option(None, "--batch-size"),
-    lr: float | None = typer.Option(None, "--lr"),
-    warmup: int | None = typer.Option(None, "--warmup", help="Warm-up iterations."),
-    poly_power: float | None = typer.Option(None, "--poly-power", help="Power of the poly decay (paper: 6)."),
-    out: Path | None = typer.Option(None, "--out", help="Run folder."),
-    accelerator: str | None = typer.Option(None, "--accelerator", help="cpu, gpu, auto."),
-    devices: int | None = typer.Option(None, "--devices", help="Devices per node (DDP when > 1)."),
-    num_nodes: int | None = typer.Option(None, "--num-nodes"),
-    strategy: str | None = typer.Option(None, "--strategy", help="auto, ddp, ..."),
-    precision: str | None = typer.Option(None, "--precision", help="32-true, 16-mixed, bf16-mixed."),
-    accumulate: int | None = typer.Option(None, "--accumulate", help="Gradient accumulation steps."),
-    val_every: int | None = typer.Option(None, "--val-every", help="Epochs between validations."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Samples per step (default 8)."),
+    lr: float | None = typer.Option(None, "--lr", help="AdamW learning rate (default 4e-4)."),
+    warmup: int | None = typer.Option(None, "--warmup", help="Warm-up iterations (default 300)."),
+    poly_power: float | None = typer.Option(None, "--poly-power", help="Power of the poly decay (default 6)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Run folder (default runs/cracksam)."),
+    accelerator: str | None = typer.Option(None, "--accelerator", help="cpu, gpu, auto (default: GPU if any)."),
+    devices: int | None = typer.Option(None, "--devices", help="Devices per node, DDP when > 1 (default 1)."),
+    num_nodes: int | None = typer.Option(None, "--num-nodes", help="Nodes (default 1)."),
+    strategy: str | None = typer.Option(None, "--strategy", help="Lightning strategy: auto (default), ddp, ..."),
+    precision: str | None = typer.Option(None, "--precision", help="32-true (default), 16-mixed, bf16-mixed."),
+    accumulate: int | None = typer.Option(None, "--accumulate", help="Gradient accumulation steps (default 1)."),
+    val_every: int | None = typer.Option(None, "--val-every", help="Epochs between validations (default 1)."),
     checkpoint_every: int | None = typer.Option(
-        None, "--checkpoint-every", help="Steps between resumable checkpoints."
+        None, "--checkpoint-every", help="Steps between resumable checkpoints (default 200)."
     ),
-    workers: int | None = typer.Option(None, "--workers", help="DataLoader workers."),
-    seed: int | None = typer.Option(None, "--seed"),
+    workers: int | None = typer.Option(None, "--workers", help="DataLoader processes (default 2)."),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed (default 0)."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Switch flips/rotations off."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (logs only)."),
     resume: bool = typer.Option(
@@ -142,6 +152,8 @@ def train(
         cfg.data.num_workers = workers
     if no_augment:
         cfg.data.augment = False
+    if mask_threshold is not None:
+        cfg.data.mask_threshold = mask_threshold
     if lr is not None:
         cfg.optim.lr = lr
     if warmup is not None:
@@ -171,6 +183,18 @@ def train(
             setattr(cfg, key, value)
     if no_progress:
         cfg.progress = False
+    if init_from is not None:
+        shape_flags = {"--backbone": backbone, "--delta": delta, "--rank": rank, "--targets": targets,
+                       "--bottleneck": bottleneck, "--scale": scale, "--pixel-norm": pixel_norm}
+        given = [flag for flag, value in shape_flags.items() if value is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)} cannot be combined with --init-from: the architecture comes "
+                              "from the model fine-tuned")
+        cfg.init_from = init_from
+    if cfg.init_from:
+        from cracksam.training.init_from import apply_init_from
+
+        apply_init_from(cfg)
     cfg.__post_init__()
     if print_config:
         import yaml

@@ -127,7 +127,8 @@ class CrackDataset(Dataset[dict[str, Any]]):
         """
         sample = self.samples[self._index(i)]
         image = read_image(sample.image, max_pixels=self.max_pixels)
-        mask = read_mask(sample.mask, strict=self.strict_masks, max_pixels=self.max_pixels)
+        mask = read_mask(sample.mask, strict=self.strict_masks, max_pixels=self.max_pixels,
+                         threshold=sample.mask_threshold)
         if image.shape[:2] != mask.shape:
             # Only possible when the folder was scanned without validation; fail with both names
             # here instead of deep inside albumentations.

@@ -56,7 +56,14 @@ from typing import Literal
 
 import numpy as np
 
-from cracksam.data.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, image_shape, read_image, read_mask
+from cracksam.data.io import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    check_mask_threshold,
+    image_shape,
+    read_image,
+    read_mask,
+)
 from cracksam.errors import DatasetError
 
 __all__ = [
@@ -98,6 +105,10 @@ class Sample:
     image: Path
     mask: Path
     dataset: str
+    # How the mask is read: None = a two-level mask (anything else is refused); a fraction in (0, 1)
+    # = crack above that share of full scale (JPEG / anti-aliased masks). Kept with the sample so
+    # every reader (validation, training, evaluation) applies the same rule.
+    mask_threshold: float | None = None
 
 
 def _raise_problems(header: str, problems: Sequence[str]) -> None:
@@ -143,7 +154,8 @@ def _check_pair(sample: Sample, check_content: bool, strict_masks: bool, max_pix
             if not check_content:
                 shapes.append(image_shape(path, max_pixels))
             elif is_mask:
-                shapes.append(read_mask(path, strict=strict_masks, max_pixels=max_pixels).shape)
+                shapes.append(read_mask(path, strict=strict_masks, max_pixels=max_pixels,
+                                        threshold=sample.mask_threshold).shape)
             else:
                 shapes.append(read_image(path, max_pixels=max_pixels).shape[:2])
         except DatasetError as exc:
@@ -164,6 +176,7 @@ def scan_folder(
     strict_masks: bool = True,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     workers: int | None = None,
+    mask_threshold: float | None = None,
 ) -> list[Sample]:
     """Find and check the image/mask pairs of a dataset folder.
 
@@ -178,6 +191,8 @@ def scan_folder(
         max_pixels: passed to the readers; larger images are reported.
         workers: threads used for validation (Pillow releases the GIL while decoding);
             default ``min(8, cpu_count)``.
+        mask_threshold: read masks as crack above this fraction of full scale instead of
+            requiring two levels (see :func:`~cracksam.data.io.read_mask`); kept in each Sample.
 
     Returns:
         The pairs, sorted by stem; ``Sample.dataset`` is the folder name.
@@ -209,7 +224,8 @@ def scan_folder(
         problems.append(f"{masks[stem][0]}: mask without image (expected {image_dir / stem}.<ext>)")
 
     samples = [
-        Sample(stem=stem, image=images[stem][0], mask=masks[stem][0], dataset=root.name)
+        Sample(stem=stem, image=images[stem][0], mask=masks[stem][0], dataset=root.name,
+               mask_threshold=check_mask_threshold(mask_threshold))
         for stem in sorted(images.keys() & masks.keys())
         if len(images[stem]) == 1 and len(masks[stem]) == 1
     ]
@@ -459,6 +475,7 @@ def load_split(
     validate: bool = True,
     check_content: bool = True,
     strict_masks: bool = True,
+    mask_threshold: float | None = None,
 ) -> list[Sample]:
     """Scan several dataset folders and return one split of each, concatenated.
 
@@ -483,7 +500,8 @@ def load_split(
         )
     out: list[Sample] = []
     for path in paths:
-        samples = scan_folder(path, validate=validate, check_content=check_content, strict_masks=strict_masks)
+        samples = scan_folder(path, validate=validate, check_content=check_content, strict_masks=strict_masks,
+                              mask_threshold=mask_threshold)
         out.extend(split_samples(samples, path, split, ratios, seed, split_source))
     if not out:
         raise DatasetError(

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from cracksam.errors import DatasetError
+from cracksam.errors import ConfigError, DatasetError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -35,6 +35,7 @@ __all__ = [
     "ImageTooLargeError",
     "MaskLevelError",
     "NotAnImageError",
+    "check_mask_threshold",
     "decode_image",
     "image_shape",
     "read_image",
@@ -268,10 +269,29 @@ def _format_levels(levels: np.ndarray, limit: int = 8) -> str:
     return shown + (f", ... ({len(levels)} in all)" if len(levels) > limit else "")
 
 
+def check_mask_threshold(threshold: float | None, option: str = "mask threshold") -> float | None:
+    """``threshold`` if it is None or in (0, 1); a :class:`ConfigError` otherwise."""
+    if threshold is not None and not 0.0 < threshold < 1.0:
+        raise ConfigError(f"{option} must be a fraction in (0, 1) of the mask's full scale (0.5: half), "
+                          f"got {threshold:g}")
+    return threshold
+
+
+def mask_full_scale(values: np.ndarray) -> float:
+    """The value of "fully crack" in a mask array: 1 for float or 0/1 masks, else the integer
+    type's maximum (a JPEG mask of a thin crack may never reach 255, so not the array's maximum)."""
+    if values.dtype.kind == "f" or values.dtype == bool or (values.size and int(values.max()) <= 1):
+        return 1.0
+    if values.dtype.itemsize >= 4 and int(values.max()) <= 65535:
+        return 65535.0  # Pillow opens 16-bit PNGs as 32-bit integers ("I")
+    return float(np.iinfo(values.dtype).max)
+
+
 def read_mask(
     path: str | os.PathLike[str],
     strict: bool = True,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    threshold: float | None = None,
 ) -> np.ndarray:
     """Read a binary crack mask.
 
@@ -285,6 +305,10 @@ def read_mask(
             the mask is thresholded at half its maximum value (per channel, any channel above -> crack),
             which tolerates JPEG-compressed masks.
         max_pixels: see :func:`read_image`.
+        threshold: a fraction in (0, 1) of the full-scale value (255 for 8-bit masks, 65535 for
+            16-bit, 1.0 for float masks, 1 for 0/1 masks): a pixel is crack when any channel is
+            above ``threshold * full scale``.  Given, it replaces the two-level check, so JPEG and
+            anti-aliased masks (many grey levels) are accepted; ``strict`` is then unused.
 
     Returns:
         ``H x W`` ``uint8`` array with values in ``{0, 1}``, EXIF orientation applied.
@@ -297,12 +321,15 @@ def read_mask(
         values = _mask_values(_oriented(im))
     if values.dtype.kind == "f":
         values = np.nan_to_num(values)
-    if strict:
+    if threshold is not None:
+        binary = values > threshold * mask_full_scale(values)
+    elif strict:
         levels = _levels(values)
         if len(levels) > 2:
             raise MaskLevelError(
                 f"{path}: mask with values other than two levels (found {_format_levels(levels)}; "
-                "expected 0 for background and one value for crack)"
+                "expected 0 for background and one value for crack; for JPEG or anti-aliased masks "
+                "give a mask threshold, e.g. --mask-threshold 0.5)"
             )
         if len(levels) == 2 and levels[0] != 0:
             raise MaskLevelError(

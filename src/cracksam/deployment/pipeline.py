@@ -39,6 +39,15 @@ TARGETS: dict[str, tuple[str, str, str]] = {
 CALIBRATED = ("onnx-int8-static", "openvino-int8")  # targets that need calibration images
 
 
+def target_name(runtime: str, precision: str) -> str:
+    """One vocabulary for runtimes: the export target's name (``onnx``, ``openvino-fp16``, ...),
+    ``torch`` for PyTorch in fp32; ``<runtime>-<precision>`` for anything else."""
+    for name, (target_runtime, target_precision, _) in TARGETS.items():
+        if (runtime, precision) == (target_runtime, target_precision):
+            return name
+    return "torch" if (runtime, precision) == ("torch", "fp32") else f"{runtime}-{precision}"
+
+
 def parse_targets(text: str) -> list[str]:
     names = [t.strip() for t in text.split(",") if t.strip()]
     bad = [t for t in names if t not in TARGETS]

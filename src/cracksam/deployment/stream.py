@@ -18,14 +18,25 @@ How a stream ends:
 * a **live source** (camera, URL) has no end: a read that fails is a lost device or connection,
   also a :class:`StreamError` with the outputs finalised;
 * ``max_frames`` or Ctrl-C (``KeyboardInterrupt``) end it cleanly.
+
+With ``every`` > 1 a **scene change** (a cut, or the camera turning away) is segmented at once
+instead of carrying the previous scene's mask over it: each frame's small grey thumbnail is compared
+with the last segmented frame's (see :func:`scene_change`).  Without any output the stream is read
+and segmented for its statistics only (throughput, segmentation time).
+
+``.mp4`` output is H.264 (``avc1``, plays in browsers) where this OpenCV build can encode it; pip's
+``opencv-python`` cannot, so it falls back to MPEG-4 Part 2 (``mp4v``) and warns.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,10 +47,13 @@ import numpy as np
 
 from cracksam.config import atomic_write_bytes
 from cracksam.deployment.predictor import Predictor
-from cracksam.errors import ConfigError, CrackSAMError
+from cracksam.errors import ConfigError, CrackSAMError, CrackSAMWarning
 
-#: Codec (FourCC) chosen from the output's extension when none is given.
-CODEC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+#: Codec (FourCC) chosen from the output's extension when none is given ("avc1": H.264 when this
+#: OpenCV can encode it, else mp4v; see :func:`default_codec`).
+CODEC_BY_SUFFIX = {".mp4": "avc1", ".m4v": "avc1", ".mov": "avc1", ".avi": "MJPG", ".mkv": "MJPG"}
+FALLBACK_CODEC = "mp4v"
+DEFAULT_SCENE_CUT = 0.3
 OVERLAY_BGR = (40, 40, 255)  # red, as in the web page and `cracksam predict --overlay`
 OVERLAY_ALPHA = 0.6
 DEFAULT_FPS = 25.0
@@ -59,6 +73,9 @@ class StreamOptions:
     fps: float | None = None  # output frame rate; None: the source's (or DEFAULT_FPS when unknown)
     threshold: float | None = None  # None: the predictor's
     timeout_s: float = 10.0  # opening / reading timeout for network sources
+    # With every > 1: segment a frame early when its scene_change() score against the last
+    # segmented frame exceeds this (0..1); None turns the detection off.
+    scene_cut: float | None = DEFAULT_SCENE_CUT
 
     def validated(self) -> StreamOptions:
         if self.every < 1:
@@ -73,6 +90,8 @@ class StreamOptions:
             raise ConfigError(f"--codec must be a four-character code such as mp4v or MJPG, got {self.codec!r}")
         if not self.timeout_s > 0:
             raise ConfigError(f"--timeout must be > 0 s, got {self.timeout_s}")
+        if self.scene_cut is not None and not 0 < self.scene_cut <= 1:
+            raise ConfigError(f"--scene-cut must be in (0, 1] (0 turns it off), got {self.scene_cut}")
         return self
 
 
@@ -82,6 +101,8 @@ class StreamStats:
     frames_read: int = 0
     frames_segmented: int = 0
     frames_written: int = 0
+    scene_cuts: int = 0  # frames segmented early (with every > 1) because the scene changed
+    codec: str | None = None  # FourCC of the video written
     seconds: float = 0.0
     fps: float = 0.0  # frames read per second, all work included
     segment_ms: float = 0.0  # mean time of one segmentation
@@ -152,12 +173,87 @@ def annotate(frame_bgr: np.ndarray, mask: np.ndarray, alpha: float = OVERLAY_ALP
     return out
 
 
+# -- scene changes ----------------------------------------------------------------------------
+
+_THUMB = (32, 32)
+
+
+def scene_signature(frame_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What :func:`scene_change` compares: a 32x32 grey thumbnail (area-averaged, so sensor noise
+    and a thin moving crack hardly count) and its normalised 32-bin histogram."""
+    grey = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY) if frame_bgr.ndim == 3 else frame_bgr
+    thumb = cv2.resize(grey, _THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
+    hist = cv2.calcHist([thumb], [0], None, [32], [0, 256])
+    return thumb, hist / max(float(hist.sum()), 1.0)
+
+
+def scene_change(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
+    """0 (same view) .. 1 (nothing in common): the larger of the Bhattacharyya distance of the
+    histograms (a cut to a darker or brighter scene) and the mean absolute difference of the
+    thumbnails / 255 (a cut to a different view with similar grey levels, or a fast pan)."""
+    hist = float(cv2.compareHist(a[1], b[1], cv2.HISTCMP_BHATTACHARYYA))
+    diff = float(np.abs(a[0] - b[0]).mean()) / 255.0
+    return max(0.0, min(1.0, max(hist, diff)))
+
+
+# -- the video writer -------------------------------------------------------------------------
+
+
+@functools.cache
+def codec_available(fourcc: str, suffix: str = ".mp4") -> bool:
+    """Whether this OpenCV build can write ``fourcc`` into a ``suffix`` file (tried on a tiny
+    video; FFmpeg's complaints about a missing encoder are kept off the terminal)."""
+    with tempfile.TemporaryDirectory() as tmp, _quiet_stderr():
+        path = str(Path(tmp) / f"probe{suffix}")
+        writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*fourcc), 10.0, (64, 64))
+        ok = writer.isOpened()
+        if ok:
+            writer.write(np.zeros((64, 64, 3), np.uint8))
+        writer.release()
+    return ok
+
+
+class _quiet_stderr:  # noqa: N801 - used as a context manager
+    """Send file descriptor 2 to /dev/null: FFmpeg and OpenCV log there from native code."""
+
+    def __enter__(self) -> None:
+        try:
+            self.saved = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        except OSError:  # no fd 2 (some embedded interpreters): nothing to hide
+            self.saved = None
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved is not None:
+            os.dup2(self.saved, 2)
+            os.close(self.saved)
+
+
+def default_codec(suffix: str) -> str | None:
+    """The FourCC for an output file type: H.264 (avc1) for .mp4/.m4v/.mov where OpenCV has an
+    encoder, else mp4v with a warning (pip's opencv-python has none: its mp4v files play in VLC and
+    ffmpeg but not in browsers)."""
+    fourcc = CODEC_BY_SUFFIX.get(suffix.lower())
+    if fourcc != "avc1" or codec_available("avc1", suffix.lower()):
+        return fourcc
+    warnings.warn(
+        f"this OpenCV has no H.264 (avc1) encoder, so the {suffix} video is MPEG-4 Part 2 (mp4v), which browsers "
+        "do not play; convert it with `ffmpeg -i IN -c:v libx264 OUT.mp4`, or pass --codec vp09 (plays in "
+        "browsers, much slower to encode)",
+        CrackSAMWarning,
+        stacklevel=2,
+    )
+    return FALLBACK_CODEC
+
+
 class _VideoOut:
     """A ``VideoWriter`` on a hidden temporary file beside ``path``; :meth:`finish` renames it."""
 
     def __init__(self, path: Path, codec: str | None, fps: float, size: tuple[int, int]) -> None:
         self.path = path
-        fourcc = codec or CODEC_BY_SUFFIX.get(path.suffix.lower())
+        fourcc = codec or default_codec(path.suffix)
         if fourcc is None:
             raise StreamError(f"{path}: unknown video type {path.suffix!r}; use .mp4 or .avi, or give --codec")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,6 +265,7 @@ class _VideoOut:
             self.writer.release()
             self.tmp.unlink(missing_ok=True)
             raise StreamError(f"{path}: cannot write a video with codec {fourcc!r} (not available in this OpenCV)")
+        self.fourcc = fourcc
         self.frames = 0
 
     def write(self, frame: np.ndarray) -> None:
@@ -225,6 +322,8 @@ def run_stream(
     fps_out = options.fps or _source_fps(cap) or DEFAULT_FPS
     video: _VideoOut | None = None
     mask: np.ndarray | None = None
+    detect_cuts = options.every > 1 and options.scene_cut is not None
+    last_scene: tuple[np.ndarray, np.ndarray] | None = None  # signature of the last segmented frame
     segment_seconds = 0.0
     start = time.perf_counter()
     try:
@@ -241,7 +340,14 @@ def run_stream(
             elif frame.shape[2] == 4:
                 frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
             h, w = frame.shape[:2]
-            if index % options.every == 0 or mask is None:
+            scene = scene_signature(frame) if detect_cuts else None
+            due = index % options.every == 0 or mask is None
+            cut = (not due and scene is not None and last_scene is not None
+                   and scene_change(last_scene, scene) > options.scene_cut)
+            if due or cut:
+                # A new scene gets its own mask now: the last one belongs to what the camera saw before.
+                stats.scene_cuts += int(cut)
+                last_scene = scene
                 t0 = time.perf_counter()
                 mask = predictor.predict_one(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)).mask(threshold)
                 segment_seconds += time.perf_counter() - t0
@@ -271,6 +377,7 @@ def run_stream(
     if video is not None:
         video.finish()
         stats.out_video = str(options.out_video)
+        stats.codec = video.fourcc
     if options.frames_dir is not None:
         stats.frames_dir = str(options.frames_dir)
     _update_rates(stats, start, segment_seconds)

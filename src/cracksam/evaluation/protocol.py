@@ -96,6 +96,7 @@ class ProtocolConfig:
     progress: bool = True
     measure: bool = False  # crack length / width of predictions vs truth (clean and unseen passes)
     mm_per_px: float | None = None
+    mask_threshold: float | None = None  # None: two-level masks only; see cracksam.data.io.read_mask
 
     def __post_init__(self) -> None:
         if not self.test and not self.unseen:
@@ -114,10 +115,14 @@ class ProtocolConfig:
             raise ConfigError("--batch-size must be >= 1")
         if self.mm_per_px is not None and not self.mm_per_px > 0:
             raise ConfigError(f"--mm-per-px must be a positive number, got {self.mm_per_px}")
+        from cracksam.data.io import check_mask_threshold
+
+        check_mask_threshold(self.mask_threshold, "--mask-threshold")
 
 
 def _samples(roots: Sequence[str], split: str, cfg: ProtocolConfig) -> list[Sample]:
-    return load_split(list(roots), split, ratios=cfg.ratios, seed=cfg.split_seed)  # type: ignore[arg-type]
+    return load_split(list(roots), split, ratios=cfg.ratios, seed=cfg.split_seed,  # type: ignore[arg-type]
+                      mask_threshold=cfg.mask_threshold)
 
 
 def _per_dataset_table(results: Sequence[PassResult], reduction: str) -> str:

@@ -28,7 +28,7 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "device": ("CRACKSAM_DEVICE", "CRACKSAM_BACKEND"),
     "threads": ("CRACKSAM_THREADS",),
     "runtime": ("CRACKSAM_RUNTIME",),
-    "workers": ("CRACKSAM_WORKERS",),
+    "workers": ("CRACKSAM_CONCURRENCY", "CRACKSAM_WORKERS"),  # --concurrency; CRACKSAM_WORKERS: the old name
     "mode": ("CRACKSAM_MODE",),
     "scale": ("CRACKSAM_SCALE",),
     "tile_overlap": ("CRACKSAM_TILE_OVERLAP",),

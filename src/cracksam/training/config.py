@@ -38,6 +38,9 @@ class DataConfig:
     # How an epoch draws from several datasets: size (flat shuffle), sqrt, equal, or {name: weight}.
     weighting: str | dict[str, float] = "size"
     samples_per_epoch: int | None = None  # with weighting != size; default: number of training samples
+    # None: masks must have two levels; a fraction in (0, 1): crack above that share of full scale
+    # (JPEG or anti-aliased masks, common in public crack sets).
+    mask_threshold: float | None = None
 
 
 @dataclass
@@ -98,6 +101,9 @@ class TrainConfig:
     # Official SAM checkpoint (path, or vit_b/vit_l/vit_h to download); None = random base,
     # only sensible for the tiny config and smoke tests.
     base_checkpoint: str | None = None
+    # Fine-tune from one of our models ("default" = the bundled one, a checkpoint or run folder):
+    # its architecture and weights are the starting point (see cracksam.training.init_from).
+    init_from: str | None = None
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -142,6 +148,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         d = self.data
+        from cracksam.data.io import check_mask_threshold
+
+        check_mask_threshold(d.mask_threshold, "data.mask_threshold (--mask-threshold)")
         if d.pipeline not in (None, "resize", "native"):
             raise ConfigError(f"data.pipeline must be resize or native, got {d.pipeline!r}")
         if len(d.scale_range) != 2 or not 0 < d.scale_range[0] <= d.scale_range[1]:

@@ -31,6 +31,7 @@ from cracksam.models.cracksam import build_cracksam
 from cracksam.models.sam_checkpoint import load_sam_checkpoint
 from cracksam.models.segmodels import build_segmodel
 from cracksam.training.config import TrainConfig
+from cracksam.training.init_from import apply_init_from, load_init_model
 from cracksam.training.module import (
     BestDeltaCheckpoint,
     CrackDataModule,
@@ -55,7 +56,8 @@ def _load_samples(config: TrainConfig):
     data = config.data
     if not data.train:
         raise ConfigError("no training data: give --data FOLDER (or data.train in the config)")
-    kw = {"ratios": tuple(data.ratios), "seed": data.split_seed, "split_source": data.split_source}
+    kw = {"ratios": tuple(data.ratios), "seed": data.split_seed, "split_source": data.split_source,
+          "mask_threshold": data.mask_threshold}
     train = load_split(data.train, "train", **kw)
     val = load_split(data.val, "val", **kw) if data.val else load_split(data.train, "val", **kw)
     return train, val
@@ -86,6 +88,9 @@ def check_random_base(config: TrainConfig, allow_random_base: bool = False) -> N
 
 
 def _build_model(config: TrainConfig, allow_random_base: bool = False):
+    if config.init_from:
+        log.info("starting from the weights of %s", config.init_from)
+        return load_init_model(config, allow_random_base=allow_random_base)
     if config.network is not None:
         if config.network.pretrained:
             log.info("%s: ImageNet encoder weights requested (downloaded from the hub)", config.network.arch)
@@ -140,6 +145,7 @@ def fit(config: TrainConfig, resume: bool = False, extra_callbacks: list[L.Callb
     elif last.exists():
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     else:
+        apply_init_from(config)  # the CLI did already; direct callers may not have
         check_random_base(config, allow_random_base)
 
     L.seed_everything(config.seed, workers=True, verbose=False)

@@ -1,0 +1,66 @@
+"""Fine-tuning one of our models (``init_from``): the bundled model, a checkpoint or a run folder.
+
+The starting model decides the architecture: a student/baseline (e.g. the bundled U-Net) is
+trained whole from its weights; a CrackSAM delta checkpoint continues training its delta, prompt
+encoder and mask decoder on the SAM base it records (or ``--base``).  A CrackSAM *full* export has
+its LoRA merged into the encoder, so there is no delta left to train; it is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from cracksam.errors import ConfigError
+from cracksam.models.cracksam import CrackSAMConfig
+from cracksam.models.segmodels import SegModelConfig
+from cracksam.training.config import TrainConfig
+
+
+def _meta(source: str) -> dict[str, Any]:
+    from cracksam.models.io import read_checkpoint_config
+
+    return read_checkpoint_config(source)
+
+
+def apply_init_from(config: TrainConfig) -> None:
+    """Set ``config``'s architecture (and SAM base) from ``config.init_from``; idempotent.
+
+    A network ``image_size`` already set in ``config`` is kept (it only sets the training
+    resolution; the weights do not depend on it)."""
+    if not config.init_from:
+        return
+    meta = _meta(config.init_from)
+    saved = meta["model_config"]
+    if isinstance(saved, SegModelConfig):
+        net = config.network
+        if net is not None and net.arch != saved.arch:
+            raise ConfigError(f"--init-from {config.init_from} holds a {saved.arch} model but --arch is {net.arch}; "
+                              "drop --arch (the architecture comes from --init-from)")
+        # pretrained=False: the weights come from the model, no ImageNet download.
+        config.network = dataclasses.replace(saved, pretrained=False,
+                                             image_size=net.image_size if net is not None else saved.image_size)
+        return
+    if not isinstance(saved, CrackSAMConfig):  # pragma: no cover - read_checkpoint_config knows two kinds
+        raise ConfigError(f"--init-from {config.init_from}: unknown model kind")
+    if config.network is not None:
+        raise ConfigError(f"--init-from {config.init_from} holds a CrackSAM model; drop --arch")
+    if meta["kind"] != "delta":
+        raise ConfigError(f"--init-from {config.init_from}: a full CrackSAM export (LoRA merged into the encoder) "
+                          "cannot be fine-tuned; give the delta checkpoint folder it was exported from")
+    config.model = saved
+    if not config.base_checkpoint:
+        config.base_checkpoint = meta.get("base_checkpoint")
+
+
+def load_init_model(config: TrainConfig, allow_random_base: bool = False):
+    """The model to train, with the weights of ``config.init_from`` (after :func:`apply_init_from`)."""
+    from cracksam.models.io import load_model
+    from cracksam.models.segmodels import build_segmodel
+
+    source = load_model(config.init_from, base_checkpoint=config.base_checkpoint, allow_random_base=allow_random_base)
+    if config.network is not None:
+        model = build_segmodel(config.network)
+        model.load_state_dict(source.state_dict(), strict=True)
+        return model
+    return source.train()
