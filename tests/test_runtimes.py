@@ -15,7 +15,7 @@ from cracksam.cli.main import main  # noqa: E402
 from cracksam.data.synthetic import synthetic_pair  # noqa: E402
 from cracksam.deployment import MIN_IOU, OnnxRuntimeBackend, TorchBackend, export_onnx  # noqa: E402
 from cracksam.deployment.inflight import run_many  # noqa: E402
-from cracksam.deployment.pipeline import TARGETS, export_all, load_network_tiles  # noqa: E402
+from cracksam.deployment.pipeline import TARGET_FILES, export_all, load_network_tiles  # noqa: E402
 from cracksam.deployment.predictor import Predictor  # noqa: E402
 from cracksam.errors import ConfigError  # noqa: E402
 from tests._convnet import RawDarkConvNet  # noqa: E402
@@ -45,7 +45,7 @@ def test_each_new_onnx_target_round_trips_with_the_masks(net, tmp_path):
         r = results[name]
         assert r.parity["mask_iou"] >= MIN_IOU["int8"] == 0.97, name
         backend = OnnxRuntimeBackend(r.path, threads=1)
-        assert backend.precision == "int8" and r.path.name == TARGETS[name][2]
+        assert backend.precision == "int8" and r.path.name == TARGET_FILES[name]
         record = json.loads(backend.metadata["quantization"])
         assert record["per_channel"] and record["float_layers"] == ["/net/c1/Conv", "/net/c3/Conv"], record
         ops = {n.op_type for n in __import__("onnx").load(str(r.path)).graph.node}

@@ -26,15 +26,22 @@ from cracksam.deployment.tiling import scale_image, tile_origins
 from cracksam.errors import ConfigError, CrackSAMError
 from cracksam.models.cracksam import CrackSAM
 
-# Targets by name: (runtime, precision, file name in the export folder).
-TARGETS: dict[str, tuple[str, str, str]] = {
-    "onnx": ("onnxruntime", "fp32", "model.onnx"),
-    "onnx-fused": ("onnxruntime", "fp32", "model_fused.onnx"),
-    "onnx-int8": ("onnxruntime", "int8", "model_int8_dynamic.onnx"),
-    "onnx-int8-static": ("onnxruntime", "int8", "model_int8_static.onnx"),
-    "openvino-fp32": ("openvino", "fp32", "model_fp32.xml"),
-    "openvino-fp16": ("openvino", "fp16", "model_fp16.xml"),
-    "openvino-int8": ("openvino", "int8", "model_int8.xml"),
+# Targets by name: (runtime, precision).  Variants of one runtime and precision (onnx-fused,
+# onnx-int8-static) come after the plain one, whose name target_name gives for both.
+TARGETS: dict[str, tuple[str, str]] = {
+    "onnx": ("onnxruntime", "fp32"),
+    "onnx-fused": ("onnxruntime", "fp32"),
+    "onnx-int8": ("onnxruntime", "int8"),
+    "onnx-int8-static": ("onnxruntime", "int8"),
+    "openvino-fp32": ("openvino", "fp32"),
+    "openvino-fp16": ("openvino", "fp16"),
+    "openvino-int8": ("openvino", "int8"),
+}
+# File name of each target in an export folder.
+TARGET_FILES: dict[str, str] = {
+    "onnx": "model.onnx", "onnx-fused": "model_fused.onnx", "onnx-int8": "model_int8_dynamic.onnx",
+    "onnx-int8-static": "model_int8_static.onnx", "openvino-fp32": "model_fp32.xml",
+    "openvino-fp16": "model_fp16.xml", "openvino-int8": "model_int8.xml",
 }
 CALIBRATED = ("onnx-int8-static", "openvino-int8")  # targets that need calibration images
 
@@ -42,7 +49,7 @@ CALIBRATED = ("onnx-int8-static", "openvino-int8")  # targets that need calibrat
 def target_name(runtime: str, precision: str) -> str:
     """One vocabulary for runtimes: the export target's name (``onnx``, ``openvino-fp16``, ...),
     ``torch`` for PyTorch in fp32; ``<runtime>-<precision>`` for anything else."""
-    for name, (target_runtime, target_precision, _) in TARGETS.items():
+    for name, (target_runtime, target_precision) in TARGETS.items():
         if (runtime, precision) == (target_runtime, target_precision):
             return name
     return "torch" if (runtime, precision) == ("torch", "fp32") else f"{runtime}-{precision}"
@@ -179,14 +186,13 @@ def export_all(
     out.mkdir(parents=True, exist_ok=True)
     tolerance = {**MIN_IOU, **(min_iou or {})}
     reference = TorchBackend(model, threads=threads)
-    onnx_path = out / TARGETS["onnx"][2]
+    onnx_path = out / TARGET_FILES["onnx"]
     t0 = time.perf_counter()
     export_onnx(model, onnx_path, opset=opset, dynamic_shape=dynamic_shape)  # every target starts from it
     made: list[tuple[str, Path, float]] = []
     for target in targets:
-        runtime, precision, name = TARGETS[target]
         t1 = time.perf_counter()
-        path = out / name
+        path = out / TARGET_FILES[target]
         if target in CALIBRATED and (calibration is None or len(calibration) == 0):
             raise CrackSAMError(f"{target} needs calibration images (--calib FOLDER)")
         if target == "onnx":
@@ -203,11 +209,11 @@ def export_all(
             kind = "transformer" if isinstance(model, CrackSAM) else None
             quantize_int8(onnx_path, path, calibration, model_type=kind)  # type: ignore[arg-type]
         else:
-            export_openvino(onnx_path, path, fp16=precision == "fp16")
+            export_openvino(onnx_path, path, fp16=TARGETS[target][1] == "fp16")
         made.append((target, path, time.perf_counter() - t1))
     run = ExportRun()
     for target, path, seconds in made:
-        runtime, precision, _ = TARGETS[target]
+        runtime, precision = TARGETS[target]
         backend: Any = (
             OnnxRuntimeBackend(path, threads=threads) if runtime == "onnxruntime"
             else OpenVINOBackend(path, threads=threads)
