@@ -10,7 +10,8 @@ import pytest
 
 from cracksam.cli.main import cli_command, main
 
-COMMANDS = ["info", "train", "distill", "evaluate", "predict", "export", "bench", "measure", "serve", "stream"]
+COMMANDS = ["info", "train", "distill", "evaluate", "predict", "export", "bench", "measure", "report", "serve",
+            "stream"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -27,7 +28,7 @@ def test_every_option_has_help_and_every_output_command_has_dash_o():
     missing = [f"{name} {p.opts[0]}" for name, cmd in group.commands.items() for p in cmd.params
                if p.param_type_name == "option" and not p.hidden and not (p.help or "").strip()]
     assert not missing, missing
-    for name in ("train", "distill", "evaluate", "predict", "export", "bench", "measure", "stream"):
+    for name in ("train", "distill", "evaluate", "predict", "export", "bench", "measure", "report", "stream"):
         opts = {o for p in group.commands[name].params for o in p.opts}
         assert "-o" in opts, name
 

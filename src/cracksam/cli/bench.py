@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cracksam.cli.inputs import output_dir
-from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP, model_path_option
+from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP, model_path_option, trust_option
 from cracksam.errors import ConfigError
 
 DEFAULT_BACKENDS = ("torch,torch-compile,onnx,onnx-fused,onnx-int8,onnx-int8-static,"
@@ -68,6 +68,7 @@ def bench(
     in_flight: int = typer.Option(2, "--in-flight", help="Requests in flight in the throughput run (1: skip it)."),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
     allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
+    trust: bool = trust_option(),
     calib: list[Path] | None = typer.Option(None, "--calib", help="Calibration images for INT8."),
     samples: list[Path] | None = typer.Option(None, "--samples", help="Images for the parity check of each export."),
     export_dir: Path = typer.Option(Path("bench-export"), help="Where exports of checkpoint folders go."),
@@ -126,7 +127,7 @@ def bench(
     for m in [model_path_option(name) for name in model or [DEFAULT_MODEL_NAME]]:
         entries: list[tuple] = []  # (label, latency backend, throughput backend or None, parity)
         if m.is_dir():
-            net = export_cli._load_torch_model(m, base, allow_random_base)
+            net = export_cli._load_torch_model(m, base, allow_random_base, trust)
             sample_x, where = inputs_for_model(net, samples or calib or [], limit=16, synthetic_fallback=4)
             entries += _torch_entries(net, names, threads, sample_x, console)
             if targets:

@@ -8,8 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cracksam.cli.inputs import output_dir
-from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP
+from cracksam.cli.inputs import check_output_dir
+from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP, trust_option
 from cracksam.errors import ConfigError
 from cracksam.inference_modes import MODE_HELP, SCALE_HELP, check_options
 
@@ -40,6 +40,7 @@ def evaluate(
     ),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for delta checkpoints."),
     allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
+    trust: bool = trust_option(),
     threshold: float = typer.Option(0.5, help="Crack probability threshold."),
     mode: str | None = typer.Option(None, "--mode", help=MODE_HELP + " Applies to every --model."),
     scale: float | None = typer.Option(None, "--scale", help=SCALE_HELP),
@@ -83,12 +84,15 @@ def evaluate(
         mm_per_px=mm_per_px,
         mask_threshold=mask_threshold,
     )
-    output_dir(out)
+    # Checked, not created: the datasets are only read by run_protocol, and a refused run must not
+    # leave an empty folder; the first result written creates it.
+    check_output_dir(out)
     model = model or [DEFAULT_MODEL_NAME]
     if name and len(name) != len(model):
         raise ConfigError(f"give one --name per --model ({len(model)} models, {len(name)} names)")
-    labels = name or [None] * len(model)
-    models = [load_eval_model(m, base, allow_random_base, device, name=n) for m, n in zip(model, labels, strict=True)]
+    labels: list[str | None] = list(name) if name else [None] * len(model)
+    models = [load_eval_model(m, base, allow_random_base, device, name=n, trust=trust)
+              for m, n in zip(model, labels, strict=True)]
     names = [m.name for m in models]
     if len(set(names)) != len(names):
         for i, m in enumerate(models):

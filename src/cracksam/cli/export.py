@@ -11,14 +11,14 @@ from rich.console import Console
 from rich.table import Table
 
 from cracksam.cli.inputs import output_dir
-from cracksam.cli.options import DEFAULT_MODEL_NAME, RANDOM_BASE_HELP, model_path_option
+from cracksam.cli.options import DEFAULT_MODEL_NAME, RANDOM_BASE_HELP, model_path_option, trust_option
 from cracksam.errors import ConfigError
 
 
-def _load_torch_model(model: Path, base: str | None, allow_random_base: bool) -> Any:
+def _load_torch_model(model: Path, base: str | None, allow_random_base: bool, trust: bool = False) -> Any:
     from cracksam.models.io import load_model
 
-    return load_model(model, base_checkpoint=base, allow_random_base=allow_random_base)
+    return load_model(model, base_checkpoint=base, allow_random_base=allow_random_base, trust=trust)
 
 
 def _machine(threads: int) -> str:
@@ -41,6 +41,7 @@ def export(
     ),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
     allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
+    trust: bool = trust_option(),
     samples: list[Path] | None = typer.Option(None, "--samples", help="Images for the parity report (files/folders)."),
     calib: list[Path] | None = typer.Option(None, "--calib", help="Calibration images for INT8 (files/folders)."),
     calib_size: int = typer.Option(64, help="At most this many calibration images."),
@@ -60,13 +61,12 @@ def export(
 
     threads = resolve_threads(threads)
     names = parse_targets(targets)
-    output_dir(out)
     if opset < 17:
         raise ConfigError(f"--opset must be >= 17, got {opset}")
     if min_iou is not None and not 0.0 <= min_iou <= 1.0:
         raise ConfigError(f"--min-iou must be in [0, 1], got {min_iou}")
     model_path = model_path_option(model)
-    net = _load_torch_model(model_path, base, allow_random_base)
+    net = _load_torch_model(model_path, base, allow_random_base, trust)
     size = net.config.image_size
     # Photos as the model sees them: resized for CrackSAM, native-scale windows for the others.
     sample_x, where = inputs_for_model(net, samples or calib or [], limit=32, synthetic_fallback=8)
@@ -76,6 +76,7 @@ def export(
         if not calib:
             raise ConfigError(f"{', '.join(needs)} need(s) --calib FOLDER (a few dozen representative photos)")
         calib_x, _ = inputs_for_model(net, calib, limit=calib_size)
+    output_dir(out)  # after every check: a refused export leaves no empty folder behind
     overrides = {p: min_iou for p in ("fp32", "fp16", "int8")} if min_iou is not None else None
     console = Console(stderr=True, soft_wrap=True)
     console.print(f"exporting {model_path} ({size}×{size}) to {', '.join(names)}; parity on {where}")

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cracksam.cli.options import DEFAULT_MODEL_NAME
+from cracksam.cli.options import DEFAULT_MODEL_NAME, trust_option
 
 # The CrackSAM options default to None so that `info` with none of them describes the bundled
 # model; their usual values are filled in when one is given.
@@ -119,6 +119,7 @@ def info(
     ),
     list_names: bool = typer.Option(False, "--list-models", help="List every registered model name and exit."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON with exact integer counts."),
+    trust: bool = trust_option(),
 ) -> None:
     """Print total and trainable parameters of the bundled model, a checkpoint, a registered model or a
     CrackSAM configuration."""
@@ -135,10 +136,10 @@ def info(
              "scale": scale, "image_size": image_size}
     if model is None and all(v is None for v in given.values()):
         model = DEFAULT_MODEL_NAME
-    options = {k: _CRACKSAM_DEFAULTS[k] if v is None else v for k, v in given.items()}
+    options: dict[str, Any] = {k: _CRACKSAM_DEFAULTS[k] if v is None else v for k, v in given.items()}
     config: Any
     if model is not None and (Path(model).exists() or model == DEFAULT_MODEL_NAME):
-        config = read_checkpoint_config(model_path_option(model))["model_config"]
+        config = read_checkpoint_config(model_path_option(model), trust=trust)["model_config"]
     elif model is not None and model in list_architectures():
         config = SegModelConfig(arch=model, image_size=options["image_size"])
     elif model is not None:  # a CrackSAM name (unknown names: ConfigError)

@@ -11,12 +11,16 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-import click
 import typer
 
 from cracksam import __version__
 from cracksam.errors import CrackSAMError, CrackSAMWarning
+
+if TYPE_CHECKING:
+    # Typer builds its commands from its own vendored copy of click, not the installed ``click``.
+    from typer._click import Command, Parameter
 
 app = typer.Typer(
     name="cracksam",
@@ -43,9 +47,9 @@ def _root(
 def _register_all() -> None:
     # Each command module keeps its heavy imports (torch, lightning, onnx) inside the command, so
     # registering them all costs little.
-    from cracksam.cli import evaluate, export, info, measure, predict, serve, stream, train
+    from cracksam.cli import evaluate, export, info, measure, predict, report, serve, stream, train
 
-    for module in (info, train, evaluate, predict, export, measure, serve, stream):
+    for module in (info, train, evaluate, predict, export, measure, report, serve, stream):
         module.register(app)
 
 
@@ -56,7 +60,7 @@ _register_all()
 _METAVARS = {int: "INT", float: "FLOAT", str: "TEXT"}
 
 
-def _metavar(param: click.Parameter) -> str | None:
+def _metavar(param: Parameter) -> str | None:
     desc = getattr(param, "type_descriptor", None)
     if desc is None:
         return None
@@ -75,7 +79,7 @@ def _metavar(param: click.Parameter) -> str | None:
     return _METAVARS.get(annotation, "VALUE")
 
 
-def _readable_metavars(command: click.Command) -> click.Command:
+def _readable_metavars(command: Command) -> Command:
     commands = getattr(command, "commands", {})
     for cmd in (command, *commands.values()):
         for param in cmd.params:
@@ -85,11 +89,11 @@ def _readable_metavars(command: click.Command) -> click.Command:
                     param.metavar = text
             if param.param_type_name == "argument":
                 # An argument's name column already shows its metavar; the type column would repeat it.
-                param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+                param.display_type_rich = lambda ctx: None
     return command
 
 
-def cli_command() -> click.Command:
+def cli_command() -> Command:
     """The click command behind ``cracksam`` (what :func:`main` runs), with readable metavars."""
     return _readable_metavars(typer.main.get_command(app))
 

@@ -129,9 +129,6 @@ def measure(
     scale = _resolve_scale(mm_per_px, ref_points, ref_length_mm)
     if not math.isfinite(min_length) or min_length < 0:
         raise CrackSAMError(f"--min-length must be >= 0 px, got {min_length:g}")
-    if out is not None:
-        output_dir(out)
-
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise CrackSAMError(f"--threshold must be a fraction in (0, 1) of full scale, got {threshold:g}")
 
@@ -139,6 +136,8 @@ def measure(
     if image is not None and (len(files) != 1 or problems or len(masks) != 1):
         raise CrackSAMError("--image can only be used with exactly one mask file")
     photo = read_image(image) if image is not None else None
+    if out is not None:  # after the checks above: a refused run leaves no folder behind
+        output_dir(out)
 
     console = Console(stderr=json_out)
     failed = 0

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import typer
 
 from cracksam.errors import ConfigError
 
@@ -31,6 +33,13 @@ MODEL_HELP = ("Checkpoint folder, training run folder (its best/), .onnx file or
 
 
 RANDOM_BASE_HELP = "Keep random SAM base weights of a delta checkpoint without its base (tiny models, tests)."
+TRUST_HELP = ("Load checkpoint folders that carry no checksums (written by cracksam before format 2) "
+              "without verifying them.  A checksum that is present must still match.")
+
+
+def trust_option() -> Any:
+    """``--trust``, the same flag on every command that loads a model (one definition, one help text)."""
+    return typer.Option(False, "--trust", help=TRUST_HELP)
 
 
 def model_path_option(value: str | os.PathLike[str] | None) -> Path:

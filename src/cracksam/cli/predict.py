@@ -18,6 +18,7 @@ from cracksam.cli.options import (
     RUNTIME_ENV,
     RUNTIME_HELP,
     model_path_option,
+    trust_option,
 )
 from cracksam.errors import ConfigError, CrackSAMError
 from cracksam.inference_modes import DEFAULT_WINDOW, MODE_HELP, SCALE_HELP, check_options
@@ -41,6 +42,7 @@ def predict(
     out: Path = typer.Option(Path("predictions"), "--out", "-o", help="Output folder."),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
     allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
+    trust: bool = trust_option(),
     mode: str | None = typer.Option(None, "--mode", help=MODE_HELP),
     scale: float | None = typer.Option(None, "--scale", help=SCALE_HELP),
     window: int = typer.Option(DEFAULT_WINDOW, "--window",
@@ -59,6 +61,8 @@ def predict(
     mm_per_px: float | None = typer.Option(None, "--mm-per-px", help="Pixel size in mm (with --measure)."),
     min_length: float | None = typer.Option(None, "--min-length",
                                             help=f"Shortest crack kept by --measure, px (default {MIN_LENGTH:g})."),
+    report: bool = typer.Option(False, "--report", help="Also inspect the masks: crack types, severity, HTML "
+                                "report, COCO/GeoJSON/CSV in OUT/report (options: `cracksam report`)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
@@ -81,9 +85,9 @@ def predict(
 
     check_options(mode, scale)
     threads = resolve_threads(threads)
-    if not measure and (mm_per_px is not None or min_length is not None):
+    if not (measure or report) and (mm_per_px is not None or min_length is not None):
         given = " and ".join(o for o, v in (("--mm-per-px", mm_per_px), ("--min-length", min_length)) if v is not None)
-        raise ConfigError(f"{given} only apply with --measure; add --measure (or drop them)")
+        raise ConfigError(f"{given} only apply with --measure or --report; add one (or drop them)")
     min_length = MIN_LENGTH if min_length is None else min_length
     if max_pixels < 1:
         raise ConfigError(f"--max-pixels must be >= 1, got {max_pixels}")
@@ -100,6 +104,7 @@ def predict(
         device=device,
         threads=threads,
         allow_random_base=allow_random_base,
+        trust=trust,
         mode=mode,
         scale=scale,
         window=window,
@@ -133,35 +138,42 @@ def predict(
         task = progress.add_task("segmenting", total=len(files))
         for path in files:
             row: dict[str, Any] = {"file": str(path)}
+            written: list[str] = []  # what this image left on disk, whatever happens after
+
+            def put(target: Path, data: bytes, written: list[str] = written) -> None:
+                atomic_write_bytes(target, data)
+                written.append(str(target))
+
             t0 = time.perf_counter()
             try:
                 image = read_image(path, max_pixels=max_pixels)
                 pred = predictor.predict_one(image)
                 mask = pred.mask(threshold)
                 stem = unique_stem(path, used)
-                atomic_write_bytes(out / f"{stem}_mask.png", _png_bytes(mask.astype(np.uint8) * 255))
-                if overlay:
-                    rgb = blend(image, mask, (255, 40, 40), 0.7)
-                    atomic_write_bytes(out / f"{stem}_overlay.png", _png_bytes(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)))
-                if prob:
-                    atomic_write_bytes(out / f"{stem}_prob.png", _png_bytes(np.round(pred.prob * 255).astype(np.uint8)))
                 h, w = mask.shape
                 crack = int(mask.sum())
-                row.update(
-                    mask=str(out / f"{stem}_mask.png"),
-                    width=w,
-                    height=h,
-                    crack_pixels=crack,
-                    crack_fraction=crack / (h * w),
-                )
+                put(out / f"{stem}_mask.png", _png_bytes(mask.astype(np.uint8) * 255))
+                row.update(mask=str(out / f"{stem}_mask.png"), width=w, height=h, crack_pixels=crack,
+                           crack_fraction=crack / (h * w))
+                if overlay:
+                    rgb = blend(image, mask, (255, 40, 40), 0.7)
+                    put(out / f"{stem}_overlay.png", _png_bytes(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)))
+                if prob:
+                    put(out / f"{stem}_prob.png", _png_bytes(np.round(pred.prob * 255).astype(np.uint8)))
                 if measure:
                     row["measurement"] = _measure(mask, image, out, stem, mm_per_px, min_length)
             except CrackSAMError as exc:
                 row["error"] = str(exc)
                 console.print(f"[red]error[/red]: {exc}")
-            except (OSError, ValueError, MemoryError) as exc:  # a write failure or an odd image: skip it
+            except OSError as exc:  # a write failure (full disk, permissions): the message names the file
+                where = exc.filename or path
+                row["error"] = f"{path}: cannot write {where}: {exc.strerror or exc}"
+                console.print(f"[red]error[/red]: {row['error']}")
+            except (ValueError, MemoryError) as exc:  # an odd image: skip it
                 row["error"] = f"{path}: {type(exc).__name__}: {exc}"
                 console.print(f"[red]error[/red]: {row['error']}")
+            if written:
+                row["written"] = written
             row["seconds"] = round(time.perf_counter() - t0, 4)
             rows.append(row)
             progress.advance(task)
@@ -177,24 +189,36 @@ def predict(
         "threads": threads,
         "predictor": predictor.describe(),
         "runtime": predictor.runtime_info,
-        "images": len(ok),
+        "images": len(ok),  # segmented with every output written
         "failed": len(failed),
+        # Failed images that still left files (a mask written before the disk filled): counted, not hidden.
+        "partial": sum(1 for r in rows if "error" in r and r.get("written")),
+        "files_written": sum(len(r.get("written", [])) for r in rows),
         "crack_pixels": sum(r["crack_pixels"] for r in ok),
         "seconds_per_image": (sum(r["seconds"] for r in ok) / len(ok)) if ok else None,
         "total_seconds": round(total, 3),
         "results": rows,
         "errors": failed,
     }
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    if report:
+        summary["report"] = _report(ok, out, mm_per_px, min_length, quiet=json_out, no_progress=no_progress)
+    try:
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        summary_error = None
+    except OSError as exc:  # still say what was done: the masks on disk are real
+        summary_error = f"cannot write {exc.filename or out / 'summary.json'}: {exc.strerror or exc}"
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
     else:
         per = f"{summary['seconds_per_image']:.3f} s/image" if ok else "-"
+        partial = f" ({summary['partial']} of them left some outputs)" if summary["partial"] else ""
         console.print(
-            f"{len(ok)} image(s) segmented, {len(failed)} failed, "
-            f"{summary['crack_pixels']} crack pixels, {per}; outputs in {out}"
+            f"{len(ok)} image(s) segmented, {len(failed)} failed{partial}, {summary['files_written']} file(s) "
+            f"written, {summary['crack_pixels']} crack pixels, {per}; outputs in {out}"
         )
-    if failed:
+    if summary_error is not None:
+        console.print(f"[red]error[/red]: {summary_error}")
+    if failed or summary_error is not None:
         raise typer.Exit(1)
 
 
@@ -207,6 +231,17 @@ def _measure(mask, image, out: Path, stem: str, mm_per_px: float | None, min_len
     write_png(out / f"{stem}_measure.png", render_annotation(image, result))
     doc = result_to_dict(result, source=stem)
     return {k: doc[k] for k in ("totals", "mm_per_px", "resolution_note")} | {"report": f"{stem}_measure.json"}
+
+
+def _report(ok: list[dict[str, Any]], out: Path, mm_per_px, min_length: float, quiet: bool,
+            no_progress: bool) -> str:
+    from cracksam.cli.report import run_survey
+    from cracksam.inspection.survey import SurveyItem, SurveyOptions
+
+    items = [SurveyItem(Path(r["mask"]).name.removesuffix("_mask.png"), Path(r["mask"]), Path(r["file"])) for r in ok]
+    run_survey(items, out / "report", SurveyOptions(mm_per_px=mm_per_px, min_length_px=min_length), [],
+               quiet=quiet, no_progress=no_progress)
+    return str(out / "report" / "report.html")
 
 
 def register(app: typer.Typer) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cracksam.cli.options import MODEL_HELP, RANDOM_BASE_HELP, RUNTIME_HELP
+from cracksam.cli.options import MODEL_HELP, RANDOM_BASE_HELP, RUNTIME_HELP, TRUST_HELP
 from cracksam.inference_modes import MODE_HELP, SCALE_HELP
 from cracksam.service.settings import ENV_VARS, ServiceSettings
 
@@ -46,6 +46,22 @@ def serve(
     model_id: str | None = typer.Option(None, envvar=_env("model_id"),
                                         help="Model id to report (default: from the model files' hash)."),
     log_level: str = typer.Option("info", envvar=_env("log_level"), help="critical/error/warning/info/debug."),
+    trust: bool = typer.Option(False, "--trust", envvar=_env("trust"), help=TRUST_HELP),
+    max_inflight_upload_mb: float | None = typer.Option(
+        None, envvar=_env("max_inflight_upload_mb"),
+        help="Upload MiB held at once, all requests together (default: 256, or --max-upload-mb if larger); "
+             "503 past it."),
+    max_inflight_pixels: int | None = typer.Option(
+        None, envvar=_env("max_inflight_pixels"),
+        help="Decoded pixels processed at once, all requests together (default: 64 M, or --max-pixels if larger); "
+             "503 past it."),
+    max_connections: int = typer.Option(256, envvar=_env("max_connections"), help="Open connections, all clients."),
+    max_connections_per_client: int = typer.Option(32, envvar=_env("max_connections_per_client"),
+                                                   help="Open connections from one address (0: no cap)."),
+    header_timeout_s: float = typer.Option(10.0, envvar=_env("header_timeout_s"),
+                                           help="Seconds a client has to send its request headers."),
+    keep_alive_s: float = typer.Option(5.0, envvar=_env("keep_alive_s"),
+                                       help="Seconds an idle keep-alive connection stays open."),
 ) -> None:
     """Serve crack segmentation over HTTP: POST /v1/segment, a web page at /, API docs at /docs.
 
@@ -69,7 +85,10 @@ def serve(
         workers=default_workers() if concurrency is None else concurrency, mode=mode, scale=scale,
         tile_overlap=overlap, batch_size=batch_size,
         threshold=threshold, max_upload_mb=max_upload_mb, max_pixels=max_pixels, timeout_s=timeout_s,
-        max_pending=max_pending, model_id=model_id, log_level=log_level,
+        max_pending=max_pending, model_id=model_id, log_level=log_level, trust=trust,
+        max_inflight_upload_mb=max_inflight_upload_mb, max_inflight_pixels=max_inflight_pixels,
+        max_connections=max_connections, max_connections_per_client=max_connections_per_client,
+        header_timeout_s=header_timeout_s, keep_alive_s=keep_alive_s,
     ).validated()
     model_path = resolve_model_path(settings.model)
     if not model_path.exists():
@@ -90,7 +109,8 @@ def serve(
         "/health says "
         "200 when ready.  Ctrl-C stops."
     )
-    app = run_server(lambda stop: create_app(settings, on_load_error=lambda _exc: stop()), sock, settings.log_level)
+    app = run_server(lambda stop: create_app(settings, on_load_error=lambda _exc: stop()), sock, settings.log_level,
+                     settings=settings)
     state = app.state.service
     if state.load_error is not None:
         raise CrackSAMError(f"cannot serve: {state.load_error}")

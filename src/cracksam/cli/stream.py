@@ -11,7 +11,14 @@ from pathlib import Path
 
 import typer
 
-from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP, RUNTIME_ENV, RUNTIME_HELP
+from cracksam.cli.options import (
+    DEFAULT_MODEL_NAME,
+    MODEL_HELP,
+    RANDOM_BASE_HELP,
+    RUNTIME_ENV,
+    RUNTIME_HELP,
+    trust_option,
+)
 from cracksam.inference_modes import MODE_HELP, SCALE_HELP
 
 # Same value as cracksam.deployment.stream.DEFAULT_SCENE_CUT (not imported: that module loads
@@ -43,6 +50,7 @@ def stream(
     timeout: float = typer.Option(10.0, help="Seconds to wait when opening or reading a network stream."),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
     allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
+    trust: bool = trust_option(),
     mode: str | None = typer.Option(None, "--mode", help=MODE_HELP),
     scale: float | None = typer.Option(None, "--scale", help=SCALE_HELP),
     threshold: float = typer.Option(0.5, help="Crack probability threshold."),
@@ -78,15 +86,17 @@ def stream(
                             scene_cut=scene_cut or None).validated()
     if out_video is not None and out_video.is_dir():
         raise ConfigError(f"--out-video {out_video} is a folder; name a video file")
-    if frames_dir is not None:
-        output_dir(frames_dir, "--frames-dir")
+    if frames_dir is not None and frames_dir.exists() and not frames_dir.is_dir():
+        raise ConfigError(f"--frames-dir {frames_dir} exists and is not a folder")
     from cracksam.deployment.runtime_cache import describe_choice
 
     console = Console(stderr=True, soft_wrap=True)
     predictor = Predictor.from_path(model_path_option(model), base=base, device=device, threads=threads,
-                                    allow_random_base=allow_random_base, mode=mode, scale=scale,
+                                    allow_random_base=allow_random_base, trust=trust, mode=mode, scale=scale,
                                     threshold=threshold, runtime=runtime,
                                     announce=None if json_out else lambda text: console.print(text, highlight=False))
+    if frames_dir is not None:  # created once the model is known good: a refused run leaves no folder
+        output_dir(frames_dir, "--frames-dir")
     if not json_out:
         console.print(f"inference: {predictor.inference_summary()}", highlight=False)
         console.print(describe_choice(predictor.runtime_info), highlight=False)

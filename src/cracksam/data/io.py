@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -72,7 +74,7 @@ class CorruptImageError(DatasetError):
 
 @contextmanager
 def _open_source(
-    source: Path | io.BytesIO, name: str, max_pixels: int | None, formats: Sequence[str] | None = None
+    source: Path | IO[bytes], name: str, max_pixels: int | None, formats: Sequence[str] | None = None
 ) -> Iterator[Image.Image]:
     """Open ``source`` lazily with Pillow, checking its pixel count from the header before decoding.
 
@@ -99,13 +101,17 @@ def _open_source(
     except FileNotFoundError:
         raise DatasetError(f"{name}: file not found") from None
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{name}: image is too large ({exc})") from None
+        # Pillow's own hard limit (2x MAX_IMAGE_PIXELS) tripped first; quote the caller's limit, not Pillow's.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{found.group(1)} pixels" if found else "more pixels than Pillow opens"
+        limit = f"limit {max_pixels}" if max_pixels is not None else f"limit {2 * (Image.MAX_IMAGE_PIXELS or 0)}"
+        raise ImageTooLargeError(f"{name}: image is too large ({size}, {limit})") from None
     except Exception as exc:  # noqa: BLE001
         # Pillow's plugins raise many types for corrupt data (OSError, SyntaxError, ValueError,
         # struct.error, IndexError, ...); all of them mean "this file cannot be read".
         kind = CorruptImageError if identified else NotAnImageError
         text = str(exc)
-        if isinstance(source, io.BytesIO):  # Pillow names the file object: "<_io.BytesIO object at 0x...>"
+        if not isinstance(source, Path):  # Pillow names the file object: "<_io.BytesIO object at 0x...>"
             text = text.replace(repr(source), "data")
         raise kind(f"{name}: cannot read image ({type(exc).__name__}: {text})") from None
 
@@ -202,7 +208,7 @@ def _rgb_of(im: Image.Image) -> np.ndarray:
 
 
 def decode_image(
-    data: bytes,
+    data: bytes | IO[bytes],
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     name: str = "image",
     formats: Sequence[str] | None = None,
@@ -210,7 +216,8 @@ def decode_image(
     """Decode image bytes held in memory exactly as :func:`read_image` reads a file.
 
     Args:
-        data: the encoded image (the whole file).
+        data: the encoded image (the whole file), as bytes or a binary file object positioned at
+            its start (an upload spooled to a temporary file, say: no second copy in memory).
         max_pixels: as for :func:`read_image`; checked from the header, before the pixels are decoded.
         name: what messages call the data (an upload's file name, say); never opened as a path.
         formats: Pillow format names to accept (e.g. ``("PNG", "JPEG")``); None accepts every
@@ -221,9 +228,13 @@ def decode_image(
         CorruptImageError: a recognised format whose pixel data is truncated or corrupt.
         ImageTooLargeError: more than ``max_pixels`` pixels.
     """
-    if not data:
-        raise NotAnImageError(f"{name}: no data (0 bytes)")
-    with _open_source(io.BytesIO(data), name, max_pixels, formats) as im:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        if not data:
+            raise NotAnImageError(f"{name}: no data (0 bytes)")
+        source: IO[bytes] = io.BytesIO(data)
+    else:
+        source = data
+    with _open_source(source, name, max_pixels, formats) as im:
         return _rgb_of(im)
 
 

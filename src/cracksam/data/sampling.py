@@ -60,6 +60,6 @@ def sample_weights(samples: Sequence[Sample], weighting: str | Mapping[str, floa
 def weighted_sampler(samples: Sequence[Sample], weighting: str | Mapping[str, float] = "sqrt",
                      num_samples: int | None = None, seed: int = 0) -> WeightedRandomSampler:
     """Sampler drawing ``num_samples`` (default ``len(samples)``) indices with replacement."""
-    weights = torch.as_tensor(sample_weights(samples, weighting))
+    weights = sample_weights(samples, weighting).tolist()
     generator = torch.Generator().manual_seed(int(seed))
     return WeightedRandomSampler(weights, num_samples or len(samples), replacement=True, generator=generator)

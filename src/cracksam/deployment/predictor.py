@@ -149,6 +149,7 @@ class Predictor:
         allow_random_base: bool = False,
         mode: str | None = None,
         scale: float | None = None,
+        trust: bool = False,
         runtime: str = "torch",
         announce: Any = None,
         **kwargs: Any,
@@ -157,6 +158,7 @@ class Predictor:
         ``.onnx`` file or an OpenVINO ``.xml``; ``None`` or ``"default"`` is the default model bundled with
         the package, and a training run folder stands for its ``best/`` model.
         ``mode`` / ``scale`` None: the model's own defaults (also for exports, from their metadata);
+        ``trust``: accept our checkpoint folders without checksums (see :func:`cracksam.models.load_model`).
         ``runtime`` (checkpoint folders on the CPU): ``torch``, or ``auto`` / ``onnxruntime`` /
         ``openvino`` through the parity-checked export cache of
         :mod:`cracksam.deployment.runtime_cache` (``announce`` is told when an export is built);
@@ -174,7 +176,8 @@ class Predictor:
             from cracksam.models.io import load_model
 
             check_torch_device(device)  # before loading: a missing GPU is one error line, not a traceback
-            model = load_model(p, base_checkpoint=base, map_location=device, allow_random_base=allow_random_base)
+            model = load_model(p, base_checkpoint=base, map_location=device, allow_random_base=allow_random_base,
+                               trust=trust)
             if runtime != "torch" and gpu:
                 if runtime != "auto":
                     raise ConfigError(f"--runtime {runtime} runs on the CPU; with --device {device} use torch")

@@ -218,7 +218,7 @@ class _quiet_stderr:  # noqa: N801 - used as a context manager
 
     def __enter__(self) -> None:
         try:
-            self.saved = os.dup(2)
+            self.saved: int | None = os.dup(2)
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 2)
             os.close(devnull)
@@ -341,10 +341,10 @@ def run_stream(
                 frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
             h, w = frame.shape[:2]
             scene = scene_signature(frame) if detect_cuts else None
-            due = index % options.every == 0 or mask is None
-            cut = (not due and scene is not None and last_scene is not None
+            due = index % options.every == 0
+            cut = (not due and scene is not None and last_scene is not None and options.scene_cut is not None
                    and scene_change(last_scene, scene) > options.scene_cut)
-            if due or cut:
+            if mask is None or due or cut:  # the first frame is always segmented
                 # A new scene gets its own mask now: the last one belongs to what the camera saw before.
                 stats.scene_cuts += int(cut)
                 last_scene = scene

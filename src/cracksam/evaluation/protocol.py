@@ -30,6 +30,7 @@ def load_eval_model(
     allow_random_base: bool = False,
     device: str = "cpu",
     name: str | None = None,
+    trust: bool = False,
 ) -> EvalModel:
     """A checkpoint folder (CrackSAM, or a student/baseline; a training run folder is its ``best/``,
     ``default`` the bundled model) or an exported ``.onnx`` / ``.xml`` as an :class:`EvalModel`;
@@ -42,9 +43,10 @@ def load_eval_model(
     if path.is_file() and path.suffix.lower() in (".onnx", ".xml"):
         return _exported_eval_model(path, device, name)
     check_torch_device(device)  # before loading: no GPU is one error line, not a traceback
-    meta = read_checkpoint_config(path)
+    meta = read_checkpoint_config(path, trust=trust)
     config = meta["model_config"]
-    model = load_model(path, base_checkpoint=base, map_location=device, allow_random_base=allow_random_base)
+    model = load_model(path, base_checkpoint=base, map_location=device, allow_random_base=allow_random_base,
+                       trust=trust)
     folder = path if path.is_dir() else path.parent
     label = name or (folder.parent.name if folder.name == "best" else folder.name)
     if isinstance(config, SegModelConfig):
@@ -182,6 +184,7 @@ def run_protocol(models: Sequence[EvalModel], cfg: ProtocolConfig, out_dir: str 
     columns += [Column(name, name, "clean") for name in unseen]
 
     inference = {m.name: inference_for(m, cfg) for m in models}  # a bad --mode/--scale fails before any pass
+    out.mkdir(parents=True, exist_ok=True)  # only now that the datasets and options were accepted
     results: list[PassResult] = []
     common: dict[str, Any] = dict(
         threshold=cfg.threshold,

@@ -104,7 +104,8 @@ def coco_document(images: list[dict[str, Any]], inspections: list[Inspection], i
     one per inspection, in the same order."""
     from pycocotools import mask as mask_utils
 
-    coco_images, annotations = [], []
+    coco_images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for image_id, (image, ins) in enumerate(zip(images, inspections, strict=True), start=1):
         width, height = ins.measure.image_size
         coco_images.append({"id": image_id, "width": width, "height": height, **image})

@@ -79,7 +79,7 @@ def crack_polylines(labels: np.ndarray, crack_id: int, bbox: tuple[int, int, int
     lines = []
     for i in range(sk.n_paths):
         coords = sk.path_coordinates(i)  # (row, col)
-        xy = np.stack([coords[:, 1] + x0 + 0.5, coords[:, 0] + y0 + 0.5], axis=1).astype(np.float32)
+        xy: np.ndarray = np.stack([coords[:, 1] + x0 + 0.5, coords[:, 0] + y0 + 0.5], axis=1).astype(np.float32)
         if len(xy) > 2:
             xy = cv2.approxPolyDP(xy.reshape(-1, 1, 2), tolerance_px, False).reshape(-1, 2)
         if len(xy) >= 2:

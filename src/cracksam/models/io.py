@@ -7,8 +7,10 @@ A checkpoint is a folder with two files:
   for students and baselines, told apart by ``architecture``), the kind of file
   (``delta``: only the trained part, i.e. adapter/LoRA + prompt encoder + mask decoder, to be
   put on an official SAM base; ``full``: every weight with LoRA merged, for deployment), the
-  base checkpoint it was trained on, and the SHA-256 of the weights file so a truncated or
-  swapped weights file is caught.
+  base checkpoint it was trained on, the input size the weights were trained at, and two
+  SHA-256 checksums -- of the weights file and of ``config.json`` itself -- so a truncated,
+  swapped or edited file is caught (see :mod:`cracksam.models.integrity`, which also bounds
+  every number).  Folders without the checksums (format 1) load only with ``trust=True``.
 
 Both files are written atomically (weights first, config last), so a crash mid-save leaves the
 previous checkpoint readable.
@@ -16,7 +18,6 @@ previous checkpoint readable.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -32,24 +33,26 @@ from cracksam.config import atomic_write_text, default_file_mode, from_dict, to_
 from cracksam.errors import CheckpointError, ConfigError
 from cracksam.models.cracksam import CrackSAM, CrackSAMConfig, build_cracksam
 from cracksam.models.deltas import has_lora
+from cracksam.models.integrity import (
+    CONFIG_DIGEST_KEY,
+    canonicalize_safetensors,
+    check_bounds,
+    check_trained_size,
+    config_digest,
+    sha256_file,
+    verify_config_digest,
+    verify_weights_digest,
+)
 from cracksam.models.sam_checkpoint import load_sam_checkpoint
 from cracksam.models.segmodels import SegModel, SegModelConfig, build_segmodel
 
 ModelConfig = CrackSAMConfig | SegModelConfig
 
 FORMAT = "cracksam"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: config_sha256 and trained_image_size; weights_sha256 required
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.safetensors"
 Kind = Literal["delta", "full"]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _atomic_save_file(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
@@ -57,6 +60,7 @@ def _atomic_save_file(tensors: dict[str, torch.Tensor], path: Path, metadata: di
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=metadata)
+        canonicalize_safetensors(Path(tmp))  # identical weights -> identical bytes -> identical model id
         os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
@@ -106,9 +110,13 @@ def _save(model: CrackSAM | SegModel, directory: str | os.PathLike[str], kind: K
         # statistics) are stored too but are not parameters.
         "num_parameters": int(sum(t.numel() for k, t in tensors.items() if k in params)),
         "num_buffer_values": int(sum(t.numel() for k, t in tensors.items() if k not in params)),
-        "weights_sha256": _sha256(weights),
+        # What the weights were trained at: kept through re-exports of a loaded model.
+        "trained_image_size": int(getattr(model, "trained_image_size", None) or model.config.image_size),
+        "weights_sha256": sha256_file(weights),
         **(extra or {}),
     }
+    check_bounds(config, str(directory / CONFIG_NAME))  # never write what we would refuse to read
+    config[CONFIG_DIGEST_KEY] = config_digest(config)
     atomic_write_text(directory / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
     return directory
 
@@ -162,21 +170,27 @@ def _locate(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     return config, weights
 
 
-def read_checkpoint_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The parsed ``config.json`` of a checkpoint folder, validated."""
+def read_checkpoint_config(path: str | os.PathLike[str], trust: bool = False) -> dict[str, Any]:
+    """The parsed ``config.json`` of a checkpoint folder, verified against its checksum (missing:
+    refused unless ``trust``) and bounded; ``model_config`` holds the rebuilt config dataclass."""
     config_path, _ = _locate(path)
     try:
-        meta = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        meta = json.loads(config_path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except (OSError, ValueError) as exc:  # ValueError: bad UTF-8, bad JSON, NaN/Infinity
         raise CheckpointError(f"{config_path}: unreadable checkpoint config ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{config_path}: not a CrackSAM checkpoint config")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
+    version = meta.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise CheckpointError(f"{config_path}: format_version must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{config_path}: written by a newer cracksam (format {meta['format_version']}); upgrade cracksam"
         )
     if meta.get("kind") not in ("delta", "full"):
         raise CheckpointError(f"{config_path}: unknown checkpoint kind {meta.get('kind')!r}")
+    verify_config_digest(meta, config_path, trust)
+    check_bounds(meta, str(config_path))
     try:
         meta["model_config"] = parse_model_config(meta.get("model", {}), where=f"{config_path.name}:model")
     except ConfigError as exc:
@@ -184,16 +198,20 @@ def read_checkpoint_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     return meta
 
 
-def _read_weights(weights_path: Path, meta: dict[str, Any], device: str | torch.device) -> dict[str, torch.Tensor]:
-    expected = meta.get("weights_sha256")
-    if expected and _sha256(weights_path) != expected:
-        raise CheckpointError(
-            f"{weights_path}: does not match the checksum in {CONFIG_NAME} (truncated, corrupt or replaced)"
-        )
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _read_weights(weights_path: Path, meta: dict[str, Any], device: str | torch.device,
+                  trust: bool = False) -> dict[str, torch.Tensor]:
+    verify_weights_digest(weights_path, meta, weights_path.with_name(CONFIG_NAME), trust)
     try:
-        return load_file(str(weights_path), device=str(device))
+        tensors = load_file(str(weights_path), device=str(device))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights_path}: cannot read weights ({exc})") from None
+    if "num_tensors" in meta and meta["num_tensors"] != len(tensors):
+        raise CheckpointError(f"{weights_path}: holds {len(tensors)} tensors, {CONFIG_NAME} says {meta['num_tensors']}")
+    return tensors
 
 
 def _check_same(saved: ModelConfig, model: ModelConfig, where: str) -> None:
@@ -204,19 +222,20 @@ def _check_same(saved: ModelConfig, model: ModelConfig, where: str) -> None:
 
 
 def apply_delta_checkpoint(model: CrackSAM, path: str | os.PathLike[str],
-                           map_location: str | torch.device = "cpu") -> dict[str, Any]:
+                           map_location: str | torch.device = "cpu", trust: bool = False) -> dict[str, Any]:
     """Load a delta checkpoint into ``model`` (whose base weights are already loaded).
 
     The saved config must equal the model's (backbone, input size, delta, normalisation, classes)
-    and the file must hold exactly the model's trainable parameters with the same shapes."""
-    meta = read_checkpoint_config(path)
+    and the file must hold exactly the model's trainable parameters with the same shapes.
+    ``trust``: accept a folder without checksums (see :mod:`cracksam.models.integrity`)."""
+    meta = read_checkpoint_config(path, trust=trust)
     config_path, weights_path = _locate(path)
     if not isinstance(meta["model_config"], CrackSAMConfig):
         raise CheckpointError(f"{config_path.parent}: holds a {meta['model_config'].arch} model, not a CrackSAM delta")
     if meta["kind"] != "delta":
         raise CheckpointError(f"{config_path.parent}: is a full export; load it with load_model")
     _check_same(meta["model_config"], model.config, str(config_path.parent))
-    tensors = _read_weights(weights_path, meta, map_location)
+    tensors = _read_weights(weights_path, meta, map_location, trust)
     trainable = model.trainable_state_dict()
     missing = sorted(set(trainable) - set(tensors))
     unknown = sorted(set(tensors) - set(trainable))
@@ -251,43 +270,53 @@ def load_model(
     base_checkpoint: str | os.PathLike[str] | None = None,
     map_location: str | torch.device = "cpu",
     allow_random_base: bool = False,
+    trust: bool = False,
 ) -> CrackSAM | SegModel:
     """Rebuild a model from one of our checkpoints (CrackSAM, or a student/baseline).
 
     A ``delta`` checkpoint needs the SAM base it was trained on: ``base_checkpoint`` (a path to
     an official ``.pth`` or a name such as ``vit_b``), defaulting to the base recorded in the
     checkpoint.  ``allow_random_base`` keeps random base weights instead (tests, tiny configs).
-    A ``full`` export needs nothing else.
+    A ``full`` export needs nothing else.  ``trust`` accepts a folder written before checksums
+    were required (``--trust``); a checksum that is present must always match.
     """
-    meta = read_checkpoint_config(path)
+    meta = read_checkpoint_config(path, trust=trust)
     config = meta["model_config"]
     config_path, weights_path = _locate(path)
     if isinstance(config, SegModelConfig):
         if meta["kind"] != "full":
             raise CheckpointError(f"{config_path}: a {config.arch} checkpoint must be a full one")
         model: CrackSAM | SegModel = build_segmodel(config)
-        tensors = _read_weights(weights_path, meta, map_location)
+        tensors = _read_weights(weights_path, meta, map_location, trust)
         try:
             model.load_state_dict(tensors, strict=True)
         except RuntimeError as exc:
             raise CheckpointError(f"{weights_path}: does not fit {config.arch} ({str(exc)[:300]})") from None
-        return model.to(map_location).eval()
+        return _ready(model, meta, config_path, map_location)
     if meta["kind"] == "full":
         model = build_cracksam(config)
         model.merge()
-        tensors = _read_weights(weights_path, meta, map_location)
+        tensors = _read_weights(weights_path, meta, map_location, trust)
         result = model.load_state_dict(tensors, strict=False)
         if result.missing_keys or result.unexpected_keys:
             raise CheckpointError(
                 f"{weights_path}: does not fit the model (missing {result.missing_keys[:5]}, "
                 f"unexpected {result.unexpected_keys[:5]})"
             )
-        return model.to(map_location).eval()
+        return _ready(model, meta, config_path, map_location)
     model = build_cracksam(config)
     base = base_checkpoint if base_checkpoint is not None else meta.get("base_checkpoint")
     if base is not None:
         load_sam_checkpoint(model, base, map_location=map_location)
     elif not allow_random_base:
         raise CheckpointError(f"{config_path.parent}: {_base_hint(config.backbone)}")
-    apply_delta_checkpoint(model, path, map_location)
+    apply_delta_checkpoint(model, path, map_location, trust=trust)
+    return _ready(model, meta, config_path, map_location)
+
+
+def _ready(model: CrackSAM | SegModel, meta: dict[str, Any], config_path: Path,
+           map_location: str | torch.device) -> CrackSAM | SegModel:
+    check_trained_size(meta, model.config.image_size, str(config_path))
+    # Remembered so that export_full of this model records the size the weights were trained at.
+    model.trained_image_size = int(meta.get("trained_image_size") or model.config.image_size)
     return model.to(map_location).eval()

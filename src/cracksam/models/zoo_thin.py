@@ -8,6 +8,8 @@ not need pretrained encoders.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -22,6 +24,10 @@ class FullResUnet(nn.Module):
     """An smp U-Net whose last decoder output (stride 1, no skip in smp) is joined with a small
     stride-1 convolutional path on the input before the classifier: the decoder knows *where* a
     crack is, the full-resolution path knows exactly which pixels are dark and thin."""
+
+    # smp ships no type hints; typed as what is used (its ``encoder`` and ``decoder``) rather than
+    # nn.Module, whose __getattr__ types every attribute as ``Tensor | Module``.
+    unet: Any
 
     def __init__(self, unet: nn.Module, decoder_out: int, width: int = 16) -> None:
         super().__init__()

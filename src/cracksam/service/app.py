@@ -9,9 +9,10 @@ Endpoints (OpenAPI at ``/openapi.json``, interactive docs at ``/docs``):
   (see :mod:`cracksam.service.rle`: COCO uncompressed, column-major) or a base64 PNG
   (``?mask=png``), crack pixel count and fraction, image size, model id and timings;
   ``?measure=true`` (or ``?mm_per_px=``) adds the crack measurement of
-  :mod:`cracksam.measurement` (totals and one entry per crack).
-* ``GET /health`` -- 200 ``{"status": "ok"}`` once the model is loaded, 503 before (or if loading
-  failed), for readiness probes.
+  :mod:`cracksam.measurement` (totals and one entry per crack), each crack with its ``type`` and
+  ``severity`` (:mod:`cracksam.inspection`; ``?direction_deg=``, ``?severity=``).
+* ``GET /health`` (and ``HEAD``) -- 200 ``{"status": "ok"}`` once the model is loaded, 503 before
+  (or if loading failed), for readiness probes; with counts of the jobs done and skipped.
 * ``GET /v1/model`` -- the model card (:meth:`Predictor.describe`), its id and the limits.
 * ``GET /`` -- a small web page to try the service in a browser.
 
@@ -22,15 +23,19 @@ block the event loop nor share mutable state (see :mod:`cracksam.service.inferen
 request is its own forward pass: concurrent requests are not micro-batched (a possible later
 optimisation; on CPU, parallel single-image calls already keep the cores busy).
 
-No request names a file on the server: uploads are decoded from memory, and an upload's file
-name is only echoed in messages.
+Resources stay bounded whatever clients do: uploads are spooled to temporary files under a
+byte budget shared by all requests (:mod:`cracksam.service.uploads`), decoded pixels in flight
+under a pixel budget (503 with ``Retry-After`` past either), and a request whose client has gone
+is skipped before its forward pass, or stopped between tiles (:class:`~cracksam.service.inference.
+CancellableBackend`).  Connection-level limits are in :mod:`cracksam.service.protocol`.
+
+No request names a file on the server: uploads are decoded from their spooled copy, and an
+upload's file name is only echoed in messages.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import logging
 import math
 import threading
@@ -38,26 +43,31 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from pathlib import Path
+from typing import IO, Any, Literal
 
-import cv2
-import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cracksam import __version__
-from cracksam.data.io import CorruptImageError, ImageTooLargeError, NotAnImageError, decode_image
 from cracksam.deployment.predictor import Predictor
-from cracksam.errors import CrackSAMError, DatasetError
-from cracksam.service.inference import Busy, JobRunner, LoadedModel, load_model, model_id_for, thread_safe
+from cracksam.errors import CrackSAMError
+from cracksam.service.inference import (
+    Busy,
+    Cancelled,
+    JobRunner,
+    LoadedModel,
+    load_model,
+    model_id_for,
+    service_predictor,
+)
 from cracksam.service.limits import BodySizeLimit
 from cracksam.service.problems import ApiError, install_handlers
-from cracksam.service.rle import encode_rle
+from cracksam.service.segment import Format, MaskEncoding, SegmentOptions, segment_job, warm_measurement
 from cracksam.service.settings import ServiceSettings
+from cracksam.service.uploads import Budget, read_upload
 
 log = logging.getLogger("cracksam.service")
 
@@ -67,14 +77,11 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 #: JPEG covers MPO (multi-picture JPEGs from phones).
 IMAGE_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "PPM", "AVIF")
 
-#: Raw-body content types accepted besides ``image/*`` (and a missing Content-Type).  The form type
-#: is what ``curl --data-binary @photo.jpg`` sends by default; its body is taken as the image bytes.
-RAW_TYPES = frozenset({"application/octet-stream", "application/x-www-form-urlencoded"})
-#: ``image/*`` types that are not raster images and are refused with 415.
-NOT_RASTER = frozenset({"image/svg+xml"})
+#: How often a request waiting for its job asks whether its client is still connected.
+DISCONNECT_POLL_S = 0.1
 
-Format = Literal["png", "json"]
-MaskEncoding = Literal["rle", "png", "none"]
+SeverityName = Literal["astm-d6433", "concrete", "pixels"]  # inspection.SCHEMES; never a file in a request
+
 
 _ERROR_SCHEMA = {
     "type": "object",
@@ -100,6 +107,9 @@ class ServiceState:
     status: Literal["loading", "ok", "error"] = "loading"
     load_error: str | None = None
     formats: tuple[str, ...] = field(default_factory=tuple)
+    uploads: Budget | None = None  # upload bytes in flight, all requests together
+    pixels: Budget | None = None  # decoded pixels in flight, all requests together
+    skipped_before_start: int = 0  # requests whose client had gone before their job was queued
 
     def require_model(self) -> LoadedModel:
         if self.model is None or self.runner is None:
@@ -148,172 +158,6 @@ def negotiate(fmt: Format | None, accept: str | None) -> Format:
     return "png" if q_png > q_json else "json"
 
 
-def _safe_name(filename: str | None) -> str:
-    """An upload's file name for messages: the last path part, printable, short.  Never opened."""
-    if not filename:
-        return "upload"
-    name = PurePosixPath(filename.replace("\\", "/")).name
-    name = "".join(c for c in name if c.isprintable())[:100]
-    return name or "upload"
-
-
-async def read_upload(request: Request) -> tuple[bytes, str]:
-    """The image bytes of a request and a name for messages (the multipart file name or ``upload``)."""
-    content_type = request.headers.get("content-type", "")
-    media = content_type.split(";")[0].strip().lower()
-    if media == "multipart/form-data":
-        try:
-            form = await request.form(max_files=1, max_fields=16)
-        except (ApiError, StarletteHTTPException):
-            raise
-        except Exception as exc:  # malformed multipart: python-multipart/starlette raise various types
-            log.info("bad multipart body: %s: %s", type(exc).__name__, exc)
-            raise ApiError(400, "bad_multipart",
-                           f"cannot parse the multipart body ({type(exc).__name__}: {exc})") from None
-        try:
-            upload = form.get("file")
-            if upload is None:
-                raise ApiError(422, "missing_file", "a multipart upload needs the image in a field named 'file'")
-            if isinstance(upload, str):
-                raise ApiError(422, "missing_file", "the 'file' field must be a file upload, not a text field")
-            return await upload.read(), _safe_name(upload.filename)
-        finally:
-            await form.close()
-    if media in RAW_TYPES or not media or (media.startswith("image/") and media not in NOT_RASTER):
-        return await request.body(), "upload"
-    raise ApiError(415, "unsupported_media_type",
-                   f"Content-Type {media!r} is not accepted; send an image as multipart/form-data (field 'file') "
-                   "or as the raw body with an image/* or application/octet-stream Content-Type")
-
-
-# -- the work done in a pool thread -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SegmentOptions:
-    format: Format
-    mask: MaskEncoding
-    measure: bool
-    mm_per_px: float | None
-    min_length_px: float
-    threshold: float
-
-
-@dataclass(frozen=True)
-class Encoded:
-    body: bytes
-    media_type: str
-    headers: dict[str, str]
-
-
-def decode_upload(data: bytes, name: str, max_pixels: int, formats: tuple[str, ...]) -> np.ndarray:
-    """Decode an upload; every failure becomes a 4xx :class:`ApiError` naming the problem."""
-    try:
-        image = decode_image(data, max_pixels=max_pixels, name=name, formats=formats)
-    except ImageTooLargeError as exc:
-        raise ApiError(413, "image_too_large", str(exc)) from None
-    except CorruptImageError as exc:
-        raise ApiError(422, "corrupt_image", str(exc)) from None
-    except NotAnImageError as exc:
-        raise ApiError(422, "not_an_image", f"{exc} (accepted formats: {', '.join(formats)})") from None
-    except DatasetError as exc:
-        raise ApiError(422, "unreadable_image", str(exc)) from None
-    except MemoryError:
-        raise ApiError(413, "image_too_large", f"{name}: not enough memory to decode the image") from None
-    except Exception as exc:  # a decoder bug on hostile input is still the input's problem: 4xx, but logged
-        log.warning("unexpected error decoding %s", name, exc_info=True)
-        raise ApiError(422, "unreadable_image", f"{name}: cannot decode the image ({type(exc).__name__})") from None
-    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
-        raise ApiError(422, "unreadable_image", f"{name}: decoded to an unusable shape {image.shape}")
-    return image
-
-
-def png_bytes(mask: np.ndarray) -> bytes:
-    """A 0/255 single-channel PNG of a boolean mask."""
-    ok, buf = cv2.imencode(".png", mask.astype(np.uint8) * 255)
-    if not ok:  # pragma: no cover - OpenCV cannot fail on a plain uint8 array
-        raise RuntimeError("PNG encoding failed")
-    return buf.tobytes()
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000.0, 2)
-
-
-def segment_job(
-    data: bytes, name: str, options: SegmentOptions, model: LoadedModel, settings: ServiceSettings,
-    formats: tuple[str, ...], t_request: float, t_submit: float,
-) -> Encoded:
-    """Decode, segment and encode one upload (runs in a pool thread; blocking is fine here)."""
-    t_start = time.perf_counter()
-    image = decode_upload(data, name, settings.max_pixels, formats)
-    t_decoded = time.perf_counter()
-    mask = model.predictor.predict_one(image).mask(options.threshold)
-    t_inferred = time.perf_counter()
-    h, w = mask.shape
-    crack = int(np.count_nonzero(mask))
-    headers = {"X-Model-Id": model.model_id, "X-Crack-Pixels": str(crack), "X-Image-Width": str(w),
-               "X-Image-Height": str(h)}
-    if options.format == "png":
-        body, media = png_bytes(mask), "image/png"
-        timing = _timing(t_request, t_submit, t_start, t_decoded, t_inferred, time.perf_counter())
-    else:
-        doc: dict[str, Any] = {
-            "model_id": model.model_id,
-            "width": w,
-            "height": h,
-            "threshold": options.threshold,
-            "crack_pixels": crack,
-            "crack_fraction": crack / float(h * w),
-        }
-        if options.mask == "rle":
-            doc["mask"] = {"encoding": "rle", **encode_rle(mask)}
-        elif options.mask == "png":
-            doc["mask"] = {"encoding": "png", "size": [h, w], "data": base64.b64encode(png_bytes(mask)).decode()}
-        if options.measure:
-            doc["measurement"] = _measure(mask, name, options)
-        timing = _timing(t_request, t_submit, t_start, t_decoded, t_inferred, time.perf_counter())
-        doc["timing_ms"] = timing
-        body, media = json.dumps(doc, separators=(",", ":")).encode(), "application/json"
-    headers["Server-Timing"] = ", ".join(f"{k.removesuffix('_ms')};dur={v}" for k, v in timing.items())
-    return Encoded(body, media, headers)
-
-
-def _timing(t_request: float, t_submit: float, t_start: float, t_decoded: float, t_inferred: float,
-            t_end: float) -> dict[str, float]:
-    return {
-        "upload_ms": _ms(t_submit - t_request),  # reading the body after the headers arrived
-        "queue_ms": _ms(t_start - t_submit),
-        "decode_ms": _ms(t_decoded - t_start),
-        "inference_ms": _ms(t_inferred - t_decoded),
-        "postprocess_ms": _ms(t_end - t_inferred),
-        "total_ms": _ms(t_end - t_request),
-    }
-
-
-def warm_measurement() -> None:
-    """Import and JIT-compile the measurement code (skimage, skan/numba: several seconds, once per
-    process) in the background at startup, so the first ``measure=true`` request is not that slow."""
-    try:
-        from cracksam.measurement import measure_mask
-
-        probe = np.zeros((16, 24), np.uint8)
-        probe[8, 2:22] = 1
-        measure_mask(probe, min_length_px=0)
-    except Exception:  # noqa: BLE001 - a failure here shows again, with its message, on a real request
-        log.warning("warming up the measurement code failed", exc_info=True)
-
-
-def _measure(mask: np.ndarray, name: str, options: SegmentOptions) -> dict[str, Any]:
-    from cracksam.measurement import measure_mask, result_to_dict
-
-    try:
-        result = measure_mask(mask, mm_per_px=options.mm_per_px, min_length_px=options.min_length_px)
-    except CrackSAMError as exc:  # the query values were checked; this is a guard, not a path
-        raise ApiError(422, "invalid_query", str(exc)) from None
-    return result_to_dict(result, source=name)
-
-
 # -- the app ----------------------------------------------------------------------------------
 
 
@@ -342,7 +186,7 @@ def create_app(
     formats = tuple(f for f in IMAGE_FORMATS if f in Image.OPEN)
     state = ServiceState(settings=settings, formats=formats)
     if predictor is not None:
-        safe = thread_safe(predictor)
+        safe = service_predictor(predictor)
         state.model = LoadedModel(safe, settings.model_id or model_id_for(predictor.describe()))
     load = loader or (lambda: load_model(settings))
 
@@ -367,6 +211,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         state.runner = JobRunner(settings.workers, settings.max_pending)
+        state.uploads = Budget(settings.inflight_upload_bytes, "bytes")
+        state.pixels = Budget(settings.inflight_pixels, "pixels")
         threading.Thread(target=warm_measurement, name="cracksam-warm-measure", daemon=True).start()
         if state.model is not None:
             state.status = "ok"
@@ -401,7 +247,10 @@ def _model_card(state: ServiceState, model: LoadedModel) -> dict[str, Any]:
         **card,
         "cracksam_version": __version__,
         "limits": {"max_upload_bytes": s.max_upload_bytes, "max_pixels": s.max_pixels, "timeout_s": s.timeout_s,
-                   "workers": s.workers},
+                   "workers": s.workers, "max_inflight_upload_bytes": s.inflight_upload_bytes,
+                   "max_inflight_pixels": s.inflight_pixels, "max_connections": s.max_connections,
+                   "max_connections_per_client": s.max_connections_per_client,
+                   "header_timeout_s": s.header_timeout_s},
         "image_formats": list(state.formats),
     }
 
@@ -413,11 +262,16 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
+    @app.head("/health", include_in_schema=False)  # probes that send HEAD get the status without a body
     @app.get("/health", tags=["service"], responses={503: _error_doc("The model is loading or failed to load.")})
     async def health() -> JSONResponse:
-        """200 ``{"status": "ok"}`` once the model is loaded; 503 while it loads or if it failed."""
+        """200 ``{"status": "ok"}`` once the model is loaded; 503 while it loads or if it failed.
+        ``jobs`` counts requests segmented and those skipped because their client had gone."""
         if state.status == "ok" and state.model is not None:
-            return JSONResponse({"status": "ok", "model_id": state.model.model_id})
+            runner = state.runner
+            jobs = {"active": runner.active if runner else 0, "done": runner.done if runner else 0,
+                    "skipped_client_gone": state.skipped_before_start + (runner.cancelled if runner else 0)}
+            return JSONResponse({"status": "ok", "model_id": state.model.model_id, "jobs": jobs})
         body: dict[str, Any] = {"status": state.status}
         if state.load_error:
             body["detail"] = state.load_error
@@ -449,10 +303,11 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
         400: _error_doc("Empty body or malformed multipart."),
         406: _error_doc("The Accept header allows neither JSON nor PNG."),
         408: _error_doc("The body did not arrive within the timeout."),
-        413: _error_doc("Upload over the byte limit, or image over the pixel limit."),
+        413: _error_doc("Upload over the byte limit, or image over the pixel limit (both quoted)."),
         415: _error_doc("Content-Type is not an image, octet-stream or multipart."),
         422: _error_doc("Not an image, a corrupt or truncated image, or bad query values."),
-        503: _error_doc("Model not loaded yet, or too many requests waiting."),
+        503: _error_doc("Model not loaded yet, too many requests waiting, or the upload-byte / decoded-pixel "
+                        "budget in flight is spent (see Retry-After)."),
         504: _error_doc("Processing took longer than the timeout."),
     }
 
@@ -469,6 +324,11 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
         min_length_px: float = Query(10.0, ge=0, allow_inf_nan=False, description="Shortest crack measured (px)."),
         threshold: float | None = Query(None, gt=0, lt=1, allow_inf_nan=False,
                                         description="Crack probability threshold (default: the model's)."),
+        direction_deg: float = Query(90.0, ge=-360, le=360, allow_inf_nan=False,
+                                     description="Crack types: travel direction, degrees counter-clockwise from "
+                                                 "the image's horizontal (default 90: up the image)."),
+        severity: SeverityName = Query("astm-d6433", description="Severity scheme (widths in mm need mm_per_px; "
+                                                                 "without it pixel bands are used and said)."),
     ) -> Response:
         """Segment the cracks of one image."""
         t_request = time.perf_counter()
@@ -479,33 +339,66 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
             raise ApiError(422, "invalid_query", [{"parameter": "measure", "in": "query",
                                                    "message": "measurements come in JSON; use format=json"}])
         try:
-            data, name = await asyncio.wait_for(read_upload(request), timeout=settings.timeout_s)
+            upload = await asyncio.wait_for(read_upload(request, state.uploads, log), timeout=settings.timeout_s)
         except asyncio.TimeoutError:
             raise ApiError(408, "request_timeout", f"the upload did not arrive within {settings.timeout_s:g} s",
                            headers={"Connection": "close"}) from None
-        if not data:
-            raise ApiError(400, "empty_body", "the request carries no image (0 bytes)")
-        options = SegmentOptions(
-            format=chosen,
-            mask=mask,
-            measure=wants_measure,
-            mm_per_px=mm_per_px,
-            min_length_px=min_length_px,
-            threshold=model.predictor.threshold if threshold is None else threshold,
-        )
-        t_submit = time.perf_counter()
-        remaining = settings.timeout_s - (t_submit - t_request)
-        assert state.runner is not None  # require_model checked it
         try:
-            encoded = await state.runner.run(
-                lambda: segment_job(data, name, options, model, settings, state.formats, t_request, t_submit),
-                timeout=max(remaining, 0.001),
+            if upload.size == 0:
+                raise ApiError(400, "empty_body", "the request carries no image (0 bytes)")
+            options = SegmentOptions(
+                format=chosen,
+                mask=mask,
+                measure=wants_measure,
+                mm_per_px=mm_per_px,
+                min_length_px=min_length_px,
+                threshold=model.predictor.threshold if threshold is None else threshold,
+                direction_deg=direction_deg,
+                severity=severity,
             )
-        except Busy as exc:
-            raise ApiError(503, "busy", str(exc), headers={"Retry-After": "1"}) from None
-        except asyncio.TimeoutError:
-            raise ApiError(504, "timeout", f"processing took longer than {settings.timeout_s:g} s") from None
-        return Response(encoded.body, media_type=encoded.media_type, headers=encoded.headers)
+            return await _run_segment(request, state, upload.file, upload.name, options, model, t_request)
+        finally:
+            upload.close()
+
+
+async def _watch_client(request: Request, gone: threading.Event) -> None:
+    """Set ``gone`` when the client disconnects (uvicorn reports it through ``receive``)."""
+    while not gone.is_set():
+        if await request.is_disconnected():
+            gone.set()
+            return
+        await asyncio.sleep(DISCONNECT_POLL_S)
+
+
+async def _run_segment(request: Request, state: ServiceState, file: IO[bytes], name: str, options: SegmentOptions,
+                       model: LoadedModel, t_request: float) -> Response:
+    settings = state.settings
+    if await request.is_disconnected():  # sent and dropped: nobody would read the answer
+        state.skipped_before_start += 1
+        log.info("client of %s went away before processing; skipped", name)
+        return Response(status_code=499)
+    t_submit = time.perf_counter()
+    remaining = settings.timeout_s - (t_submit - t_request)
+    assert state.runner is not None  # require_model checked it
+    gone = threading.Event()
+    watcher = asyncio.create_task(_watch_client(request, gone))
+    try:
+        encoded = await state.runner.run(
+            lambda: segment_job(file, name, options, model, settings, state.formats, t_request, t_submit,
+                                cancel=gone, pixels=state.pixels),
+            timeout=max(remaining, 0.001),
+        )
+    except Busy as exc:
+        raise ApiError(503, "busy", str(exc), headers={"Retry-After": "1"}) from None
+    except asyncio.TimeoutError:
+        gone.set()  # the job stops at its next tile instead of finishing for nobody
+        raise ApiError(504, "timeout", f"processing took longer than {settings.timeout_s:g} s") from None
+    except Cancelled:
+        log.info("client of %s went away during processing; stopped", name)
+        return Response(status_code=499)
+    finally:
+        watcher.cancel()
+    return Response(encoded.body, media_type=encoded.media_type, headers=encoded.headers)
 
 
 def app_from_env() -> FastAPI:

@@ -25,8 +25,9 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -98,6 +99,46 @@ def thread_safe(predictor: Predictor) -> Predictor:
     return safe
 
 
+class Cancelled(Exception):
+    """The client of a job went away, so its remaining forward passes were skipped."""
+
+
+_job = threading.local()
+
+
+@contextmanager
+def cancellable(event: threading.Event) -> Iterator[None]:
+    """Forward passes run by this thread inside the block stop (:class:`Cancelled`) once ``event`` is set."""
+    _job.event = event
+    try:
+        yield
+    finally:
+        _job.event = None
+
+
+def check_cancelled() -> None:
+    event = getattr(_job, "event", None)
+    if event is not None and event.is_set():
+        raise Cancelled("the client went away")
+
+
+class CancellableBackend(_Delegating):
+    """Checks before every forward pass (each batch of tiles or windows) whether the request's
+    client is still there; a job whose client went away stops at the next tile instead of
+    computing a whole 7000x7000 photo for nobody."""
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        check_cancelled()
+        return self.inner.run(x)
+
+
+def service_predictor(predictor: Predictor) -> Predictor:
+    """``predictor`` made safe to share between threads (:func:`thread_safe`) and cancellable."""
+    safe = copy.copy(thread_safe(predictor))
+    safe.backend = CancellableBackend(safe.backend)
+    return safe
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A ready predictor and the id the service reports for it."""
@@ -151,6 +192,7 @@ def load_model(settings: ServiceSettings) -> LoadedModel:
         device=settings.device,
         threads=settings.cpu_threads,
         allow_random_base=settings.allow_random_base,
+        trust=settings.trust,
         mode=settings.mode,
         scale=settings.scale,
         tile_overlap=settings.tile_overlap,
@@ -165,7 +207,7 @@ def load_model(settings: ServiceSettings) -> LoadedModel:
 
     logging.getLogger("cracksam.service").info(describe_choice(predictor.runtime_info))
     model_id = settings.model_id or model_id_for(predictor.describe(), path)
-    return LoadedModel(thread_safe(predictor), model_id)
+    return LoadedModel(service_predictor(predictor), model_id)
 
 
 class Busy(Exception):
@@ -190,15 +232,22 @@ class JobRunner:
         self._limit = workers + max_pending
         self._active = 0
         self._lock = threading.Lock()
+        self.done = 0  # jobs that ran to the end (or failed on their input)
+        self.cancelled = 0  # jobs skipped or stopped because their client went away
 
     @property
     def active(self) -> int:
         """Jobs submitted and not finished (running or waiting)."""
         return self._active
 
-    def _release(self, _future: object) -> None:
+    def _release(self, future: object) -> None:
         with self._lock:
             self._active -= 1
+            exc = future.exception() if hasattr(future, "exception") and not future.cancelled() else None
+            if isinstance(exc, Cancelled):
+                self.cancelled += 1
+            elif future is not None:
+                self.done += 1
 
     async def run(self, fn: Callable[[], T], timeout: float) -> T:
         with self._lock:

@@ -4,6 +4,8 @@ thread (tests, benchmarks, notebooks).
 The listening socket is bound here, before uvicorn starts, so that a port already in use is a
 clear :class:`~cracksam.errors.ConfigError` (uvicorn itself would log and exit the process) and
 so that port 0 (any free port) works, with the chosen port readable from :attr:`ThreadedServer.port`.
+The connection limits of :class:`~cracksam.service.settings.ServiceSettings` (caps, header and
+keep-alive timeouts) are applied by :mod:`cracksam.service.protocol`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 import uvicorn
 
 from cracksam.errors import ConfigError
+from cracksam.service.protocol import protocol_options
+from cracksam.service.settings import ServiceSettings
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -32,15 +36,16 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def uvicorn_config(app: Any, log_level: str = "info", access_log: bool = True,
-                   configure_logging: bool = True) -> uvicorn.Config:
-    """uvicorn's settings; ``configure_logging=False`` leaves the process's logging alone (embedding)."""
+                   configure_logging: bool = True, settings: ServiceSettings | None = None) -> uvicorn.Config:
+    """uvicorn's settings; ``configure_logging=False`` leaves the process's logging alone (embedding).
+    ``settings`` gives the connection limits (default: those of ``ServiceSettings()``)."""
     kwargs: dict[str, Any] = {} if configure_logging else {"log_config": None}
     return uvicorn.Config(
         app,
         **kwargs,
+        **protocol_options(settings or ServiceSettings()),
         log_level=log_level.lower(),
         access_log=access_log,
-        timeout_keep_alive=5,
         timeout_graceful_shutdown=10,
         server_header=False,
     )
@@ -50,11 +55,12 @@ class ThreadedServer:
     """``with ThreadedServer(app) as server: httpx.get(server.url + "/health")`` -- uvicorn in a
     daemon thread on a loopback port, stopped (gracefully, then abandoned) on exit."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> None:
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning",
+                 settings: ServiceSettings | None = None) -> None:
         self.host = host
         self._sock = bind(host, port)
         self.port: int = self._sock.getsockname()[1]
-        config = uvicorn_config(app, log_level=log_level, access_log=False, configure_logging=False)
+        config = uvicorn_config(app, log_level=log_level, access_log=False, configure_logging=False, settings=settings)
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="cracksam-uvicorn", daemon=True)
         self.error: BaseException | None = None
@@ -93,7 +99,8 @@ class ThreadedServer:
         self.stop()
 
 
-def serve(build_app: Callable[[Callable[[], None]], Any], sock: socket.socket, log_level: str = "info") -> Any:
+def serve(build_app: Callable[[Callable[[], None]], Any], sock: socket.socket, log_level: str = "info",
+          settings: ServiceSettings | None = None) -> Any:
     """Run the app made by ``build_app(stop)`` in the foreground on the bound ``sock`` until Ctrl-C /
     SIGTERM, or until the app calls ``stop()`` (e.g. its model failed to load).  Returns the app."""
     server: list[uvicorn.Server] = []
@@ -103,7 +110,7 @@ def serve(build_app: Callable[[Callable[[], None]], Any], sock: socket.socket, l
             server[0].should_exit = True
 
     app = build_app(stop)
-    server.append(uvicorn.Server(uvicorn_config(app, log_level=log_level, configure_logging=False)))
+    server.append(uvicorn.Server(uvicorn_config(app, log_level=log_level, configure_logging=False, settings=settings)))
     try:
         server[0].run(sockets=[sock])
     finally:

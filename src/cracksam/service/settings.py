@@ -18,6 +18,9 @@ from cracksam.inference_modes import check_mode, check_scale
 from cracksam.threads import default_threads, default_workers
 
 MIB = 1024 * 1024
+#: 64 Mpx in flight: one 7000x7000 photo (~0.9 GB through decode, inference and encoding) at a time,
+#: or many phone photos; bounded memory whatever is uploaded.
+DEFAULT_INFLIGHT_PIXELS = 64_000_000
 
 #: Field -> environment variable(s) read by :meth:`ServiceSettings.from_env` (first one set wins).
 ENV_VARS: dict[str, tuple[str, ...]] = {
@@ -39,6 +42,13 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "timeout_s": ("CRACKSAM_TIMEOUT_S",),
     "max_pending": ("CRACKSAM_MAX_PENDING",),
     "model_id": ("CRACKSAM_MODEL_ID",),
+    "trust": ("CRACKSAM_TRUST",),
+    "max_inflight_upload_mb": ("CRACKSAM_MAX_INFLIGHT_UPLOAD_MB",),
+    "max_inflight_pixels": ("CRACKSAM_MAX_INFLIGHT_PIXELS",),
+    "max_connections": ("CRACKSAM_MAX_CONNECTIONS",),
+    "max_connections_per_client": ("CRACKSAM_MAX_CONNECTIONS_PER_CLIENT",),
+    "header_timeout_s": ("CRACKSAM_HEADER_TIMEOUT_S",),
+    "keep_alive_s": ("CRACKSAM_KEEP_ALIVE_S",),
     "log_level": ("CRACKSAM_LOG_LEVEL",),
 }
 
@@ -57,6 +67,15 @@ class ServiceSettings:
     ``timeout_s`` bounds the time one request may take.  ``workers`` inference jobs run at once;
     ``max_pending`` more may wait before the service answers 503 (busy) instead of queueing
     without bound.
+
+    Across requests: ``max_inflight_upload_mb`` bounds the upload bytes held at once (uploads are
+    spooled to a temporary file, not kept in memory) and ``max_inflight_pixels`` the decoded pixels
+    being processed at once (an image costs ~18 bytes of memory per pixel through decoding,
+    inference and encoding); past either the service answers 503 with ``Retry-After``.  At the
+    connection level ``max_connections`` (all clients) and ``max_connections_per_client`` (one IP
+    address; 0: no per-client cap) bound open sockets, ``header_timeout_s`` closes a connection
+    whose request headers have not all arrived in time (slow-header attacks) and ``keep_alive_s``
+    one that sits idle between requests.
     """
 
     host: str = "127.0.0.1"  # loopback: exposing the service is a deliberate choice (--host 0.0.0.0)
@@ -80,6 +99,13 @@ class ServiceSettings:
     timeout_s: float = 60.0
     max_pending: int = 32
     model_id: str | None = None  # None: derived from the model files' content
+    trust: bool = False  # load checkpoint folders without checksums (--trust)
+    max_inflight_upload_mb: float | None = None  # None: 256 MiB, or max_upload_mb when larger
+    max_inflight_pixels: int | None = None  # None: DEFAULT_INFLIGHT_PIXELS, or max_pixels when larger
+    max_connections: int = 256
+    max_connections_per_client: int = 32
+    header_timeout_s: float = 10.0
+    keep_alive_s: float = 5.0
     log_level: str = "info"
 
     @property
@@ -91,6 +117,19 @@ class ServiceSettings:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * MIB)
+
+    @property
+    def inflight_upload_bytes(self) -> int:
+        """The budget of upload bytes held at once: one upload at the byte limit always fits."""
+        mb = self.max_inflight_upload_mb if self.max_inflight_upload_mb is not None else max(256.0, self.max_upload_mb)
+        return int(mb * MIB)
+
+    @property
+    def inflight_pixels(self) -> int:
+        """The decoded-pixel budget: one image at the pixel limit always fits."""
+        if self.max_inflight_pixels is not None:
+            return self.max_inflight_pixels
+        return max(DEFAULT_INFLIGHT_PIXELS, self.max_pixels)
 
     def validated(self) -> ServiceSettings:
         """``self`` after checking every value; raises :class:`ConfigError` naming the bad one."""
@@ -115,8 +154,22 @@ class ServiceSettings:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
         if self.max_pending < 0:
             raise ConfigError(f"max pending must be >= 0, got {self.max_pending}")
-        for name in ("max_upload_mb", "timeout_s"):
+        for name in ("max_connections",):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
+        if self.max_connections_per_client < 0:
+            raise ConfigError(f"max connections per client must be >= 0 (0: no cap), got "
+                              f"{self.max_connections_per_client}")
+        if self.max_inflight_pixels is not None and self.max_inflight_pixels < self.max_pixels:
+            raise ConfigError(f"max inflight pixels ({self.max_inflight_pixels}) must be >= max pixels "
+                              f"({self.max_pixels}), or an image at the limit could never be processed")
+        if self.max_inflight_upload_mb is not None and self.max_inflight_upload_mb < self.max_upload_mb:
+            raise ConfigError(f"max inflight upload ({self.max_inflight_upload_mb:g} MiB) must be >= max upload "
+                              f"({self.max_upload_mb:g} MiB), or an upload at the limit could never be received")
+        for name in ("max_upload_mb", "timeout_s", "header_timeout_s", "keep_alive_s", "max_inflight_upload_mb"):
             value = getattr(self, name)
+            if value is None:
+                continue
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"{name.replace('_', ' ')} must be a positive number, got {value}")
         if self.max_upload_bytes < 1:

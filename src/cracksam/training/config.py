@@ -117,7 +117,7 @@ class TrainConfig:
     devices: int = 1
     num_nodes: int = 1
     strategy: str = "auto"
-    precision: str = "32-true"
+    precision: Literal["32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "64-true"] = "32-true"
     accumulate: int = 1
     seed: int = 0
     out_dir: str = "runs/cracksam"
@@ -179,7 +179,8 @@ class TrainConfig:
             from cracksam.models.segmodels import get_architecture
 
             multiple = get_architecture(self.network.arch).multiple
-            if self.data.crop < 1 or self.data.crop % multiple:
+            crop = self.data.crop  # set just above when native
+            if crop is None or crop < 1 or crop % multiple:
                 raise ConfigError(f"data.crop must be a positive multiple of {multiple} for {self.network.arch}, "
                                   f"got {self.data.crop}")
         if not self.native and self.data.crop is not None and not 1 <= self.data.crop <= self.image_size:

@@ -58,6 +58,7 @@ def load_init_model(config: TrainConfig, allow_random_base: bool = False):
     from cracksam.models.io import load_model
     from cracksam.models.segmodels import build_segmodel
 
+    assert config.init_from is not None  # callers check it
     source = load_model(config.init_from, base_checkpoint=config.base_checkpoint, allow_random_base=allow_random_base)
     if config.network is not None:
         model = build_segmodel(config.network)

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch.utils.data import DataLoader
 
 from cracksam.data import CrackDataset, Sample
 from cracksam.data.native import NativeTransform
 from cracksam.data.sampling import weighted_sampler
 from cracksam.evaluation.metrics import metrics_from_counts
+from cracksam.models.cracksam import CrackSAM
 from cracksam.models.io import save_trained
+from cracksam.models.segmodels import SegModel
 from cracksam.training.config import TrainConfig
 from cracksam.training.losses import CrackLoss, channel_wise_distillation_loss
 from cracksam.training.schedule import lr_factor
@@ -36,7 +39,7 @@ class SegmentationModule(L.LightningModule):
     loss is ``L_hard + λ_s · L_cwd`` (paper Eq. B.3).
     """
 
-    def __init__(self, model: torch.nn.Module, config: TrainConfig, max_iters: int) -> None:
+    def __init__(self, model: CrackSAM | SegModel, config: TrainConfig, max_iters: int) -> None:
         super().__init__()
         self.model = model
         self.config = config
@@ -70,13 +73,14 @@ class SegmentationModule(L.LightningModule):
             raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}; lower the learning rate")
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         self.log_dict({"train/ce": ce, "train/dice": dice}, batch_size=bs)
-        self.log("lr", self.optimizers().param_groups[0]["lr"], prog_bar=True, batch_size=bs)
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], prog_bar=True, batch_size=bs)
         return loss
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         opt = self.config.optim
         params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=opt.lr, betas=tuple(opt.betas), weight_decay=opt.weight_decay)
+        betas = (opt.betas[0], opt.betas[1])
+        optimizer = torch.optim.AdamW(params, lr=opt.lr, betas=betas, weight_decay=opt.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: lr_factor(step, opt.warmup_iters, self.max_iters, opt.poly_power)
         )
@@ -156,7 +160,8 @@ class CrackDataModule(L.LightningDataModule):
         skeleton = config.loss.skeleton_dilate if config.loss.skeleton_recall > 0 else None
         native = None
         if config.native:
-            native = NativeTransform(crop=data.crop, scale_range=tuple(data.scale_range),
+            assert data.crop is not None  # TrainConfig.validate sets it for the native pipeline
+            native = NativeTransform(crop=data.crop, scale_range=(data.scale_range[0], data.scale_range[1]),
                                      crack_centred=data.crack_centred, augment_geometry=data.augment,
                                      photometric=data.photometric if data.augment else 0.0)
         dataset = CrackDataset(self.train_samples, config.image_size, augment=data.augment, crop=data.crop,
@@ -189,16 +194,16 @@ class BestDeltaCheckpoint(L.Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        value = trainer.callback_metrics.get(self.monitor)
-        if value is None:
+        metric = trainer.callback_metrics.get(self.monitor)
+        if metric is None:
             return
-        value = float(value)
+        value = float(metric)
         self.validated_step = trainer.global_step
         if value > self.best:
             self.best, self.best_step = value, trainer.global_step
             if trainer.is_global_zero:
                 save_trained(
-                    pl_module.model,
+                    cast(SegmentationModule, pl_module).model,  # the only module this callback is given
                     self.directory,
                     base=self.base,
                     extra={"val_iou": value, "step": trainer.global_step, "epoch": trainer.current_epoch},

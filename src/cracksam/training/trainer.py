@@ -56,10 +56,9 @@ def _load_samples(config: TrainConfig):
     data = config.data
     if not data.train:
         raise ConfigError("no training data: give --data FOLDER (or data.train in the config)")
-    kw = {"ratios": tuple(data.ratios), "seed": data.split_seed, "split_source": data.split_source,
-          "mask_threshold": data.mask_threshold}
-    train = load_split(data.train, "train", **kw)
-    val = load_split(data.val, "val", **kw) if data.val else load_split(data.train, "val", **kw)
+    ratios, seed, source = tuple(data.ratios), data.split_seed, data.split_source
+    train = load_split(data.train, "train", ratios, seed, source, mask_threshold=data.mask_threshold)
+    val = load_split(data.val or data.train, "val", ratios, seed, source, mask_threshold=data.mask_threshold)
     return train, val
 
 
@@ -115,6 +114,7 @@ def _teacher_cache(config: TrainConfig, train, out: Path):
     from cracksam.training.teacher import TeacherCache, fill_cache, teacher_identity
 
     kd = config.distill
+    assert kd is not None  # only called for a distillation run
     # The teacher runs where the student trains (a CUDA device when training on one).
     device = "cuda" if config.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
     predictor = Predictor.from_path(kd.teacher, base=kd.teacher_base, device=device,

@@ -1,0 +1,60 @@
+"""Pictures for the report: the photo with each crack filled in its severity colour, and thumbnails."""
+
+from __future__ import annotations
+
+import base64
+
+import cv2
+import numpy as np
+
+from cracksam.inspection.core import Inspection
+from cracksam.measurement.render import _base
+
+__all__ = ["severity_colours", "render_inspection", "thumbnail_data_uri"]
+
+_LOW, _HIGH = np.array([255, 214, 0], float), np.array([220, 20, 60], float)  # yellow .. crimson (RGB)
+
+
+def severity_colours(n: int) -> list[tuple[int, int, int]]:
+    """``n`` RGB colours from yellow (lowest band) to crimson (highest)."""
+    if n == 1:
+        return [tuple(int(v) for v in _HIGH)]  # type: ignore[misc]
+    return [tuple(int(round(v)) for v in _LOW + (_HIGH - _LOW) * k / (n - 1)) for k in range(n)]  # type: ignore[misc]
+
+
+def render_inspection(image_or_mask: np.ndarray, ins: Inspection, alpha: float = 0.65) -> np.ndarray:
+    """RGB uint8: cracks filled in their severity colour over the (dimmed) photo, each labelled
+    with its id and the first letter of its type at its widest point."""
+    out = _base(image_or_mask).copy()
+    if out.shape[:2] != ins.labels.shape:
+        raise ValueError(f"picture is {out.shape[1]}x{out.shape[0]} px but the mask is "
+                         f"{ins.labels.shape[1]}x{ins.labels.shape[0]} px")
+    colours = np.array([(0, 0, 0)] + severity_colours(len(ins.scheme.bands)), np.float32)
+    lut = np.zeros(len(ins.measure.cracks) + 1, np.int64)
+    for crack, g in zip(ins.measure.cracks, ins.grades, strict=True):
+        lut[crack.id] = g.rank + 1
+    on = ins.labels > 0
+    paint = colours[lut[ins.labels[on]]]
+    out[on] = (out[on].astype(np.float32) * (1 - alpha) + paint * alpha).astype(np.uint8)
+    height, width = out.shape[:2]
+    scale = max(0.4, max(width, height) / 1400)
+    thick = max(1, round(scale * 1.5))
+    for crack, cls in zip(ins.measure.cracks, ins.classes, strict=True):
+        x, y = crack.widest_point
+        text = f"{crack.id}{cls.type[0].upper()}"
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+        org = (int(min(max(x + 4, 0), width - tw - 1)), int(min(max(y - 4, th + 1), height - 1)))
+        cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+        cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return out
+
+
+def thumbnail_data_uri(rgb: np.ndarray, max_side: int = 240) -> str:
+    """A small JPEG of ``rgb`` as a ``data:`` URI, for embedding in the HTML report."""
+    height, width = rgb.shape[:2]
+    f = min(1.0, max_side / max(height, width))
+    small = cv2.resize(rgb, (max(1, round(width * f)), max(1, round(height * f))), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    if not ok:  # pragma: no cover
+        raise ValueError("JPEG encoding failed")
+    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")

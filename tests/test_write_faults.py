@@ -1,0 +1,116 @@
+"""Outputs under faults: a full disk names the file, `predict` counts what it really wrote, and a
+refused command leaves no output folder behind."""
+
+from __future__ import annotations
+
+import errno
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import cracksam.config as config_mod
+from cracksam.cli.main import main
+from cracksam.config import atomic_write_bytes
+
+
+def _enospc(path) -> OSError:
+    return OSError(errno.ENOSPC, "No space left on device", str(path))
+
+
+def test_a_full_disk_names_the_file_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    def full(_fd):
+        raise OSError(errno.ENOSPC, "No space left on device")  # what the kernel says: no file name
+
+    monkeypatch.setattr(config_mod.os, "fsync", full)
+    target = tmp_path / "out" / "a_mask.png"
+    with pytest.raises(OSError) as err:
+        atomic_write_bytes(target, b"data")
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(target)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_the_cli_error_line_names_the_file(tmp_path, monkeypatch, capsys):
+    def full(_fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    mask = tmp_path / "m.png"
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(mask)
+    monkeypatch.setattr(config_mod.os, "fsync", full)
+    assert main(["measure", str(mask), "--out", str(tmp_path / "o")]) != 0
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and str(tmp_path / "o") in err and "Traceback" not in err
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        img = np.full((64, 64, 3), 200, np.uint8)
+        img[30 + i : 34 + i, :] = 20
+        Image.fromarray(img).save(folder / f"p{i}.png")
+    return folder
+
+
+def test_predict_counts_truthfully_when_some_writes_fail(photos, tmp_path, monkeypatch, capsys):
+    real = config_mod.atomic_write_bytes
+
+    def overlays_fill_the_disk(path, data):
+        if str(path).endswith("_overlay.png"):
+            raise _enospc(path)
+        return real(path, data)
+
+    monkeypatch.setattr(config_mod, "atomic_write_bytes", overlays_fill_the_disk)
+    out = tmp_path / "out"
+    assert main(["predict", str(photos), "--out", str(out), "--overlay", "--no-progress"]) == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["images"], summary["failed"], summary["partial"], summary["files_written"]) == (0, 3, 3, 3)
+    for row in summary["results"]:
+        stem = Path(row["file"]).stem
+        assert row["written"] == [str(out / f"{stem}_mask.png")]  # the mask is there and said to be
+        assert (out / f"{stem}_mask.png").is_file()
+        assert f"{stem}_overlay.png" in row["error"] and "No space left on device" in row["error"]
+    err = capsys.readouterr().err
+    assert "0 image(s) segmented, 3 failed (3 of them left some outputs), 3 file(s) written" in err
+
+
+def test_predict_reports_its_work_when_the_summary_cannot_be_written(photos, tmp_path, monkeypatch, capsys):
+    real = config_mod.atomic_write_bytes
+
+    def summary_fills_the_disk(path, data):
+        if Path(path).name == "summary.json":
+            raise _enospc(path)
+        return real(path, data)
+
+    monkeypatch.setattr(config_mod, "atomic_write_bytes", summary_fills_the_disk)
+    out = tmp_path / "out"
+    assert main(["predict", str(photos), "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "3 image(s) segmented, 0 failed, 3 file(s) written" in err
+    assert f"cannot write {out / 'summary.json'}: No space left on device" in err
+    assert len(list(out.glob("*_mask.png"))) == 3
+
+
+# -- refused commands make no folder ------------------------------------------------------------------
+
+
+def test_refused_commands_leave_no_output_folder(tmp_path, photos, capsys):
+    out = tmp_path / "never"
+    mask = tmp_path / "m.png"
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(mask)
+    refused = [
+        ["export", "--out", str(out), "--opset", "5"],
+        ["export", "--out", str(out), "--model", str(tmp_path / "missing")],
+        ["evaluate", "--out", str(out), "--test", str(tmp_path / "no-such-dataset")],
+        ["evaluate", "--out", str(out), "--model", str(tmp_path / "missing")],
+        ["measure", str(mask), str(mask), "--image", str(mask), "--out", str(out)],
+        ["predict", str(photos), "--out", str(out), "--model", str(tmp_path / "missing")],
+        ["stream", str(tmp_path / "v.mp4"), "--frames-dir", str(out), "--model", str(tmp_path / "missing")],
+    ]
+    for argv in refused:
+        assert main(argv) == 2, argv
+        assert not out.exists(), argv
+    assert "Traceback" not in capsys.readouterr().err
