@@ -126,6 +126,7 @@ def chart(speed: dict[str, dict], iou: dict[str, dict], bundled: dict | None, pn
     ax.set_title("Model zoo: speed against accuracy (thin-crack recipe)", fontsize=10)
     ax.text(0.01, 0.01, subtitle + "\n" + PAPER, transform=ax.transAxes, fontsize=6, va="bottom")
     ax.grid(alpha=0.3)
+    ax.margins(x=0.3, y=0.15)  # room for the labels right of the points
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     tmp = png.with_suffix(".tmp.png")
