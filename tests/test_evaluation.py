@@ -99,7 +99,8 @@ def test_protocol_writes_table7_sweep_and_visuals(tmp_path):
     heatmaps = sorted((out / "visuals" / "dark" / "testset" / "dim").glob("*_heatmap.png"))
     assert len(overlays) == 2 and len(heatmaps) == 2
     panel = cv2.imread(str(overlays[0]))
-    assert panel.shape[0] == 96 and panel.shape[1] == 3 * 96 + 8  # image | truth | prediction
+    # image | truth | prediction, above the colour key (one 20-px row at this width)
+    assert panel.shape[0] == 96 + 20 and panel.shape[1] == 3 * 96 + 8
 
 
 def test_evaluate_cli_on_a_checkpoint(tmp_path, tiny_config, capsys):

@@ -249,6 +249,8 @@ def test_report_cli_on_missing_or_empty_folders(tmp_path, capsys):
     assert "not a folder" in capsys.readouterr().err
     assert main(["report", str(tmp_path)]) == 2
     assert "no masks found" in capsys.readouterr().err
+    assert main(["report", str(tmp_path), "--images", str(tmp_path / "photos")]) == 2
+    assert "--images" in capsys.readouterr().err
 
 
 def test_overlay_colours_cracks_by_severity(tmp_path):

@@ -18,8 +18,12 @@ _LOW, _HIGH = np.array([255, 214, 0], float), np.array([220, 20, 60], float)  # 
 def severity_colours(n: int) -> list[tuple[int, int, int]]:
     """``n`` RGB colours from yellow (lowest band) to crimson (highest)."""
     if n == 1:
-        return [tuple(int(v) for v in _HIGH)]  # type: ignore[misc]
-    return [tuple(int(round(v)) for v in _LOW + (_HIGH - _LOW) * k / (n - 1)) for k in range(n)]  # type: ignore[misc]
+        return [(int(_HIGH[0]), int(_HIGH[1]), int(_HIGH[2]))]
+    out = []
+    for k in range(n):
+        r, g, b = (int(round(v)) for v in _LOW + (_HIGH - _LOW) * k / (n - 1))
+        out.append((r, g, b))
+    return out
 
 
 def render_inspection(image_or_mask: np.ndarray, ins: Inspection, alpha: float = 0.65) -> np.ndarray:

@@ -28,7 +28,7 @@ def survey_plots(doc: dict[str, Any]) -> dict[str, str]:
     widths = [c[key] for im in images for c in im["cracks"]]
     out = {}
 
-    fig = Figure(figsize=(4.6, 3.0))
+    fig = Figure(figsize=(3.6, 2.6))
     ax = fig.subplots()
     if widths:
         ax.hist(widths, bins=min(30, max(5, len(widths))), color="#c0392b")
@@ -37,7 +37,7 @@ def survey_plots(doc: dict[str, Any]) -> dict[str, str]:
     ax.set_title("Width histogram")
     out["width_histogram"] = _png(fig)
 
-    fig = Figure(figsize=(4.6, 3.0))
+    fig = Figure(figsize=(3.6, 2.6))
     ax = fig.subplots()
     by_type = doc["summary"]["length_by_type"]
     ax.barh(list(by_type), list(by_type.values()), color="#2c7fb8")
@@ -46,7 +46,7 @@ def survey_plots(doc: dict[str, Any]) -> dict[str, str]:
     ax.set_title("Length by type")
     out["length_by_type"] = _png(fig)
 
-    fig = Figure(figsize=(4.6, 3.0))
+    fig = Figure(figsize=(3.6, 2.6))
     ax = fig.subplots()
     dens_key, dens_label = doc["summary"]["density_key"], doc["summary"]["density_label"]
     names = [im["name"] for im in images]

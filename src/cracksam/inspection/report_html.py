@@ -23,13 +23,14 @@ h1{margin-bottom:.2em} .meta{color:#666;font-size:.9em}
 .cards{display:flex;flex-wrap:wrap;gap:.8em;margin:1em 0}
 .card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:9em}
 .card .v{font-size:1.5em;font-weight:600}
-.plots{display:flex;flex-wrap:wrap;gap:1em} .plots img{max-width:100%;border:1px solid #eee}
+.plots{display:flex;flex-wrap:wrap;gap:.6em;align-items:flex-start}
+.plots img{width:calc(33% - .6em);min-width:260px;border:1px solid #eee}
 table{border-collapse:collapse;margin:.5em 0 1.5em} th,td{border-bottom:1px solid #e3e3e3;padding:.3em .6em;
 text-align:right;vertical-align:middle} th{background:#f6f6f6}
 td.t,th.t{text-align:left} table.sortable th{cursor:pointer;user-select:none}
 th[aria-sort=ascending]::after{content:" \\25B2"} th[aria-sort=descending]::after{content:" \\25BC"}
 .sev{display:inline-block;padding:0 .45em;border-radius:3px;color:#000}
-img.thumb{max-height:90px;display:block} .note{background:#fff6d6;border-left:4px solid #e6b800;padding:.4em .8em}
+img.thumb{max-height:120px;display:block} .note{background:#fff6d6;border-left:4px solid #e6b800;padding:.4em .8em}
 section.image{border-top:2px solid #ddd;padding-top:.5em}
 """
 

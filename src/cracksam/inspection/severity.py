@@ -114,8 +114,8 @@ SCHEMES: dict[str, SeverityScheme] = {
         "(reinforced, XC2-XS3); ACI 224R-01 Table 4.1: 0.30 mm (humid air, soil)", closed="right"),
     "pixels": SeverityScheme(
         "pixels", "px", "mean", _bands(("low", 3.0), ("medium", 8.0), ("high", None)),
-        "no standard: cracksam's own pixel bands for ranking cracks within one survey, used because "
-        "no pixel size is known (give --mm-per-px or reference points for graded widths)", closed="left"),
+        "no standard: cracksam's own pixel bands, for ranking the cracks of one survey when no pixel "
+        "size is known", closed="left"),
 }
 DEFAULT_SCHEME = "astm-d6433"
 
@@ -165,8 +165,9 @@ def effective_scheme(scheme: SeverityScheme, mm_per_px: float | None) -> tuple[S
     """The scheme that can be applied: a mm scheme falls back to ``pixels`` without a pixel size,
     with the note saying so."""
     if scheme.unit == "mm" and mm_per_px is None:
-        return SCHEMES["pixels"], (f"no pixel size known: severity in pixel bands ({SCHEMES['pixels'].source}); "
-                                   f"scheme {scheme.name!r} needs millimetres")
+        return SCHEMES["pixels"], (f"no pixel size known: severity graded in pixel bands (scheme 'pixels', no "
+                                   f"standard); {scheme.name!r} needs millimetres: give --mm-per-px or "
+                                   "reference points")
     return scheme, None
 
 

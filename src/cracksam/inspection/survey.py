@@ -94,8 +94,8 @@ def discover_items(folder: Path, images: Path | None = None) -> tuple[list[Surve
             if not mask.is_file():
                 problems.append((str(mask), "mask listed in summary.json not found"))
                 continue
-            photo = Path(str(row.get("file", "")))
-            if not photo.is_file():
+            photo: Path | None = Path(str(row.get("file", "")))
+            if photo is None or not photo.is_file():
                 photo = _photo_by_stem(images, Path(str(row.get("file", ""))).stem) or _photo_by_stem(images, name)
             items.append(SurveyItem(name, mask, photo))
         return items, problems
@@ -136,10 +136,10 @@ def _summary(entries: list[dict[str, Any]], inspections: list[Inspection], faile
     area_px = sum(i.measure.totals.total_area_px for i in inspections)
     worst = Counter(e["inspection"]["worst_severity"] or "none" for e in entries)
     levels = scheme.labels + ["none"]
-    by_type = Counter()
+    by_type: dict[str, float] = {}
     for ins in inspections:
         for crack, cls in zip(ins.measure.cracks, ins.classes, strict=True):
-            by_type[cls.type] += crack.length_px
+            by_type[cls.type] = by_type.get(cls.type, 0.0) + crack.length_px
     n = len(entries)
     return {
         "images": n, "failed": failed, "cracks": len(cracks), "unit": unit,

@@ -9,7 +9,7 @@ import numpy as np
 
 from cracksam.measurement.measure import MeasurementError, MeasureResult
 
-__all__ = ["render_annotation"]
+__all__ = ["legend_box", "render_annotation"]
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _MARK = (255, 0, 255)  # RGB magenta: not in the turbo colour map
@@ -40,31 +40,64 @@ def _base(image_or_mask: np.ndarray) -> np.ndarray:
 
 
 def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, thick: int) -> None:
-    cv2.putText(img, text, org, _FONT, scale, _OUTLINE, thick + 2, cv2.LINE_AA)
+    """White text on a black box: readable on any background at any size (an outline a couple of
+    pixels thick around a small font fills the letters in and garbles them)."""
+    (tw, th), base = cv2.getTextSize(text, _FONT, scale, thick)
+    x, y = org
+    h, w = img.shape[:2]
+    cv2.rectangle(img, (max(x - 2, 0), max(y - th - 2, 0)), (min(x + tw + 1, w - 1), min(y + base, h - 1)),
+                  _OUTLINE, cv2.FILLED)
     cv2.putText(img, text, org, _FONT, scale, _TEXT, thick, cv2.LINE_AA)
 
 
-def _legend(img: np.ndarray, cmap, vmax: float, mm_per_px: float | None, scale: float, thick: int) -> None:
-    """Colour bar in the lower-left corner, labelled with the width range."""
-    height, width = img.shape[:2]
-    label = f"width 0-{vmax:.1f} px" + (f" (0-{vmax * mm_per_px:.2f} mm)" if mm_per_px else "")
+def _overlaps(box: tuple[int, int, int, int], marks: list[tuple[int, int, int]]) -> int:
+    """How many circles (x, y, radius) touch the box (x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = box
+    return sum(1 for cx, cy, r in marks if cx + r >= x0 and cx - r <= x1 and cy + r >= y0 and cy - r <= y1)
+
+
+def legend_box(shape: tuple[int, ...], label: str, scale: float, thick: int,
+               marks: list[tuple[int, int, int]]) -> tuple[int, int, int, int] | None:
+    """Where the colour bar and its label go: the corner whose box (x0, y0, x1, y1) touches the
+    fewest crack circles (lower left first), or None when the image is too small for it."""
+    height, width = shape[:2]
     (tw, th), base = cv2.getTextSize(label, _FONT, scale, thick)
     bar_w, bar_h = max(tw, 60), max(6, height // 60)
-    x0, y1 = 8, height - 8
-    y0 = y1 - bar_h
-    if width < bar_w + 2 * x0 or y0 - th - base - 4 < 0:
-        return
-    ramp = cmap(np.linspace(0.0, 1.0, bar_w))[:, :3]
-    img[y0:y1, x0 : x0 + bar_w] = (ramp * 255).astype(np.uint8)[None, :, :]
-    _text(img, label, (x0, y0 - base - 2), scale, thick)
+    box_w, box_h = bar_w + 4, bar_h + th + base + 8
+    margin = 6
+    if width < box_w + 2 * margin or height < box_h + 2 * margin:
+        return None
+    left, right = margin, width - margin - box_w
+    top, bottom = margin, height - margin - box_h
+    corners = [(left, bottom), (right, bottom), (left, top), (right, top)]
+    boxes = [(x, y, x + box_w, y + box_h) for x, y in corners]
+    return min(boxes, key=lambda b: _overlaps(b, marks))  # min keeps the first of equals
+
+
+def _legend(img: np.ndarray, cmap, vmax: float, mm_per_px: float | None, scale: float, thick: int,
+            marks: list[tuple[int, int, int]]) -> tuple[int, int, int, int] | None:
+    """Colour bar labelled with the width range, in the corner clear of the crack circles."""
+    label = f"width 0-{vmax:.1f} px" + (f" (0-{vmax * mm_per_px:.2f} mm)" if mm_per_px else "")
+    box = legend_box(img.shape, label, scale, thick, marks)
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    (tw, th), base = cv2.getTextSize(label, _FONT, scale, thick)
+    bar_h = max(6, img.shape[0] // 60)
+    cv2.rectangle(img, (x0, y0), (x1, y1), _OUTLINE, cv2.FILLED)
+    _text(img, label, (x0 + 2, y0 + th + 3), scale, thick)
+    ramp = cmap(np.linspace(0.0, 1.0, x1 - x0 - 4))[:, :3]
+    img[y1 - bar_h - 2 : y1 - 2, x0 + 2 : x1 - 2] = (ramp * 255).astype(np.uint8)[None, :, :]
+    return box
 
 
 def render_annotation(image_or_mask: np.ndarray, result: MeasureResult, colormap: str = "turbo") -> np.ndarray:
     """RGB uint8 picture of ``result`` drawn on ``image_or_mask`` (same height and width).
 
     Skeleton pixels are coloured by their width (``colormap``, 0 .. the image's maximum width),
-    each crack's widest point is circled in red and labelled with the crack id, and a colour bar
-    in the lower-left corner gives the width scale.
+    each crack's widest point is circled in magenta (a colour the map does not use) and labelled
+    with the crack id on a black box, and a colour bar gives the width scale in the corner that
+    covers the fewest circles (see :func:`legend_box`).
     """
     import matplotlib
 
@@ -77,7 +110,7 @@ def render_annotation(image_or_mask: np.ndarray, result: MeasureResult, colormap
     cmap = matplotlib.colormaps[colormap]
     out = base.copy()
     thick = max(1, round(max(width, height) / 800))
-    font_scale = max(0.35, max(width, height) / 1600)
+    font_scale = max(0.4, max(width, height) / 1600)
     vmax = max(float(result.totals.max_width_px), 1.0)
     widths = result.width_map
     if widths is not None and widths.any():
@@ -86,13 +119,12 @@ def render_annotation(image_or_mask: np.ndarray, result: MeasureResult, colormap
         on = widths > 0
         colours = cmap(np.clip(widths[on] / vmax, 0.0, 1.0))[:, :3]
         out[on] = (colours * 255).astype(np.uint8)
-    for crack in result.cracks:
-        cx, cy = crack.widest_point
-        radius = max(5, math.ceil(crack.max_width_px / 2) + 3)
+    marks = [(c.widest_point[0], c.widest_point[1], max(5, math.ceil(c.max_width_px / 2) + 3)) for c in result.cracks]
+    for crack, (cx, cy, radius) in zip(result.cracks, marks, strict=True):
         cv2.circle(out, (cx, cy), radius, _MARK, thick, cv2.LINE_AA)
         (tw, th), _ = cv2.getTextSize(str(crack.id), _FONT, font_scale, thick)
         org = (min(cx + radius + 2, width - tw - 2), max(cy - radius - 2, th + 2))
         _text(out, str(crack.id), (max(org[0], 0), org[1]), font_scale, thick)
     if result.cracks:
-        _legend(out, cmap, vmax, result.mm_per_px, font_scale, thick)
+        _legend(out, cmap, vmax, result.mm_per_px, font_scale, thick, marks)
     return out

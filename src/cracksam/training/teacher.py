@@ -15,7 +15,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -89,8 +92,11 @@ class TeacherCache:
 
 
 def fill_cache(cache: TeacherCache, backend, samples: Sequence[Sample], batch_size: int = 4,
-               progress: bool = True) -> int:
+               progress: bool = True, stream=None) -> int:
     """Run the teacher on every sample not yet cached; returns how many were computed.
+
+    Progress: a bar on a terminal (``progress``); elsewhere (a log file, a pipe, ``--no-progress``)
+    a plain line about every tenth of the samples, since this pass can take as long as training.
 
     ``backend`` is any :class:`~cracksam.deployment.predictor.Backend` (PyTorch, ONNX Runtime,
     OpenVINO), so an exported teacher can be used where it is faster.
@@ -103,7 +109,13 @@ def fill_cache(cache: TeacherCache, backend, samples: Sequence[Sample], batch_si
     if int(backend.image_size) != cache.image_size:
         raise CheckpointError(f"teacher input size {backend.image_size} != cache size {cache.image_size}")
     resize = build_transform(cache.image_size, augment=False)
-    with Progress(disable=not progress, transient=True) as bar:
+    out = stream or sys.stderr
+    plain = not (progress and out.isatty())
+    every = max(1, math.ceil(len(todo) / 10))
+    if plain:
+        print(f"teacher logits: {len(todo)} image(s) to compute", file=out, flush=True)
+    start, done = time.perf_counter(), 0
+    with Progress(disable=plain, transient=True) as bar:
         task = bar.add_task("teacher logits", total=len(todo))
         for i in range(0, len(todo), batch_size):
             chunk = todo[i : i + batch_size]
@@ -112,4 +124,8 @@ def fill_cache(cache: TeacherCache, backend, samples: Sequence[Sample], batch_si
             for sample, lg in zip(chunk, logits, strict=True):
                 cache.store(sample, lg)
             bar.advance(task, len(chunk))
+            before, done = done, done + len(chunk)
+            if plain and (done // every > before // every or done == len(todo)):
+                rate = done / max(time.perf_counter() - start, 1e-9)
+                print(f"teacher logits: {done}/{len(todo)} ({rate:.1f} images/s)", file=out, flush=True)
     return len(todo)

@@ -39,6 +39,7 @@ from cracksam.training.module import (
     SegmentationModule,
     steps_per_epoch,
 )
+from cracksam.training.progress import progress_callback, quiet_lightning
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,12 @@ def fit(config: TrainConfig, resume: bool = False, extra_callbacks: list[L.Callb
     """Train (or with ``resume`` continue) the run described by ``config``.  ``allow_random_base``:
     train a CrackSAM on a SAM backbone without ``base_checkpoint`` (refused otherwise, see
     :func:`check_random_base`); a resumed run was accepted when it started."""
+    with quiet_lightning():  # no Lightning tips or internal deprecation warnings around our output
+        return _fit(config, resume, extra_callbacks, allow_random_base)
+
+
+def _fit(config: TrainConfig, resume: bool, extra_callbacks: list[L.Callback] | None,
+         allow_random_base: bool) -> FitResult:
     out = Path(config.out_dir)
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
@@ -170,8 +177,8 @@ def fit(config: TrainConfig, resume: bool = False, extra_callbacks: list[L.Callb
         best,
         *(extra_callbacks or []),
     ]
-    if config.progress:
-        callbacks.append(RichProgressBar())
+    progress = progress_callback(config, max_iters)  # a bar on a terminal, plain lines otherwise
+    callbacks.append(progress)
     # Each start of the run logs into its own part (CSVLogger would overwrite a previous file).
     part = f"part{len(list((out / 'logs').glob('part*')))}"
     trainer = L.Trainer(
@@ -188,7 +195,7 @@ def fit(config: TrainConfig, resume: bool = False, extra_callbacks: list[L.Callb
         callbacks=callbacks,
         logger=[CSVLogger(out, name="logs", version=part), TensorBoardLogger(out, name="tb", version=part)],
         log_every_n_steps=max(1, min(50, per_epoch)),
-        enable_progress_bar=config.progress,
+        enable_progress_bar=isinstance(progress, RichProgressBar),
         enable_model_summary=False,
         default_root_dir=out,
     )
