@@ -89,14 +89,12 @@ def bench(
 
     from cracksam.cli import export as export_cli  # its model loader (tests replace it)
     from cracksam.config import atomic_write_text
-    from cracksam.deployment.backends import open_backend
+    from cracksam.deployment.backends import TARGETS, open_backend, target_name
     from cracksam.deployment.pipeline import (
         CALIBRATED,
-        TARGETS,
         export_all,
         inputs_for_model,
         parse_targets,
-        target_name,
         time_backend,
         time_throughput,
     )

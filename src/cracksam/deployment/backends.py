@@ -49,6 +49,29 @@ META_KEYS = ("format", "version", "config", "image_size", "precision", "lora_mer
 PRECISIONS = ("fp32", "fp16", "int8")
 SUFFIXES = {".onnx": "onnxruntime", ".xml": "openvino"}
 
+# Export targets by name: (runtime, precision).  Variants of one runtime and precision (onnx-fused,
+# onnx-int8-static) come after the plain one, whose name target_name gives for both.
+TARGETS: dict[str, tuple[str, str]] = {
+    "onnx": ("onnxruntime", "fp32"),
+    "onnx-fused": ("onnxruntime", "fp32"),
+    "onnx-int8": ("onnxruntime", "int8"),
+    "onnx-int8-static": ("onnxruntime", "int8"),
+    "openvino-fp32": ("openvino", "fp32"),
+    "openvino-fp16": ("openvino", "fp16"),
+    "openvino-int8": ("openvino", "int8"),
+}
+
+
+def target_name(runtime: str, precision: str) -> str:
+    """One vocabulary for runtimes: the export target's name (``onnx``, ``openvino-fp16``, ...),
+    ``torch`` for PyTorch in fp32; ``<runtime>-<precision>`` for anything else."""
+    for name, (target_runtime, target_precision) in TARGETS.items():
+        if (runtime, precision) == (target_runtime, target_precision):
+            return name
+    return "torch" if (runtime, precision) == ("torch", "fp32") else f"{runtime}-{precision}"
+
+
+
 
 @runtime_checkable
 class Backend(Protocol):

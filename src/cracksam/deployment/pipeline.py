@@ -19,24 +19,13 @@ from cracksam.config import atomic_write_text
 from cracksam.data.io import read_image
 from cracksam.data.synthetic import synthetic_pair
 from cracksam.data.transforms import build_transform
-from cracksam.deployment.backends import OnnxRuntimeBackend, OpenVINOBackend, TorchBackend
+from cracksam.deployment.backends import TARGETS, OnnxRuntimeBackend, OpenVINOBackend, TorchBackend
 from cracksam.deployment.export import MIN_IOU, export_onnx, export_openvino, parity_report
 from cracksam.deployment.quantize import fuse_onnx, quantize_int8, quantize_onnx_dynamic, quantize_onnx_static
 from cracksam.deployment.tiling import scale_image, tile_origins
 from cracksam.errors import ConfigError, CrackSAMError
 from cracksam.models.cracksam import CrackSAM
 
-# Targets by name: (runtime, precision).  Variants of one runtime and precision (onnx-fused,
-# onnx-int8-static) come after the plain one, whose name target_name gives for both.
-TARGETS: dict[str, tuple[str, str]] = {
-    "onnx": ("onnxruntime", "fp32"),
-    "onnx-fused": ("onnxruntime", "fp32"),
-    "onnx-int8": ("onnxruntime", "int8"),
-    "onnx-int8-static": ("onnxruntime", "int8"),
-    "openvino-fp32": ("openvino", "fp32"),
-    "openvino-fp16": ("openvino", "fp16"),
-    "openvino-int8": ("openvino", "int8"),
-}
 # File name of each target in an export folder.
 TARGET_FILES: dict[str, str] = {
     "onnx": "model.onnx", "onnx-fused": "model_fused.onnx", "onnx-int8": "model_int8_dynamic.onnx",
@@ -44,15 +33,6 @@ TARGET_FILES: dict[str, str] = {
     "openvino-fp16": "model_fp16.xml", "openvino-int8": "model_int8.xml",
 }
 CALIBRATED = ("onnx-int8-static", "openvino-int8")  # targets that need calibration images
-
-
-def target_name(runtime: str, precision: str) -> str:
-    """One vocabulary for runtimes: the export target's name (``onnx``, ``openvino-fp16``, ...),
-    ``torch`` for PyTorch in fp32; ``<runtime>-<precision>`` for anything else."""
-    for name, (target_runtime, target_precision) in TARGETS.items():
-        if (runtime, precision) == (target_runtime, target_precision):
-            return name
-    return "torch" if (runtime, precision) == ("torch", "fp32") else f"{runtime}-{precision}"
 
 
 def parse_targets(text: str) -> list[str]:

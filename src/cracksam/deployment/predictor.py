@@ -290,9 +290,13 @@ class Predictor:
 
     def describe(self) -> dict[str, Any]:
         """A small model card for logs, reports and the HTTP service."""
+        from cracksam.deployment.backends import target_name
+
         card: dict[str, Any] = {
             "runtime": self.backend.name,
             "precision": self.backend.precision,
+            # The same name `bench` and `export` use for it (onnx, openvino-fp16, torch, ...).
+            "backend": target_name(self.backend.name, self.backend.precision),
             "image_size": self.image_size,
             "mode": self.mode,
             "scale": self.scale,
