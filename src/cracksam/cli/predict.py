@@ -146,7 +146,7 @@ def predict(
                 if prob:
                     put(out / f"{stem}_prob.png", _png_bytes(np.round(pred.prob * 255).astype(np.uint8)))
                 if measure:
-                    row["measurement"] = _measure(mask, image, out, stem, mm_per_px, min_length)
+                    row["measurement"] = _measure(mask, image, out, stem, mm_per_px, min_length, written)
             except CrackSAMError as exc:
                 row["error"] = str(exc)
                 console.print(f"[red]error[/red]: {exc}")
@@ -206,13 +206,17 @@ def predict(
         raise typer.Exit(1)
 
 
-def _measure(mask, image, out: Path, stem: str, mm_per_px: float | None, min_length: float) -> dict[str, Any]:
+def _measure(mask, image, out: Path, stem: str, mm_per_px: float | None, min_length: float,
+             written: list[str]) -> dict[str, Any]:
     from cracksam.measurement import measure_mask, render_annotation, result_to_dict, write_csv, write_json, write_png
 
     result = measure_mask(mask, mm_per_px=mm_per_px, min_length_px=min_length)
     write_json(result, out / f"{stem}_measure.json", source=stem)
+    written.append(str(out / f"{stem}_measure.json"))
     write_csv(result, out / f"{stem}_cracks.csv", source=stem)
+    written.append(str(out / f"{stem}_cracks.csv"))
     write_png(out / f"{stem}_measure.png", render_annotation(image, result))
+    written.append(str(out / f"{stem}_measure.png"))
     doc = result_to_dict(result, source=stem)
     return {k: doc[k] for k in ("totals", "mm_per_px", "resolution_note")} | {"report": f"{stem}_measure.json"}
 
