@@ -107,3 +107,9 @@ def tiny_full_ckpt(tmp_path):
     from cracksam.models import CrackSAMConfig, DeltaConfig, build_cracksam, export_full
 
     return export_full(build_cracksam(CrackSAMConfig("tiny", 64, DeltaConfig("lora"))), tmp_path / "full")
+
+
+def test_distill_help_is_its_own(capsys):
+    assert main(["distill", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "distillation" in text and "Fine-tune CrackSAM" not in text

@@ -347,3 +347,18 @@ def test_segment_job_checks_for_cancellation_before_any_work():
     with pytest.raises(Cancelled):
         segment_job(PNG, "a.png", options, model, ServiceSettings(), ("PNG",), 0.0, 0.0, cancel=gone)
     assert backend.calls == 0
+
+
+class WideBackend(CountingBackend):
+    """A dynamic-shape backend (any input size), like a conventional network in native mode."""
+
+    dynamic, multiple = True, 32
+
+
+def test_the_service_runs_one_large_window_per_forward_pass():
+    from cracksam.service.inference import service_predictor
+
+    native = service_predictor(Predictor(WideBackend(), mode="native", batch_size=4, window=2048))
+    assert native.batch_size == 1  # 4 x 2048^2 windows at once took ~5 GB for one 7000^2 photo
+    assert service_predictor(Predictor(WideBackend(), mode="native", batch_size=4, window=1024)).batch_size == 4
+    assert service_predictor(Predictor(CountingBackend(), mode="resize", batch_size=4)).batch_size == 4

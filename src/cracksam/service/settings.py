@@ -70,8 +70,10 @@ class ServiceSettings:
 
     Across requests: ``max_inflight_upload_mb`` bounds the upload bytes held at once (uploads are
     spooled to a temporary file, not kept in memory) and ``max_inflight_pixels`` the decoded pixels
-    being processed at once (an image costs ~18 bytes of memory per pixel through decoding,
-    inference and encoding); past either the service answers 503 with ``Retry-After``.  At the
+    being processed at once (an image's whole-image arrays -- RGB, logits, probabilities, mask --
+    cost ~20 bytes per pixel, on top of one forward pass per worker, which is capped at one
+    2048x2048 window: :data:`~cracksam.service.inference.PASS_PIXELS`); past either the service
+    answers 503 with ``Retry-After``.  At the
     connection level ``max_connections`` (all clients) and ``max_connections_per_client`` (one IP
     address; 0: no per-client cap) bound open sockets, ``header_timeout_s`` closes a connection
     whose request headers have not all arrived in time (slow-header attacks) and ``keep_alive_s``
