@@ -79,7 +79,9 @@ def test_runtime_names_are_export_target_names():
     from ._models import DarknessModel
 
     for name, (runtime, precision) in TARGETS.items():
-        assert target_name(runtime, precision) == name
+        # variants of one runtime and precision (onnx-fused, onnx-int8-static) share the plain name
+        assert TARGETS[target_name(runtime, precision)] == (runtime, precision), name
+    assert target_name("onnxruntime", "fp32") == "onnx" and target_name("onnxruntime", "int8") == "onnx-int8"
     assert target_name("torch", "fp32") == "torch"
     assert target_name("torch", "fp16") == "torch-fp16"
     # The model card (summary.json, /v1/model) names the backend the same way.
