@@ -249,6 +249,8 @@ def test_report_cli_on_missing_or_empty_folders(tmp_path, capsys):
     assert "not a folder" in capsys.readouterr().err
     assert main(["report", str(tmp_path)]) == 2
     assert "no masks found" in capsys.readouterr().err
+    assert main(["report", str(tmp_path), "--images", str(tmp_path / "photos")]) == 2
+    assert "--images" in capsys.readouterr().err
 
 
 def test_overlay_colours_cracks_by_severity(tmp_path):
@@ -260,3 +262,20 @@ def test_overlay_colours_cracks_by_severity(tmp_path):
     pic = render_inspection(mask, ins, alpha=1.0)
     colours = severity_colours(3)
     assert tuple(pic[200, 120]) == colours[1] and tuple(pic[300, 120]) == colours[2]
+
+
+def test_crack_rle_from_the_bounding_box_equals_pycocotools_on_the_whole_image():
+    from cracksam.inspection.exports import _crack_rle
+
+    rng = np.random.default_rng(1)
+    for _ in range(300):  # random label images, cracks touching the first and last pixels included
+        height, width = (int(v) for v in rng.integers(1, 25, 2))
+        labels = rng.integers(0, 3, (height, width)).astype(np.int32)
+        for crack_id in (1, 2):
+            ys, xs = np.nonzero(labels == crack_id)
+            if not len(ys):
+                continue
+            bbox = (xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+            got = _crack_rle(labels, crack_id, bbox, pycocotools_mask)
+            want = pycocotools_mask.encode(np.asfortranarray((labels == crack_id).astype(np.uint8)))
+            assert got["counts"] == want["counts"] and list(got["size"]) == [height, width]

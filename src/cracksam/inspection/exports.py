@@ -99,6 +99,24 @@ def read_exif_gps(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 # -- COCO ---------------------------------------------------------------------------------------
 
+def _crack_rle(labels: np.ndarray, crack_id: int, bbox: tuple[int, int, int, int], mask_utils) -> dict[str, Any]:
+    """Compressed COCO RLE of one crack, built from its bounding box only: comparing the whole
+    label image once per crack would cost (pixels x cracks) on a large survey photo."""
+    height, width = labels.shape
+    x, y, w, h = bbox
+    cols, rows = np.nonzero((labels[y : y + h, x : x + w] == crack_id).T)  # column-major order
+    pos = (cols.astype(np.int64) + x) * height + rows + y
+    breaks = np.flatnonzero(np.diff(pos) != 1) + 1
+    starts = np.concatenate([pos[:1], pos[breaks]])
+    ends = np.concatenate([pos[breaks - 1], pos[-1:]]) + 1  # exclusive
+    counts = np.empty(2 * len(starts) + 1, np.int64)
+    counts[0::2] = np.concatenate([starts, [height * width]]) - np.concatenate([[0], ends])  # zeros before each run
+    counts[1::2] = ends - starts
+    if counts[-1] == 0:  # the crack reaches the last pixel: no trailing run of zeros
+        counts = counts[:-1]
+    return mask_utils.frPyObjects({"size": [height, width], "counts": counts.tolist()}, height, width)
+
+
 def coco_document(images: list[dict[str, Any]], inspections: list[Inspection], info: dict[str, Any]) -> dict[str, Any]:
     """COCO instances: ``images`` are ``{"file_name", ...}`` dicts (ids are given here, from 1),
     one per inspection, in the same order."""
@@ -110,9 +128,8 @@ def coco_document(images: list[dict[str, Any]], inspections: list[Inspection], i
         width, height = ins.measure.image_size
         coco_images.append({"id": image_id, "width": width, "height": height, **image})
         for crack, cls, grade in zip(ins.measure.cracks, ins.classes, ins.grades, strict=True):
-            binary = np.asfortranarray((ins.labels == crack.id).astype(np.uint8))
-            rle = mask_utils.encode(binary)
             x, y, w, h = crack.bbox
+            rle = _crack_rle(ins.labels, crack.id, crack.bbox, mask_utils)
             annotations.append({
                 "id": len(annotations) + 1,
                 "image_id": image_id,
