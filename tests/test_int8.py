@@ -72,6 +72,7 @@ def _train(images: np.ndarray, masks: np.ndarray, steps: int = 200) -> _TinyCNN:
     return net.eval()
 
 
+@pytest.mark.slow  # trains a small CNN, then exports and quantises it (tens of seconds)
 def test_int8_keeps_the_masks_of_a_trained_model(tmp_path):
     """The INT8 IR of a trained CNN gives masks within the export's INT8 floor of the FP32 model's
     (mask IoU >= MIN_IOU["int8"] = 0.97 on held-out images; ~0.995 measured).  Mutants killed:

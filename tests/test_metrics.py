@@ -153,6 +153,16 @@ def test_metrics_from_counts_is_elementwise() -> None:
     assert out["f1"][1] == pytest.approx(2 * 0.75 * 0.6 / (0.75 + 0.6))
 
 
+def test_metrics_from_counts_broadcasts_a_scalar_against_arrays() -> None:
+    """One count given as a number, the others per image: the scores are per image.  Mutants
+    killed: ``np.broadcast(num, den)`` with ``den`` dropped (the output sized like the scalar
+    numerator)."""
+    out = metrics_from_counts(2, np.array([0, 2, 6]), np.array([2, 0, 0]))
+    assert out["precision"].tolist() == pytest.approx([1.0, 0.5, 0.25])
+    assert out["recall"].tolist() == pytest.approx([0.5, 1.0, 1.0])
+    assert out["iou"].tolist() == pytest.approx([0.5, 0.5, 0.25])
+
+
 def test_select_keeps_the_counts_of_the_chosen_images():
     m = BinaryMetrics()
     truths = [np.eye(4, dtype=bool), np.ones((4, 4), bool), np.zeros((4, 4), bool)]

@@ -18,8 +18,7 @@ COMMANDS = ["info", "train", "distill", "evaluate", "predict", "export", "bench"
 def test_help_shows_readable_metavars(command, capsys):
     assert main([command, "--help"]) == 0
     text = capsys.readouterr().out
-    lines = [line for line in text.splitlines() if "--help" not in line]
-    python_types = re.findall(r"<(?:bool|str|int|float|path|list\[[^\]]*\])>", "\n".join(lines))
+    python_types = re.findall(r"<(?:bool|str|int|float|path|list\[[^\]]*\])>", text)
     assert not python_types, python_types
 
 
@@ -74,12 +73,19 @@ def test_serve_concurrency_and_its_deprecated_alias(monkeypatch):
 
 
 def test_runtime_names_are_export_target_names():
-    from cracksam.deployment.pipeline import TARGETS, target_name
+    from cracksam.deployment.backends import TARGETS, TorchBackend, target_name
+    from cracksam.deployment.predictor import Predictor
+
+    from ._models import DarknessModel
 
     for name, (runtime, precision) in TARGETS.items():
-        assert target_name(runtime, precision) == name
+        # variants of one runtime and precision (onnx-fused, onnx-int8-static) share the plain name
+        assert TARGETS[target_name(runtime, precision)] == (runtime, precision), name
+    assert target_name("onnxruntime", "fp32") == "onnx" and target_name("onnxruntime", "int8") == "onnx-int8"
     assert target_name("torch", "fp32") == "torch"
     assert target_name("torch", "fp16") == "torch-fp16"
+    # The model card (summary.json, /v1/model) names the backend the same way.
+    assert Predictor(TorchBackend(DarknessModel(64))).describe()["backend"] == "torch"
 
 
 def test_bench_json_prints_to_stdout_and_o_writes_a_file(tiny_full_ckpt, tmp_path, capsys):
@@ -101,3 +107,9 @@ def tiny_full_ckpt(tmp_path):
     from cracksam.models import CrackSAMConfig, DeltaConfig, build_cracksam, export_full
 
     return export_full(build_cracksam(CrackSAMConfig("tiny", 64, DeltaConfig("lora"))), tmp_path / "full")
+
+
+def test_distill_help_is_its_own(capsys):
+    assert main(["distill", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "distillation" in text and "Fine-tune CrackSAM" not in text

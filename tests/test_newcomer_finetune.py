@@ -139,3 +139,27 @@ def test_fine_tuning_the_bundled_model_starts_from_its_weights(tmp_path, capsys)
     tuned, bundled = _params(load_model(out / "best")), _params(load_model(default_model_path()))
     assert max(float((tuned[k] - bundled[k]).abs().max()) for k in bundled) < 1e-6
     assert "init_from: default" in (out / "config.yaml").read_text()
+
+
+def test_init_from_a_cracksam_delta_continues_its_delta_and_refuses_a_full_export(tmp_path):
+    from cracksam.models import CrackSAMConfig, DeltaConfig, build_cracksam, export_full, save_delta
+    from cracksam.training.config import TrainConfig
+    from cracksam.training.init_from import apply_init_from
+    from cracksam.training.trainer import _build_model
+
+    net = build_cracksam(CrackSAMConfig("tiny", 64, DeltaConfig("lora")))
+    with torch.no_grad():  # a delta that is not the zero-initialised one a fresh model has
+        for p in net.parameters():
+            if p.requires_grad:
+                p.add_(0.01)
+    delta = save_delta(net, tmp_path / "delta")
+    cfg = TrainConfig(init_from=str(delta))
+    apply_init_from(cfg)
+    assert cfg.network is None and cfg.model.backbone == "tiny" and cfg.model.delta.kind == "lora"
+    model = _build_model(cfg, allow_random_base=True)
+    saved, mine = net.trainable_state_dict(), model.trainable_state_dict()
+    assert saved.keys() == mine.keys() and all(torch.equal(saved[k], mine[k]) for k in saved)
+    assert any(p.requires_grad for p in model.parameters())
+    full = export_full(net, tmp_path / "full")
+    with pytest.raises(ConfigError, match="full CrackSAM export"):
+        apply_init_from(TrainConfig(init_from=str(full)))

@@ -71,6 +71,19 @@ def test_blend_windows_strides_per_axis_and_output_type() -> None:
         blend_windows(image[:20], (32, 32), (16, 16), _Windows())
 
 
+def test_blend_windows_refuses_a_backend_that_drops_windows() -> None:
+    """A ``run`` returning fewer logits than windows is an error, not a result with unblended
+    (0/0 = NaN) areas.  Mutants killed: ``zip(..., strict=True)`` with ``strict`` False, None or
+    left out."""
+    image = np.zeros((64, 64, 3), np.uint8)
+
+    def short_run(tiles):
+        return [np.zeros((2, *t.shape[:2]), np.float32) for t in tiles[:-1]]
+
+    with pytest.raises(ValueError, match="shorter"):
+        blend_windows(image, (32, 32), (32, 32), short_run)
+
+
 def test_scale_image_sizes_and_interpolation() -> None:
     tiny = np.full((3, 3, 3), 7, np.uint8)
     assert scale_image(tiny, 0.2).shape == (1, 1, 3)  # at least one pixel, not two

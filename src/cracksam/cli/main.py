@@ -80,9 +80,13 @@ def _metavar(param: Parameter) -> str | None:
 
 
 def _readable_metavars(command: Command) -> Command:
+    from typer._click import Context
+
     commands = getattr(command, "commands", {})
     for cmd in (command, *commands.values()):
-        for param in cmd.params:
+        # The --help flag is made (and cached) per command; it is a flag like the others.
+        help_option = cmd.get_help_option(Context(cmd))
+        for param in (*cmd.params, *([help_option] if help_option is not None else [])):
             if param.metavar is None:
                 text = _metavar(param)
                 if text is not None:

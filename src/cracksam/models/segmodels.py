@@ -124,6 +124,8 @@ class SegModel(nn.Module):
     # Registered as buffers in __init__; declared here for the type checker.
     pixel_mean: torch.Tensor
     pixel_std: torch.Tensor
+    # Set on loading (models.io): the input size the weights were trained at; absent on a new model.
+    trained_image_size: int
 
     def __init__(self, config: SegModelConfig) -> None:
         super().__init__()

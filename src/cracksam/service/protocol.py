@@ -46,7 +46,8 @@ def guarded_h11(header_timeout_s: float, max_connections: int, max_per_client: i
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             host = self.client[0] if self.client else None
-            same = sum(1 for c in self.connections if getattr(c, "client", None) and c.client[0] == host)
+            clients = (getattr(c, "client", None) for c in self.connections)
+            same = sum(1 for client in clients if client and client[0] == host)
             if len(self.connections) > max_connections:
                 self._refuse(f"too many connections (limit {max_connections})")
             elif max_per_client and host is not None and same > max_per_client:

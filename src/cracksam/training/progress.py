@@ -29,8 +29,9 @@ class CrackProgressBar(RichProgressBar):
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         items = super().get_metrics(trainer, pl_module)
         items.pop("v_num", None)
-        if isinstance(items.get("lr"), (int, float)):
-            items["lr"] = format_lr(float(items["lr"]))
+        lr = items.get("lr")
+        if isinstance(lr, (int, float)):
+            items["lr"] = format_lr(float(lr))
         return items
 
 
