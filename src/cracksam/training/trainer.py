@@ -103,7 +103,7 @@ def _build_model(config: TrainConfig, allow_random_base: bool = False):
         log.info(report.summary())
     else:
         check_random_base(config, allow_random_base)  # fit() checked already; kept for direct callers
-        warnings.warn("no base checkpoint: the SAM encoder keeps random weights", CrackSAMWarning, stacklevel=3)
+        warnings.warn("no base checkpoint: the SAM encoder keeps random weights", CrackSAMWarning, stacklevel=4)
     return model
 
 
