@@ -222,10 +222,13 @@ class _Calibration:
 def quantize_onnx_static(onnx_path: str | os.PathLike[str], out: str | os.PathLike[str],
                          calibration_images: Sequence[np.ndarray] | np.ndarray,
                          keep_float: Sequence[str] | None = None, reduce_range: bool = False,
-                         method: Literal["minmax", "percentile", "entropy"] = "minmax") -> Path:
+                         method: Literal["minmax", "percentile", "entropy"] = "percentile") -> Path:
     """ONNX Runtime static QDQ INT8: Conv/MatMul weights per channel, activations per tensor with
     ranges calibrated on ``calibration_images`` ((N, 3, S, S) or a sequence of (3, H, W) float
-    RGB 0..255 -- take them at the scale the model runs at, e.g. native-resolution tiles).  The
+    RGB 0..255 -- take them at the scale the model runs at, e.g. native-resolution tiles);
+    ``method`` percentile (99.999 %) by default: on the bundled model it kept more of the mask than
+    min-max (on photos resized to 448: 0.967 vs 0.956 mask IoU; on native-scale windows 0.933 with
+    16 calibration windows vs 0.892 with 64) and entropy (0.892).  The
     graph is first pre-processed (shape inference, constant folding: BatchNorm is already folded
     into the convolutions by the exporter).  ``keep_float``: node names left in float (default:
     first and last layer)."""
