@@ -199,6 +199,7 @@ def ray_address():
     pytest.importorskip("ray.data")
     src = str(Path(__file__).resolve().parents[1] / "src")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
+    os.environ.setdefault("RAY_worker_niceness", "0")  # as the engine's own local start (ray_engine._start)
     context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield context.address_info["gcs_address"]
     ray.shutdown()
