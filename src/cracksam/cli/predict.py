@@ -11,7 +11,15 @@ import typer
 
 from cracksam import __version__
 from cracksam.cli.inputs import expand_inputs, output_dir, unique_stem
-from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP, model_path_option, trust_option
+from cracksam.cli.options import (
+    DEFAULT_MODEL_NAME,
+    MODEL_HELP,
+    RANDOM_BASE_HELP,
+    RUNTIME_ENV,
+    RUNTIME_HELP,
+    model_path_option,
+    trust_option,
+)
 from cracksam.errors import ConfigError, CrackSAMError
 from cracksam.inference_modes import DEFAULT_WINDOW, MODE_HELP, SCALE_HELP, check_options
 from cracksam.survey.cli import ENGINE_HELP, survey_command
@@ -46,6 +54,8 @@ def predict(
     batch_size: int = typer.Option(4, help="Images or windows per forward pass."),
     device: str = typer.Option("cpu", help="cpu or cuda (PyTorch), CPU/GPU (OpenVINO)."),
     threads: int | None = typer.Option(None, help="CPU threads of the runtime (default: every core)."),
+    runtime: str = typer.Option("auto", "--runtime", envvar=RUNTIME_ENV, help=RUNTIME_HELP),
+    in_flight: int = typer.Option(1, "--in-flight", help="Batches of windows run at once (throughput mode)."),
     overlay: bool = typer.Option(False, "--overlay", help="Also write <stem>_overlay.png."),
     prob: bool = typer.Option(False, "--prob", help="Also write the crack probability map <stem>_prob.png (0-255)."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="Refuse images with more pixels than this."),
@@ -79,6 +89,7 @@ def predict(
     from cracksam.config import atomic_write_bytes, atomic_write_text
     from cracksam.data.io import read_image
     from cracksam.deployment.predictor import Predictor
+    from cracksam.deployment.runtime_cache import describe_choice
     from cracksam.evaluation.visualize import overlay as blend
     from cracksam.service.inference import model_id_for
     from cracksam.threads import resolve_threads
@@ -107,6 +118,7 @@ def predict(
     if not files and not problems:
         raise ConfigError("no input images")
     model_path = model_path_option(model)
+    console = Console(stderr=True, soft_wrap=True)  # error lines must not be cut at the terminal width
     predictor = Predictor.from_path(
         model_path,
         base=base,
@@ -120,11 +132,14 @@ def predict(
         tile_overlap=overlap,
         batch_size=batch_size,
         threshold=threshold,
+        runtime=runtime,
+        in_flight=in_flight,
+        announce=None if json_out else lambda text: console.print(text, highlight=False),
     )
     output_dir(out)
-    console = Console(stderr=True, soft_wrap=True)  # error lines must not be cut at the terminal width
     if not json_out:
         console.print(f"inference: {predictor.inference_summary()}; {threads} CPU thread(s)", highlight=False)
+        console.print(describe_choice(predictor.runtime_info), highlight=False)
     for name, problem in problems:
         console.print(f"[red]error[/red]: {name}: {problem}")
 
@@ -167,7 +182,7 @@ def predict(
                 if prob:
                     put(out / f"{stem}_prob.png", _png_bytes(np.round(pred.prob * 255).astype(np.uint8)))
                 if measure:
-                    row["measurement"] = _measure(mask, image, out, stem, mm_per_px, min_length)
+                    row["measurement"] = _measure(mask, image, out, stem, mm_per_px, min_length, written)
             except CrackSAMError as exc:
                 row["error"] = str(exc)
                 console.print(f"[red]error[/red]: {exc}")
@@ -194,6 +209,7 @@ def predict(
         "cracksam_version": __version__,
         "threads": threads,
         "predictor": predictor.describe(),
+        "runtime": predictor.runtime_info,
         "images": len(ok),  # segmented with every output written
         "failed": len(failed),
         # Failed images that still left files (a mask written before the disk filled): counted, not hidden.
@@ -227,13 +243,17 @@ def predict(
         raise typer.Exit(1)
 
 
-def _measure(mask, image, out: Path, stem: str, mm_per_px: float | None, min_length: float) -> dict[str, Any]:
+def _measure(mask, image, out: Path, stem: str, mm_per_px: float | None, min_length: float,
+             written: list[str]) -> dict[str, Any]:
     from cracksam.measurement import measure_mask, render_annotation, result_to_dict, write_csv, write_json, write_png
 
     result = measure_mask(mask, mm_per_px=mm_per_px, min_length_px=min_length)
     write_json(result, out / f"{stem}_measure.json", source=stem)
+    written.append(str(out / f"{stem}_measure.json"))
     write_csv(result, out / f"{stem}_cracks.csv", source=stem)
+    written.append(str(out / f"{stem}_cracks.csv"))
     write_png(out / f"{stem}_measure.png", render_annotation(image, result))
+    written.append(str(out / f"{stem}_measure.png"))
     doc = result_to_dict(result, source=stem)
     return {k: doc[k] for k in ("totals", "mm_per_px", "resolution_note")} | {"report": f"{stem}_measure.json"}
 

@@ -105,6 +105,7 @@ class NativeTransform:
         augment_geometry: flips, 90-degree turns, small rotation.
         photometric: strength of :func:`build_photometric` (0 = off).
         rotate_limit: degrees of the small rotation.
+        seed: seed of all its randomness (``None``: from the OS); see :meth:`set_random_seed`.
     """
 
     crop: int = 256
@@ -113,6 +114,7 @@ class NativeTransform:
     augment_geometry: bool = True
     photometric: float = 1.0
     rotate_limit: float = 20.0
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         lo, hi = (float(v) for v in self.scale_range)
@@ -123,7 +125,7 @@ class NativeTransform:
         if not 0.0 <= self.crack_centred <= 1.0:
             raise ValueError(f"crack_centred must be in [0, 1], got {self.crack_centred}")
         self.scale_range = (lo, hi)
-        self.rng = np.random.default_rng()
+        self.rng = np.random.default_rng(self.seed)
         steps: list[A.BasicTransform] = []
         if self.augment_geometry:
             steps += [
@@ -134,7 +136,7 @@ class NativeTransform:
                          border_mode=cv2.BORDER_REFLECT_101, p=0.3),
             ]
         steps += build_photometric(self.photometric)
-        self.augment = A.Compose(steps)
+        self.augment = A.Compose(steps, seed=self.seed)
 
     def set_random_seed(self, seed: int) -> None:
         self.rng = np.random.default_rng(seed)

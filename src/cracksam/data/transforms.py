@@ -28,7 +28,8 @@ ROTATE_LIMIT_DEG = 20.0
 
 
 def build_transform(image_size: int, augment: bool, *, image_interpolation: int | None = None,
-                    crop: int | None = None, additional_targets: dict[str, str] | None = None) -> A.Compose:
+                    crop: int | None = None, additional_targets: dict[str, str] | None = None,
+                    seed: int | None = None) -> A.Compose:
     """Build the pipeline ``image (H x W x 3 uint8), mask (H x W uint8)`` -> ``S x S x 3``, ``S x S``.
 
     Args:
@@ -40,6 +41,9 @@ def build_transform(image_size: int, augment: bool, *, image_interpolation: int 
         crop: finally cut a random ``crop x crop`` window (training at inference scale, cheaper).
         additional_targets: more arrays transformed like the mask (e.g. cached teacher logits
             already at S x S, so the resize leaves them unchanged).
+        seed: seed of the random augmentation (``None``: from the OS). Albumentations 2 ignores
+            the global ``random`` / numpy seeds, so this (or ``set_random_seed``) is the only way
+            to reproduce a run.
 
     Returns:
         An ``A.Compose`` called as ``t(image=img, mask=mask)``; both outputs keep their dtypes.
@@ -73,4 +77,4 @@ def build_transform(image_size: int, augment: bool, *, image_interpolation: int 
         steps.append(A.RandomCrop(height=crop, width=crop))
     # Extra targets (teacher logits) arrive already at S x S while the image is at its original
     # size; the first step resizes everything to S x S, after which all shapes agree again.
-    return A.Compose(steps, additional_targets=additional_targets, is_check_shapes=not additional_targets)
+    return A.Compose(steps, additional_targets=additional_targets, is_check_shapes=not additional_targets, seed=seed)

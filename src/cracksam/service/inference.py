@@ -208,10 +208,14 @@ def load_model(settings: ServiceSettings) -> LoadedModel:
         tile_overlap=settings.tile_overlap,
         batch_size=settings.batch_size,
         threshold=settings.threshold,
+        runtime=settings.runtime,
     )
     # One forward pass before declaring the model ready: a model that loads but cannot run fails
     # here (reported by /health and `cracksam serve`), and the first request pays no warm-up.
     predictor.predict_one(np.zeros((32, 32, 3), np.uint8))
+    from cracksam.deployment.runtime_cache import describe_choice
+
+    logging.getLogger("cracksam.service").info(describe_choice(predictor.runtime_info))
     model_id = settings.model_id or model_id_for(predictor.describe(), path)
     return LoadedModel(service_predictor(predictor), model_id)
 

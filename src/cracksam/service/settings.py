@@ -30,6 +30,7 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "base": ("CRACKSAM_BASE",),
     "device": ("CRACKSAM_DEVICE", "CRACKSAM_BACKEND"),
     "threads": ("CRACKSAM_THREADS",),
+    "runtime": ("CRACKSAM_RUNTIME",),
     "workers": ("CRACKSAM_CONCURRENCY", "CRACKSAM_WORKERS"),  # --concurrency; CRACKSAM_WORKERS: the old name
     "mode": ("CRACKSAM_MODE",),
     "scale": ("CRACKSAM_SCALE",),
@@ -86,6 +87,9 @@ class ServiceSettings:
     allow_random_base: bool = False
     device: str = "cpu"
     threads: int | None = None  # None: the cores shared among the workers (see cpu_threads)
+    # torch here (a library default that never writes a cache); `cracksam serve` defaults to auto:
+    # the fastest parity-checked export (cracksam.deployment.runtime_cache).
+    runtime: str = "torch"
     workers: int = field(default_factory=default_workers)  # 2, at most one per core
     mode: str | None = None  # None: the model's own inference default (native / resize)
     scale: float | None = None  # None: the model's own (1 for conventional networks)
@@ -135,6 +139,8 @@ class ServiceSettings:
             raise ConfigError("host must not be empty")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be in 0..65535, got {self.port}")
+        if self.runtime not in ("auto", "torch", "onnxruntime", "openvino"):
+            raise ConfigError(f"runtime must be auto, torch, onnxruntime or openvino, got {self.runtime!r}")
         if self.mode is not None:
             check_mode(self.mode)
         if self.scale is not None:
