@@ -22,6 +22,8 @@ from __future__ import annotations
 import albumentations as A
 import cv2
 
+from cracksam.errors import InvalidValueError
+
 __all__ = ["ROTATE_LIMIT_DEG", "build_transform"]
 
 ROTATE_LIMIT_DEG = 20.0
@@ -49,7 +51,7 @@ def build_transform(image_size: int, augment: bool, *, image_interpolation: int 
         An ``A.Compose`` called as ``t(image=img, mask=mask)``; both outputs keep their dtypes.
     """
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-        raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
+        raise InvalidValueError(f"image_size must be a positive integer, got {image_size!r}")
     interp = cv2.INTER_LINEAR if image_interpolation is None else image_interpolation
     steps: list[A.BasicTransform] = [
         A.Resize(

@@ -95,6 +95,8 @@ class OpenVINOBackend:
             raise ConfigError(f"unknown OpenVINO performance hint {hint!r} (choose {', '.join(HINTS)})")
         if streams is not None and streams < 1:
             raise ConfigError(f"OpenVINO streams must be >= 1, got {streams}")
+        # A missing file is reported as such even where OpenVINO is not installed.
+        _require_file(xml_path, "OpenVINO IR (.xml)")
         try:
             import openvino as ov
         except ImportError:

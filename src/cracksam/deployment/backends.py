@@ -142,11 +142,11 @@ def _require_file(path: str | os.PathLike[str], kind: str) -> Path:
 
 def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """The ``cracksam.*`` metadata of an ONNX file (keys without the prefix)."""
+    path = _require_file(path, "ONNX model")
     try:
         import onnx
     except ImportError:
         raise _missing("onnx") from None
-    path = _require_file(path, "ONNX model")
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf DecodeError and friends
@@ -180,11 +180,11 @@ class OnnxRuntimeBackend:
 
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None,
                  providers: Sequence[str] | None = None, graph_optimization: str = "all") -> None:
+        self.path = _require_file(path, "ONNX model")
         try:
             import onnxruntime as ort
         except ImportError:
             raise _missing("onnxruntime") from None
-        self.path = _require_file(path, "ONNX model")
         available = ort.get_available_providers()
         wanted = list(providers) if providers else ["CPUExecutionProvider"]
         skipped = [p for p in wanted if p not in available]

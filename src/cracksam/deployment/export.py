@@ -71,8 +71,8 @@ def export_openvino(onnx_path: str | os.PathLike[str], xml_path: str | os.PathLi
     ``fp16`` compresses the weights to FP16 (as in the paper's Appendix A; on CPU they are
     decompressed and computed in FP32); ``fp16=False`` keeps FP32 weights.  The ONNX file's
     cracksam metadata goes to the IR's rt_info with precision ``fp16``/``fp32``."""
-    ov = _import_openvino()
     onnx_path = _require_file(onnx_path, "ONNX model")
+    ov = _import_openvino()
     xml_path = _check_xml_path(xml_path)
     meta = read_onnx_metadata(onnx_path)
     try:

@@ -80,12 +80,12 @@ def quantize_int8(
     for conv models)."""
     from cracksam.deployment.export import _check_xml_path, _import_openvino, _save_ir  # export re-exports us
 
+    source = _require_file(onnx_or_xml_path, "model")
     ov = _import_openvino()
     try:
         import nncf
     except ImportError:
         raise _missing("nncf") from None
-    source = _require_file(onnx_or_xml_path, "model")
     xml_out = _check_xml_path(xml_out)
     if preset not in ("performance", "mixed"):
         raise CrackSAMError(f"unknown quantisation preset {preset!r} (choose performance or mixed)")
@@ -187,8 +187,8 @@ def quantize_onnx_dynamic(onnx_path: str | os.PathLike[str], out: str | os.PathL
                           keep_float: Sequence[str] | None = None, reduce_range: bool = False) -> Path:
     """ONNX Runtime dynamic INT8 of an fp32 export (weights per channel; see the module
     docstring).  ``keep_float``: node names left in float (default: first and last layer)."""
-    ort, q = _ort_quantization()
     source = _require_file(onnx_path, "ONNX model")
+    ort, q = _ort_quantization()
     out = _check_onnx_out(out)
     meta = read_onnx_metadata(source)
     proto = _load_onnx(source)
@@ -232,8 +232,8 @@ def quantize_onnx_static(onnx_path: str | os.PathLike[str], out: str | os.PathLi
     graph is first pre-processed (shape inference, constant folding: BatchNorm is already folded
     into the convolutions by the exporter).  ``keep_float``: node names left in float (default:
     first and last layer)."""
-    ort, q = _ort_quantization()
     source = _require_file(onnx_path, "ONNX model")
+    ort, q = _ort_quantization()
     out = _check_onnx_out(out)
     images = list(np.asarray(calibration_images, np.float32)) if isinstance(calibration_images, np.ndarray) \
         else [np.asarray(im, np.float32) for im in calibration_images]
@@ -271,8 +271,8 @@ def fuse_onnx(onnx_path: str | os.PathLike[str], out: str | os.PathLike[str]) ->
     CrackSAM (ViT) graph through ``onnxruntime.transformers.optimizer`` (model type ``vit``),
     any other through the extended graph optimisations of an ONNX Runtime session.  Numerics are
     those of fp32 up to the order of floating-point operations."""
-    ort, _ = _ort_quantization()
     source = _require_file(onnx_path, "ONNX model")
+    ort, _ = _ort_quantization()
     out = _check_onnx_out(out)
     meta = read_onnx_metadata(source)
     vit = "backbone" in json.loads(meta.get("config") or "{}")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cracksam.errors import InvalidValueError
 from cracksam.survey.manifest import Inputs, done_key, file_stat
 from cracksam.survey.rows import ImageOptions, process_batch, task_of
 from cracksam.survey.table import ResultsTable, check_carried_names
@@ -107,7 +108,7 @@ def run_survey(
     ``on_start(pending, skipped)`` and ``on_rows(rows)`` report progress.  KeyboardInterrupt is caught
     (the result says ``interrupted``) after the rows that came back are in the table."""
     if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}")
+        raise InvalidValueError(f"unknown engine {engine!r}")
     check_carried_names(job.inputs.carried)
     table = ResultsTable(job.options.out, csv=job.csv)
     result = SurveyResult(table=table.path)
