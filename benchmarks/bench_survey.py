@@ -143,6 +143,9 @@ def main() -> None:
         for n, r in results.items()
     )
     load = os.getloadavg()[0]
+    reduced = (f"\n**Reduced run**: {a.images} images instead of the issue's 500, {t} thread(s), because this "
+               "2-core machine was shared with other jobs (load average ~10) while it ran; rerun with the defaults "
+               "on a quiet machine for the real figures.\n" if a.images < 500 else "")
     body = f"""## Survey engines: plain predict vs Ray (`benchmarks/bench_survey.py`, issue 18)
 
 - Command: `{command_line()}`
@@ -157,7 +160,7 @@ def main() -> None:
 | peak RSS, tree (MB) | masks = plain |
 |---|---:|---:|---:|---:|---:|---:|---:|---|
 {rows}
-"""
+{reduced}"""
     print(body)
     if not a.no_write:
         out = Path(__file__).with_name("results") / "survey.json"

@@ -79,7 +79,7 @@ def _predict(args: list[str], dark_onnx: Path) -> int:
 def test_plain_table_carries_columns_records_errors_and_matches_predict(tmp_path, dark_onnx, capsys):
     manifest, written = _survey(tmp_path)
     out = tmp_path / "out"
-    assert _predict(["--manifest", str(manifest), "--out", str(out), "--csv"], dark_onnx) == 1  # one bad image
+    assert _predict(["--manifest", str(manifest), "--out", str(out), "--csv", "--measure"], dark_onnx) == 1
     err = capsys.readouterr().err
     assert "broken.png" in err
     rows = _rows(out)
@@ -93,6 +93,9 @@ def test_plain_table_carries_columns_records_errors_and_matches_predict(tmp_path
     assert len(good) == N_GOOD and all(r["error"] is None and r["crack_pixels"] > 0 for r in good)
     assert len({r["model_id"] for r in rows}) == 1 and rows[0]["model_id"].startswith("dark-")
     assert all(r["crack_fraction"] == r["crack_pixels"] / (r["width"] * r["height"]) for r in good)
+    assert all(r["n_cracks"] is not None for r in good) and sum(r["n_cracks"] for r in good) >= N_GOOD // 2
+    assert max(r["total_length_px"] for r in good) > 40  # --measure's totals are columns
+    assert all((out / r["measure_report"]).is_file() for r in good) and bad["n_cracks"] is None
     assert (out / "results.csv").read_text().count("\n") == len(rows) + 1
     assert not (out / "results.parts").exists() and not list(out.glob(".*.tmp"))
     # The same masks as the plain predict over the folder.
@@ -199,6 +202,7 @@ def ray_address():
     pytest.importorskip("ray.data")
     src = str(Path(__file__).resolve().parents[1] / "src")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
+    os.environ.setdefault("RAY_worker_niceness", "0")  # as the engine's own local start (ray_engine._start)
     context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield context.address_info["gcs_address"]
     ray.shutdown()

@@ -49,7 +49,7 @@ def load_network_inputs(
     """Images from files/folders resized as the Predictor does -> (N, 3, S, S) float32, and a
     description of where they came from.  Without sources, ``synthetic_fallback`` synthetic
     crack images are made (said so in the description)."""
-    from cracksam.cli.inputs import expand_inputs
+    from cracksam.data.inputs import expand_inputs
 
     resize = build_transform(image_size, augment=False)
     arrays: list[np.ndarray] = []
@@ -73,7 +73,7 @@ def load_network_tiles(sources: Sequence[str | Path], image_size: int, scale: fl
     native resolution), not whole photos shrunk to S×S: calibration and parity must see
     cracks as thin as the model will.  Windows are taken on a grid without overlap, photo after
     photo, until ``limit``; photos smaller than a window are edge-padded, as the Predictor does."""
-    from cracksam.cli.inputs import expand_inputs
+    from cracksam.data.inputs import expand_inputs
 
     files, problems = expand_inputs([str(s) for s in sources])
     if problems:

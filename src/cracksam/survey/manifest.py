@@ -108,7 +108,7 @@ def collect_inputs(inputs: list[str], manifest: str | os.PathLike[str] | None,
                    path_column: str | None = None) -> Inputs:
     """The job's images from positional inputs (files, folders, globs) or a manifest, in order,
     each path once, each with an output stem unique within the job (the same on every rerun)."""
-    from cracksam.cli.inputs import expand_inputs, unique_stem
+    from cracksam.data.inputs import expand_inputs, unique_stem
 
     if manifest is not None and inputs:
         raise ConfigError("give either input images or --manifest, not both")

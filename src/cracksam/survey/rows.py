@@ -132,7 +132,7 @@ def _write_outputs(image: Any, pred: Any, stem: str, opts: ImageOptions) -> dict
     values: dict[str, Any] = {"mask": str(out / f"{stem}_mask.png"), "width": w, "height": h,
                               "crack_pixels": crack, "crack_fraction": crack / (h * w)}
     if opts.measure:
-        m = _measure(mask, image, out, stem, opts.mm_per_px, opts.min_length)
+        m = _measure(mask, image, out, stem, opts.mm_per_px, opts.min_length, [])
         values.update(m["totals"])
         values.update(mm_per_px=m["mm_per_px"], resolution_note=m["resolution_note"], measure_report=m["report"])
     return values
