@@ -155,7 +155,8 @@ class StepCheckpoint(L.Callback):
             return
         epoch_loop, fetcher = trainer.fit_loop.epoch_loop, trainer.fit_loop._data_fetcher
         assert fetcher is not None  # set while training
-        if not epoch_loop._skip_next_val and epoch_loop._should_check_val_fx(fetcher):  # Lightning's own decision
+        skip = getattr(epoch_loop, "_skip_next_val", False)  # Lightning >= 2.5: a resume skips a done validation
+        if not skip and epoch_loop._should_check_val_fx(fetcher):  # Lightning's own decision
             self._pending = (save, stop)
             return
         self._act(trainer, save, stop)
