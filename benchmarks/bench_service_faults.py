@@ -62,7 +62,7 @@ class Server:
     def __init__(self, args: argparse.Namespace) -> None:
         self.log_path = Path(tempfile.mkstemp(prefix="serve-", suffix=".log")[1])
         cmd = [sys.executable, "-m", "cracksam.cli.main", "serve", "--host", "127.0.0.1", "--port", "0",
-               "--workers", str(args.workers), "--log-level", "warning"]
+               "--workers", str(args.workers), "--log-level", "warning", "--timeout-s", str(args.timeout_s)]
         if args.model:
             cmd += ["--model", str(args.model)]
         self.log = self.log_path.open("w")
@@ -357,10 +357,15 @@ def markdown(doc: dict[str, Any]) -> str:
          f"statuses {json.dumps(big['statuses'])}; RSS {big['rss_before_mb']} → peak {big['rss_peak_mb']} MiB"),
     ]
     table = "\n".join(f"| {a} | {b} |" for a, b in rows)
+    commands: dict[str, list[str]] = {}
+    for name, run in doc["runs"].items():
+        commands.setdefault(f"`{run['command']}` ({run['date']}){': ' + run['note'] if run['note'] else ''}",
+                            []).append(name)
+    ran = "\n".join(f"- {', '.join(names)}: {cmd}" for cmd, names in commands.items())
     return (f"## Service reliability under faults (`benchmarks/bench_service_faults.py`, issue 13)\n\n"
-            f"{doc['date']}; {doc['machine']}; `{doc['command']}`; `cracksam serve` with {doc['workers']} workers "
-            "and the default limits (64 Mpx decoded and 256 MiB of uploads in flight, 256 connections, 32 per "
-            f"client, 10 s header deadline).  {doc['note']}\n\n| phase | result |\n|---|---|\n{table}\n")
+            f"{doc['machine']}; `cracksam serve` with {doc['workers']} workers and the default limits (64 Mpx "
+            "decoded and 256 MiB of uploads in flight, 256 connections, 32 per client, 10 s header deadline).\n\n"
+            f"{ran}\n\n| phase | result |\n|---|---|\n{table}\n")
 
 
 def main() -> None:
@@ -378,23 +383,32 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=6)
     parser.add_argument("--big-side", type=int, default=7000)
     parser.add_argument("--start-timeout", type=float, default=300.0)
+    parser.add_argument("--timeout-s", type=float, default=300.0, help="the server's per-request time limit")
     parser.add_argument("--note", default="", help="said in RESULTS.md (e.g. why the run was reduced)")
+    parser.add_argument("--phases", default="load,vanishing,slow_headers,abandoned,big",
+                        help="comma list; with fewer than all, the others are kept from results/service_faults.json")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     width, height = (int(v) for v in args.photo_size.lower().split("x"))
     photos = [photo(width, height, seed) for seed in range(4)]
+    wanted = {p.strip() for p in args.phases.split(",") if p.strip()}
+    doc: dict[str, Any] = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() and len(wanted) < 5 else {}
+    runs = doc.setdefault("runs", {})
     server = Server(args)
     try:
-        doc: dict[str, Any] = {"date": today(), "machine": machine(), "command": command_line(),
-                               "workers": args.workers, "clients": args.clients, "photo_size": args.photo_size,
-                               "note": args.note}
+        doc.update({"date": today(), "machine": machine(), "workers": args.workers})
+        if "load" in wanted:
+            doc.update(clients=args.clients, photo_size=args.photo_size)
         for name, run in (("load", lambda: phase_load(server, args, photos)),
                           ("vanishing", lambda: phase_vanishing(server, args, photos)),
                           ("slow_headers", lambda: phase_slow_headers(server, args, photos)),
                           ("abandoned", lambda: phase_abandoned(server, args, photos)),
                           ("big", lambda: phase_big(server, args))):
+            if name not in wanted:
+                continue
             t0 = time.perf_counter()
             doc[name] = run()
+            runs[name] = {"command": command_line(), "date": today(), "note": args.note}
             print(f"{name} ({time.perf_counter() - t0:.0f} s): {json.dumps(doc[name])}", flush=True)
     finally:
         server.stop()

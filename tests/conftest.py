@@ -7,6 +7,9 @@ import torch
 
 # Tests must not touch the network or a user's cache.
 os.environ.setdefault("CRACKSAM_CACHE", os.path.join(os.path.dirname(__file__), ".cache-never-used"))
+# predict/serve/stream default to --runtime auto, which exports the model into that cache; the suite
+# runs PyTorch unless a test asks otherwise (tests/test_runtime_cache.py uses a tmp cache).
+os.environ.setdefault("CRACKSAM_RUNTIME", "torch")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 

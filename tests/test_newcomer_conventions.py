@@ -79,7 +79,9 @@ def test_runtime_names_are_export_target_names():
     from ._models import DarknessModel
 
     for name, (runtime, precision) in TARGETS.items():
-        assert target_name(runtime, precision) == name
+        # variants of one runtime and precision (onnx-fused, onnx-int8-static) share the plain name
+        assert TARGETS[target_name(runtime, precision)] == (runtime, precision), name
+    assert target_name("onnxruntime", "fp32") == "onnx" and target_name("onnxruntime", "int8") == "onnx-int8"
     assert target_name("torch", "fp32") == "torch"
     assert target_name("torch", "fp16") == "torch-fp16"
     # The model card (summary.json, /v1/model) names the backend the same way.
@@ -105,3 +107,9 @@ def tiny_full_ckpt(tmp_path):
     from cracksam.models import CrackSAMConfig, DeltaConfig, build_cracksam, export_full
 
     return export_full(build_cracksam(CrackSAMConfig("tiny", 64, DeltaConfig("lora"))), tmp_path / "full")
+
+
+def test_distill_help_is_its_own(capsys):
+    assert main(["distill", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "distillation" in text and "Fine-tune CrackSAM" not in text

@@ -87,9 +87,22 @@ def test_a_run_shorter_than_one_epoch_leaves_a_usable_best(data, tmp_path, capsy
     assert summary["cracksam_version"]
     assert main(["info", "--model", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["model"]["backbone"] == "tiny"
-    # The resumable checkpoint is not a model: the error says what to give instead.
-    rc = main(["predict", str(image), "-m", str(out / "checkpoints" / "last.ckpt"), "--out", str(tmp_path / "q")])
-    assert rc == 2 and "give the run folder" in capsys.readouterr().err
+    # The resumable checkpoint is taken too: its latest weights, as a model folder beside it.
+    last = out / "checkpoints" / "last.ckpt"
+    rc = main(["predict", str(image), "-m", str(last), "--allow-random-base", "--out", str(tmp_path / "q"),
+               "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / "q" / "summary.json").read_text())
+    assert summary["model_path"] == str(out / "checkpoints" / "last.model")
+    meta = json.loads((out / "checkpoints" / "last.model" / "config.json").read_text())
+    assert meta["step"] == 2 and meta["from_checkpoint"] == str(last)
+    # Same final weights as best/ here (the last step is the only validation).
+    best_w, last_w = (load_model(p, allow_random_base=True).trainable_state_dict() for p in (out / "best", last))
+    assert all(torch.equal(best_w[k], last_w[k]) for k in best_w)
+    # A damaged checkpoint given as a model is one error naming it.
+    last.write_bytes(last.read_bytes()[:500])
+    rc = main(["predict", str(image), "-m", str(last), "--out", str(tmp_path / "r")])
+    assert rc == 2 and f"{last}: damaged checkpoint" in capsys.readouterr().err
 
 
 def test_evaluate_scores_an_onnx_export_like_pytorch(data, tmp_path):

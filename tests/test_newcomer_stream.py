@@ -13,6 +13,7 @@ import pytest
 
 from cracksam.cli.main import main
 from cracksam.deployment import stream as stream_mod
+from cracksam.deployment import video as video_mod
 from cracksam.deployment.stream import StreamOptions, codec_available, run_stream, scene_change, scene_signature
 
 from ._models import DarknessModel
@@ -112,11 +113,11 @@ def test_mp4_is_h264_where_opencv_has_it_else_a_warning_says_so(tmp_path, dark_o
     assert stats.codec == ("avc1" if has_h264 else "mp4v")
     assert any("H.264" in str(w.message) for w in caught) == (not has_h264)
     # Both branches, whatever this OpenCV has.
-    monkeypatch.setattr(stream_mod, "codec_available", lambda fourcc, suffix=".mp4": False)
+    monkeypatch.setattr(video_mod, "codec_available", lambda fourcc, suffix=".mp4": False)
     with pytest.warns(UserWarning, match="no H.264"):
-        assert stream_mod.default_codec(".mp4") == "mp4v"
-    monkeypatch.setattr(stream_mod, "codec_available", lambda fourcc, suffix=".mp4": True)
+        assert video_mod.default_codec(".mp4") == "mp4v"
+    monkeypatch.setattr(video_mod, "codec_available", lambda fourcc, suffix=".mp4": True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert stream_mod.default_codec(".mp4") == "avc1"
-    assert stream_mod.default_codec(".avi") == "MJPG"
+        assert video_mod.default_codec(".mp4") == "avc1"
+    assert video_mod.default_codec(".avi") == "MJPG"

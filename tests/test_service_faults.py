@@ -302,6 +302,16 @@ def test_keep_alive_connections_get_a_header_deadline_per_request(guarded_server
         assert sock.recv(65536).startswith(b"HTTP/1.1 408")
 
 
+def _can_bind(address: str) -> bool:
+    try:
+        with socket.socket() as s:
+            s.bind((address, 0))
+        return True
+    except OSError:  # macOS has only 127.0.0.1 on loopback by default
+        return False
+
+
+@pytest.mark.skipif(not _can_bind("127.0.0.2"), reason="127.0.0.2 is not a local address here")
 def test_connections_are_capped_per_client_and_other_clients_still_get_in(guarded_server):
     held = [socket.create_connection(("127.0.0.1", guarded_server.port)) for _ in range(3)]
     try:
@@ -347,3 +357,18 @@ def test_segment_job_checks_for_cancellation_before_any_work():
     with pytest.raises(Cancelled):
         segment_job(PNG, "a.png", options, model, ServiceSettings(), ("PNG",), 0.0, 0.0, cancel=gone)
     assert backend.calls == 0
+
+
+class WideBackend(CountingBackend):
+    """A dynamic-shape backend (any input size), like a conventional network in native mode."""
+
+    dynamic, multiple = True, 32
+
+
+def test_the_service_runs_one_large_window_per_forward_pass():
+    from cracksam.service.inference import service_predictor
+
+    native = service_predictor(Predictor(WideBackend(), mode="native", batch_size=4, window=2048))
+    assert native.batch_size == 1  # 4 x 2048^2 windows at once took ~5 GB for one 7000^2 photo
+    assert service_predictor(Predictor(WideBackend(), mode="native", batch_size=4, window=1024)).batch_size == 4
+    assert service_predictor(Predictor(CountingBackend(), mode="resize", batch_size=4)).batch_size == 4

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
 from pathlib import Path
 
 import lightning as L
@@ -114,13 +116,15 @@ def test_tiny_training_run_lowers_the_loss(synthetic_root, tmp_path):
     assert any("lora_A" in k for k in ckpt["state_dict"])
 
 
-class _CrashAt(L.Callback):
+class _CtrlCAt(L.Callback):
+    """Ctrl-C (SIGINT to this process) while the step after ``step`` trains."""
+
     def __init__(self, step: int) -> None:
         self.step = step
 
-    def on_train_batch_end(self, trainer, *args) -> None:
+    def on_train_batch_start(self, trainer, *args) -> None:
         if trainer.global_step == self.step:
-            raise KeyboardInterrupt  # what Ctrl-C raises
+            os.kill(os.getpid(), signal.SIGINT)
 
 
 class _Probe(L.Callback):
@@ -133,9 +137,11 @@ class _Probe(L.Callback):
 
 def test_resume_continues_from_the_last_checkpoint(synthetic_root, tmp_path):
     cfg = _config(synthetic_root, tmp_path / "run", max_iters=20)
-    with pytest.raises((KeyboardInterrupt, SystemExit)):
-        fit(cfg, extra_callbacks=[_CrashAt(13)])
+    stopped = fit(cfg, extra_callbacks=[_CtrlCAt(12)])
+    # Stopped at the step boundary after the signal, with the checkpoint written there.
+    assert stopped.interrupted and stopped.global_step == 13
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert stopped.checkpoint == last
     saved = torch.load(last, weights_only=True)
     assert saved["global_step"] == 13
     saved_avg = [s["exp_avg"] for s in saved["optimizer_states"][0]["state"].values()]

@@ -15,6 +15,12 @@ class ConfigError(CrackSAMError):
     """A configuration file or value is invalid."""
 
 
+class InvalidValueError(ConfigError, ValueError):
+    """A value the user chose (an option, a config field) is out of range or not one of the
+    choices.  Also a ``ValueError``, which these checks raised before, so callers of the library
+    that catch ``ValueError`` keep working; the CLI prints it as one ``error:`` line."""
+
+
 class CheckpointError(CrackSAMError):
     """A checkpoint file is missing, unreadable, truncated or does not fit the model."""
 

@@ -26,26 +26,10 @@ def _millions(value: int) -> str:
 
 
 def _describe_models() -> list[dict[str, object]]:
-    """Every registered name with its role and a description (no model is built)."""
-    from cracksam.models.backbones import BACKBONES, PATCH_SIZE
-    from cracksam.models.registry import list_models
-    from cracksam.models.segmodels import get_architecture, list_architectures
+    """Every registered name with its metadata (no model is built)."""
+    from cracksam.models.registry import list_models, model_entry
 
-    seg = set(list_architectures())
-    rows: list[dict[str, object]] = []
-    for name in list_models():
-        if name in seg:
-            spec = get_architecture(name)
-            rows.append({"name": name, "role": spec.role, "description": spec.description,
-                         "multiple": spec.multiple, "paper_params_m": spec.paper_params_m})
-        else:
-            backbone = next((b for b in sorted(BACKBONES, key=len, reverse=True)
-                             if name.startswith(f"cracksam_{b}_")), "?")
-            delta = name[len(f"cracksam_{backbone}_"):].replace("_", "+")
-            rows.append({"name": name, "role": "cracksam",
-                         "description": f"CrackSAM, SAM {backbone} image encoder, delta {delta}",
-                         "multiple": PATCH_SIZE, "paper_params_m": None})
-    return rows
+    return [model_entry(name).metadata() for name in list_models()]
 
 
 def _print_model_list(as_json: bool) -> None:
@@ -54,10 +38,12 @@ def _print_model_list(as_json: bool) -> None:
         typer.echo(json.dumps(rows, indent=2))
         return
     table = Table(title="Registered models (cracksam info --model NAME for parameter counts)")
-    for column in ("name", "role", "size multiple", "description"):
+    for column in ("name", "role", "backbone", "delta", "input", "mode", "size multiple", "description"):
         table.add_column(column)
     for row in rows:
-        table.add_row(str(row["name"]), str(row["role"]), str(row["multiple"]), str(row["description"]))
+        table.add_row(str(row["name"]), str(row["role"]), str(row["backbone"]), str(row["delta"] or "-"),
+                      str(row["default_image_size"]), str(row["default_inference_mode"]), str(row["multiple"]),
+                      str(row["description"]))
     Console(width=max(160, Console().width)).print(table)
 
 

@@ -23,6 +23,11 @@ BACKBONE_NAMES: tuple[str, ...] = ("vit_b", "vit_l", "vit_h", "tiny")
 DELTA_NAMES: tuple[str, ...] = ("none", "adapter", "lora", "adapter+lora", "full")
 DEFAULT_MODEL_NAME = "default"  # --model default: the bundled model (or $CRACKSAM_DEFAULT_MODEL)
 
+# Copies of cracksam.deployment.runtime_cache's names (that module imports numpy).
+RUNTIME_ENV = "CRACKSAM_RUNTIME"
+RUNTIME_HELP = ("auto (default): the fastest installed runtime whose export passed its parity check against PyTorch "
+                "(exported once per model, cached under $CRACKSAM_CACHE); or torch, onnxruntime, openvino.")
+
 MODEL_HELP = ("Checkpoint folder, training run folder (its best/), .onnx file or OpenVINO .xml; "
               "'default' (the default) is the bundled model.")
 

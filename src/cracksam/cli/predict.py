@@ -11,9 +11,18 @@ import typer
 
 from cracksam import __version__
 from cracksam.cli.inputs import expand_inputs, output_dir, unique_stem
-from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP, model_path_option, trust_option
+from cracksam.cli.options import (
+    DEFAULT_MODEL_NAME,
+    MODEL_HELP,
+    RANDOM_BASE_HELP,
+    RUNTIME_ENV,
+    RUNTIME_HELP,
+    model_path_option,
+    trust_option,
+)
 from cracksam.errors import ConfigError, CrackSAMError
 from cracksam.inference_modes import DEFAULT_WINDOW, MODE_HELP, SCALE_HELP, check_options
+from cracksam.survey.cli import ENGINE_HELP, survey_command
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: above any phone or drone camera, below a decompression bomb
 MIN_LENGTH = 10.0  # px: shorter skeleton branches are noise, not cracks
@@ -29,7 +38,8 @@ def _png_bytes(array: Any) -> bytes:
 
 
 def predict(
-    inputs: list[str] = typer.Argument(..., metavar="INPUT", help="Image files, folders or glob patterns (quoted)."),
+    inputs: list[str] = typer.Argument(None, metavar="INPUT", show_default=False,
+                                       help="Image files, folders or glob patterns (quoted)."),
     model: str = typer.Option(DEFAULT_MODEL_NAME, "--model", "-m", help=MODEL_HELP),
     out: Path = typer.Option(Path("predictions"), "--out", "-o", help="Output folder."),
     base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
@@ -44,6 +54,8 @@ def predict(
     batch_size: int = typer.Option(4, help="Images or windows per forward pass."),
     device: str = typer.Option("cpu", help="cpu or cuda (PyTorch), CPU/GPU (OpenVINO)."),
     threads: int | None = typer.Option(None, help="CPU threads of the runtime (default: every core)."),
+    runtime: str = typer.Option("auto", "--runtime", envvar=RUNTIME_ENV, help=RUNTIME_HELP),
+    in_flight: int = typer.Option(1, "--in-flight", help="Batches of windows run at once (throughput mode)."),
     overlay: bool = typer.Option(False, "--overlay", help="Also write <stem>_overlay.png."),
     prob: bool = typer.Option(False, "--prob", help="Also write the crack probability map <stem>_prob.png (0-255)."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="Refuse images with more pixels than this."),
@@ -55,6 +67,15 @@ def predict(
                                 "report, COCO/GeoJSON/CSV in OUT/report (options: `cracksam report`)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    engine: str = typer.Option("plain", "--engine", help=ENGINE_HELP),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster (auto, ray://head:10001); default: local."),
+    workers: int | None = typer.Option(None, "--workers", help="Ray workers, each loading the model once "
+                                       "(default: one per CPU / --threads)."),
+    manifest: Path | None = typer.Option(None, "--manifest", help="CSV/Parquet: one image path per row "
+                                         "(column path/image/file); other columns are carried to the table."),
+    path_column: str | None = typer.Option(None, "--path-column", help="The manifest's image path column."),
+    table: bool = typer.Option(False, "--table", help="Write results.parquet (resumable) with the plain engine."),
+    csv: bool = typer.Option(False, "--csv", help="Also write the results table as results.csv."),
 ) -> None:
     """Segment cracks; writes <stem>_mask.png (0/255, same size as the input) per image and summary.json.
 
@@ -68,12 +89,13 @@ def predict(
     from cracksam.config import atomic_write_bytes, atomic_write_text
     from cracksam.data.io import read_image
     from cracksam.deployment.predictor import Predictor
+    from cracksam.deployment.runtime_cache import describe_choice
     from cracksam.evaluation.visualize import overlay as blend
     from cracksam.service.inference import model_id_for
     from cracksam.threads import resolve_threads
 
     check_options(mode, scale)
-    threads = resolve_threads(threads)
+    threads_option, threads = threads, resolve_threads(threads)
     if not (measure or report) and (mm_per_px is not None or min_length is not None):
         given = " and ".join(o for o, v in (("--mm-per-px", mm_per_px), ("--min-length", min_length)) if v is not None)
         raise ConfigError(f"{given} only apply with --measure or --report; add one (or drop them)")
@@ -82,10 +104,21 @@ def predict(
         raise ConfigError(f"--max-pixels must be >= 1, got {max_pixels}")
     if mm_per_px is not None and (mm_per_px <= 0 or not np.isfinite(mm_per_px)):
         raise ConfigError(f"--mm-per-px must be a positive number, got {mm_per_px}")
-    files, problems = expand_inputs(inputs)
+    if engine != "plain" or manifest is not None or table or csv or path_column is not None:
+        return survey_command(  # the results table, resumable, on this process or Ray (cracksam.survey)
+            inputs=inputs or [], manifest=manifest, path_column=path_column, engine=engine, address=address,
+            workers=workers, threads=threads_option, csv=csv, model=model, model_path=model_path_option(model),
+            predictor_kwargs=dict(base=base, device=device, allow_random_base=allow_random_base, mode=mode,
+                                  scale=scale, window=window, tile_overlap=overlap, batch_size=batch_size,
+                                  threshold=threshold),
+            image_options=dict(threshold=threshold, overlay=overlay, prob=prob, measure=measure,
+                               mm_per_px=mm_per_px, min_length=min_length, max_pixels=max_pixels),
+            report=report, out=out, json_out=json_out, no_progress=no_progress)
+    files, problems = expand_inputs(inputs or [])
     if not files and not problems:
         raise ConfigError("no input images")
     model_path = model_path_option(model)
+    console = Console(stderr=True, soft_wrap=True)  # error lines must not be cut at the terminal width
     predictor = Predictor.from_path(
         model_path,
         base=base,
@@ -99,11 +132,14 @@ def predict(
         tile_overlap=overlap,
         batch_size=batch_size,
         threshold=threshold,
+        runtime=runtime,
+        in_flight=in_flight,
+        announce=None if json_out else lambda text: console.print(text, highlight=False),
     )
     output_dir(out)
-    console = Console(stderr=True, soft_wrap=True)  # error lines must not be cut at the terminal width
     if not json_out:
         console.print(f"inference: {predictor.inference_summary()}; {threads} CPU thread(s)", highlight=False)
+        console.print(describe_choice(predictor.runtime_info), highlight=False)
     for name, problem in problems:
         console.print(f"[red]error[/red]: {name}: {problem}")
 
@@ -146,7 +182,7 @@ def predict(
                 if prob:
                     put(out / f"{stem}_prob.png", _png_bytes(np.round(pred.prob * 255).astype(np.uint8)))
                 if measure:
-                    row["measurement"] = _measure(mask, image, out, stem, mm_per_px, min_length)
+                    row["measurement"] = _measure(mask, image, out, stem, mm_per_px, min_length, written)
             except CrackSAMError as exc:
                 row["error"] = str(exc)
                 console.print(f"[red]error[/red]: {exc}")
@@ -173,6 +209,7 @@ def predict(
         "cracksam_version": __version__,
         "threads": threads,
         "predictor": predictor.describe(),
+        "runtime": predictor.runtime_info,
         "images": len(ok),  # segmented with every output written
         "failed": len(failed),
         # Failed images that still left files (a mask written before the disk filled): counted, not hidden.
@@ -206,13 +243,17 @@ def predict(
         raise typer.Exit(1)
 
 
-def _measure(mask, image, out: Path, stem: str, mm_per_px: float | None, min_length: float) -> dict[str, Any]:
+def _measure(mask, image, out: Path, stem: str, mm_per_px: float | None, min_length: float,
+             written: list[str]) -> dict[str, Any]:
     from cracksam.measurement import measure_mask, render_annotation, result_to_dict, write_csv, write_json, write_png
 
     result = measure_mask(mask, mm_per_px=mm_per_px, min_length_px=min_length)
     write_json(result, out / f"{stem}_measure.json", source=stem)
+    written.append(str(out / f"{stem}_measure.json"))
     write_csv(result, out / f"{stem}_cracks.csv", source=stem)
+    written.append(str(out / f"{stem}_cracks.csv"))
     write_png(out / f"{stem}_measure.png", render_annotation(image, result))
+    written.append(str(out / f"{stem}_measure.png"))
     doc = result_to_dict(result, source=stem)
     return {k: doc[k] for k in ("totals", "mm_per_px", "resolution_note")} | {"report": f"{stem}_measure.json"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cracksam.cli.options import MODEL_HELP, RANDOM_BASE_HELP, TRUST_HELP
+from cracksam.cli.options import MODEL_HELP, RANDOM_BASE_HELP, RUNTIME_HELP, TRUST_HELP
 from cracksam.inference_modes import MODE_HELP, SCALE_HELP
 from cracksam.service.settings import ENV_VARS, ServiceSettings
 
@@ -31,6 +31,7 @@ def serve(
     workers: int | None = typer.Option(None, "--workers", hidden=True,
                                        help="Deprecated name of --concurrency (in train/evaluate --workers means "
                                        "data-loader processes)."),
+    runtime: str = typer.Option("auto", "--runtime", envvar=_env("runtime"), help=RUNTIME_HELP),
     mode: str | None = typer.Option(None, "--mode", envvar=_env("mode"), help=MODE_HELP),
     scale: float | None = typer.Option(None, "--scale", envvar=_env("scale"), help=SCALE_HELP),
     overlap: float = typer.Option(0.25, envvar=_env("tile_overlap"),
@@ -80,8 +81,9 @@ def serve(
     concurrency = _concurrency(concurrency, workers)
     settings = ServiceSettings(
         host=host, port=port, model=model, base=base, allow_random_base=allow_random_base, device=device,
-        threads=check_threads(threads), workers=default_workers() if concurrency is None else concurrency, mode=mode,
-        scale=scale, tile_overlap=overlap, batch_size=batch_size,
+        threads=check_threads(threads), runtime=runtime,
+        workers=default_workers() if concurrency is None else concurrency, mode=mode, scale=scale,
+        tile_overlap=overlap, batch_size=batch_size,
         threshold=threshold, max_upload_mb=max_upload_mb, max_pixels=max_pixels, timeout_s=timeout_s,
         max_pending=max_pending, model_id=model_id, log_level=log_level, trust=trust,
         max_inflight_upload_mb=max_inflight_upload_mb, max_inflight_pixels=max_inflight_pixels,
@@ -102,7 +104,8 @@ def serve(
     shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
     Console(stderr=True).print(
         f"cracksam serve: http://{shown_host}:{bound_port}/ (web page), /docs (API); model {model_path} "
-        f"loading in the background ({settings.workers} request(s) at once x {settings.cpu_threads} thread(s)); "
+        f"loading in the background ({settings.workers} request(s) at once x {settings.cpu_threads} thread(s), "
+        f"runtime {settings.runtime}); "
         "/health says "
         "200 when ready.  Ctrl-C stops."
     )

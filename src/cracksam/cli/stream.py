@@ -11,7 +11,14 @@ from pathlib import Path
 
 import typer
 
-from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP, trust_option
+from cracksam.cli.options import (
+    DEFAULT_MODEL_NAME,
+    MODEL_HELP,
+    RANDOM_BASE_HELP,
+    RUNTIME_ENV,
+    RUNTIME_HELP,
+    trust_option,
+)
 from cracksam.inference_modes import MODE_HELP, SCALE_HELP
 
 # Same value as cracksam.deployment.stream.DEFAULT_SCENE_CUT (not imported: that module loads
@@ -49,6 +56,7 @@ def stream(
     threshold: float = typer.Option(0.5, help="Crack probability threshold."),
     device: str = typer.Option("cpu", help="cpu or cuda (PyTorch), CPU/GPU (OpenVINO)."),
     threads: int | None = typer.Option(None, help="CPU threads of the runtime (default: every core)."),
+    runtime: str = typer.Option("auto", "--runtime", envvar=RUNTIME_ENV, help=RUNTIME_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the run's statistics as JSON."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No live frames-per-second line."),
 ) -> None:
@@ -80,14 +88,18 @@ def stream(
         raise ConfigError(f"--out-video {out_video} is a folder; name a video file")
     if frames_dir is not None and frames_dir.exists() and not frames_dir.is_dir():
         raise ConfigError(f"--frames-dir {frames_dir} exists and is not a folder")
+    from cracksam.deployment.runtime_cache import describe_choice
+
+    console = Console(stderr=True, soft_wrap=True)
     predictor = Predictor.from_path(model_path_option(model), base=base, device=device, threads=threads,
                                     allow_random_base=allow_random_base, trust=trust, mode=mode, scale=scale,
-                                    threshold=threshold)
+                                    threshold=threshold, runtime=runtime,
+                                    announce=None if json_out else lambda text: console.print(text, highlight=False))
     if frames_dir is not None:  # created once the model is known good: a refused run leaves no folder
         output_dir(frames_dir, "--frames-dir")
-    console = Console(stderr=True, soft_wrap=True)
     if not json_out:
         console.print(f"inference: {predictor.inference_summary()}", highlight=False)
+        console.print(describe_choice(predictor.runtime_info), highlight=False)
         if out_video is None and frames_dir is None:
             console.print("no --out-video or --frames-dir: statistics only", highlight=False)
     progress = Progress(

@@ -4,6 +4,7 @@ from the model registry, optionally distilled from a teacher (config file and/or
 from __future__ import annotations
 
 import functools
+import shlex
 from pathlib import Path
 
 import typer
@@ -71,6 +72,10 @@ def train(
     precision: str | None = typer.Option(None, "--precision", help="32-true (default), 16-mixed, bf16-mixed."),
     accumulate: int | None = typer.Option(None, "--accumulate", help="Gradient accumulation steps (default 1)."),
     val_every: int | None = typer.Option(None, "--val-every", help="Epochs between validations (default 1)."),
+    val_every_n_steps: int | None = typer.Option(
+        None, "--val-every-n-steps", help="Validate every N optimiser steps (default: by epochs, see --val-every); "
+        "the last step is always validated."
+    ),
     checkpoint_every: int | None = typer.Option(
         None, "--checkpoint-every", help="Steps between resumable checkpoints (default 200)."
     ),
@@ -175,6 +180,7 @@ def train(
         "precision": precision,
         "accumulate": accumulate,
         "val_every": val_every,
+        "val_every_n_steps": val_every_n_steps,
         "checkpoint_every": checkpoint_every,
         "seed": seed,
     }
@@ -210,6 +216,12 @@ def train(
     output_dir(Path(cfg.out_dir))
 
     result = fit(cfg, resume=resume, allow_random_base=allow_random_base)
+    if result.interrupted:
+        # Ctrl-C: training stopped at a step boundary after writing the checkpoint.
+        typer.secho(f"interrupted at step {result.global_step} of {result.max_iters}; checkpoint: {result.checkpoint}",
+                    err=True)
+        typer.secho(f"resume with: cracksam train --resume --out {shlex.quote(str(result.out_dir))}", err=True)
+        raise typer.Exit(130)
     typer.echo(
         dumps_json(
             {

@@ -1,6 +1,7 @@
 """Data: reading files, dataset folders and splits, corruptions, transforms, the torch dataset.
 
 * :mod:`.io`: ``read_image``/``read_mask`` (numpy arrays, errors as ``DatasetError``).
+* :mod:`.inputs`: ``expand_inputs`` (files, folders, globs named by the user -> image files).
 * :mod:`.folder`: ``Sample``, ``scan_folder`` (validation), ``split_samples``/``load_split``.
 * :mod:`.corruptions`: ``dim``, ``blurry``, ``gaussian_blur`` and the name registry.
 * :mod:`.transforms`: resize/augmentation pipeline.

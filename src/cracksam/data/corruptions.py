@@ -18,6 +18,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from cracksam.errors import InvalidValueError
+
 __all__ = [
     "CORRUPTIONS",
     "Corruption",
@@ -99,7 +101,7 @@ def gaussian_blur(img: np.ndarray, k: int) -> np.ndarray:
         ``H x W x 3`` ``uint8`` RGB, same size (a copy for ``k = 1``).
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 or k % 2 == 0:
-        raise ValueError(f"blur kernel size must be an odd integer >= 1, got {k!r}")
+        raise InvalidValueError(f"blur kernel size must be an odd integer >= 1, got {k!r}")
     _check_rgb(img)
     if k == 1:
         return img.copy()
@@ -133,6 +135,6 @@ def get_corruption(name: str) -> Corruption:
     if match:
         k = int(match.group(1))
         if k < 1 or k % 2 == 0:
-            raise ValueError(f"corruption {name!r}: blur kernel size must be odd and >= 1")
+            raise InvalidValueError(f"corruption {name!r}: blur kernel size must be odd and >= 1")
         return functools.partial(gaussian_blur, k=k)
-    raise ValueError(f"unknown corruption {name!r}; valid: {', '.join(corruption_names())}")
+    raise InvalidValueError(f"unknown corruption {name!r}; valid: {', '.join(corruption_names())}")

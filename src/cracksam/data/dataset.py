@@ -44,7 +44,9 @@ class CrackDataset(Dataset[dict[str, Any]]):
             applied to the image at original size before resizing.
         seed: seed of the augmentation in the main process (``None``: from the OS). In DataLoader
             workers the augmentation is reseeded from the worker's torch seed, so workers do not
-            repeat each other and ``torch.manual_seed`` makes runs reproducible.
+            repeat each other. Training indexes with ``(index, seed)`` pairs instead
+            (:class:`~cracksam.data.sampling.EpochSampler`): each draw is augmented from its own
+            seed, whatever the worker, so a seed reproduces a run bit for bit.
         strict_masks, max_pixels: passed to the readers in :mod:`cracksam.data.io`.
         crop: random ``crop x crop`` window of the resized sample (training at inference scale).
         teacher: a :class:`~cracksam.training.teacher.TeacherCache`; samples then also hold
@@ -146,11 +148,17 @@ class CrackDataset(Dataset[dict[str, Any]]):
             self.transform.set_random_seed(info.seed % 2**32)
             self._worker_seed = info.seed
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def __getitem__(self, i: int | tuple[int, int]) -> dict[str, Any]:
+        draw_seed = None
+        if isinstance(i, tuple):  # (index, augmentation seed) from sampling.EpochSampler
+            i, draw_seed = i
         index = self._index(i)
         sample = self.samples[index]
         image, mask = self.load_original(index)
-        if self.augment or self.native is not None:
+        if draw_seed is not None and self.transform is not None:
+            # The draw's own seed: the augmentation does not depend on the worker that loads it.
+            self.transform.set_random_seed(int(draw_seed))
+        elif self.augment or self.native is not None:
             self._reseed_in_worker()
         targets: dict[str, np.ndarray] = {"image": image, "mask": mask}
         if self.teacher is not None:

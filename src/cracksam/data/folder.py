@@ -64,7 +64,7 @@ from cracksam.data.io import (
     read_image,
     read_mask,
 )
-from cracksam.errors import DatasetError
+from cracksam.errors import DatasetError, InvalidValueError
 
 __all__ = [
     "MAX_LISTED_PROBLEMS",
@@ -247,10 +247,10 @@ def scan_folder(
 
 def _check_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
     if len(ratios) != 3:
-        raise ValueError(f"ratios must be three numbers (train, val, test), got {tuple(ratios)!r}")
+        raise InvalidValueError(f"ratios must be three numbers (train, val, test), got {tuple(ratios)!r}")
     values = tuple(float(r) for r in ratios)
     if any(not math.isfinite(r) or r < 0 for r in values) or not math.isclose(sum(values), 1.0, abs_tol=1e-6):
-        raise ValueError(f"ratios must be non-negative and sum to 1, got {tuple(ratios)!r}")
+        raise InvalidValueError(f"ratios must be non-negative and sum to 1, got {tuple(ratios)!r}")
     return values  # type: ignore[return-value]
 
 
@@ -417,7 +417,7 @@ def split_assignment(
     """
     _check_ratios(ratios)
     if split_source not in ("groups", "source"):
-        raise ValueError(f"split_source must be 'groups' or 'source', got {split_source!r}")
+        raise InvalidValueError(f"split_source must be 'groups' or 'source', got {split_source!r}")
     root = Path(root)
     stems = {s.stem for s in samples}
     from_lists = _read_split_lists(root, stems)
@@ -454,7 +454,7 @@ def split_samples(
     """
     samples = list(samples)
     if split not in (*SPLIT_NAMES, "all"):
-        raise ValueError(f"split must be one of train, val, test, all; got {split!r}")
+        raise InvalidValueError(f"split must be one of train, val, test, all; got {split!r}")
     duplicated = sorted(s for s, n in Counter(s.stem for s in samples).items() if n > 1)
     if duplicated:
         raise DatasetError(f"{root}: duplicate stems in samples: {_shorten(duplicated)}")

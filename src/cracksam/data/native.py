@@ -34,6 +34,8 @@ import albumentations as A
 import cv2
 import numpy as np
 
+from cracksam.errors import InvalidValueError
+
 __all__ = ["NativeTransform", "build_photometric", "rescale_pair"]
 
 
@@ -105,6 +107,7 @@ class NativeTransform:
         augment_geometry: flips, 90-degree turns, small rotation.
         photometric: strength of :func:`build_photometric` (0 = off).
         rotate_limit: degrees of the small rotation.
+        seed: seed of all its randomness (``None``: from the OS); see :meth:`set_random_seed`.
     """
 
     crop: int = 256
@@ -113,17 +116,18 @@ class NativeTransform:
     augment_geometry: bool = True
     photometric: float = 1.0
     rotate_limit: float = 20.0
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         lo, hi = (float(v) for v in self.scale_range)
         if not (0 < lo <= hi):
-            raise ValueError(f"scale_range must satisfy 0 < low <= high, got {self.scale_range}")
+            raise InvalidValueError(f"scale_range must satisfy 0 < low <= high, got {self.scale_range}")
         if self.crop < 1:
-            raise ValueError(f"crop must be >= 1, got {self.crop}")
+            raise InvalidValueError(f"crop must be >= 1, got {self.crop}")
         if not 0.0 <= self.crack_centred <= 1.0:
-            raise ValueError(f"crack_centred must be in [0, 1], got {self.crack_centred}")
+            raise InvalidValueError(f"crack_centred must be in [0, 1], got {self.crack_centred}")
         self.scale_range = (lo, hi)
-        self.rng = np.random.default_rng()
+        self.rng = np.random.default_rng(self.seed)
         steps: list[A.BasicTransform] = []
         if self.augment_geometry:
             steps += [
@@ -134,7 +138,7 @@ class NativeTransform:
                          border_mode=cv2.BORDER_REFLECT_101, p=0.3),
             ]
         steps += build_photometric(self.photometric)
-        self.augment = A.Compose(steps)
+        self.augment = A.Compose(steps, seed=self.seed)
 
     def set_random_seed(self, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
@@ -163,7 +167,7 @@ class NativeTransform:
         """``extra`` arrays (H x W [x C], e.g. teacher logits) are scaled, padded and cropped like
         the image but get no augmentation; they are only supported with ``augment_geometry`` off."""
         if extra and self.augment_geometry:
-            raise ValueError("extra targets are not supported with geometric augmentation")
+            raise InvalidValueError("extra targets are not supported with geometric augmentation")
         s = self.sample_scale()
         image, mask = rescale_pair(image, mask, s)
         names = list(extra)

@@ -9,6 +9,7 @@ their size alone would give, big sets still count more.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
@@ -19,7 +20,8 @@ from torch.utils.data import WeightedRandomSampler
 from cracksam.data.folder import Sample
 from cracksam.errors import ConfigError
 
-__all__ = ["WEIGHTINGS", "dataset_shares", "sample_weights", "weighted_sampler"]
+__all__ = ["WEIGHTINGS", "EpochSampler", "ShardSampler", "dataset_shares", "draw_seed", "sample_weights",
+           "weighted_sampler"]
 
 WEIGHTINGS = ("size", "sqrt", "equal")
 
@@ -63,3 +65,89 @@ def weighted_sampler(samples: Sequence[Sample], weighting: str | Mapping[str, fl
     weights = sample_weights(samples, weighting).tolist()
     generator = torch.Generator().manual_seed(int(seed))
     return WeightedRandomSampler(weights, num_samples or len(samples), replacement=True, generator=generator)
+
+
+def draw_seed(seed: int, epoch: int, position: int) -> int:
+    """Augmentation seed of one draw: a function of the run seed, the epoch and the draw's position
+    in the epoch only, so it does not depend on which worker (or rank) loads the sample, and a
+    resumed run draws exactly what the uninterrupted one would have."""
+    return _mix(seed, epoch, position)
+
+
+def _mix(*values: int) -> int:
+    # SeedSequence wants non-negative entries; a negative --seed is folded into 64 bits.
+    return int(np.random.SeedSequence([int(v) & 0xFFFFFFFFFFFFFFFF for v in values]).generate_state(1)[0])
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Training order as a pure function of ``(seed, epoch)``, resumable mid-epoch, shared between
+    ranks without a DistributedSampler wrapper.
+
+    Each epoch is a permutation of the samples (or, with ``weights``, ``num_samples`` draws with
+    replacement), generated from ``(seed, epoch)``; rank ``r`` of ``world`` takes positions
+    ``r, r + world, ...`` (padded by wrapping, as DistributedSampler does). It yields
+    ``(index, augmentation_seed)`` pairs (see :func:`draw_seed`), which
+    :class:`~cracksam.data.dataset.CrackDataset` understands.
+
+    ``start_batch`` skips the first batches of the epoch once (a resumed run); Lightning sets the
+    epoch through :meth:`set_epoch` and restores the position through the loader's ``state_dict``.
+    """
+
+    def __init__(self, num_items: int, batch_size: int, seed: int = 0, *,
+                 weights: Sequence[float] | np.ndarray | None = None, num_samples: int | None = None,
+                 rank: int = 0, world: int = 1) -> None:
+        if num_items < 1:
+            raise ConfigError("no training samples")
+        self.num_items, self.batch_size, self.seed = int(num_items), int(batch_size), int(seed)
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
+        self.num_samples = int(num_samples or num_items)
+        self.rank, self.world = int(rank), int(world)
+        self.epoch = 0
+        self.start_batch = 0
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_samples / self.world)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return math.ceil(len(self) / self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def resume_at(self, epoch: int, batches_done: int) -> None:
+        """Continue ``epoch`` after its first ``batches_done`` batches (the next epoch when done)."""
+        if batches_done >= self.batches_per_epoch:
+            epoch, batches_done = epoch + 1, 0
+        self.epoch, self.start_batch = int(epoch), int(batches_done)
+
+    def epoch_order(self, epoch: int) -> list[int]:
+        """Every rank's draws of ``epoch``, in order (before splitting between ranks)."""
+        generator = torch.Generator().manual_seed(_mix(self.seed, epoch))  # not a draw_seed: 2 entries
+        if self.weights is None:
+            order = torch.randperm(self.num_items, generator=generator).tolist()
+        else:
+            order = torch.multinomial(self.weights, self.num_samples, replacement=True, generator=generator).tolist()
+        total = len(self) * self.world
+        return (order * math.ceil(total / len(order)))[:total]
+
+    def __iter__(self):
+        order = self.epoch_order(self.epoch)
+        positions = range(self.rank, len(order), self.world)
+        skip, self.start_batch = self.start_batch * self.batch_size, 0  # the skip applies once
+        # A list, not a generator: Lightning may set the next epoch before the first draw.
+        return iter([(order[p], draw_seed(self.seed, self.epoch, p)) for p in list(positions)[skip:]])
+
+
+class ShardSampler(torch.utils.data.Sampler):
+    """Rank ``r`` of ``world`` takes samples ``r, r + world, ...``, without the padding of a
+    DistributedSampler: each validation sample is counted exactly once over all ranks."""
+
+    def __init__(self, num_items: int, rank: int = 0, world: int = 1) -> None:
+        self.indices = list(range(rank, num_items, world))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self):
+        return iter(self.indices)

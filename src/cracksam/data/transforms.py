@@ -22,13 +22,16 @@ from __future__ import annotations
 import albumentations as A
 import cv2
 
+from cracksam.errors import InvalidValueError
+
 __all__ = ["ROTATE_LIMIT_DEG", "build_transform"]
 
 ROTATE_LIMIT_DEG = 20.0
 
 
 def build_transform(image_size: int, augment: bool, *, image_interpolation: int | None = None,
-                    crop: int | None = None, additional_targets: dict[str, str] | None = None) -> A.Compose:
+                    crop: int | None = None, additional_targets: dict[str, str] | None = None,
+                    seed: int | None = None) -> A.Compose:
     """Build the pipeline ``image (H x W x 3 uint8), mask (H x W uint8)`` -> ``S x S x 3``, ``S x S``.
 
     Args:
@@ -40,12 +43,15 @@ def build_transform(image_size: int, augment: bool, *, image_interpolation: int 
         crop: finally cut a random ``crop x crop`` window (training at inference scale, cheaper).
         additional_targets: more arrays transformed like the mask (e.g. cached teacher logits
             already at S x S, so the resize leaves them unchanged).
+        seed: seed of the random augmentation (``None``: from the OS). Albumentations 2 ignores
+            the global ``random`` / numpy seeds, so this (or ``set_random_seed``) is the only way
+            to reproduce a run.
 
     Returns:
         An ``A.Compose`` called as ``t(image=img, mask=mask)``; both outputs keep their dtypes.
     """
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-        raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
+        raise InvalidValueError(f"image_size must be a positive integer, got {image_size!r}")
     interp = cv2.INTER_LINEAR if image_interpolation is None else image_interpolation
     steps: list[A.BasicTransform] = [
         A.Resize(
@@ -73,4 +79,4 @@ def build_transform(image_size: int, augment: bool, *, image_interpolation: int 
         steps.append(A.RandomCrop(height=crop, width=crop))
     # Extra targets (teacher logits) arrive already at S x S while the image is at its original
     # size; the first step resizes everything to S x S, after which all shapes agree again.
-    return A.Compose(steps, additional_targets=additional_targets, is_check_shapes=not additional_targets)
+    return A.Compose(steps, additional_targets=additional_targets, is_check_shapes=not additional_targets, seed=seed)

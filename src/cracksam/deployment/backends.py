@@ -11,7 +11,13 @@ for files exported elsewhere), so a model card can be shown -- and the model's i
 
 ``dynamic`` says whether ``run`` accepts any (B, 3, H, W) with H and W multiples of ``multiple``
 instead of only (B, 3, S, S): true for a :class:`TorchBackend` on a fully convolutional
-:class:`SegModel`, false for CrackSAM and for exported files (their graphs have a fixed H, W).
+:class:`SegModel` and for exports made with ``dynamic_shape`` (metadata ``dynamic``/``multiple``),
+false for CrackSAM and other exported files (their graphs have a fixed H, W).
+
+``run_many(batches, in_flight)`` runs several batches with up to ``in_flight`` requests at once
+(:mod:`cracksam.deployment.inflight`; OpenVINO's asynchronous infer requests, ONNX Runtime's
+thread-safe ``run`` from several threads) and returns their logits in order -- the same logits as
+calling ``run`` on each.
 
 ONNX Runtime and OpenVINO are optional dependencies: they are imported when a backend is
 opened, and a missing one is reported as a :class:`CrackSAMError`.  :class:`TorchBackend` lives in
@@ -39,13 +45,17 @@ from cracksam.models.segmodels import SegModel, SegModelConfig
 # ``cracksam.<key>``; OpenVINO IRs in ``rt_info`` under ``cracksam/<key>``.
 META_PREFIX = "cracksam"
 META_KEYS = ("format", "version", "config", "image_size", "precision", "lora_merged", "exporter", "source",
-             "quantization")
+             "quantization", "fusion", "dynamic", "multiple")
 PRECISIONS = ("fp32", "fp16", "int8")
 SUFFIXES = {".onnx": "onnxruntime", ".xml": "openvino"}
 
-# Targets by name: (runtime, precision).
+# Export targets by name: (runtime, precision).  Variants of one runtime and precision (onnx-fused,
+# onnx-int8-static) come after the plain one, whose name target_name gives for both.
 TARGETS: dict[str, tuple[str, str]] = {
     "onnx": ("onnxruntime", "fp32"),
+    "onnx-fused": ("onnxruntime", "fp32"),
+    "onnx-int8": ("onnxruntime", "int8"),
+    "onnx-int8-static": ("onnxruntime", "int8"),
     "openvino-fp32": ("openvino", "fp32"),
     "openvino-fp16": ("openvino", "fp16"),
     "openvino-int8": ("openvino", "int8"),
@@ -132,17 +142,26 @@ def _require_file(path: str | os.PathLike[str], kind: str) -> Path:
 
 def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """The ``cracksam.*`` metadata of an ONNX file (keys without the prefix)."""
+    path = _require_file(path, "ONNX model")
     try:
         import onnx
     except ImportError:
         raise _missing("onnx") from None
-    path = _require_file(path, "ONNX model")
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf DecodeError and friends
         raise CheckpointError(f"{path}: not a readable ONNX model ({exc})") from None
     prefix = META_PREFIX + "."
     return {p.key[len(prefix):]: p.value for p in proto.metadata_props if p.key.startswith(prefix)}
+
+
+def _dynamic_from(meta: dict[str, str]) -> tuple[bool, int]:
+    """(dynamic, multiple) from an export's metadata; fixed-shape when absent or malformed."""
+    try:
+        multiple = int(meta.get("multiple", "1"))
+    except ValueError:
+        return False, 1
+    return meta.get("dynamic") == "true" and multiple >= 1, max(1, multiple)
 
 
 class OnnxRuntimeBackend:
@@ -152,19 +171,20 @@ class OnnxRuntimeBackend:
     not available in this onnxruntime build are skipped with a warning and the CPU provider is
     always kept as the last resort, so ``providers=["CUDAExecutionProvider"]`` uses CUDA where
     it can.  ``threads`` sets ``intra_op_num_threads`` (None: onnxruntime's default, one per
-    physical core)."""
+    physical core).  ``graph_optimization``: the session's graph optimisation level (``all``,
+    the default, adds the CPU-specific layout fusions; ``extended``, ``basic``, ``none``)."""
 
     name = "onnxruntime"
-    dynamic = False  # exported graphs have a fixed H, W
+    dynamic = False  # exported graphs have a fixed H, W unless exported with dynamic_shape
     multiple = 1
 
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None,
-                 providers: Sequence[str] | None = None) -> None:
+                 providers: Sequence[str] | None = None, graph_optimization: str = "all") -> None:
+        self.path = _require_file(path, "ONNX model")
         try:
             import onnxruntime as ort
         except ImportError:
             raise _missing("onnxruntime") from None
-        self.path = _require_file(path, "ONNX model")
         available = ort.get_available_providers()
         wanted = list(providers) if providers else ["CPUExecutionProvider"]
         skipped = [p for p in wanted if p not in available]
@@ -174,7 +194,14 @@ class OnnxRuntimeBackend:
         if skipped:  # e.g. --device cuda with the CPU-only onnxruntime package: say so in one line
             warnings.warn(f"onnxruntime here has no {', '.join(skipped)} (available: {', '.join(available)}); "
                           f"running with {chosen[0]}", CrackSAMWarning, stacklevel=2)
+        levels = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+                  "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                  "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                  "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}
+        if graph_optimization not in levels:
+            raise ConfigError(f"unknown graph optimisation level {graph_optimization!r} (choose {', '.join(levels)})")
         options = ort.SessionOptions()
+        options.graph_optimization_level = levels[graph_optimization]
         if threads is not None:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
@@ -191,15 +218,21 @@ class OnnxRuntimeBackend:
         prefix = META_PREFIX + "."
         self.metadata = {k[len(prefix):]: v for k, v in meta_map.items() if k.startswith(prefix)}
         self.image_size = _image_size_from(self.metadata, inputs[0].shape, str(self.path))
+        self.dynamic, self.multiple = _dynamic_from(self.metadata)
         self.precision = self.metadata.get("precision") or _precision_from_name(self.path) or "fp32"
         self.model_config = _parse_config(self.metadata.get("config"), str(self.path))
         self.providers: list[str] = self.session.get_providers()
         self.threads = threads
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        x = _check_input(x, self.image_size)
+        x = _check_input(x, self.image_size, self.multiple if self.dynamic else None)
         out = self.session.run([self._output], {self._input: x})[0]
         return np.asarray(out, dtype=np.float32)
+
+    def run_many(self, batches: Sequence[np.ndarray], in_flight: int = 2) -> list[np.ndarray]:
+        from cracksam.deployment.inflight import run_threaded
+
+        return run_threaded(self.run, batches, in_flight)
 
     def __repr__(self) -> str:
         return (f"OnnxRuntimeBackend({str(self.path)!r}, image_size={self.image_size}, precision={self.precision}, "
@@ -211,100 +244,11 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
-def read_openvino_metadata(model: Any) -> dict[str, str]:
-    """The ``cracksam/*`` rt_info of an ``openvino.Model`` (keys without the prefix)."""
-    meta: dict[str, str] = {}
-    for key in META_KEYS:
-        if model.has_rt_info([META_PREFIX, key]):
-            meta[key] = str(model.get_rt_info([META_PREFIX, key]).astype(str))
-    return meta
-
-
-def write_openvino_metadata(model: Any, meta: dict[str, str]) -> None:
-    for key, value in meta.items():
-        model.set_rt_info(str(value), [META_PREFIX, key])
-
-
-def _openvino_graph_precision(model: Any) -> str:
-    """fp32/fp16/int8 from the ops of an IR exported elsewhere (no cracksam metadata)."""
-    has_fp16 = False
-    for op in model.get_ops():
-        kind = op.get_type_name()
-        if kind == "FakeQuantize" or (kind == "Constant" and op.get_element_type().get_type_name() in ("i8", "u8")):
-            return "int8"
-        if kind == "Constant" and op.get_element_type().get_type_name() == "f16":
-            has_fp16 = True
-    return "fp16" if has_fp16 else "fp32"
-
-
-def _read_openvino_model(core: Any, xml: Path) -> Any:
-    """``core.read_model`` with every failure turned into a CheckpointError naming the file."""
-    xml = _require_file(xml, "OpenVINO IR (.xml)")
-    if xml.suffix.lower() == ".xml":
-        bin_path = xml.with_suffix(".bin")
-        if not bin_path.is_file():
-            raise CheckpointError(f"{xml}: its weights file {bin_path.name} is missing (an IR is an .xml plus a .bin)")
-    try:
-        return core.read_model(str(xml))
-    except Exception as exc:
-        raise CheckpointError(f"{xml}: cannot read model ({_first_line(exc)})") from None
-
-
-class OpenVINOBackend:
-    """An OpenVINO IR (``.xml`` + ``.bin``) run by the OpenVINO runtime.
-
-    ``threads`` sets ``INFERENCE_NUM_THREADS`` (CPU only).  ``inference_precision`` sets
-    ``INFERENCE_PRECISION_HINT`` on CPU: ``"f32"`` (default) computes in float32 whatever the
-    weights are stored as, so FP16 IRs match PyTorch; ``None`` keeps the plugin's default, which
-    is bf16 on CPUs with AMX/AVX512-BF16 (faster, less exact).  ``config`` passes any other
-    OpenVINO properties.  The batch dimension of exported IRs is dynamic."""
-
-    name = "openvino"
-    dynamic = False
-    multiple = 1
-
-    def __init__(self, xml_path: str | os.PathLike[str], device: str = "CPU", threads: int | None = None,
-                 inference_precision: str | None = "f32", config: dict[str, Any] | None = None) -> None:
-        try:
-            import openvino as ov
-        except ImportError:
-            raise _missing("openvino") from None
-        self.path = Path(xml_path)
-        self.device = device
-        core = ov.Core()
-        model = _read_openvino_model(core, self.path)
-        if len(model.inputs) != 1 or not model.outputs:
-            raise CheckpointError(f"{self.path}: expected one image input, got {len(model.inputs)} inputs")
-        self.metadata = read_openvino_metadata(model)
-        shape = model.inputs[0].get_partial_shape()
-        dims: list[Any] = [d.get_length() if d.is_static else None for d in shape] if shape.rank.is_static else []
-        self.image_size = _image_size_from(self.metadata, dims, str(self.path))
-        self.precision = (self.metadata.get("precision") or _precision_from_name(self.path)
-                          or _openvino_graph_precision(model))
-        self.model_config = _parse_config(self.metadata.get("config"), str(self.path))
-        properties: dict[str, Any] = {}
-        if device.upper().startswith("CPU"):
-            if threads is not None:
-                properties["INFERENCE_NUM_THREADS"] = int(threads)
-            if inference_precision is not None:
-                properties["INFERENCE_PRECISION_HINT"] = inference_precision
-        properties.update(config or {})
-        try:
-            self.compiled = core.compile_model(model, device, properties)
-        except Exception as exc:
-            raise CheckpointError(f"{self.path}: cannot compile model for {device} ({_first_line(exc)})") from None
-        self._request = self.compiled.create_infer_request()
-        self._output = self.compiled.outputs[0]
-        self.threads = threads
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        x = _check_input(x, self.image_size)
-        result = self._request.infer({0: x})
-        return np.array(result[self._output], dtype=np.float32, copy=True)
-
-    def __repr__(self) -> str:
-        return (f"OpenVINOBackend({str(self.path)!r}, device={self.device!r}, image_size={self.image_size}, "
-                f"precision={self.precision})")
+from cracksam.deployment.backend_openvino import (  # noqa: E402  (re-exported; it uses the helpers above)
+    OpenVINOBackend,
+    read_openvino_metadata,
+    write_openvino_metadata,
+)
 
 
 def open_backend(path_or_model: Any, **kw: Any) -> Backend:
@@ -349,4 +293,5 @@ __all__ = [
     "open_backend",
     "read_onnx_metadata",
     "read_openvino_metadata",
+    "write_openvino_metadata",
 ]

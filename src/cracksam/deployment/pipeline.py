@@ -20,8 +20,19 @@ from cracksam.data.io import read_image
 from cracksam.data.synthetic import synthetic_pair
 from cracksam.data.transforms import build_transform
 from cracksam.deployment.backends import TARGETS, OnnxRuntimeBackend, OpenVINOBackend, TorchBackend
-from cracksam.deployment.export import MIN_IOU, export_onnx, export_openvino, parity_report, quantize_int8
+from cracksam.deployment.export import MIN_IOU, export_onnx, export_openvino, parity_report
+from cracksam.deployment.quantize import fuse_onnx, quantize_int8, quantize_onnx_dynamic, quantize_onnx_static
+from cracksam.deployment.tiling import scale_image, tile_origins
 from cracksam.errors import ConfigError, CrackSAMError
+from cracksam.models.cracksam import CrackSAM
+
+# File name of each target in an export folder.
+TARGET_FILES: dict[str, str] = {
+    "onnx": "model.onnx", "onnx-fused": "model_fused.onnx", "onnx-int8": "model_int8_dynamic.onnx",
+    "onnx-int8-static": "model_int8_static.onnx", "openvino-fp32": "model_fp32.xml",
+    "openvino-fp16": "model_fp16.xml", "openvino-int8": "model_int8.xml",
+}
+CALIBRATED = ("onnx-int8-static", "openvino-int8")  # targets that need calibration images
 
 
 def parse_targets(text: str) -> list[str]:
@@ -38,7 +49,7 @@ def load_network_inputs(
     """Images from files/folders resized as the Predictor does -> (N, 3, S, S) float32, and a
     description of where they came from.  Without sources, ``synthetic_fallback`` synthetic
     crack images are made (said so in the description)."""
-    from cracksam.cli.inputs import expand_inputs
+    from cracksam.data.inputs import expand_inputs
 
     resize = build_transform(image_size, augment=False)
     arrays: list[np.ndarray] = []
@@ -54,6 +65,49 @@ def load_network_inputs(
     if not arrays:
         raise ConfigError("no images to use: give a folder of sample images")
     return np.stack(arrays).astype(np.float32).transpose(0, 3, 1, 2).copy(), where
+
+
+def load_network_tiles(sources: Sequence[str | Path], image_size: int, scale: float = 1.0,
+                       limit: int = 64) -> tuple[np.ndarray, str]:
+    """S×S windows of photos at the scale a tile/native-mode model runs at (``scale`` of the
+    native resolution), not whole photos shrunk to S×S: calibration and parity must see
+    cracks as thin as the model will.  Windows are taken on a grid without overlap, photo after
+    photo, until ``limit``; photos smaller than a window are edge-padded, as the Predictor does."""
+    from cracksam.data.inputs import expand_inputs
+
+    files, problems = expand_inputs([str(s) for s in sources])
+    if problems:
+        raise ConfigError("; ".join(f"{name}: {why}" for name, why in problems))
+    tiles: list[np.ndarray] = []
+    for path in files:
+        image = scale_image(read_image(path), scale)
+        h, w = image.shape[:2]
+        ph, pw = max(image_size - h, 0), max(image_size - w, 0)
+        if ph or pw:
+            image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="edge")
+        for y in tile_origins(image.shape[0], image_size, image_size):
+            for x in tile_origins(image.shape[1], image_size, image_size):
+                tiles.append(image[y : y + image_size, x : x + image_size])
+        if len(tiles) >= limit:
+            break
+    if not tiles:
+        raise ConfigError("no images to use: give a folder of sample images")
+    tiles = tiles[:limit]
+    where = f"{len(tiles)} {image_size}-px window(s) at scale {scale:g} from {', '.join(str(s) for s in sources)}"
+    return np.stack(tiles).astype(np.float32).transpose(0, 3, 1, 2).copy(), where
+
+
+def inputs_for_model(model: Any, sources: Sequence[str | Path], limit: int = 64,
+                     synthetic_fallback: int = 0) -> tuple[np.ndarray, str]:
+    """Network inputs the way ``model`` sees photos: whole photos resized to S×S for a resize-mode
+    model (CrackSAM), native-scale S×S windows for tile/native-mode models (the conventional
+    networks).  Synthetic crack images when no source is given (``synthetic_fallback``)."""
+    config = model.config
+    size = int(config.image_size)
+    mode = getattr(config, "inference_mode", "resize")
+    if sources and mode != "resize":
+        return load_network_tiles(sources, size, float(getattr(config, "inference_scale", 1.0)), limit)
+    return load_network_inputs(sources, size, limit=limit, synthetic_fallback=synthetic_fallback)
 
 
 @dataclass
@@ -101,37 +155,48 @@ def export_all(
     min_iou: dict[str, float] | None = None,
     opset: int = 17,
     threads: int | None = None,
+    dynamic_shape: bool = False,
 ) -> ExportRun:
     """Export ``model`` (an ``nn.Module`` with ``config.image_size``) to each target in
     ``out_dir``, then compare each export with PyTorch on ``samples``.  An export whose masks
-    disagree beyond its tolerance is deleted (never left to be deployed) and reported failed."""
+    disagree beyond its tolerance is deleted (never left to be deployed) and reported failed.
+    ``dynamic_shape``: ONNX graphs with dynamic height and width for fully convolutional models
+    (native-resolution prediction in ONNX Runtime / OpenVINO)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tolerance = {**MIN_IOU, **(min_iou or {})}
     reference = TorchBackend(model, threads=threads)
-    onnx_path = out / "model.onnx"
+    onnx_path = out / TARGET_FILES["onnx"]
     t0 = time.perf_counter()
-    export_onnx(model, onnx_path, opset=opset)  # every target starts from the ONNX graph
+    export_onnx(model, onnx_path, opset=opset, dynamic_shape=dynamic_shape)  # every target starts from it
     made: list[tuple[str, Path, float]] = []
     for target in targets:
-        _, precision = TARGETS[target]
         t1 = time.perf_counter()
+        path = out / TARGET_FILES[target]
+        if target in CALIBRATED and (calibration is None or len(calibration) == 0):
+            raise CrackSAMError(f"{target} needs calibration images (--calib FOLDER)")
         if target == "onnx":
             made.append((target, onnx_path, t1 - t0))
             continue
-        path = out / f"model_{precision}.xml"
-        if precision == "int8":
-            if calibration is None or len(calibration) == 0:
-                raise CrackSAMError("INT8 quantisation needs calibration images (--calib FOLDER)")
-            quantize_int8(onnx_path, path, calibration)
+        if target == "onnx-fused":
+            fuse_onnx(onnx_path, path)
+        elif target == "onnx-int8":
+            quantize_onnx_dynamic(onnx_path, path)
+        elif target == "onnx-int8-static":
+            quantize_onnx_static(onnx_path, path, calibration)  # type: ignore[arg-type]  (checked above)
+        elif target == "openvino-int8":
+            # NNCF's transformer handling is for the ViT; a CNN is quantised as one.
+            kind = "transformer" if isinstance(model, CrackSAM) else None
+            quantize_int8(onnx_path, path, calibration, model_type=kind)  # type: ignore[arg-type]
         else:
-            export_openvino(onnx_path, path, fp16=precision == "fp16")
+            export_openvino(onnx_path, path, fp16=TARGETS[target][1] == "fp16")
         made.append((target, path, time.perf_counter() - t1))
     run = ExportRun()
     for target, path, seconds in made:
-        _, precision = TARGETS[target]
-        backend = (
-            OnnxRuntimeBackend(path, threads=threads) if target == "onnx" else OpenVINOBackend(path, threads=threads)
+        runtime, precision = TARGETS[target]
+        backend: Any = (
+            OnnxRuntimeBackend(path, threads=threads) if runtime == "onnxruntime"
+            else OpenVINOBackend(path, threads=threads)
         )
         report = parity_report(reference, backend, samples)
         run.results.append(
@@ -174,3 +239,19 @@ def time_backend(backend: Any, batch: np.ndarray, iterations: int = 10, warmup: 
         "iterations": iterations,
         "batch": int(batch.shape[0]),
     }
+
+
+def time_throughput(backend: Any, batch: np.ndarray, in_flight: int = 2, requests: int = 8,
+                    warmup: int = 1) -> dict[str, float]:
+    """Throughput with ``in_flight`` requests of ``batch`` running at once (``requests`` in all,
+    as for the tiles of a big photo or a folder of photos): images/s over the wall-clock time."""
+    from cracksam.deployment.inflight import run_many
+
+    batches = [batch] * max(1, int(requests))
+    for _ in range(warmup):
+        run_many(backend, batches[: max(1, in_flight)], in_flight)
+    t0 = time.perf_counter()
+    run_many(backend, batches, in_flight)
+    seconds = time.perf_counter() - t0
+    return {"throughput_images_per_s": len(batches) * batch.shape[0] / seconds, "in_flight": in_flight,
+            "throughput_requests": len(batches)}

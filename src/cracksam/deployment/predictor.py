@@ -17,6 +17,10 @@ Three modes (:mod:`cracksam.inference_modes`; each model has its own default, se
 
 In ``tile`` and ``native`` mode the image is first resized by ``scale`` (area averaging when
 shrinking, bilinear when enlarging) and the logits are resized back to the original size.
+
+Windows (and images of one size) go to the backend ``batch_size`` at a time; with ``in_flight``
+> 1 several such batches run at once (:mod:`cracksam.deployment.inflight`: throughput mode), which
+changes the speed, not the masks.
 """
 
 from __future__ import annotations
@@ -94,8 +98,10 @@ class Predictor:
         threshold: float = 0.5,
         scale: float | None = None,
         window: int = DEFAULT_WINDOW,
+        in_flight: int = 1,
     ) -> None:
         """``mode`` / ``scale``: None takes the model's own default (:func:`inference_defaults`).
+        ``in_flight``: batches run at once (1: one after the other, the lowest latency per batch).
         ``window``: in native mode on a dynamic-shape backend, the largest side run in one forward
         pass and the window size above it (rounded down to the backend's stride multiple)."""
         default_mode, default_scale = inference_defaults(backend)
@@ -116,6 +122,9 @@ class Predictor:
             raise ConfigError(f"threshold must be in (0, 1), got {threshold}")
         if isinstance(window, bool) or not isinstance(window, int) or window < 32:
             raise ConfigError(f"window must be an integer >= 32 px, got {window!r}")
+        from cracksam.deployment.inflight import check_in_flight
+
+        self.in_flight = check_in_flight(in_flight)
         self.backend = backend
         self.tile_overlap = tile_overlap
         self.batch_size = batch_size
@@ -125,6 +134,8 @@ class Predictor:
         self.multiple = max(1, int(getattr(backend, "multiple", 1))) if self.dynamic else 1
         self.window = max(self.multiple, window // self.multiple * self.multiple)
         self._resize = build_transform(self.image_size, augment=False)
+        # What runs the model and why (set by from_path; see cracksam.deployment.runtime_cache).
+        self.runtime_info: dict[str, Any] = {"runtime": backend.name, "precision": backend.precision}
 
     # -- construction from files -------------------------------------------------------------
 
@@ -139,6 +150,8 @@ class Predictor:
         mode: str | None = None,
         scale: float | None = None,
         trust: bool = False,
+        runtime: str = "torch",
+        announce: Any = None,
         **kwargs: Any,
     ) -> Predictor:
         """A checkpoint folder (CrackSAM delta + ``base``, a full export, or a student), an
@@ -146,12 +159,18 @@ class Predictor:
         the package, and a training run folder stands for its ``best/`` model.
         ``mode`` / ``scale`` None: the model's own defaults (also for exports, from their metadata);
         ``trust``: accept our checkpoint folders without checksums (see :func:`cracksam.models.load_model`).
-        ``kwargs`` go to :class:`Predictor`."""
+        ``runtime`` (checkpoint folders on the CPU): ``torch``, or ``auto`` / ``onnxruntime`` /
+        ``openvino`` through the parity-checked export cache of
+        :mod:`cracksam.deployment.runtime_cache` (``announce`` is told when an export is built);
+        what was chosen and why is in ``runtime_info``.  ``kwargs`` go to :class:`Predictor`."""
         from cracksam.deployment.backends import OnnxRuntimeBackend, OpenVINOBackend, TorchBackend, open_backend
+        from cracksam.deployment.runtime_cache import check_runtime, select_backend
         from cracksam.models.default import resolve_model_path
 
+        check_runtime(runtime)
         p = resolve_model_path(path)  # None / "default": the bundled model; a run folder: its best/
         gpu = device.lower().startswith(("cuda", "gpu"))
+        info: dict[str, Any] | None = None
         if p.is_dir() or p.suffix == ".safetensors" or p.name == "config.json":
             from cracksam.deployment.backend_torch import check_torch_device
             from cracksam.models.io import load_model
@@ -159,7 +178,15 @@ class Predictor:
             check_torch_device(device)  # before loading: a missing GPU is one error line, not a traceback
             model = load_model(p, base_checkpoint=base, map_location=device, allow_random_base=allow_random_base,
                                trust=trust)
-            backend: Backend = TorchBackend(model, device=device, threads=threads)
+            if runtime != "torch" and gpu:
+                if runtime != "auto":
+                    raise ConfigError(f"--runtime {runtime} runs on the CPU; with --device {device} use torch")
+                runtime = "torch"
+            if runtime == "torch":
+                backend: Backend = TorchBackend(model, device=device, threads=threads)
+                info = {"runtime": "torch", "precision": backend.precision, "reason": "PyTorch eager"}
+            else:
+                backend, info = select_backend(p, model, runtime, threads, announce)
         elif p.suffix.lower() == ".onnx":
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if gpu else None
             backend = OnnxRuntimeBackend(p, threads=threads, providers=providers)
@@ -167,19 +194,38 @@ class Predictor:
             backend = OpenVINOBackend(p, device="GPU" if gpu else "CPU", threads=threads)
         else:
             backend = open_backend(p)  # raises a clear error naming the file
-        return cls(backend, mode=mode, scale=scale, **kwargs)
+        if info is None:  # an exported file: it is its own runtime
+            if runtime not in ("auto", "torch", backend.name):
+                raise ConfigError(f"--runtime {runtime}: {p.name} is a {backend.name} model; "
+                                  f"use --runtime auto or {backend.name}")
+            # (torch, also the test suite's $CRACKSAM_RUNTIME, chooses among runtimes of checkpoint folders)
+            info = {"runtime": backend.name, "precision": backend.precision, "reason": "the model file given"}
+        predictor = cls(backend, mode=mode, scale=scale, **kwargs)
+        predictor.runtime_info = info
+        return predictor
 
     # -- inference --------------------------------------------------------------------------
 
     def _run_batches(self, inputs: Sequence[np.ndarray]) -> Iterator[np.ndarray]:
         """Uint8 (h, w, 3) network inputs of one size -> their (2, h, w) logits, ``batch_size`` at a time."""
-        for i in range(0, len(inputs), self.batch_size):
-            chunk = np.stack(inputs[i : i + self.batch_size]).astype(np.float32).transpose(0, 3, 1, 2)
-            logits = np.asarray(self.backend.run(np.ascontiguousarray(chunk)), dtype=np.float32)
-            if logits.ndim != 4 or logits.shape[1] != 2 or logits.shape[2:] != chunk.shape[2:]:
-                raise ValueError(f"backend returned logits of shape {logits.shape} for input {chunk.shape}, "
-                                 "expected (B, 2, H, W) at the input's size")
-            yield from logits
+        from cracksam.deployment.inflight import run_many
+
+        # Groups of in_flight batches: several requests at once, memory bounded for huge photos.
+        group = self.batch_size * self.in_flight
+        for g in range(0, len(inputs), group):
+            chunks = [np.ascontiguousarray(np.stack(inputs[i : i + self.batch_size]).astype(np.float32)
+                                           .transpose(0, 3, 1, 2))
+                      for i in range(g, min(g + group, len(inputs)), self.batch_size)]
+            if self.in_flight == 1:
+                results = [self.backend.run(chunks[0])]
+            else:
+                results = run_many(self.backend, chunks, self.in_flight)
+            for chunk, out in zip(chunks, results, strict=True):
+                logits = np.asarray(out, dtype=np.float32)
+                if logits.ndim != 4 or logits.shape[1] != 2 or logits.shape[2:] != chunk.shape[2:]:
+                    raise ValueError(f"backend returned logits of shape {logits.shape} for input {chunk.shape}, "
+                                     "expected (B, 2, H, W) at the input's size")
+                yield from logits
 
     def _resize_logits(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         inputs = [self._resize(image=img)["image"] for img in images]

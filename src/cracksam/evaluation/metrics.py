@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from cracksam.errors import InvalidValueError
+
 __all__ = ["BinaryMetrics", "binary_counts", "metrics_from_counts"]
 
 METRIC_NAMES = ("precision", "recall", "f1", "iou")
@@ -153,9 +155,9 @@ class BinaryMetrics:
 
     def __init__(self, threshold: float = 0.5, empty_score: float = 1.0) -> None:
         if not 0.0 <= float(threshold) <= 1.0:
-            raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
+            raise InvalidValueError(f"threshold must lie in [0, 1], got {threshold}")
         if not 0.0 <= float(empty_score) <= 1.0:
-            raise ValueError(f"empty_score must lie in [0, 1], got {empty_score}")
+            raise InvalidValueError(f"empty_score must lie in [0, 1], got {empty_score}")
         self.threshold = float(threshold)
         self.empty_score = float(empty_score)
         self.reset()
@@ -246,4 +248,4 @@ class BinaryMetrics:
                 values = {k: float(np.mean(v)) for k, v in m.items()}
             values["n_images"] = n
             return values
-        raise ValueError(f"reduction must be 'dataset' or 'image', got {reduction!r}")
+        raise InvalidValueError(f"reduction must be 'dataset' or 'image', got {reduction!r}")

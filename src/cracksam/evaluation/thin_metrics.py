@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 from skimage.morphology import skeletonize
 
+from cracksam.errors import InvalidValueError
 from cracksam.evaluation.metrics import _check_prob_range, _is_torch
 
 __all__ = [
@@ -65,7 +66,7 @@ def disk_footprint(tol: float) -> np.ndarray:
     took ~16 ms on a 480 x 320 image, the dilation ~0.2 ms); tests check the two agree.
     """
     if not tol >= 0:
-        raise ValueError(f"tolerance must be >= 0 pixels, got {tol}")
+        raise InvalidValueError(f"tolerance must be >= 0 pixels, got {tol}")
     r = int(np.floor(tol))
     d = np.arange(-r, r + 1)
     return (d[:, None] ** 2 + d[None, :] ** 2 <= tol * tol).astype(np.uint8)
@@ -76,11 +77,11 @@ def sweep_thresholds(thresholds: int | Sequence[float] = DEFAULT_THRESHOLDS) -> 
     0.01..0.99); a sequence is used as given (strictly increasing, in [0, 1])."""
     if isinstance(thresholds, (int, np.integer)):
         if thresholds < 1:
-            raise ValueError(f"need at least one threshold, got {thresholds}")
+            raise InvalidValueError(f"need at least one threshold, got {thresholds}")
         return np.arange(1, thresholds + 1, dtype=np.float64) / (thresholds + 1)
     out = np.asarray(thresholds, dtype=np.float64).reshape(-1)
     if out.size == 0 or np.any(np.diff(out) <= 0) or out[0] < 0 or out[-1] > 1:
-        raise ValueError("thresholds must be a non-empty, strictly increasing sequence in [0, 1]")
+        raise InvalidValueError("thresholds must be a non-empty, strictly increasing sequence in [0, 1]")
     return out
 
 
@@ -228,9 +229,9 @@ class ThinMetrics:
         empty_score: float = 1.0,
     ) -> None:
         if not 0.0 <= float(threshold) <= 1.0:
-            raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
+            raise InvalidValueError(f"threshold must lie in [0, 1], got {threshold}")
         if not 0.0 <= float(empty_score) <= 1.0:
-            raise ValueError(f"empty_score must lie in [0, 1], got {empty_score}")
+            raise InvalidValueError(f"empty_score must lie in [0, 1], got {empty_score}")
         disk_footprint(tol)  # validates tol
         self.threshold, self.tol, self.empty_score = float(threshold), float(tol), float(empty_score)
         self.thresholds = sweep_thresholds(thresholds)
@@ -303,7 +304,7 @@ class ThinMetrics:
         With no image at all, every value is NaN.
         """
         if reduction not in ("dataset", "image"):
-            raise ValueError(f"reduction must be 'dataset' or 'image', got {reduction!r}")
+            raise InvalidValueError(f"reduction must be 'dataset' or 'image', got {reduction!r}")
         sweep_keys = ["ods_f1", "ods_threshold"] if reduction == "dataset" else ["ois_f1"]
         keys = [f"{m}_{self.suffix}" for m in ("precision", "recall", "f1")]
         keys += ["cldice", "cldice_tprec", "cldice_tsens", *sweep_keys]

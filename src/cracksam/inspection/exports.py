@@ -163,15 +163,16 @@ def geojson_document(ins: Inspection, image: str, gps: dict[str, Any] | None = N
         polys = crack_polygons(ins.labels, crack.id, crack.bbox)
         features.append({"type": "Feature", "id": f"{image}#{crack.id}/centreline",
                          "geometry": {"type": "MultiLineString",
-                                      "coordinates": [[list(p) for p in ln] for ln in lines]},
+                                      "coordinates": lines},
                          "properties": {**props, "role": "centreline"}})
         features.append({"type": "Feature", "id": f"{image}#{crack.id}/outline",
                          "geometry": {"type": "MultiPolygon",
-                                      "coordinates": [[[list(p) for p in ring] for ring in poly] for poly in polys]},
+                                      "coordinates": polys},
                          "properties": {**props, "role": "outline"}})
     return {"type": "FeatureCollection",
             "properties": {"image": image, "crs": "pixel", "width": width, "height": height,
-                           "coordinates": "pixels: x right, y down, pixel (c, r) spans [c, c+1] x [r, r+1]", **gps},
+                           "coordinate_system": "pixels: x right, y down, pixel (c, r) spans [c, c+1] x [r, r+1]",
+                           **gps},
             "features": features}
 
 

@@ -60,7 +60,7 @@ def component(labels: np.ndarray, crack_id: int, bbox: tuple[int, int, int, int]
 
 
 def crack_polylines(labels: np.ndarray, crack_id: int, bbox: tuple[int, int, int, int],
-                    tolerance_px: float = 0.75) -> list[list[tuple[float, float]]]:
+                    tolerance_px: float = 0.75) -> list[list[list[float]]]:
     """Centre lines of a crack: the branches of its skeleton (Lee's method, as the measurement),
     simplified by Douglas-Peucker within ``tolerance_px``; pixel-edge coordinates (x, y)."""
     from skimage.morphology import skeletonize
@@ -72,7 +72,7 @@ def crack_polylines(labels: np.ndarray, crack_id: int, bbox: tuple[int, int, int
         pts = np.argwhere(comp)[:1]
     if len(pts) == 1:  # a dot: a zero-length line would be invalid, give it one pixel
         r, c = pts[0]
-        return [[(x0 + c + 0.0, y0 + r + 0.5), (x0 + c + 1.0, y0 + r + 0.5)]]
+        return [[[float(x0 + c), float(y0 + r) + 0.5], [float(x0 + c) + 1.0, float(y0 + r) + 0.5]]]
     from skan import Skeleton
 
     sk = Skeleton(skel)
@@ -83,12 +83,12 @@ def crack_polylines(labels: np.ndarray, crack_id: int, bbox: tuple[int, int, int
         if len(xy) > 2:
             xy = cv2.approxPolyDP(xy.reshape(-1, 1, 2), tolerance_px, False).reshape(-1, 2)
         if len(xy) >= 2:
-            lines.append([(round(float(a), 2), round(float(b), 2)) for a, b in xy])
+            lines.append(np.round(xy.astype(np.float64), 2).tolist())
     return lines
 
 
 def crack_polygons(labels: np.ndarray, crack_id: int,
-                   bbox: tuple[int, int, int, int]) -> list[list[list[tuple[float, float]]]]:
+                   bbox: tuple[int, int, int, int]) -> list[list[list[list[float]]]]:
     """Outline of a crack as polygons with holes (``[exterior, hole, ...]`` each), closed rings.
 
     Traced on the mask upsampled 2x so that a one-pixel-wide crack still has an area: the rings
@@ -101,9 +101,9 @@ def crack_polygons(labels: np.ndarray, crack_id: int,
         return []
     hierarchy = hierarchy[0]
 
-    def ring(contour: np.ndarray) -> list[tuple[float, float]]:
-        xy = contour.reshape(-1, 2).astype(np.float64)
-        pts = [(round(x0 + (x + 0.5) / 2, 3), round(y0 + (y + 0.5) / 2, 3)) for x, y in xy]
+    def ring(contour: np.ndarray) -> list[list[float]]:
+        xy = (contour.reshape(-1, 2).astype(np.float64) + 0.5) / 2 + (x0, y0)
+        pts = np.round(xy, 3).tolist()  # lists of [x, y], as GeoJSON wants (numpy's scalar round() is slow)
         while len(pts) < 3:  # a single fine pixel: its 4 corners would be one point; widen it
             pts.append(pts[-1])
         return pts + [pts[0]]

@@ -7,6 +7,7 @@ import base64
 import cv2
 import numpy as np
 
+from cracksam.errors import InvalidValueError
 from cracksam.inspection.core import Inspection
 from cracksam.measurement.render import _base
 
@@ -31,7 +32,7 @@ def render_inspection(image_or_mask: np.ndarray, ins: Inspection, alpha: float =
     with its id and the first letter of its type at its widest point."""
     out = _base(image_or_mask).copy()
     if out.shape[:2] != ins.labels.shape:
-        raise ValueError(f"picture is {out.shape[1]}x{out.shape[0]} px but the mask is "
+        raise InvalidValueError(f"picture is {out.shape[1]}x{out.shape[0]} px but the mask is "
                          f"{ins.labels.shape[1]}x{ins.labels.shape[0]} px")
     colours = np.array([(0, 0, 0)] + severity_colours(len(ins.scheme.bands)), np.float32)
     lut = np.zeros(len(ins.measure.cracks) + 1, np.int64)

@@ -18,9 +18,13 @@ from cracksam.models.io import (
     save_delta,
     save_trained,
 )
-from cracksam.models.registry import create, list_models, register_model
+from cracksam.models.registry import ModelEntry, create, create_model, list_models, model_entry, register_model
 from cracksam.models.sam_checkpoint import LoadReport, download_official, load_sam_checkpoint
 from cracksam.models.segmodels import SegModel, SegModelConfig, build_segmodel, list_architectures
+
+# The modules that register conventional networks; imported here (never by the registry) so that
+# importing any part of cracksam.models sees every registered name.
+from cracksam.models import zoo, zoo_thin  # noqa: E402, F401  isort: skip
 
 __all__ = [
     "BACKBONES",
@@ -31,12 +35,14 @@ __all__ = [
     "DeltaConfig",
     "LoRAConfig",
     "LoadReport",
+    "ModelEntry",
     "ParameterCount",
     "apply_delta",
     "apply_delta_checkpoint",
     "build_cracksam",
     "count_parameters",
     "create",
+    "create_model",
     "download_official",
     "export_full",
     "get_backbone",
@@ -44,6 +50,7 @@ __all__ = [
     "load_model",
     "load_sam_checkpoint",
     "merge_lora",
+    "model_entry",
     "read_checkpoint_config",
     "register_model",
     "save_delta",

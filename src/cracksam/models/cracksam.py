@@ -3,15 +3,19 @@ mask decoder predicting background and crack logits without prompts."""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from cracksam.errors import ConfigError
+from cracksam.models import registry
 from cracksam.models.backbones import (
+    BACKBONES,
     PATCH_SIZE,
     SAM_PIXEL_MEAN,
     SAM_PIXEL_STD,
@@ -21,7 +25,7 @@ from cracksam.models.backbones import (
     check_image_size,
     get_backbone,
 )
-from cracksam.models.deltas import DeltaConfig, apply_delta, merge_lora
+from cracksam.models.deltas import DELTA_KINDS, DeltaConfig, apply_delta, merge_lora
 
 PixelNorm = Literal["sam", "unit"]
 
@@ -170,3 +174,31 @@ def count_parameters(model: nn.Module) -> ParameterCount:
             if name.startswith("image_encoder."):
                 delta += p.numel()
     return ParameterCount(total, trainable, delta)
+
+
+# -- registered variants: cracksam_<backbone>_<delta> ---------------------------------------------
+
+
+def _variant_factory(backbone: str, kind: str) -> Callable[..., CrackSAM]:
+    def factory(device: Any = None, **overrides: Any) -> CrackSAM:
+        config = CrackSAMConfig(backbone=backbone, delta=DeltaConfig(kind=kind))  # type: ignore[arg-type]
+        for key, value in overrides.items():
+            if not hasattr(config, key):
+                raise ConfigError(f"CrackSAM has no option {key!r}")
+            setattr(config, key, copy.deepcopy(value))
+        config.__post_init__()
+        return build_cracksam(config, device=device)
+
+    return factory
+
+
+for _backbone in BACKBONES:
+    for _kind in DELTA_KINDS:
+        registry.register_model(registry.ModelEntry(
+            name=f"cracksam_{_backbone}_{_kind.replace('+', '_')}", build=_variant_factory(_backbone, _kind),
+            family="cracksam", role="cracksam", backbone=_backbone, delta=_kind,
+            description=f"CrackSAM, SAM {_backbone} image encoder, delta {_kind}",
+            default_image_size=CrackSAMConfig.image_size,
+            default_inference_mode="resize",  # what CrackSAM is trained and evaluated with
+            input_multiple=PATCH_SIZE,
+        ))

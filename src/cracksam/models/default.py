@@ -43,22 +43,23 @@ def resolve_model_path(path: str | os.PathLike[str] | None) -> Path:
     ``None`` or ``"default"`` is :func:`default_model_path` (a file or folder literally named
     ``default`` wins, as ``vit_b`` does for base checkpoints).  A training run folder (no
     ``config.json`` of its own, a ``best/`` model inside) is its ``best/``, so ``--model runs/x``
-    works as ``train`` printed it.  Anything else is returned as given, for the loaders to judge."""
+    works as ``train`` printed it; a resumable ``.ckpt`` is its weights as a model folder
+    (:func:`~cracksam.models.run_checkpoint.model_folder`).  Anything else is returned as given,
+    for the loaders to judge."""
     if path is None or (str(path) == DEFAULT_NAME and not Path(path).exists()):
         return default_model_path()
     p = Path(path)
     if p.suffix == ".ckpt" and p.is_file():
-        run = p.parent.parent if p.parent.name == "checkpoints" else p.parent
-        raise CheckpointError(
-            f"{p}: a resumable training checkpoint (for `cracksam train --resume`), not a model; "
-            f"give the run folder {run} (its best/ model) instead"
-        )
+        from cracksam.models.run_checkpoint import model_folder
+
+        return model_folder(p)  # a resumable training checkpoint: its current weights
     if p.is_dir() and not (p / "config.json").exists():
         if (p / BEST_DIR / "config.json").is_file():
             return p / BEST_DIR
         if (p / "checkpoints" / "last.ckpt").is_file():
             raise CheckpointError(
                 f"{p}: this training run has no best/ model yet (it never validated); resume it with "
-                f"`cracksam train --resume --out {p}` so it finishes and writes {p / BEST_DIR}"
+                f"`cracksam train --resume --out {p}` so it finishes and writes {p / BEST_DIR}, or give "
+                f"{p / 'checkpoints' / 'last.ckpt'} to use its latest weights"
             )
     return p

@@ -8,13 +8,17 @@ metrics, the trainer, the evaluator, the exporter and the predictor need no spec
 The networks themselves come from ``segmentation_models_pytorch``, ``timm`` and ``torchvision``;
 this module only wraps them (ImageNet normalisation inside the model, a dict output unwrapped,
 logits resized to the input when a head predicts at a lower resolution).  Architectures are added
-with :func:`register_architecture`; :mod:`cracksam.models.zoo` registers the named ones.
+with :func:`register_architecture`, which enters them in the one model registry
+(:mod:`cracksam.models.registry`); :mod:`cracksam.models.zoo` and :mod:`~cracksam.models.zoo_thin`
+register the named ones, and :mod:`cracksam.models` imports both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +26,7 @@ from torch import nn
 
 from cracksam.errors import ConfigError
 from cracksam.inference_modes import check_mode, check_scale
+from cracksam.models import registry
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
@@ -38,6 +43,7 @@ class ArchSpec:
     runs at any input size that is a multiple of ``multiple`` (fully convolutional), so images can be
     segmented at their native resolution; networks whose patch embedding is built for one size
     (timm ViT / Swin with ``strict_img_size``) are detected as fixed-size by :class:`SegModel`.
+    ``backbone``: the encoder's name, registry metadata.
     """
 
     name: str
@@ -47,21 +53,58 @@ class ArchSpec:
     multiple: int = 32
     dynamic: bool = True
     paper_params_m: float | None = None  # parameter count the paper reports, where it gives one
+    backbone: str = ""
 
 
-_ARCHS: dict[str, ArchSpec] = {}
+def _entry(spec: ArchSpec) -> registry.ModelEntry:
+    def build(device: Any = None, **overrides: Any) -> SegModel:
+        known = {f.name for f in dataclasses.fields(SegModelConfig)} - {"arch"}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigError(f"{spec.name} has no option {unknown[0]!r} (options: {', '.join(sorted(known))})")
+        return build_segmodel(SegModelConfig(arch=spec.name, **overrides), device=device)
+
+    return registry.ModelEntry(
+        name=spec.name, build=build, family="segmodel", role=spec.role, backbone=spec.backbone,
+        description=spec.description, params_m=spec.paper_params_m,
+        default_image_size=SegModelConfig.image_size, default_inference_mode=SegModelConfig.inference_mode,
+        input_multiple=spec.multiple, spec=spec,
+    )
+
+
+class _ArchitectureView(MutableMapping[str, ArchSpec]):
+    """The conventional networks of the registry by name, as the dict this module once kept (tests
+    register, replace and remove throw-away architectures through it)."""
+
+    def __getitem__(self, name: str) -> ArchSpec:
+        entry = registry._REGISTRY.get(name)
+        if entry is None or entry.family != "segmodel":
+            raise KeyError(name)
+        return entry.spec
+
+    def __setitem__(self, name: str, spec: ArchSpec) -> None:
+        registry.register_model(_entry(dataclasses.replace(spec, name=name)), replace=True)
+
+    def __delitem__(self, name: str) -> None:
+        self[name]  # KeyError for a name that is not an architecture
+        registry.unregister_model(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registry.list_models(family="segmodel"))
+
+    def __len__(self) -> int:
+        return len(registry.list_models(family="segmodel"))
+
+
+_ARCHS = _ArchitectureView()
 
 
 def register_architecture(spec: ArchSpec) -> ArchSpec:
-    if spec.name in _ARCHS:
-        raise ValueError(f"architecture {spec.name!r} registered twice")
-    _ARCHS[spec.name] = spec
+    registry.register_model(_entry(spec))
     return spec
 
 
 def get_architecture(name: str) -> ArchSpec:
-    from cracksam.models import zoo  # noqa: F401  (registers the named architectures)
-
     try:
         return _ARCHS[name]
     except KeyError:
@@ -70,9 +113,7 @@ def get_architecture(name: str) -> ArchSpec:
 
 
 def list_architectures(role: str | None = None) -> list[str]:
-    from cracksam.models import zoo  # noqa: F401
-
-    return sorted(n for n, s in _ARCHS.items() if role is None or s.role == role)
+    return registry.list_models(family="segmodel", role=role)
 
 
 @dataclass

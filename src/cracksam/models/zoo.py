@@ -32,6 +32,7 @@ def _unet_mobilenetv3_small(pretrained: bool, image_size: int) -> nn.Module:
 register_architecture(ArchSpec(
     "unet_mobilenetv3_small", _unet_mobilenetv3_small,
     "U-Net, MobileNetV3-Small encoder, narrow decoder (CPU default model)", role="student",
+    backbone="mobilenetv3_small_100",
 ))
 
 
@@ -114,20 +115,20 @@ register_architecture(ArchSpec(
     "hrnet_w18_fcn", _hrnet_w18_fcn,
     "HRNetV2-W18 (timm hrnet_w18 branches) + mmseg fcn_hr18 head (resize-concat, 1x1 conv); "
     "9.6 M parameters; also a baseline in the paper's Table 7",
-    role="student", multiple=32, paper_params_m=9.6,
+    role="student", multiple=32, paper_params_m=9.6, backbone="hrnet_w18",
 ))
 register_architecture(ArchSpec(
     "resnet50_fcn", _resnet50_fcn, "FCN, ResNet-50 backbone (torchvision fcn_resnet50, no auxiliary head)",
-    role="student", multiple=8,
+    role="student", multiple=8, backbone="resnet50",
 ))
 register_architecture(ArchSpec(
     "resnet50_deeplabv3plus", _resnet50_deeplabv3plus, "DeepLabV3+, ResNet-50 encoder (smp)",
-    role="student", multiple=16,
+    role="student", multiple=16, backbone="resnet50",
 ))
 register_architecture(ArchSpec(
     "mobilenetv3_lraspp", _mobilenetv3_lraspp,
     "LR-ASPP, MobileNetV3-Large backbone (torchvision); also a baseline in the paper's Table 7",
-    role="student", multiple=16,
+    role="student", multiple=16, backbone="mobilenet_v3_large",
 ))
 
 
@@ -205,42 +206,39 @@ def _segformer_mit_b5(pretrained: bool, image_size: int) -> nn.Module:
 
 
 register_architecture(ArchSpec(
-    "vgg16_unet", _vgg16_unet, "U-Net, VGG16-BN encoder (smp)", role="baseline", multiple=32,
+    "vgg16_unet", _vgg16_unet, "U-Net, VGG16-BN encoder (smp)", role="baseline", multiple=32, backbone="vgg16_bn",
 ))
 register_architecture(ArchSpec(
     "unet", _unet,
     "U-Net (smp, ResNet-34 encoder): stands in for the original U-Net of Ronneberger et al.",
-    role="baseline", multiple=32,
+    role="baseline", multiple=32, backbone="resnet34",
 ))
 register_architecture(ArchSpec(
     "swin_t_upernet", _swin_upernet("tiny"),
     "UPerNet (smp, 512 channels), Swin-T encoder (timm swin_tiny_patch4_window7_224, built for the image size)",
-    role="baseline", multiple=32,
+    role="baseline", multiple=32, backbone="swin_tiny_patch4_window7_224",
 ))
 register_architecture(ArchSpec(
     "swin_b_upernet", _swin_upernet("base"),
     "UPerNet (smp, 512 channels), Swin-B encoder (timm swin_base_patch4_window7_224, built for the image size)",
-    role="baseline", multiple=32,
+    role="baseline", multiple=32, backbone="swin_base_patch4_window7_224",
 ))
 register_architecture(ArchSpec(
     "resnet101_deeplabv3plus", _resnet101_deeplabv3plus, "DeepLabV3+, ResNet-101 encoder (smp)",
-    role="baseline", multiple=16,
+    role="baseline", multiple=16, backbone="resnet101",
 ))
 register_architecture(ArchSpec(
     "resnet101_pspnet", _resnet101_pspnet,
     "PSPNet, dilated ResNet-101 encoder (output stride 8, pyramid pooling on the last stage; smp)",
-    role="baseline", multiple=8,
+    role="baseline", multiple=8, backbone="resnet101",
 ))
 register_architecture(ArchSpec(
     "vit_b_upernet", _vit_b_upernet,
     "UPerNet (smp decoder, 512 channels), ViT-B/16 encoder (timm) with a deconv/max-pool neck to "
     "1/4..1/32 as in mmseg's BEiT/MAE UPerNet (our construction: smp has no plain-ViT UPerNet)",
-    role="baseline", multiple=32,
+    role="baseline", multiple=32, backbone="vit_base_patch16_224",
 ))
 register_architecture(ArchSpec(
     "segformer_mit_b5", _segformer_mit_b5, "SegFormer, MiT-B5 encoder (smp)", role="baseline", multiple=32,
+    backbone="mit_b5",
 ))
-
-
-# Architectures compared for thin cracks at native scale (a module of their own, registered here).
-from cracksam.models import zoo_thin  # noqa: E402, F401

@@ -79,20 +79,23 @@ def _hrnet_w18_small_fcn(pretrained: bool, image_size: int) -> nn.Module:
 register_architecture(ArchSpec(
     "unet_mobilenetv3_small_fr", _unet_mobilenetv3_small_fr,
     "U-Net MobileNetV3-Small (narrow decoder) + a stride-1 full-resolution path before the classifier",
-    role="student",
+    role="student", backbone="mobilenetv3_small_100",
 ))
 register_architecture(ArchSpec(
     "unet_resnet18", _unet_resnet18, "U-Net, ResNet-18 encoder, decoder 128..16 (smp)", role="student",
+    backbone="resnet18",
 ))
 register_architecture(ArchSpec(
     "unet_resnet34", _unet_resnet34, "U-Net, ResNet-34 encoder, decoder 128..16 (smp)", role="student",
+    backbone="resnet34",
 ))
 register_architecture(ArchSpec(
     "unet_resnet18_fr", _unet_resnet18_fr,
     "U-Net ResNet-18 (decoder 128..16) + a stride-1 full-resolution path before the classifier",
-    role="student",
+    role="student", backbone="resnet18",
 ))
 register_architecture(ArchSpec(
     "hrnet_w18_small_fcn", _hrnet_w18_small_fcn,
     "HRNetV2-W18-Small-v2 (timm) + the fcn_hr18 head: high-resolution branches throughout", role="student",
+    backbone="hrnet_w18_small_v2",
 ))

@@ -132,10 +132,20 @@ class CancellableBackend(_Delegating):
         return self.inner.run(x)
 
 
+#: Most input pixels in one forward pass of the service: one 2048x2048 window.  A conventional
+#: network holds ~270 bytes of activations per input pixel, so the predictor's default batch of four
+#: 2048-px windows (native mode on a large photo) took ~5 GB for one request; capped, a pass
+#: takes ~1.1 GB whatever is uploaded, and a worker never holds more than one.
+PASS_PIXELS = 2048 * 2048
+
+
 def service_predictor(predictor: Predictor) -> Predictor:
-    """``predictor`` made safe to share between threads (:func:`thread_safe`) and cancellable."""
+    """``predictor`` made safe to share between threads (:func:`thread_safe`), cancellable, and
+    with as many windows per forward pass as fit :data:`PASS_PIXELS`."""
     safe = copy.copy(thread_safe(predictor))
     safe.backend = CancellableBackend(safe.backend)
+    side = safe.window if safe.mode == "native" and safe.dynamic else safe.image_size
+    safe.batch_size = max(1, min(safe.batch_size, PASS_PIXELS // (side * side)))
     return safe
 
 
@@ -198,10 +208,14 @@ def load_model(settings: ServiceSettings) -> LoadedModel:
         tile_overlap=settings.tile_overlap,
         batch_size=settings.batch_size,
         threshold=settings.threshold,
+        runtime=settings.runtime,
     )
     # One forward pass before declaring the model ready: a model that loads but cannot run fails
     # here (reported by /health and `cracksam serve`), and the first request pays no warm-up.
     predictor.predict_one(np.zeros((32, 32, 3), np.uint8))
+    from cracksam.deployment.runtime_cache import describe_choice
+
+    logging.getLogger("cracksam.service").info(describe_choice(predictor.runtime_info))
     model_id = settings.model_id or model_id_for(predictor.describe(), path)
     return LoadedModel(service_predictor(predictor), model_id)
 

@@ -30,6 +30,7 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "base": ("CRACKSAM_BASE",),
     "device": ("CRACKSAM_DEVICE", "CRACKSAM_BACKEND"),
     "threads": ("CRACKSAM_THREADS",),
+    "runtime": ("CRACKSAM_RUNTIME",),
     "workers": ("CRACKSAM_CONCURRENCY", "CRACKSAM_WORKERS"),  # --concurrency; CRACKSAM_WORKERS: the old name
     "mode": ("CRACKSAM_MODE",),
     "scale": ("CRACKSAM_SCALE",),
@@ -69,8 +70,10 @@ class ServiceSettings:
 
     Across requests: ``max_inflight_upload_mb`` bounds the upload bytes held at once (uploads are
     spooled to a temporary file, not kept in memory) and ``max_inflight_pixels`` the decoded pixels
-    being processed at once (an image costs ~18 bytes of memory per pixel through decoding,
-    inference and encoding); past either the service answers 503 with ``Retry-After``.  At the
+    being processed at once (an image's whole-image arrays -- RGB, logits, probabilities, mask --
+    cost ~20 bytes per pixel, on top of one forward pass per worker, which is capped at one
+    2048x2048 window: :data:`~cracksam.service.inference.PASS_PIXELS`); past either the service
+    answers 503 with ``Retry-After``.  At the
     connection level ``max_connections`` (all clients) and ``max_connections_per_client`` (one IP
     address; 0: no per-client cap) bound open sockets, ``header_timeout_s`` closes a connection
     whose request headers have not all arrived in time (slow-header attacks) and ``keep_alive_s``
@@ -84,6 +87,9 @@ class ServiceSettings:
     allow_random_base: bool = False
     device: str = "cpu"
     threads: int | None = None  # None: the cores shared among the workers (see cpu_threads)
+    # torch here (a library default that never writes a cache); `cracksam serve` defaults to auto:
+    # the fastest parity-checked export (cracksam.deployment.runtime_cache).
+    runtime: str = "torch"
     workers: int = field(default_factory=default_workers)  # 2, at most one per core
     mode: str | None = None  # None: the model's own inference default (native / resize)
     scale: float | None = None  # None: the model's own (1 for conventional networks)
@@ -133,6 +139,8 @@ class ServiceSettings:
             raise ConfigError("host must not be empty")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be in 0..65535, got {self.port}")
+        if self.runtime not in ("auto", "torch", "onnxruntime", "openvino"):
+            raise ConfigError(f"runtime must be auto, torch, onnxruntime or openvino, got {self.runtime!r}")
         if self.mode is not None:
             check_mode(self.mode)
         if self.scale is not None:

@@ -111,6 +111,9 @@ class TrainConfig:
     epochs: int = 140
     max_iters: int | None = None  # optimiser steps; overrides epochs when set
     val_every: int = 1  # epochs between validations
+    # Optimiser steps between validations instead (None: by epochs). The last step is always
+    # validated, so a run shorter than one epoch still leaves a best/ model.
+    val_every_n_steps: int | None = None
     checkpoint_every: int = 200  # optimiser steps between resumable checkpoints
     threshold: float = 0.5
     accelerator: str = "auto"
@@ -188,6 +191,8 @@ class TrainConfig:
         for name in ("batch_size", "epochs", "val_every", "checkpoint_every", "devices", "num_nodes", "accumulate"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.val_every_n_steps is not None and self.val_every_n_steps < 1:
+            raise ConfigError(f"val_every_n_steps must be >= 1, got {self.val_every_n_steps}")
         if self.max_iters is not None and self.max_iters < 1:
             raise ConfigError(f"max_iters must be >= 1, got {self.max_iters}")
         if not 0.0 < self.threshold < 1.0:

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cracksam.errors import InvalidValueError
+
 DiceMode = Literal["crack", "mean"]
 
 
@@ -77,9 +79,9 @@ class CrackLoss(nn.Module):
                  cldice: float = 0.0) -> None:
         super().__init__()
         if not 0.0 <= ce_weight <= 1.0:
-            raise ValueError(f"ce_weight must be in [0, 1], got {ce_weight}")
+            raise InvalidValueError(f"ce_weight must be in [0, 1], got {ce_weight}")
         if skeleton_recall < 0 or cldice < 0:
-            raise ValueError("loss weights must be >= 0")
+            raise InvalidValueError("loss weights must be >= 0")
         self.ce_weight = ce_weight
         self.dice = dice
         self.skeleton_recall = skeleton_recall
@@ -94,7 +96,7 @@ class CrackLoss(nn.Module):
         self.last_terms = {}
         if self.skeleton_recall > 0:
             if skeleton is None:
-                raise ValueError("skeleton recall needs skeleton targets (the dataset's skeleton option)")
+                raise InvalidValueError("skeleton recall needs skeleton targets (the dataset's skeleton option)")
             sr = skeleton_recall_loss(logits, skeleton)
             self.last_terms["skeleton_recall"] = sr.detach()
             total = total + self.skeleton_recall * sr
@@ -119,7 +121,7 @@ def channel_wise_distillation_loss(
     if student.ndim != 4 or teacher.ndim != 4 or student.shape[:2] != teacher.shape[:2]:
         raise ValueError(f"student {tuple(student.shape)} and teacher {tuple(teacher.shape)} logits do not match")
     if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+        raise InvalidValueError(f"temperature must be > 0, got {temperature}")
     if student.shape[-2:] != teacher.shape[-2:]:
         student = F.interpolate(student, size=teacher.shape[-2:], mode="bilinear", align_corners=False)
     b, c = student.shape[:2]

@@ -1,4 +1,4 @@
-"""Lightning pieces: the training module, the data module and the best-model callback.
+"""Lightning pieces: the training module and the best-model callback (data: :mod:`.datamodule`).
 
 One module trains any registry model: CrackSAM (its delta, prompt encoder and mask decoder) or
 a conventional network (whole), optionally distilled from a teacher's cached logits.
@@ -14,14 +14,11 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
-from torch.utils.data import DataLoader
 
-from cracksam.data import CrackDataset, Sample
-from cracksam.data.native import NativeTransform
-from cracksam.data.sampling import weighted_sampler
 from cracksam.evaluation.metrics import metrics_from_counts
 from cracksam.models.cracksam import CrackSAM
 from cracksam.models.io import save_trained
+from cracksam.models.run_checkpoint import MODEL_KEY, model_record
 from cracksam.models.segmodels import SegModel
 from cracksam.training.config import TrainConfig
 from cracksam.training.losses import CrackLoss, channel_wise_distillation_loss
@@ -118,8 +115,16 @@ class SegmentationModule(L.LightningModule):
         tp, fp, fn = self.trainer.strategy.reduce(self._counts, reduce_op="sum").tolist()
         scores = {k: float(v) for k, v in metrics_from_counts(tp, fp, fn).items()}
         self.log_dict({f"val/{k}": v for k, v in scores.items()}, prog_bar=False, sync_dist=False)
-        set_ious = {name: float(metrics_from_counts(*c.tolist())["iou"])
-                    for name, c in sorted(self._set_counts.items())}
+        # Per-dataset counts are summed over ranks too, under names every rank knows (a rank's
+        # shard may lack a small dataset).
+        datamodule = getattr(self.trainer, "datamodule", None)
+        names = sorted({s.dataset for s in getattr(datamodule, "val_samples", [])} | set(self._set_counts))
+        set_ious = {}
+        if names:
+            zero = torch.zeros(3, dtype=torch.float64, device=self.device)
+            stacked = torch.stack([self._set_counts.get(n, zero) for n in names])
+            stacked = self.trainer.strategy.reduce(stacked, reduce_op="sum")
+            set_ious = {n: float(metrics_from_counts(*c.tolist())["iou"]) for n, c in zip(names, stacked, strict=True)}
         if set_ious:
             self.log_dict({f"val/iou_{name}": v for name, v in set_ious.items()}, sync_dist=False)
             self.log("val/iou_mean_sets", sum(set_ious.values()) / len(set_ious), sync_dist=False)
@@ -131,51 +136,11 @@ class SegmentationModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         keep = {f"model.{k}" for k in self.model.trainable_state_dict()}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
+        # What rebuilds the model, so the checkpoint can also be used as a model (predict -m last.ckpt).
+        checkpoint[MODEL_KEY] = model_record(self.model, self.config.base_checkpoint)
 
 
 CrackSAMModule = SegmentationModule  # the name used before students existed
-
-
-class CrackDataModule(L.LightningDataModule):
-    def __init__(self, train: list[Sample], val: list[Sample], config: TrainConfig, teacher: Any = None) -> None:
-        super().__init__()
-        self.train_samples, self.val_samples, self.config = train, val, config
-        self.teacher = teacher  # TeacherCache for distillation
-
-    def _loader(self, dataset: CrackDataset, shuffle: bool, batch_size: int | None = None,
-                sampler: Any = None) -> DataLoader:
-        workers = self.config.data.num_workers
-        return DataLoader(
-            dataset,
-            batch_size=batch_size or self.config.batch_size,
-            shuffle=shuffle and sampler is None,
-            sampler=sampler,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        config, data = self.config, self.config.data
-        skeleton = config.loss.skeleton_dilate if config.loss.skeleton_recall > 0 else None
-        native = None
-        if config.native:
-            assert data.crop is not None  # TrainConfig.validate sets it for the native pipeline
-            native = NativeTransform(crop=data.crop, scale_range=(data.scale_range[0], data.scale_range[1]),
-                                     crack_centred=data.crack_centred, augment_geometry=data.augment,
-                                     photometric=data.photometric if data.augment else 0.0)
-        dataset = CrackDataset(self.train_samples, config.image_size, augment=data.augment, crop=data.crop,
-                               teacher=self.teacher, native=native, skeleton=skeleton, seed=config.seed)
-        sampler = None
-        if data.weighting != "size" or data.samples_per_epoch:
-            sampler = weighted_sampler(self.train_samples, data.weighting, data.samples_per_epoch, seed=config.seed)
-        return self._loader(dataset, True, sampler=sampler)
-
-    def val_dataloader(self) -> DataLoader:
-        if self.config.native:
-            # Whole validation images at their own size, the way `predict` runs the model.
-            return self._loader(CrackDataset(self.val_samples, native_eval=True), False, batch_size=1)
-        return self._loader(CrackDataset(self.val_samples, self.config.image_size), False)
 
 
 class BestDeltaCheckpoint(L.Callback):
@@ -215,6 +180,21 @@ class BestDeltaCheckpoint(L.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best = float(state_dict.get("best", -math.inf))
         self.best_step = int(state_dict.get("best_step", -1))
+        self._reconcile()
+
+    def _reconcile(self) -> None:
+        """On resume: best/ may have been written after the checkpoint (a kill between the two).
+        The checkpoint then does not know it; adopt its score so the resumed run replaces it only
+        by a better model, never by a worse one."""
+        import json
+
+        try:
+            saved = json.loads((self.directory / "config.json").read_text())
+            value, step = float(saved["val_iou"]), int(saved["step"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        if value > self.best:
+            self.best, self.best_step = value, step
 
 
 def _stride_multiple(model: torch.nn.Module) -> int:
@@ -232,15 +212,3 @@ def steps_per_epoch(num_samples: int, config: TrainConfig) -> int:
     world = config.devices * config.num_nodes
     batches = math.ceil(num_samples / (config.batch_size * world))
     return max(1, math.ceil(batches / config.accumulate))
-
-
-class SaveOnException(L.Callback):
-    """Writes the resumable checkpoint when training stops on an exception or Ctrl-C, so at most
-    the current step is lost (Lightning writes checkpoints through a temporary file)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if trainer.global_step > 0:
-            trainer.save_checkpoint(self.path, weights_only=False)

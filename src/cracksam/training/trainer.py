@@ -6,8 +6,11 @@ Run folder layout::
     <out_dir>/best/                   best model by validation IoU (CrackSAM delta, or a whole student)
     <out_dir>/teacher_cache/          cached teacher logits when distilling (float16 .npy)
     <out_dir>/checkpoints/last.ckpt   resumable Lightning checkpoint (trainable weights, optimiser,
-                                      scheduler, loop state), written every ``checkpoint_every``
-                                      steps, on an exception or Ctrl-C, and at the end
+                                      scheduler, loop and data state, best-model record), written
+                                      atomically every ``checkpoint_every`` steps, at Ctrl-C (at
+                                      the next step boundary) and at the end; not on other
+                                      exceptions (mid-step state is not resumable)
+    <out_dir>/checkpoints/previous.ckpt  the one before (used when last.ckpt is damaged)
     <out_dir>/logs/partN/metrics.csv  CSV log, one part per start (resumes add parts);
     <out_dir>/tb/partN/               TensorBoard log
 """
@@ -16,12 +19,14 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from cracksam.config import load_yaml, save_yaml
@@ -30,15 +35,20 @@ from cracksam.errors import ConfigError, CrackSAMWarning
 from cracksam.models.cracksam import build_cracksam
 from cracksam.models.sam_checkpoint import load_sam_checkpoint
 from cracksam.models.segmodels import build_segmodel
-from cracksam.training.config import TrainConfig
-from cracksam.training.init_from import apply_init_from, load_init_model
-from cracksam.training.module import (
-    BestDeltaCheckpoint,
-    CrackDataModule,
-    SaveOnException,
-    SegmentationModule,
-    steps_per_epoch,
+from cracksam.training.checkpoints import (
+    LAST,
+    PREVIOUS,
+    InterruptFlag,
+    RngState,
+    SafeCheckpointIO,
+    StepCheckpoint,
+    TrainingInterrupted,
+    choose_resume_checkpoint,
 )
+from cracksam.training.config import TrainConfig
+from cracksam.training.datamodule import CrackDataModule
+from cracksam.training.init_from import apply_init_from, load_init_model
+from cracksam.training.module import BestDeltaCheckpoint, SegmentationModule, steps_per_epoch
 from cracksam.training.progress import progress_callback, quiet_lightning
 
 log = logging.getLogger(__name__)
@@ -51,6 +61,8 @@ class FitResult:
     best_iou: float | None
     global_step: int
     max_iters: int
+    interrupted: bool = False  # stopped by Ctrl-C (at a step boundary, checkpoint written)
+    checkpoint: Path | None = None  # the resumable checkpoint
 
 
 def _load_samples(config: TrainConfig):
@@ -103,7 +115,7 @@ def _build_model(config: TrainConfig, allow_random_base: bool = False):
         log.info(report.summary())
     else:
         check_random_base(config, allow_random_base)  # fit() checked already; kept for direct callers
-        warnings.warn("no base checkpoint: the SAM encoder keeps random weights", CrackSAMWarning, stacklevel=3)
+        warnings.warn("no base checkpoint: the SAM encoder keeps random weights", CrackSAMWarning, stacklevel=4)
     return model
 
 
@@ -128,11 +140,27 @@ def _teacher_cache(config: TrainConfig, train, out: Path):
     return cache
 
 
+def _drop_parts(out: Path, part: str) -> None:
+    """Remove this start's log folders (a start that trained nothing must not leave empty parts)."""
+    for root in ("logs", "tb"):
+        shutil.rmtree(out / root / part, ignore_errors=True)
+
+
+def _rank_zero() -> bool:
+    # DDP children are re-launched copies of the command with these set (before any Trainer exists).
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+
+
 def fit(config: TrainConfig, resume: bool = False, extra_callbacks: list[L.Callback] | None = None,
         allow_random_base: bool = False) -> FitResult:
     """Train (or with ``resume`` continue) the run described by ``config``.  ``allow_random_base``:
     train a CrackSAM on a SAM backbone without ``base_checkpoint`` (refused otherwise, see
-    :func:`check_random_base`); a resumed run was accepted when it started."""
+    :func:`check_random_base`); a resumed run was accepted when it started.
+
+    Ctrl-C stops at the next optimiser step, after writing the checkpoint: the result then has
+    ``interrupted`` set.  A resumed run continues the data order, the augmentation stream, the
+    optimiser, the schedule and the best-model record where they stopped, so it ends with the
+    weights the uninterrupted run would have had (bit for bit on the CPU)."""
     with quiet_lightning():  # no Lightning tips or internal deprecation warnings around our output
         return _fit(config, resume, extra_callbacks, allow_random_base)
 
@@ -141,25 +169,36 @@ def _fit(config: TrainConfig, resume: bool, extra_callbacks: list[L.Callback] | 
          allow_random_base: bool) -> FitResult:
     out = Path(config.out_dir)
     ckpt_dir = out / "checkpoints"
-    last = ckpt_dir / "last.ckpt"
+    last = ckpt_dir / LAST
+    start = None
     if resume:
         saved = out / "config.yaml"
-        if not last.is_file() or not saved.is_file():
+        if not saved.is_file() or not (last.exists() or (ckpt_dir / PREVIOUS).exists()):
             raise ConfigError(f"{out}: nothing to resume (no checkpoints/last.ckpt or config.yaml)")
         # The run continues with the config it started with; a different one would not match
         # the optimiser state.
         config = load_yaml(TrainConfig, saved)
+        start = choose_resume_checkpoint(ckpt_dir, move_damaged=_rank_zero())
     elif last.exists():
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     else:
         apply_init_from(config)  # the CLI did already; direct callers may not have
         check_random_base(config, allow_random_base)
 
+    # Seeds the model's initialisation (a random frozen encoder must come out the same on resume);
+    # the data stream has its own seeds (data.sampling) and the global torch state after a resume
+    # comes from the checkpoint (RngState), so nothing restarts from the seed.
     L.seed_everything(config.seed, workers=True, verbose=False)
     train, val = _load_samples(config)
     per_epoch = steps_per_epoch(config.data.samples_per_epoch or len(train), config)
     max_iters = config.max_iters or per_epoch * config.epochs
     epochs = math.ceil(max_iters / per_epoch)
+    world = config.devices * config.num_nodes
+    batches = math.ceil((config.data.samples_per_epoch or len(train)) / (config.batch_size * world))
+    # Validation is scheduled in training batches across epochs (Lightning's val_check_interval
+    # with check_val_every_n_epoch=None): every val_every epochs, or every val_every_n_steps steps.
+    val_interval = (config.val_every_n_steps * config.accumulate if config.val_every_n_steps
+                    else batches * config.val_every)
 
     model = _build_model(config, allow_random_base=allow_random_base or resume)
     module = SegmentationModule(model, config, max_iters)
@@ -171,12 +210,10 @@ def _fit(config: TrainConfig, resume: bool, extra_callbacks: list[L.Callback] | 
     if not resume:
         save_yaml(config, out / "config.yaml")
     best = BestDeltaCheckpoint(out / "best", config.base_checkpoint, monitor=f"val/{config.monitor}")
-    callbacks: list[L.Callback] = [
-        ModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True, every_n_train_steps=config.checkpoint_every),
-        SaveOnException(last),
-        best,
-        *(extra_callbacks or []),
-    ]
+    interrupt = InterruptFlag()
+    steps = StepCheckpoint(last, config.checkpoint_every, interrupt, max_steps=max_iters)
+    # steps after best: a checkpoint written at a validation step holds the updated best record.
+    callbacks: list[L.Callback] = [RngState(), best, steps, *(extra_callbacks or [])]
     progress = progress_callback(config, max_iters)  # a bar on a terminal, plain lines otherwise
     callbacks.append(progress)
     # Each start of the run logs into its own part (CSVLogger would overwrite a previous file).
@@ -190,21 +227,35 @@ def _fit(config: TrainConfig, resume: bool, extra_callbacks: list[L.Callback] | 
         accumulate_grad_batches=config.accumulate,
         max_steps=max_iters,
         max_epochs=epochs,
-        check_val_every_n_epoch=config.val_every,
+        check_val_every_n_epoch=None,
+        val_check_interval=val_interval,
         num_sanity_val_steps=0,
         callbacks=callbacks,
         logger=[CSVLogger(out, name="logs", version=part), TensorBoardLogger(out, name="tb", version=part)],
         log_every_n_steps=max(1, min(50, per_epoch)),
         enable_progress_bar=isinstance(progress, RichProgressBar),
         enable_model_summary=False,
+        enable_checkpointing=False,  # StepCheckpoint writes the checkpoints (Lightning's own would add more)
         default_root_dir=out,
+        use_distributed_sampler=False,  # the data module's samplers split the data between ranks
+        plugins=[SafeCheckpointIO()],
     )
     data = CrackDataModule(train, val, config, teacher=teacher)
-    trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None, weights_only=True)
-    trainer.save_checkpoint(last, weights_only=False)  # full state: resumable
-    if trainer.global_step > 0 and best.validated_step != trainer.global_step:
-        # Training stopped between validations (--max-iters shorter than an epoch, or not a multiple
-        # of val_every epochs): validate the final weights too, so every run leaves a usable best/.
-        trainer.validate(module, datamodule=data, verbose=False)
+    interrupted: TrainingInterrupted | None = None
+    try:
+        with interrupt.installed():
+            trainer.fit(module, datamodule=data, ckpt_path=str(start) if start else None, weights_only=True)
+    except TrainingInterrupted as exc:
+        interrupted = exc
+    except SystemExit:
+        # Lightning exits 1 on a second Ctrl-C; it is still an interrupt (exit 130 in the CLI).
+        if not interrupt.requested:
+            raise
+        raise KeyboardInterrupt from None
+    except BaseException:
+        if steps.trained_batches == 0 and _rank_zero():
+            _drop_parts(out, part)
+        raise
     best_dir = out / "best" if (out / "best" / "config.json").exists() else None
-    return FitResult(out, best_dir, None if best.best == -math.inf else best.best, trainer.global_step, max_iters)
+    return FitResult(out, best_dir, None if best.best == -math.inf else best.best, trainer.global_step, max_iters,
+                     interrupted=interrupted is not None, checkpoint=last if last.exists() else None)

@@ -1,0 +1,231 @@
+"""The fastest runtime that keeps the masks, exported once per model and cached.
+
+``predict`` / ``serve`` / ``stream`` with ``--runtime auto`` (their default) run a checkpoint
+folder through the fastest installed runtime whose export passed its parity check against
+PyTorch: on first use the model is exported (ONNX with dynamic height/width for fully
+convolutional networks, so native-resolution prediction sees whole images as PyTorch does; an
+OpenVINO IR when OpenVINO is installed), each export is compared with PyTorch on synthetic crack
+images (mask IoU >= :data:`~cracksam.deployment.export.MIN_IOU`), timed briefly against PyTorch,
+and the result is kept in ``$CRACKSAM_CACHE/runtimes/<name>-<hash>/`` (default
+``~/.cache/cracksam``), keyed by the SHA-256 of the model's files and the cracksam version.
+An export that fails parity is deleted and recorded as refused: it is never used.  Later runs
+read the manifest and open the chosen file directly.
+
+``--runtime torch|onnxruntime|openvino`` forces one (an explicitly named runtime that failed
+parity is an error, not a silent fallback).  ``auto`` keeps PyTorch for CrackSAM (SAM ViT)
+models, whose exports take minutes and gigabytes (make them with ``cracksam export``), and off
+the CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cracksam import __version__
+from cracksam.errors import ConfigError, CrackSAMError
+
+RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
+ENV_RUNTIME = "CRACKSAM_RUNTIME"
+MANIFEST = "manifest.json"
+_FILES = {"onnxruntime": "model.onnx", "openvino": "model_fp16.xml"}
+RUNTIME_HELP = ("auto: the fastest installed runtime whose cached export passed its parity check against PyTorch "
+                "(exported once per model); or torch, onnxruntime, openvino. Env: CRACKSAM_RUNTIME.")
+
+
+def check_runtime(runtime: str) -> str:
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+    return runtime
+
+
+def cache_root() -> Path:
+    """``$CRACKSAM_CACHE/runtimes`` (default ``~/.cache/cracksam/runtimes``)."""
+    from cracksam.models.sam_checkpoint import cache_dir
+
+    return cache_dir() / "runtimes"
+
+
+def model_key(model_dir: Path) -> str:
+    """``<folder name>-<16 hex>``: SHA-256 of the folder's files (names and bytes) and the cracksam
+    version, so retrained weights or a new exporter get a new entry."""
+    digest = hashlib.sha256(__version__.encode())
+    for file in sorted(p for p in Path(model_dir).rglob("*") if p.is_file() and not p.name.startswith(".")):
+        digest.update(str(file.relative_to(model_dir)).encode())
+        with file.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    name = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(model_dir).name)[:48] or "model"
+    return f"{name}-{digest.hexdigest()[:16]}"
+
+
+def _installed(runtime: str) -> bool:
+    import importlib.util
+
+    module = {"onnxruntime": "onnxruntime", "openvino": "openvino"}[runtime]
+    return importlib.util.find_spec(module) is not None and importlib.util.find_spec("onnx") is not None
+
+
+def _samples(image_size: int, n: int = 6) -> np.ndarray:
+    """Synthetic crack images (thin dark curves on textured backgrounds), the inputs every cache
+    entry is checked on; real photos are what ``cracksam export --samples`` is for."""
+    from cracksam.data.synthetic import synthetic_pair
+
+    images = [synthetic_pair((image_size, image_size), seed=100 + i)[0] for i in range(n)]
+    return np.stack(images).astype(np.float32).transpose(0, 3, 1, 2).copy()
+
+
+def _ms_per_image(backend: Any, x: np.ndarray, runs: int = 3) -> float:
+    backend.run(x)  # warm-up (allocations, OpenVINO's first inference)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        backend.run(x)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)) * 1000 / len(x)
+
+
+def _open(runtime: str, path: Path, threads: int | None) -> Any:
+    from cracksam.deployment.backends import OnnxRuntimeBackend, OpenVINOBackend
+
+    if runtime == "onnxruntime":
+        return OnnxRuntimeBackend(path, threads=threads)
+    return OpenVINOBackend(path, threads=threads)
+
+
+def build_entry(model: Any, folder: Path, threads: int | None = None) -> dict[str, Any]:
+    """Export ``model`` to every installed runtime in ``folder``, check and time each; write and
+    return the manifest.  Exports failing parity are deleted."""
+    from cracksam.deployment.backends import TorchBackend
+    from cracksam.deployment.export import MIN_IOU, export_onnx, export_openvino, parity_report
+
+    folder.mkdir(parents=True, exist_ok=True)
+    reference = TorchBackend(model, threads=threads)
+    samples = _samples(reference.image_size)
+    one = samples[:1]
+    candidates: list[dict[str, Any]] = []
+    onnx_path = folder / _FILES["onnxruntime"]
+    export_onnx(model, onnx_path, dynamic_shape=True)
+    if _installed("openvino"):
+        export_openvino(onnx_path, folder / _FILES["openvino"], fp16=True)
+    for runtime in ("onnxruntime", "openvino"):
+        path = folder / _FILES[runtime]
+        if not path.is_file() or not _installed(runtime):
+            continue
+        backend = _open(runtime, path, threads)
+        report = parity_report(reference, backend, samples)
+        floor = MIN_IOU[backend.precision]
+        entry = {"runtime": runtime, "precision": backend.precision, "file": path.name,
+                 "dynamic_shape": bool(getattr(backend, "dynamic", False)), "mask_iou": report["mask_iou"],
+                 "max_abs_prob_diff": report["max_abs_prob_diff"], "min_iou": floor,
+                 "passed": report["mask_iou"] >= floor}
+        if entry["passed"]:
+            entry["ms_per_image"] = _ms_per_image(backend, one)
+        else:  # never used: delete the export, keep the record of why
+            del backend
+            path.unlink(missing_ok=True)
+            path.with_suffix(".bin").unlink(missing_ok=True)
+        candidates.append(entry)
+    torch_ms = _ms_per_image(reference, one)
+    passed = [c for c in candidates if c["passed"]]
+    best = min(passed, key=lambda c: c["ms_per_image"], default=None)
+    manifest = {
+        "cracksam_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "parity_images": f"{len(samples)} synthetic crack images at {reference.image_size} px",
+        "torch_ms_per_image": torch_ms, "candidates": candidates,
+        "fastest": best["runtime"] if best and best["ms_per_image"] < torch_ms else "torch",
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _entry(model_dir: Path, model: Any, threads: int | None, announce: Any) -> tuple[Path, dict[str, Any]]:
+    """The cache folder of ``model_dir`` and its manifest, building it the first time.  Built in a
+    temporary folder and renamed into place, so a concurrent process sees a whole entry or none."""
+    root = cache_root()
+    folder = root / model_key(model_dir)
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        if announce:
+            announce(f"exporting {model_dir} once for faster runtimes (checked against PyTorch; cached in {folder})")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
+        try:
+            build_entry(model, tmp, threads)
+            try:
+                os.rename(tmp, folder)
+            except OSError:  # another process finished first: use its entry
+                pass
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        return folder, json.loads(manifest_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CrackSAMError(f"{manifest_path}: unreadable runtime cache entry ({exc}); delete {folder}") from None
+
+
+def select_backend(model_dir: Path, model: Any, runtime: str = "auto", threads: int | None = None,
+                   announce: Any = None) -> tuple[Any, dict[str, Any]]:
+    """The backend to run ``model`` (loaded from ``model_dir``) with, and what was chosen and why
+    (``runtime``, ``reason``, and for exports ``file``, ``mask_iou``, ``speedup_vs_torch``)."""
+    from cracksam.deployment.backends import TorchBackend
+    from cracksam.models.cracksam import CrackSAM
+
+    check_runtime(runtime)
+    torch_info = {"runtime": "torch", "precision": "fp32"}
+    if runtime == "torch":
+        return TorchBackend(model, threads=threads), {**torch_info, "reason": "asked for (--runtime torch)"}
+    if runtime == "auto":
+        if isinstance(model, CrackSAM):
+            return TorchBackend(model, threads=threads), {
+                **torch_info, "reason": "SAM models are exported with `cracksam export`, not on the fly"}
+        missing = [r for r in ("onnxruntime", "openvino") if not _installed(r)]
+        if len(missing) == 2:
+            return TorchBackend(model, threads=threads), {
+                **torch_info, "reason": "neither onnxruntime nor openvino is installed"}
+    elif not _installed(runtime):
+        raise ConfigError(f"--runtime {runtime}: {runtime} (and onnx) is not installed; pip install 'cracksam[deploy]'")
+    folder, manifest = _entry(Path(model_dir), model, threads, announce)
+    candidates = {c["runtime"]: c for c in manifest.get("candidates", [])}
+    torch_ms = float(manifest.get("torch_ms_per_image") or 0.0)
+    if runtime != "auto":
+        chosen = candidates.get(runtime)
+        if chosen is None or not chosen.get("passed"):
+            why = (f"mask IoU {chosen['mask_iou']:.4f} < {chosen['min_iou']}" if chosen else "no export was made")
+            raise CrackSAMError(f"--runtime {runtime}: the {runtime} export of {model_dir} was refused ({why}); "
+                                "use --runtime auto or torch")
+        reason = "asked for"
+    else:
+        name = manifest.get("fastest", "torch")
+        chosen = candidates.get(name) if name != "torch" and _installed(name) else None
+        if chosen is None or not chosen.get("passed") or not (folder / chosen["file"]).is_file():
+            return TorchBackend(model, threads=threads), {
+                **torch_info, "reason": "no export passed its parity check faster than PyTorch", "cache": str(folder)}
+        reason = "fastest runtime that passed its parity check"
+    backend = _open(chosen["runtime"], folder / chosen["file"], threads)
+    speedup = torch_ms / chosen["ms_per_image"] if chosen.get("ms_per_image") else None
+    return backend, {"runtime": chosen["runtime"], "precision": chosen["precision"], "reason": reason,
+                     "file": str(folder / chosen["file"]), "mask_iou": chosen["mask_iou"],
+                     "speedup_vs_torch": speedup}
+
+
+def describe_choice(info: dict[str, Any]) -> str:
+    """One line for the console, e.g. ``runtime: onnxruntime fp32 (fastest runtime that passed its
+    parity check: mask IoU 1.0000 vs PyTorch, 1.9x PyTorch when cached)``."""
+    head = f"runtime: {info['runtime']} {info.get('precision', '')}".rstrip()
+    if "mask_iou" in info:
+        speed = f", {info['speedup_vs_torch']:.1f}x PyTorch when cached" if info.get("speedup_vs_torch") else ""
+        return f"{head} ({info['reason']}: mask IoU {info['mask_iou']:.4f} vs PyTorch{speed})"
+    return f"{head} ({info['reason']})"
+
+
+__all__ = ["ENV_RUNTIME", "RUNTIMES", "RUNTIME_HELP", "build_entry", "cache_root", "check_runtime",
+           "describe_choice", "model_key", "select_backend"]

@@ -1,0 +1,116 @@
+"""Resumable training checkpoints (``<run>/checkpoints/last.ckpt``) as seen from the model side:
+one safe reader for every ``.ckpt`` read, and the checkpoint's weights as a model folder, so a
+``.ckpt`` is accepted wherever a model is taken (``predict -m run/checkpoints/last.ckpt``).
+
+Training writes what rebuilds the model into each checkpoint (:data:`MODEL_KEY`, see
+:func:`model_record`); the weights are then saved once as an ordinary model folder next to the
+checkpoint (``last.model/``), reused while the checkpoint is unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cracksam.errors import CheckpointError
+
+MODEL_KEY = "cracksam_model"
+
+
+def load_checkpoint_file(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a training checkpoint without running code from it; every failure (missing, empty,
+    truncated, random bytes, a pickle with Python objects, not one of our checkpoints) becomes a
+    :class:`CheckpointError` naming the file and the problem, in one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"{path}: damaged checkpoint: the file is empty (0 bytes)")
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+        if head[:1] == b"\x80":  # a bare pickle stream, not torch's zip container
+            raise CheckpointError(f"{path}: refused: a raw pickle, not a PyTorch checkpoint "
+                                  "(loading it could run code)")
+        what = "truncated" if head == b"PK" else "not a PyTorch checkpoint (unrecognised bytes)"
+        raise CheckpointError(f"{path}: damaged checkpoint: {what}, {size} bytes")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "Weights only load failed" in reason:
+            reason = "it holds Python objects other than tensors (refused: loading them could run code)"
+        raise CheckpointError(f"{path}: refused checkpoint: {reason}") from None
+    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError/EOFError/KeyError/... on damage
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: damaged checkpoint: {reason}") from None
+    if not isinstance(obj, dict) or "state_dict" not in obj or "loops" not in obj:
+        raise CheckpointError(f"{path}: not a resumable cracksam training checkpoint (no weights or loop state)")
+    return obj
+
+
+def model_record(model: Any, base: str | None) -> dict[str, Any]:
+    """What rebuilds ``model`` (CrackSAM or a registry network) from a checkpoint's weights."""
+    from cracksam.config import to_dict
+    from cracksam.models.segmodels import SegModel
+
+    arch = "segmodel" if isinstance(model, SegModel) else "cracksam"
+    return {"architecture": arch, "model": to_dict(model.config), "base_checkpoint": base}
+
+
+def _run_of(path: Path) -> Path:
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+
+
+def model_folder(path: str | os.PathLike[str]) -> Path:
+    """The model held by training checkpoint ``path``, as a model folder (written next to it as
+    ``<stem>.model/`` the first time, rewritten when the checkpoint changes)."""
+    from cracksam.config import from_dict
+    from cracksam.models.cracksam import CrackSAM, CrackSAMConfig, build_cracksam
+    from cracksam.models.io import save_trained
+    from cracksam.models.segmodels import SegModel, SegModelConfig, build_segmodel
+
+    path = Path(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+    target = path.with_name(f"{path.stem}.model")
+    try:
+        if json.loads((target / "config.json").read_text())["checkpoint_sha256"] == digest:
+            return target
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    ckpt = load_checkpoint_file(path)
+    record = ckpt.get(MODEL_KEY)
+    if not isinstance(record, dict):
+        raise CheckpointError(f"{path}: this checkpoint does not record its model (written by an older version); "
+                              f"give the run folder {_run_of(path)} (its best/ model) instead")
+    model: CrackSAM | SegModel
+    if record.get("architecture") == "segmodel":
+        model = build_segmodel(from_dict(SegModelConfig, record["model"], f"{path}: model"))
+    else:
+        model = build_cracksam(from_dict(CrackSAMConfig, record["model"], f"{path}: model"))
+    weights = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
+    missing = sorted(set(model.trainable_state_dict()) - set(weights))
+    result = model.load_state_dict(weights, strict=False)
+    if missing or result.unexpected_keys:
+        raise CheckpointError(f"{path}: weights do not fit the recorded model (missing {missing[:3]}, "
+                              f"unexpected {result.unexpected_keys[:3]})")
+    extra = {"step": int(ckpt.get("global_step", -1)), "from_checkpoint": str(path), "checkpoint_sha256": digest}
+    # Written aside and renamed into place: a reader never sees a half-written folder.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=path.parent))
+    try:
+        save_trained(model, tmp, base=record.get("base_checkpoint"), extra=extra)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

@@ -1,0 +1,154 @@
+"""``cracksam predict`` in survey mode (``--engine ray``, ``--manifest`` or ``--table``): the table,
+resumption and the Ray options; :mod:`cracksam.cli.predict` hands its checked options over here."""
+
+from __future__ import annotations
+
+import gc
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from cracksam.errors import ConfigError
+
+ENGINE_HELP = ("plain: this process; ray: Ray Data actors (local, or a cluster with --address). "
+               "ray, --manifest and --table write results.parquet and skip images already in it.")
+
+
+def survey_command(
+    *,
+    inputs: list[str],
+    manifest: Path | None,
+    path_column: str | None,
+    engine: str,
+    address: str | None,
+    workers: int | None,
+    threads: int | None,
+    csv: bool,
+    model: str,
+    model_path: Path,
+    predictor_kwargs: dict[str, Any],
+    image_options: dict[str, Any],
+    report: bool,
+    out: Path,
+    json_out: bool,
+    no_progress: bool,
+) -> None:
+    """Run the job; exit code 1 when some images failed, 130 on Ctrl-C (the table is whole either way)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from cracksam import __version__
+    from cracksam.cli.inputs import output_dir
+    from cracksam.config import atomic_write_text
+    from cracksam.deployment.predictor import Predictor
+    from cracksam.service.inference import model_id_for
+    from cracksam.survey.engine import ENGINES, SurveyJob, run_survey
+    from cracksam.survey.manifest import collect_inputs, require_pyarrow
+    from cracksam.survey.rows import ImageOptions
+    from cracksam.threads import check_threads, cpu_cores
+
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine != "ray" and (address is not None or workers is not None):
+        raise ConfigError("--address and --workers only apply with --engine ray")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    check_threads(threads)
+    if engine == "ray":  # before anything slow: without Ray, say so at once
+        from cracksam.survey.ray_engine import import_ray
+
+        import_ray()
+    require_pyarrow()
+    job_inputs = collect_inputs(inputs, manifest, path_column)
+    cores = cpu_cores()
+    if engine == "ray":
+        # Per worker: --threads, else the cores shared among --workers, else 1 (one worker per core).
+        threads = threads or (max(1, cores // workers) if workers else 1)
+        workers = workers or (max(1, cores // threads) if address is None else None)
+    else:
+        threads = threads or cores
+    device = predictor_kwargs.get("device", "cpu")
+    spec = {"path": str(model_path), **predictor_kwargs, "threads": threads}
+    predictor: Any = Predictor.from_path(**spec)  # here too: bad options fail once, and the id needs its card
+    model_id = model_id_for(predictor.describe(), model_path)
+    output_dir(out)
+    console = Console(stderr=True, soft_wrap=True)
+    ray_options: dict[str, Any] = {}
+    if engine == "ray":
+        del predictor  # the workers open their own
+        predictor = None
+        gc.collect()
+        gpu = str(device).lower().startswith(("cuda", "gpu"))
+        ray_options = {"address": address, "workers": workers, "threads": threads,
+                       "gpus_per_worker": 1.0 if gpu else 0.0}
+    options = ImageOptions(out=str(out), model_id=model_id, **image_options)
+    job = SurveyJob(spec, options, job_inputs, batch_size=int(predictor_kwargs.get("batch_size", 4)), csv=csv)
+    if not json_out:
+        where = (f"ray, {workers or 'one per free CPU'} worker(s) x {threads} thread(s)" if engine == "ray"
+                 else f"{threads} CPU thread(s)")
+        console.print(f"model {model_id}; {where}", highlight=False)
+    for name, problem in job_inputs.problems:
+        console.print(f"[red]error[/red]: {name}: {problem}")
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=console, disable=no_progress, transient=True)
+    with progress:
+        bar = progress.add_task("segmenting", total=None)
+
+        def on_start(pending: int, skipped: int) -> None:
+            progress.update(bar, total=pending)
+            if skipped and not json_out:
+                console.print(f"{skipped} image(s) already in {out / 'results.parquet'}: skipped", highlight=False)
+
+        def on_rows(rows: list[dict[str, Any]]) -> None:
+            progress.advance(bar, len(rows))
+            for r in rows:
+                if r["status"] != "ok":
+                    console.print(f"[red]error[/red]: {r['error']}", highlight=False)
+
+        result = run_survey(job, engine, predictor=predictor, ray_options=ray_options, on_start=on_start,
+                            on_rows=on_rows)
+    summary = {
+        "model": model, "model_path": str(model_path), "model_id": model_id, "cracksam_version": __version__,
+        "engine": engine, "workers": workers, "threads": threads,
+        "images": result.ok, "failed": result.errors + len(job_inputs.problems), "skipped": result.skipped,
+        "processed": result.processed, "interrupted": result.interrupted, "total_seconds": round(result.seconds, 3),
+        "seconds_to_first_rows": result.first_rows_seconds and round(result.first_rows_seconds, 3),
+        "table": str(result.table), "table_rows": result.total_rows,
+        "errors": result.error_messages[:1000] + [f"{n}: {p}" for n, p in job_inputs.problems],
+    }
+    if report and not result.interrupted:
+        summary["report"] = _report(job_inputs.items, out, result.table, image_options, json_out, no_progress)
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    if json_out:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        rate = f"{result.processed / result.seconds:.2f} images/s" if result.processed and result.seconds else "-"
+        console.print(f"{result.ok} image(s) segmented, {summary['failed']} failed, {result.skipped} skipped, "
+                      f"{rate}; table {result.table} ({result.total_rows} rows)", highlight=False)
+    if result.interrupted:
+        console.print("interrupted: the table holds every finished image; rerun the same command to continue",
+                      highlight=False)
+        raise typer.Exit(130)
+    if summary["failed"]:
+        raise typer.Exit(1)
+
+
+def _report(items: list[Any], out: Path, table: Path | None, image_options: dict[str, Any], quiet: bool,
+            no_progress: bool) -> str | None:
+    """The plain predict's ``--report`` (types, severity, HTML, COCO/GeoJSON/CSV) over the job's
+    images that are ``ok`` in the table, this run's and earlier runs' alike."""
+    import pyarrow.parquet as pq
+
+    from cracksam.cli.predict import _report as plain_report
+
+    if table is None or not table.is_file():
+        return None
+    done = pq.read_table(table, columns=["path", "status"]).to_pylist()
+    ok = {r["path"] for r in done if r["status"] == "ok"}
+    rows = [{"mask": str(out / f"{it.stem}_mask.png"), "file": it.file} for it in items if it.path in ok]
+    if not rows:
+        return None
+    return plain_report(rows, out, image_options["mm_per_px"], image_options["min_length"], quiet=quiet,
+                        no_progress=no_progress)

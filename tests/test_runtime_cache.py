@@ -1,0 +1,128 @@
+"""Issue 12.3: predict/serve/stream run the fastest runtime whose export passed parity, exported
+once per model into a cache keyed by the weights' hash (here a tmp $CRACKSAM_CACHE)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+import cracksam.deployment.runtime_cache as rc  # noqa: E402
+from cracksam.cli.main import main  # noqa: E402
+from cracksam.data.synthetic import synthetic_pair  # noqa: E402
+from cracksam.deployment.predictor import Predictor  # noqa: E402
+from cracksam.errors import ConfigError, CrackSAMError  # noqa: E402
+from cracksam.models import SegModel, SegModelConfig, save_trained, segmodels  # noqa: E402
+from tests._convnet import DarkConvNet  # noqa: E402
+
+ARCH = "test_dark_conv"
+if ARCH not in segmodels._ARCHS:  # registered once per process, like the zoo's own
+    segmodels.register_architecture(segmodels.ArchSpec(ARCH, lambda pretrained, size: DarkConvNet(), "test only",
+                                                       multiple=8))
+
+
+def conv_segmodel(image_size: int = 64) -> SegModel:
+    return SegModel(SegModelConfig(arch=ARCH, image_size=image_size)).eval()
+
+
+def conv_checkpoint(folder: Path) -> Path:
+    return save_trained(conv_segmodel(), folder)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    root = tmp_path / "cache"
+    monkeypatch.setenv("CRACKSAM_CACHE", str(root))
+    return root / "runtimes"
+
+
+@pytest.fixture
+def photo(tmp_path):
+    path = tmp_path / "photo.png"
+    cv2.imwrite(str(path), cv2.cvtColor(synthetic_pair((96, 136), seed=5)[0], cv2.COLOR_RGB2BGR))
+    return path
+
+
+def test_auto_exports_once_caches_by_weights_hash_and_says_which(tmp_path, cache, photo, monkeypatch, capsys):
+    ckpt = conv_checkpoint(tmp_path / "m")
+    out = tmp_path / "p1"
+    assert main(["predict", str(photo), "-m", str(ckpt), "--runtime", "auto", "--threads", "1", "--out", str(out),
+                 "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    (entry,) = cache.iterdir()
+    assert entry.name == rc.model_key(ckpt) and "exporting" in err and str(entry) in err
+    manifest = json.loads((entry / "manifest.json").read_text())
+    chosen = json.loads((out / "summary.json").read_text())["runtime"]
+    assert chosen["runtime"] == manifest["fastest"] and f"runtime: {chosen['runtime']}" in err
+    assert all(c["passed"] and c["mask_iou"] >= c["min_iou"] for c in manifest["candidates"])
+    assert {c["runtime"] for c in manifest["candidates"]} >= {"onnxruntime"}
+    onnx = next(c for c in manifest["candidates"] if c["runtime"] == "onnxruntime")
+    assert onnx["dynamic_shape"]  # native prediction sees the whole photo, as in PyTorch
+    # Second run: no export, same cache entry; and the masks are those of PyTorch.
+    monkeypatch.setattr(rc, "build_entry", lambda *a, **k: pytest.fail("exported twice"))
+    assert main(["predict", str(photo), "-m", str(ckpt), "--runtime", "auto", "--threads", "1",
+                 "--out", str(tmp_path / "p2"), "--no-progress"]) == 0
+    assert "exporting" not in capsys.readouterr().err
+    assert main(["predict", str(photo), "-m", str(ckpt), "--runtime", "torch", "--out", str(tmp_path / "t"),
+                 "--no-progress"]) == 0
+    fast = cv2.imread(str(tmp_path / "p2" / "photo_mask.png"), 0)
+    eager = cv2.imread(str(tmp_path / "t" / "photo_mask.png"), 0)
+    assert (fast != eager).mean() < 0.001 and eager.any()
+    # Other weights, other key.
+    other = save_trained(SegModel(SegModelConfig(arch=ARCH, image_size=64, inference_scale=0.5)), tmp_path / "o")
+    assert rc.model_key(other) != rc.model_key(ckpt)
+
+
+def test_an_export_failing_parity_is_deleted_and_never_used(tmp_path, cache, photo, monkeypatch):
+    import cracksam.deployment.export as export
+
+    ckpt = conv_checkpoint(tmp_path / "m")
+    monkeypatch.setitem(export.MIN_IOU, "fp32", 1.01)  # nothing can pass
+    monkeypatch.setitem(export.MIN_IOU, "fp16", 1.01)
+    predictor = Predictor.from_path(ckpt, runtime="auto", threads=1)
+    assert predictor.backend.name == "torch" and "no export passed" in predictor.runtime_info["reason"]
+    (entry,) = cache.iterdir()
+    manifest = json.loads((entry / "manifest.json").read_text())
+    assert manifest["candidates"] and not any(c["passed"] for c in manifest["candidates"])
+    assert not list(entry.glob("*.onnx")) and not list(entry.glob("*.xml")) and not list(entry.glob("*.bin"))
+    with pytest.raises(CrackSAMError, match="refused"):
+        Predictor.from_path(ckpt, runtime="onnxruntime", threads=1)
+    assert main(["predict", str(photo), "-m", str(ckpt), "--runtime", "onnxruntime", "--out", str(tmp_path / "x"),
+                 "--no-progress"]) == 2
+
+
+def test_runtime_choices_are_validated(tmp_path, cache, photo, capsys):
+    ckpt = conv_checkpoint(tmp_path / "m")
+    with pytest.raises(ConfigError, match="unknown runtime"):
+        Predictor.from_path(ckpt, runtime="tensorrt")
+    assert main(["predict", str(photo), "-m", str(ckpt), "--runtime", "fast", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown runtime" in capsys.readouterr().err
+    from cracksam.deployment import export_onnx
+
+    onnx = export_onnx(conv_segmodel(), tmp_path / "m.onnx")
+    assert Predictor.from_path(onnx, runtime="auto").runtime_info["runtime"] == "onnxruntime"
+    with pytest.raises(ConfigError, match="is a onnxruntime model"):
+        Predictor.from_path(onnx, runtime="openvino")
+    # torch: no cache is written at all.
+    assert Predictor.from_path(ckpt, runtime="torch").backend.name == "torch" and not cache.exists()
+
+
+def test_serve_settings_take_the_runtime(tmp_path, cache):
+    from cracksam.service.inference import load_model
+    from cracksam.service.settings import ServiceSettings
+
+    ckpt = conv_checkpoint(tmp_path / "m")
+    assert ServiceSettings.from_env({"CRACKSAM_RUNTIME": "openvino"}).runtime == "openvino"
+    with pytest.raises(ConfigError, match="runtime"):
+        ServiceSettings(runtime="gpu").validated()
+    loaded = load_model(ServiceSettings(model=str(ckpt), runtime="onnxruntime", threads=1).validated())
+    assert loaded.predictor.describe()["runtime"] == "onnxruntime"
+    image = synthetic_pair((64, 64), seed=2)[0]
+    assert loaded.predictor.predict_one(image).mask().shape == (64, 64)
+    assert np.isfinite(loaded.predictor.predict_one(image).prob).all()
