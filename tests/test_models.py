@@ -260,6 +260,29 @@ def test_lora_config_errors_say_what_is_wrong():
         LoRAConfig(targets=["q", "v", "q"])
 
 
+def test_adapters_follow_the_base_weight_and_config(tiny_config):
+    """Adapters take the device and dtype of the block they join (a meta or float64 encoder), keep
+    ``zero_init=False`` when asked, are named by ``adapter_parameter_names``, cannot be added twice,
+    and a bottleneck below 1 is refused.  Mutants killed: ``.to(device=..., dtype=...)`` with either
+    dropped, ``zero_init`` not passed on, the name filter changed, the error messages dropped, the
+    bottleneck bound moved."""
+    from cracksam.models.deltas.adapter import adapter_parameter_names, inject_adapter
+
+    for device, dtype in (("meta", torch.float32), ("cpu", torch.float64)):
+        encoder = build_cracksam(tiny_config("lora"), device=device).image_encoder.to(dtype)
+        inject_adapter(encoder, AdapterConfig(bottleneck=1, zero_init=False))
+        adapters = [m.adapter for b in encoder.blocks for m in (b.attn, b.mlp)]
+        assert all(p.device.type == device and p.dtype == dtype for a in adapters for p in a.parameters())
+    assert all(a.up.weight.abs().sum() > 0 for a in adapters)  # not zeroed
+    names = adapter_parameter_names(encoder)
+    assert names and all(".adapter." in n for n in names)
+    assert len(names) == sum(1 for n, _ in encoder.named_parameters() if ".adapter." in n)
+    with pytest.raises(ConfigError, match=r"^the encoder already has adapters$"):
+        inject_adapter(encoder, AdapterConfig())
+    with pytest.raises(ConfigError, match=r"^adapter bottleneck must be >= 1, got 0$"):
+        AdapterConfig(bottleneck=0)
+
+
 def test_has_lora_tells_lora_models_apart(tiny_config):
     """Mutant killed: ``has_lora`` not looking at the modules (it decides whether a checkpoint
     needs merging; no other test of ``scripts/mutation.sh lora`` calls it)."""
