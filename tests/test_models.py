@@ -221,6 +221,57 @@ def test_lora_scaling_against_hand_computed_weights(tiny_config):
         torch.testing.assert_close(attn.proj(x), x @ proj.t() + attn.proj.bias, atol=1e-5, rtol=1e-5)
 
 
+def test_lora_factors_follow_the_base_weight_and_linear_init(tiny_config):
+    """A is initialised like an ``nn.Linear`` weight, U(-1/sqrt(in), 1/sqrt(in)) (kaiming uniform
+    with a = sqrt(5)), B is zero, and both take the base weight's dtype.  Mutants killed: another
+    ``a`` (or none) in the kaiming init; A or B created without the base's device/dtype."""
+    import math
+
+    from cracksam.models.deltas.lora import inject_lora
+
+    encoder = build_cracksam(tiny_config("adapter")).image_encoder.double()
+    torch.manual_seed(0)
+    inject_lora(encoder, LoRAConfig(rank=8, targets=["q", "k", "v", "o"]))
+    attn = encoder.blocks[0].attn
+    params = [*attn.qkv.lora_A.values(), *attn.qkv.lora_B.values(), *attn.proj.lora_A.values()]
+    assert all(p.dtype == torch.float64 for p in params)
+    bound = 1 / math.sqrt(attn.qkv.in_features)
+    a = torch.cat([b.attn.qkv.lora_A[s].flatten() for b in encoder.blocks for s in "qkv"])
+    assert a.numel() > 1000 and 0.97 * bound < a.abs().max() <= bound  # a = sqrt(6) would give 0.93
+    assert all(p.abs().sum() == 0 for p in attn.qkv.lora_B.values())
+
+
+def test_lora_cannot_be_added_twice(tiny_config):
+    """Mutants killed: the guard's ``or`` as ``and`` (an encoder with LoRA on ``o`` only let
+    through) and its message changed."""
+    from cracksam.models.deltas.lora import inject_lora
+
+    encoder = build_cracksam(tiny_config("adapter")).image_encoder
+    inject_lora(encoder, LoRAConfig(rank=2, targets=["o"]))
+    with pytest.raises(ConfigError, match=r"^the encoder already has LoRA$"):
+        inject_lora(encoder, LoRAConfig(rank=2, targets=["q"]))
+
+
+def test_lora_config_errors_say_what_is_wrong():
+    """Mutants killed: the rank and repeated-target errors raised without their messages."""
+    with pytest.raises(ConfigError, match=r"^LoRA rank must be >= 1, got 0$"):
+        LoRAConfig(rank=0)
+    with pytest.raises(ConfigError, match=r"^LoRA targets repeat: \['q', 'v', 'q'\]$"):
+        LoRAConfig(targets=["q", "v", "q"])
+
+
+def test_has_lora_tells_lora_models_apart(tiny_config):
+    """Mutant killed: ``has_lora`` not looking at the modules (it decides whether a checkpoint
+    needs merging; no other test of ``scripts/mutation.sh lora`` calls it)."""
+    from cracksam.models.deltas.lora import has_lora, merge_lora
+
+    model = build_cracksam(tiny_config("lora"))
+    assert has_lora(model) and not has_lora(build_cracksam(tiny_config("adapter")))
+    with torch.no_grad():
+        assert merge_lora(model) > 0
+    assert not has_lora(model)  # merged: plain linears again
+
+
 def test_lora_merge_equals_unmerged(tiny_config, images64):
     model = build_cracksam(tiny_config("adapter+lora")).eval()
     for name, p in model.named_parameters():

@@ -183,7 +183,7 @@ def export_all(
         elif target == "onnx-int8":
             quantize_onnx_dynamic(onnx_path, path)
         elif target == "onnx-int8-static":
-            quantize_onnx_static(onnx_path, path, calibration)  # type: ignore[arg-type]  (checked above)
+            quantize_onnx_static(onnx_path, path, calibration)  # type: ignore[arg-type]  # checked above
         elif target == "openvino-int8":
             # NNCF's transformer handling is for the ViT; a CNN is quantised as one.
             kind = "transformer" if isinstance(model, CrackSAM) else None
