@@ -28,15 +28,6 @@ DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: above any phone or drone camera, bel
 MIN_LENGTH = 10.0  # px: shorter skeleton branches are noise, not cracks
 
 
-def _png_bytes(array: Any) -> bytes:
-    import cv2
-
-    ok, buf = cv2.imencode(".png", array)
-    if not ok:
-        raise OSError("PNG encoding failed")
-    return buf.tobytes()
-
-
 def predict(
     inputs: list[str] = typer.Argument(None, metavar="INPUT", show_default=False,
                                        help="Image files, folders or glob patterns (quoted)."),
@@ -91,6 +82,8 @@ def predict(
     from cracksam.deployment.predictor import Predictor
     from cracksam.deployment.runtime_cache import describe_choice
     from cracksam.evaluation.visualize import overlay as blend
+    from cracksam.measurement.files import write_measurement as _measure
+    from cracksam.measurement.io import encode_png as _png_bytes
     from cracksam.service.inference import model_id_for
     from cracksam.threads import resolve_threads
 
@@ -241,21 +234,6 @@ def predict(
         console.print(f"[red]error[/red]: {summary_error}")
     if failed or summary_error is not None:
         raise typer.Exit(1)
-
-
-def _measure(mask, image, out: Path, stem: str, mm_per_px: float | None, min_length: float,
-             written: list[str]) -> dict[str, Any]:
-    from cracksam.measurement import measure_mask, render_annotation, result_to_dict, write_csv, write_json, write_png
-
-    result = measure_mask(mask, mm_per_px=mm_per_px, min_length_px=min_length)
-    write_json(result, out / f"{stem}_measure.json", source=stem)
-    written.append(str(out / f"{stem}_measure.json"))
-    write_csv(result, out / f"{stem}_cracks.csv", source=stem)
-    written.append(str(out / f"{stem}_cracks.csv"))
-    write_png(out / f"{stem}_measure.png", render_annotation(image, result))
-    written.append(str(out / f"{stem}_measure.png"))
-    doc = result_to_dict(result, source=stem)
-    return {k: doc[k] for k in ("totals", "mm_per_px", "resolution_note")} | {"report": f"{stem}_measure.json"}
 
 
 def _report(ok: list[dict[str, Any]], out: Path, mm_per_px, min_length: float, quiet: bool,

@@ -11,7 +11,7 @@ import numpy as np
 from cracksam.config import atomic_write_bytes
 from cracksam.measurement.measure import MeasurementError
 
-__all__ = ["read_mask", "write_png"]
+__all__ = ["encode_png", "read_mask", "write_png"]
 
 
 def _decode(path: str | os.PathLike[str], flags: int) -> np.ndarray:
@@ -93,3 +93,12 @@ def write_png(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
     if not ok:  # pragma: no cover - only for impossible arrays
         raise MeasurementError(f"{path}: could not encode the image as PNG")
     atomic_write_bytes(path, buf.tobytes())
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """PNG bytes of a grey or BGR uint8 array, as OpenCV writes it (the masks, overlays and
+    probability maps of ``predict`` and the survey)."""
+    ok, buf = cv2.imencode(".png", array)
+    if not ok:
+        raise OSError("PNG encoding failed")
+    return buf.tobytes()

@@ -114,10 +114,11 @@ def _write_outputs(image: Any, pred: Any, stem: str, opts: ImageOptions) -> dict
     import cv2
     import numpy as np
 
-    # The plain predict's own helpers, so the files stay the same as that command changes.
-    from cracksam.cli.predict import _measure, _png_bytes
+    # The plain predict's own helpers (cracksam.measurement), so the files stay the same as that command's.
     from cracksam.config import atomic_write_bytes
     from cracksam.evaluation.visualize import overlay as blend
+    from cracksam.measurement.files import write_measurement as _measure
+    from cracksam.measurement.io import encode_png as _png_bytes
 
     out = Path(opts.out)
     mask = pred.mask(opts.threshold)
