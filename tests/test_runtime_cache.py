@@ -19,15 +19,28 @@ from cracksam.data.synthetic import synthetic_pair  # noqa: E402
 from cracksam.deployment.predictor import Predictor  # noqa: E402
 from cracksam.errors import ConfigError, CrackSAMError  # noqa: E402
 from cracksam.models import SegModel, SegModelConfig, save_trained, segmodels  # noqa: E402
+from cracksam.models.registry import unregister_model  # noqa: E402
 from tests._convnet import DarkConvNet  # noqa: E402
 
 ARCH = "test_dark_conv"
-if ARCH not in segmodels._ARCHS:  # registered once per process, like the zoo's own
-    segmodels.register_architecture(segmodels.ArchSpec(ARCH, lambda pretrained, size: DarkConvNet(), "test only",
-                                                       multiple=8))
+
+
+def ensure_dark_conv_arch() -> None:
+    if ARCH not in segmodels._ARCHS:
+        segmodels.register_architecture(segmodels.ArchSpec(ARCH, lambda pretrained, size: DarkConvNet(),
+                                                           "test only", multiple=8))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _dark_conv_arch():
+    """Registered for this module only: the zoo and registry tests list every registered network."""
+    ensure_dark_conv_arch()
+    yield
+    unregister_model(ARCH)
 
 
 def conv_segmodel(image_size: int = 64) -> SegModel:
+    ensure_dark_conv_arch()
     return SegModel(SegModelConfig(arch=ARCH, image_size=image_size)).eval()
 
 

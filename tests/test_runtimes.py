@@ -23,6 +23,17 @@ from tests._convnet import RawDarkConvNet  # noqa: E402
 SIZE = 64
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _no_leaked_arch():
+    """Two tests here build test_runtime_cache's toy network, which registers itself; unregister it
+    after this module so the zoo and registry tests see only the package's networks."""
+    yield
+    from cracksam.models.registry import unregister_model
+    from tests.test_runtime_cache import ARCH
+
+    unregister_model(ARCH)
+
+
 def _images(n: int, seed: int, size: int = SIZE) -> np.ndarray:
     return np.stack([synthetic_pair((size, size), seed=seed + i)[0] for i in range(n)]).transpose(0, 3, 1, 2).astype(
         np.float32)
