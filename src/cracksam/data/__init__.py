@@ -18,7 +18,6 @@ from cracksam.data.corruptions import (
     gaussian_blur,
     get_corruption,
 )
-from cracksam.data.dataset import CrackDataset
 from cracksam.data.folder import (
     SPLIT_NAMES,
     Sample,
@@ -38,7 +37,18 @@ from cracksam.data.io import (
     read_image,
     read_mask,
 )
-from cracksam.data.transforms import build_transform
+
+# Imported on first use: `cracksam --help` imports cracksam.data (input expansion) and must not pay
+# for torch, which the dataset and albumentations (the transforms) import.
+_LAZY = {"CrackDataset": "cracksam.data.dataset", "build_transform": "cracksam.data.transforms"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "CORRUPTIONS",
