@@ -25,6 +25,7 @@ from cracksam.models.segmodels import SegModelConfig
 from cracksam.training.checkpoints import choose_resume_checkpoint
 from cracksam.training.config import DataConfig, TrainConfig
 from cracksam.training.trainer import fit
+from tests._runs import assert_same_weights, last_weights
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +46,6 @@ def _config(root: Path, out: Path, **kw) -> TrainConfig:
     for key, value in {"max_iters": 7, **kw}.items():
         setattr(cfg, key, value)
     return cfg
-
-
-def _weights(run: Path) -> dict[str, torch.Tensor]:
-    return load_checkpoint_file(run / "checkpoints" / "last.ckpt")["state_dict"]
-
-
-def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
 
 
 # -- seeded augmentation --------------------------------------------------------------------------
@@ -110,9 +101,9 @@ def test_same_seed_gives_bit_identical_weights_and_another_seed_does_not(root, t
     a = fit(_config(root, tmp_path / "a", max_iters=4))
     b = fit(_config(root, tmp_path / "b", max_iters=4))
     c = fit(_config(root, tmp_path / "c", max_iters=4, seed=8))
-    _assert_same(_weights(a.out_dir), _weights(b.out_dir))
+    assert_same_weights(last_weights(a.out_dir), last_weights(b.out_dir))
     assert a.best_iou == b.best_iou
-    assert any(not torch.equal(x, y) for x, y in zip(_weights(a.out_dir).values(), _weights(c.out_dir).values(),
+    assert any(not torch.equal(x, y) for x, y in zip(last_weights(a.out_dir).values(), last_weights(c.out_dir).values(),
                                                      strict=True))
 
 
@@ -156,7 +147,7 @@ def test_ctrl_c_then_resume_ends_with_the_uninterrupted_weights(root, tmp_path, 
     # Every validation of the uninterrupted run ran, once (none skipped or repeated by the resume).
     assert _validated_steps(tmp_path / "cut") == _validated_steps(whole.out_dir)
     assert resumed.global_step == whole.global_step == 7 and not resumed.interrupted
-    _assert_same(_weights(tmp_path / "cut"), _weights(whole.out_dir))
+    assert_same_weights(last_weights(tmp_path / "cut"), last_weights(whole.out_dir))
     assert resumed.best_iou == whole.best_iou
     best_meta = [json.loads((run / "best" / "config.json").read_text()) for run in (tmp_path / "cut", whole.out_dir)]
     assert best_meta[0]["step"] == best_meta[1]["step"] and best_meta[0]["val_iou"] == best_meta[1]["val_iou"]

@@ -19,6 +19,7 @@ import torch
 
 from cracksam.data.synthetic import make_dataset
 from cracksam.models.run_checkpoint import load_checkpoint_file
+from tests._runs import assert_same_weights, last_weights
 
 HOOKED = str(Path(__file__).parent / "_train_with_hooks.py")
 pytestmark = [pytest.mark.slow, pytest.mark.isolated]
@@ -41,16 +42,6 @@ def _train(argv: list[str], env: dict[str, str] | None = None, timeout: int = 40
     environ.pop("CRACKSAM_TEST_SIGNAL_AT", None)
     return subprocess.run([sys.executable, HOOKED, *argv], capture_output=True, text=True, timeout=timeout,
                           env={**environ, **(env or {})})
-
-
-def _weights(run: Path) -> dict[str, torch.Tensor]:
-    return load_checkpoint_file(run / "checkpoints" / "last.ckpt")["state_dict"]
-
-
-def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
 
 
 def _best(run: Path) -> dict:
@@ -86,10 +77,10 @@ def test_killed_or_interrupted_then_resumed_is_the_uninterrupted_run(data, whole
     done = _train([*_argv(data, out), "--resume"])
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout[done.stdout.rindex('{\n  "run"'):])["steps"] == 8
-    _assert_same(_weights(out), _weights(whole))
+    assert_same_weights(last_weights(out), last_weights(whole))
     mine, theirs = _best(out), _best(whole)
     assert (mine["step"], mine["val_iou"]) == (theirs["step"], theirs["val_iou"])
-    _assert_same(mine["weights"], theirs["weights"])
+    assert_same_weights(mine["weights"], theirs["weights"])
 
 
 def test_damaged_checkpoints_are_one_error_line_and_leave_no_log_part(data, whole, tmp_path):
@@ -125,7 +116,7 @@ def test_two_process_ddp_run_keeps_ranks_equal_and_validates_the_whole_set(data,
     done = _train(argv, env={"CRACKSAM_TEST_DUMP_WEIGHTS": str(dumps)}, timeout=500)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [torch.load(dumps / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
-    _assert_same(ranks[0], ranks[1])
+    assert_same_weights(ranks[0], ranks[1])
     # Written once, by rank 0: one log part, the checkpoints and best/ whole and nothing half-written.
     assert sorted(p.name for p in (out / "logs").iterdir()) == ["part0"]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last.ckpt", "previous.ckpt"]
