@@ -17,7 +17,7 @@ from cracksam.deployment import MIN_IOU, OnnxRuntimeBackend, TorchBackend, expor
 from cracksam.deployment.inflight import run_many  # noqa: E402
 from cracksam.deployment.pipeline import TARGET_FILES, export_all, load_network_tiles  # noqa: E402
 from cracksam.deployment.predictor import Predictor  # noqa: E402
-from cracksam.errors import ConfigError  # noqa: E402
+from cracksam.errors import ConfigError, CrackSAMError  # noqa: E402
 from tests._convnet import RawDarkConvNet  # noqa: E402
 
 SIZE = 64
@@ -203,3 +203,18 @@ def test_fused_onnx_of_a_vit_keeps_the_logits(tiny_config, tmp_path):
     assert json.loads(fused.metadata["config"])["backbone"] == "tiny" and "transformers" in fused.metadata["fusion"]
     report = parity_report(TorchBackend(model, threads=1), fused, _images(3, 0))
     assert report["max_abs_logit_diff"] < 1e-4 and report["logit_cosine"] > 0.9999
+
+
+def test_onnx_outputs_must_be_named_onnx(net, tmp_path):
+    """Export and every quantised / fused copy share one suffix check (backends open files by it)."""
+    from cracksam.deployment.quantize import fuse_onnx, quantize_onnx_dynamic, quantize_onnx_static
+
+    with pytest.raises(CrackSAMError, match=r"model\.pt: an ONNX model must be named \*\.onnx"):
+        export_onnx(net, tmp_path / "model.pt")
+    src = export_onnx(net, tmp_path / "model.onnx")
+    for make in (quantize_onnx_dynamic, fuse_onnx):
+        with pytest.raises(CrackSAMError, match=r"out\.bin: an ONNX model must be named"):
+            make(src, tmp_path / "out.bin")
+    with pytest.raises(CrackSAMError, match=r"out\.bin: an ONNX model must be named"):
+        quantize_onnx_static(src, tmp_path / "out.bin", _images(2, 0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]  # nothing half-written

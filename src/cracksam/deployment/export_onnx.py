@@ -160,6 +160,14 @@ def _verify(data: bytes, net: torch.nn.Module, dynamic_batch: bool, multiple: in
                                f"(shape {out.shape} vs {ref.shape}, max abs diff {err:.3g})")
 
 
+def check_onnx_path(path: str | os.PathLike[str]) -> Path:
+    """Exports and quantised copies are opened by their suffix, so an ONNX file must end in .onnx."""
+    path = Path(path)
+    if path.suffix.lower() != ".onnx":
+        raise CrackSAMError(f"{path}: an ONNX model must be named *.onnx")
+    return path
+
+
 def export_onnx(
     model: torch.nn.Module,
     path: str | os.PathLike[str],
@@ -190,9 +198,7 @@ def export_onnx(
         raise _missing("onnx") from None
     if not isinstance(getattr(getattr(model, "config", None), "image_size", None), int):
         raise TypeError(f"export_onnx needs a model with config.image_size, got {type(model).__name__}")
-    path = Path(path)
-    if path.suffix.lower() != ".onnx":
-        raise CrackSAMError(f"{path}: an ONNX export must be named *.onnx")
+    path = check_onnx_path(path)
     if exporter not in ("auto", "torchscript", "dynamo"):
         raise CrackSAMError(f"unknown exporter {exporter!r} (choose auto, torchscript or dynamo)")
     n_bytes = sum(t.numel() * 4 for t in model.state_dict().values())

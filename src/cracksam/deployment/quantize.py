@@ -36,6 +36,7 @@ import torch
 
 from cracksam.deployment.backend_openvino import _read_openvino_model, read_openvino_metadata, write_openvino_metadata
 from cracksam.deployment.backends import META_PREFIX, _missing, _require_file, read_onnx_metadata
+from cracksam.deployment.export_onnx import check_onnx_path
 from cracksam.errors import CheckpointError, CrackSAMError
 
 
@@ -167,13 +168,6 @@ def _save_with_metadata(proto: Any, meta: dict[str, str], out: Path) -> Path:
     return out
 
 
-def _check_onnx_out(out: str | os.PathLike[str]) -> Path:
-    out = Path(out)
-    if out.suffix.lower() != ".onnx":
-        raise CrackSAMError(f"{out}: an ONNX model must be named *.onnx")
-    return out
-
-
 def _ort_quantization() -> Any:
     try:
         import onnxruntime
@@ -189,7 +183,7 @@ def quantize_onnx_dynamic(onnx_path: str | os.PathLike[str], out: str | os.PathL
     docstring).  ``keep_float``: node names left in float (default: first and last layer)."""
     source = _require_file(onnx_path, "ONNX model")
     ort, q = _ort_quantization()
-    out = _check_onnx_out(out)
+    out = check_onnx_path(out)
     meta = read_onnx_metadata(source)
     proto = _load_onnx(source)
     excluded = list(_float_layers(proto) if keep_float is None else keep_float)
@@ -234,7 +228,7 @@ def quantize_onnx_static(onnx_path: str | os.PathLike[str], out: str | os.PathLi
     first and last layer)."""
     source = _require_file(onnx_path, "ONNX model")
     ort, q = _ort_quantization()
-    out = _check_onnx_out(out)
+    out = check_onnx_path(out)
     images = list(np.asarray(calibration_images, np.float32)) if isinstance(calibration_images, np.ndarray) \
         else [np.asarray(im, np.float32) for im in calibration_images]
     if not images:
@@ -273,7 +267,7 @@ def fuse_onnx(onnx_path: str | os.PathLike[str], out: str | os.PathLike[str]) ->
     those of fp32 up to the order of floating-point operations."""
     source = _require_file(onnx_path, "ONNX model")
     ort, _ = _ort_quantization()
-    out = _check_onnx_out(out)
+    out = check_onnx_path(out)
     meta = read_onnx_metadata(source)
     vit = "backbone" in json.loads(meta.get("config") or "{}")
     with tempfile.TemporaryDirectory(prefix=".fuse-", dir=out.parent if out.parent.exists() else None) as tmp:
