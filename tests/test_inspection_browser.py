@@ -12,7 +12,7 @@ from cracksam.inspection.survey import SurveyOptions, build_survey, discover_ite
 
 from .test_inspection_exports import three_cracks
 from .test_measure import bar
-from .test_web import CHROMIUM
+from .test_web import CHROMIUM, launch_chromium
 
 pytestmark = [
     pytest.mark.browser,
@@ -36,8 +36,7 @@ def report(tmp_path_factory):
 def page(report):
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        browser = launch_chromium(pw)
         try:
             context = browser.new_context(offline=True)
             requests: list[str] = []

@@ -27,6 +27,12 @@ def find_chromium() -> str | None:
 
 
 CHROMIUM = find_chromium()
+
+
+def launch_chromium(pw):
+    """Headless Chromium as containers allow it (no sandbox, no GPU, /dev/shm may be tiny)."""
+    return pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
 # In its own pytest process (`pytest -m browser`): a long pytest process that had also run these
 # Playwright tests segfaulted after them (at the next test module; no Python trace could be had),
 # while each part alone passes.  Keeping the browser out of the main process avoids that.
@@ -46,8 +52,7 @@ def server() -> Iterator[ThreadedServer]:
 def page(server):
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        browser = launch_chromium(pw)
         try:
             page = browser.new_page()
             page.set_default_timeout(60_000)
