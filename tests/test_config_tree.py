@@ -142,3 +142,27 @@ def test_evaluate_options_reach_the_protocol_config(tmp_path, monkeypatch, capsy
     assert "--metric must be" in _refused(capsys, "evaluate", "--test", "x", "--metric", "dice")
     assert "unknown key metrik" in _refused(capsys, "evaluate", "--test", "x", "--set", "metrik=f1")
     assert "--mm-per-px only applies with --measure" in _refused(capsys, "evaluate", "--test", "x", "--mm-per-px", "1")
+
+
+def test_serve_settings_come_from_env_set_and_flags_in_that_order(monkeypatch, capsys):
+    from dataclasses import fields
+
+    from cracksam.service.settings import ServiceSettings
+
+    monkeypatch.delenv("CRACKSAM_RUNTIME", raising=False)
+    monkeypatch.setenv("CRACKSAM_PORT", "9000")  # the service's own variables still work, lowest
+    monkeypatch.setenv("CRACKSAM_TRUST", "1")
+    monkeypatch.setenv("CRACKSAM_SERVE__MAX_PENDING", "3")
+    got = _resolved(capsys, "serve", "--overlap", "0.5", "--concurrency", "1")
+    assert (got["port"], got["trust"], got["max_pending"]) == (9000, True, 3)
+    assert got["tile_overlap"] == 0.5 and got["workers"] == 1
+    assert got["runtime"] == "auto"  # the command's default; the library's is torch
+    assert next(f.default for f in fields(ServiceSettings) if f.name == "runtime") == "torch"
+    monkeypatch.setenv("CRACKSAM_SERVE__PORT", "9100")
+    assert _resolved(capsys, "serve")["port"] == 9100
+    assert _resolved(capsys, "serve", "--set", "port=9200")["port"] == 9200
+    assert _resolved(capsys, "serve", "--set", "port=9200", "--port", "9300")["port"] == 9300
+    assert "port must be in 0..65535" in _refused(capsys, "serve", "--port", "70000")
+    assert "unknown key max_pendng (did you mean max_pending?)" in _refused(capsys, "serve", "--set", "max_pendng=1")
+    assert "header_timeout_s (--set header_timeout_s): expected a number" in _refused(
+        capsys, "serve", "--set", "header_timeout_s=soon")

@@ -245,16 +245,18 @@ def resolve(
     base: dict[str, Any] | None = None,
     base_source: str = "",
     environ: Mapping[str, str] | None = None,
+    env_aliases: Sequence[Assignment] = (),
     sets: Sequence[str] = (),
     flags: Sequence[Assignment] = (),
 ) -> tuple[T, list[Assignment]]:
-    """The config of ``command``: defaults < ``base`` (a YAML file's mapping) < environment
+    """The config of ``command``: defaults < ``base`` (a YAML file's mapping) < ``env_aliases``
+    (a command's older, shorter variables such as ``CRACKSAM_PORT``) < environment
     (``CRACKSAM_<COMMAND>__...``) < ``--set`` items < ``flags``; returns it with the assignments
     made on top of the defaults (to name them, e.g. on ``--resume``)."""
     from_file = yaml_items(base, base_source) if base else []
     for a in from_file:  # checked like the others, so a typo in a file is named by its dotted key
         leaf_type(cls, a.key, a.source)
-    given = [*env_items(command, environ or {}), *set_items(sets), *flags]
+    given = [*env_aliases, *env_items(command, environ or {}), *set_items(sets), *flags]
     # The file's mapping is the start (its lists and mappings stay whole); the rest goes on top.
     data = apply(cls, dict(base or {}), given)
     sources = {a.key: a.source for a in [*from_file, *given]}

@@ -108,19 +108,21 @@ def flag_assignments(aliases: Mapping[str, Alias], values: Mapping[str, Any]) ->
 
 
 def resolve_tree(cls: type, command: str, aliases: Mapping[str, Alias], values: Mapping[str, Any],
-                 environ: Mapping[str, str] | None = None) -> tuple[Any, list[Assignment]]:
+                 environ: Mapping[str, str] | None = None, defaults: Mapping[str, Any] | None = None,
+                 env_aliases: Sequence[Assignment] = ()) -> tuple[Any, list[Assignment]]:
     """The command's config from its YAML file, the environment, ``--set`` and the flags in
-    ``values``; ``--help-config`` lists the keys and exits."""
+    ``values``; ``--help-config`` lists the keys and exits.  ``defaults``: where the command's
+    default differs from the library's (``serve --runtime auto``), under the YAML file."""
     from cracksam.config import read_yaml_mapping
 
     if values.get("help_config"):
         typer.echo(config_listing(cls, aliases))
         raise typer.Exit()
     path = values.get("config")
-    base = read_yaml_mapping(path) if path else None
+    base = {**(defaults or {}), **(read_yaml_mapping(path) if path else {})}
     return resolve(cls, command=command, base=base, base_source=Path(path).name if path else "",
-                   environ=os.environ if environ is None else environ, sets=values.get("set_items") or (),
-                   flags=flag_assignments(aliases, values))
+                   environ=os.environ if environ is None else environ, env_aliases=env_aliases,
+                   sets=values.get("set_items") or (), flags=flag_assignments(aliases, values))
 
 
 def config_listing(cls: type, aliases: Mapping[str, Alias]) -> str:

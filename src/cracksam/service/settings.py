@@ -185,20 +185,27 @@ class ServiceSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServiceSettings:
         """Settings from ``CRACKSAM_*`` environment variables (:data:`ENV_VARS`), then ``overrides``
         (keyword arguments that are not None), validated."""
-        environ = os.environ if environ is None else environ
         types = {f.name: f.type for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for name, variables in ENV_VARS.items():
-            for var in variables:
-                raw = environ.get(var)
-                if raw is not None and raw.strip() != "":
-                    values[name] = _parse(raw.strip(), str(types[name]), var)
-                    break
+        values: dict[str, Any] = {name: value for name, (value, _var) in env_settings(environ).items()}
         values.update({k: v for k, v in overrides.items() if v is not None})
         unknown = set(values) - set(types)
         if unknown:
             raise ConfigError(f"unknown service settings: {', '.join(sorted(unknown))}")
         return replace(cls(), **values).validated()
+
+
+def env_settings(environ: Mapping[str, str] | None = None) -> dict[str, tuple[Any, str]]:
+    """Field -> (value, variable) for the :data:`ENV_VARS` set in ``environ`` (first one set wins)."""
+    environ = os.environ if environ is None else environ
+    types = {f.name: f.type for f in fields(ServiceSettings)}
+    values: dict[str, tuple[Any, str]] = {}
+    for name, variables in ENV_VARS.items():
+        for var in variables:
+            raw = environ.get(var)
+            if raw is not None and raw.strip() != "":
+                values[name] = (_parse(raw.strip(), str(types[name]), var), var)
+                break
+    return values
 
 
 def _parse(raw: str, type_name: str, var: str) -> Any:
