@@ -78,7 +78,7 @@ def test_thread_defaults_never_exceed_the_cores(monkeypatch, cores):
 
 
 def test_predict_and_bench_run_with_threads_within_the_cores(monkeypatch, tiny_full, tmp_path, capsys):
-    from cracksam.deployment.predictor import Predictor
+    from cracksam.inference.predictor import Predictor
 
     ckpt, image = tiny_full
     seen: list[int | None] = []

@@ -1,7 +1,7 @@
 """Segmenting video: a file, an HTTP MJPEG stream or a camera, frame by frame.
 
 :func:`run_stream` reads frames with OpenCV's ``VideoCapture``, segments every ``every``-th frame
-with a :class:`~cracksam.deployment.predictor.Predictor` (the frames in between reuse the last
+with a :class:`~cracksam.inference.predictor.Predictor` (the frames in between reuse the last
 mask, so the annotated video keeps the input's frame count and timing), and writes
 
 * an annotated video (``out_video``): each frame with its mask drawn in red, written under a
@@ -43,7 +43,6 @@ import cv2
 import numpy as np
 
 from cracksam.config import atomic_write_bytes
-from cracksam.deployment.predictor import Predictor
 from cracksam.deployment.video import (  # noqa: F401 - CODEC_BY_SUFFIX, codec_available: public names here too
     CODEC_BY_SUFFIX,
     DEFAULT_SCENE_CUT,
@@ -53,6 +52,7 @@ from cracksam.deployment.video import (  # noqa: F401 - CODEC_BY_SUFFIX, codec_a
     scene_signature,
 )
 from cracksam.errors import ConfigError, CrackSAMError
+from cracksam.inference.predictor import Predictor
 
 OVERLAY_BGR = (40, 40, 255)  # red, as in the web page and `cracksam predict --overlay`
 OVERLAY_ALPHA = 0.6

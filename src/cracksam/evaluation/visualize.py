@@ -13,7 +13,7 @@ import numpy as np
 from cracksam.config import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from cracksam.deployment.predictor import Prediction
+    from cracksam.inference.predictor import Prediction
 
 # RGB colours of the comparison overlay.
 TP_COLOUR = (0, 200, 0)  # crack found

@@ -98,7 +98,7 @@ def fill_cache(cache: TeacherCache, backend, samples: Sequence[Sample], batch_si
     Progress: a bar on a terminal (``progress``); elsewhere (a log file, a pipe, ``--no-progress``)
     a plain line about every tenth of the samples, since this pass can take as long as training.
 
-    ``backend`` is any :class:`~cracksam.deployment.predictor.Backend` (PyTorch, ONNX Runtime,
+    ``backend`` is any :class:`~cracksam.inference.predictor.Backend` (PyTorch, ONNX Runtime,
     OpenVINO), so an exported teacher can be used where it is faster.
     """
     from rich.progress import Progress
