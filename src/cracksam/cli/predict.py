@@ -72,18 +72,17 @@ def predict(
 
     Unreadable or invalid files are reported by name and skipped; the exit code is then 1.
     """
-    import cv2
     import numpy as np
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from cracksam._files import encode_mask_png, encode_png
     from cracksam.config import atomic_write_bytes, atomic_write_text
     from cracksam.data.io import read_image
     from cracksam.deployment.runtime_cache import describe_choice, open_predictor
     from cracksam.evaluation.visualize import overlay as blend
     from cracksam.inference.options import PredictOptions
     from cracksam.measurement.files import write_measurement as _measure
-    from cracksam.measurement.io import encode_png as _png_bytes
     from cracksam.service.inference import model_id_for
     from cracksam.threads import resolve_threads
 
@@ -155,14 +154,14 @@ def predict(
                 stem = unique_stem(path, used)
                 h, w = mask.shape
                 crack = int(mask.sum())
-                put(out / f"{stem}_mask.png", _png_bytes(mask.astype(np.uint8) * 255))
+                put(out / f"{stem}_mask.png", encode_mask_png(mask))
                 row.update(mask=str(out / f"{stem}_mask.png"), width=w, height=h, crack_pixels=crack,
                            crack_fraction=crack / (h * w))
                 if overlay:
                     rgb = blend(image, mask, (255, 40, 40), 0.7)
-                    put(out / f"{stem}_overlay.png", _png_bytes(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)))
+                    put(out / f"{stem}_overlay.png", encode_png(rgb))
                 if prob:
-                    put(out / f"{stem}_prob.png", _png_bytes(np.round(pred.prob * 255).astype(np.uint8)))
+                    put(out / f"{stem}_prob.png", encode_png(np.round(pred.prob * 255).astype(np.uint8)))
                 if measure:
                     row["measurement"] = _measure(mask, image, out, stem, mm_per_px, min_length, written)
             except CrackSAMError as exc:

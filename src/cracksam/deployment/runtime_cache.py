@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cracksam import __version__
+from cracksam._files import safe_name, update_digest
 from cracksam.errors import ConfigError, CrackSAMError
 from cracksam.inference.options import RUNTIMES, PredictOptions
 
@@ -63,11 +64,8 @@ def model_key(model_dir: Path) -> str:
     digest = hashlib.sha256(__version__.encode())
     for file in sorted(p for p in Path(model_dir).rglob("*") if p.is_file() and not p.name.startswith(".")):
         digest.update(str(file.relative_to(model_dir)).encode())
-        with file.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-    name = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(model_dir).name)[:48] or "model"
-    return f"{name}-{digest.hexdigest()[:16]}"
+        update_digest(digest, file)
+    return f"{safe_name(Path(model_dir).name, 48)}-{digest.hexdigest()[:16]}"
 
 
 def _installed(runtime: str) -> bool:

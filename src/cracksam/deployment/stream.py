@@ -42,6 +42,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from cracksam._files import encode_mask_png
 from cracksam.config import atomic_write_bytes
 from cracksam.deployment.video import (  # noqa: F401 - CODEC_BY_SUFFIX, codec_available: public names here too
     CODEC_BY_SUFFIX,
@@ -216,11 +217,10 @@ class _VideoOut:
 
 def _write_frame_files(folder: Path, index: int, frame: np.ndarray, mask: np.ndarray) -> None:
     ok_img, jpg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
-    ok_mask, png = cv2.imencode(".png", mask.astype(np.uint8) * 255)
-    if not (ok_img and ok_mask):  # pragma: no cover - OpenCV cannot fail on plain uint8 arrays
+    if not ok_img:  # pragma: no cover - OpenCV cannot fail on plain uint8 arrays
         raise StreamError(f"{folder}: cannot encode frame {index}")
     atomic_write_bytes(folder / f"frame_{index:06d}.jpg", jpg.tobytes())
-    atomic_write_bytes(folder / f"frame_{index:06d}_mask.png", png.tobytes())
+    atomic_write_bytes(folder / f"frame_{index:06d}_mask.png", encode_mask_png(mask))
 
 
 # -- the loop ---------------------------------------------------------------------------------

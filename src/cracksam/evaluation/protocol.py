@@ -57,10 +57,11 @@ def load_eval_model(
 
 
 def _exported_eval_model(path: Path, device: str, name: str | None) -> EvalModel:
-    """An ONNX / OpenVINO file, run as `cracksam predict` runs it (same device mapping)."""
-    from cracksam.inference.predictor import Predictor
+    """An ONNX / OpenVINO file, opened as `cracksam predict` opens it (same device mapping); the
+    runner scores it through the same Predictor as a PyTorch model."""
+    from cracksam.inference.loading import open_runtime
 
-    backend = Predictor.from_path(path, device=device).backend
+    backend, _ = open_runtime(path, device=device)
     config = getattr(backend, "model_config", None)
     backbone, total, trainable = f"{backend.name}-{backend.precision}", 0, 0
     if isinstance(config, SegModelConfig):

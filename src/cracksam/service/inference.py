@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from cracksam._files import safe_name, update_digest
 from cracksam.inference.backends import OnnxRuntimeBackend, OpenVINOBackend, TorchBackend
 from cracksam.inference.predictor import Predictor
 from cracksam.inference.protocol import Backend
@@ -184,11 +185,8 @@ def model_id_for(card: dict[str, Any], path: str | Path | None = None) -> str:
         for file in _model_files(path):
             if path.is_dir():
                 digest.update(str(file.relative_to(path)).encode())
-            with file.open("rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    digest.update(chunk)
-    safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:64] or "model"
-    return f"{safe_name}-{digest.hexdigest()[:12]}"
+            update_digest(digest, file)
+    return f"{safe_name(name, 64)}-{digest.hexdigest()[:12]}"
 
 
 def load_model(settings: ServiceSettings) -> LoadedModel:
