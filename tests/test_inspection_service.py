@@ -41,6 +41,6 @@ def test_the_api_offers_every_built_in_scheme():
     import typing
 
     from cracksam.inspection import SCHEMES
-    from cracksam.service.app import SeverityName
+    from cracksam.service.routes import SeverityName
 
     assert set(typing.get_args(SeverityName)) == set(SCHEMES)

@@ -1,6 +1,10 @@
 """``cracksam serve``: crack segmentation over HTTP (FastAPI + uvicorn) with a small web page.
 
-* :mod:`cracksam.service.app` -- the endpoints, built by :func:`create_app`;
+* :mod:`cracksam.service.app` -- the app, built by :func:`create_app` (lifespan, model loading);
+* :mod:`cracksam.service.routes` -- the endpoints; :mod:`~cracksam.service.negotiation` (PNG or JSON),
+  :mod:`~cracksam.service.openapi` (the documented bodies and statuses);
+* :mod:`cracksam.service.segment` -- one segmentation job, free of the web framework;
+* :mod:`cracksam.service.uploads` -- reading an upload under the shared byte budget;
 * :mod:`cracksam.service.settings` -- :class:`ServiceSettings` (flags and ``CRACKSAM_*`` variables);
 * :mod:`cracksam.service.inference` -- loading the model once and running it from many threads;
 * :mod:`cracksam.service.rle` -- the mask RLE of the JSON answers (COCO uncompressed, column-major);
