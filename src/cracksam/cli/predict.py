@@ -76,8 +76,7 @@ def predict(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from cracksam._files import encode_mask_png, encode_png
-    from cracksam.config import atomic_write_bytes, atomic_write_text
+    from cracksam._files import atomic_write_bytes, atomic_write_text, encode_mask_png, encode_png
     from cracksam.data.io import read_image
     from cracksam.deployment.runtime_cache import describe_choice, open_predictor
     from cracksam.evaluation.visualize import overlay as blend
