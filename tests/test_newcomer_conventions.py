@@ -47,10 +47,17 @@ def test_train_help_defaults_match_the_config():
 
 
 def test_device_defaults_to_cpu_in_every_inference_command():
+    from dataclasses import fields
+
+    from cracksam.evaluation.protocol import ProtocolConfig
+
     group = cli_command()
-    for name in ("predict", "evaluate", "serve", "stream"):
+    for name in ("predict", "serve", "stream"):
         device = next(p for p in group.commands[name].params if p.name == "device")
         assert device.default == "cpu", name
+    # evaluate's flags are aliases of its config (unset by default): the default is the config's.
+    assert next(p for p in group.commands["evaluate"].params if p.name == "device").default is None
+    assert next(f.default for f in fields(ProtocolConfig) if f.name == "device") == "cpu"
 
 
 def test_serve_concurrency_and_its_deprecated_alias(monkeypatch):

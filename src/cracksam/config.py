@@ -7,6 +7,7 @@ typo in a YAML file is reported by its dotted path instead of being silently ign
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
 import types
@@ -104,7 +105,10 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     names = {f.name for f in dataclasses.fields(typing.cast(Any, cls)) if f.init}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(names))})")
+        close = sorted({m for k in unknown for m in difflib.get_close_matches(str(k), names, n=2, cutoff=0.6)})
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, unknown))} "
+                          f"({hint}allowed: {', '.join(sorted(names))})")
     kwargs = {k: _convert(v, hints[k], f"{where}.{k}") for k, v in data.items()}
     try:
         return cls(**kwargs)
@@ -120,6 +124,12 @@ def save_yaml(obj: Any, path: str | os.PathLike[str]) -> None:
 
 def load_yaml(cls: type[T], path: str | os.PathLike[str]) -> T:
     """Read a YAML (or JSON, a subset of YAML) file into dataclass ``cls``."""
+    return from_dict(cls, read_yaml_mapping(path), where=Path(path).name)
+
+
+def read_yaml_mapping(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The mapping a YAML (or JSON) config file holds ({} for an empty file), not yet checked
+    against a dataclass."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -133,7 +143,9 @@ def load_yaml(cls: type[T], path: str | os.PathLike[str]) -> T:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if data is None:
         data = {}
-    return from_dict(cls, data, where=path.name)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path.name}: expected a mapping of config keys, got {type(data).__name__}")
+    return data
 
 
 def dumps_json(obj: Any) -> str:

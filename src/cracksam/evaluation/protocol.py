@@ -79,7 +79,7 @@ def _exported_eval_model(path: Path, device: str, name: str | None) -> EvalModel
 
 @dataclass
 class ProtocolConfig:
-    test: list[str]
+    test: list[str] = field(default_factory=list)
     unseen: list[str] = field(default_factory=list)
     conditions: list[str] = field(default_factory=lambda: ["clean", "dim", "blurry"])
     blur_kernels: list[int] = field(default_factory=list)
@@ -116,6 +116,8 @@ class ProtocolConfig:
             raise ConfigError(f"blur kernel sizes must be odd and >= 1, got {bad}")
         if self.batch_size < 1:
             raise ConfigError("--batch-size must be >= 1")
+        if self.mm_per_px is not None and not self.measure:
+            raise ConfigError("--mm-per-px only applies with --measure; add --measure (or drop it)")
         if self.mm_per_px is not None and not self.mm_per_px > 0:
             raise ConfigError(f"--mm-per-px must be a positive number, got {self.mm_per_px}")
         from cracksam.data.io import check_mask_threshold
