@@ -104,13 +104,14 @@ def photo(h: int, w: int) -> np.ndarray:
 
 
 def native_photo(threads: int, smoke: bool) -> list[dict]:
-    from cracksam.deployment.predictor import Predictor
+    from cracksam.deployment.runtime_cache import open_predictor
+    from cracksam.inference.options import PredictOptions
 
     image = photo(756, 1008) if smoke else photo(3024, 4032)
     rows = []
     for runtime in ("torch", "auto"):
         for in_flight in (1, 2):
-            p = Predictor.from_path(None, threads=threads, runtime=runtime, in_flight=in_flight)
+            p = open_predictor(PredictOptions(threads=threads, runtime=runtime, in_flight=in_flight))
             p.predict_one(image)  # warm-up (and, for auto, the one-off export into the cache)
             times = []
             for _ in range(1 if smoke else 3):

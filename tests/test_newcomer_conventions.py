@@ -83,8 +83,8 @@ def test_serve_concurrency_and_its_deprecated_alias(monkeypatch):
 
 
 def test_runtime_names_are_export_target_names():
-    from cracksam.deployment.backends import TARGETS, TorchBackend, target_name
-    from cracksam.deployment.predictor import Predictor
+    from cracksam.inference.backends import TARGETS, TorchBackend, target_name
+    from cracksam.inference.predictor import Predictor
 
     from ._models import DarknessModel
 

@@ -10,7 +10,6 @@ import dataclasses
 import difflib
 import json
 import os
-import tempfile
 import types
 import typing
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, TypeVar, Union, get_args, get_origin
 
 import yaml
 
+from cracksam._files import atomic_write_bytes, atomic_write_text, default_file_mode  # noqa: F401  (re-exported)
 from cracksam.errors import ConfigError
 
 T = TypeVar("T")
@@ -116,49 +116,6 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` so that readers see the old file or the whole new one, never a part."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def default_file_mode() -> int:
-    """0666 less the process umask: what ``open()`` would give a new file (``mkstemp`` gives 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to a unique temp file beside ``path``, then rename it over ``path``.  The
-    file gets the usual permissions (0666 less the umask), not ``mkstemp``'s 0600."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise _naming(exc, path) from exc
-    try:
-        os.fchmod(fd, default_file_mode())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise _naming(exc, path) from exc
-        raise
-
-
-def _naming(exc: OSError, path: Path) -> OSError:
-    """``exc`` naming the file the caller meant to write, not our hidden temp file (a full disk says
-    "No space left on device" and nothing else): same errno, so the same OSError subclass."""
-    if exc.errno is None:
-        return OSError(f"cannot write {path}: {exc}")
-    return OSError(exc.errno, exc.strerror or str(exc), str(path))
 
 
 def save_yaml(obj: Any, path: str | os.PathLike[str]) -> None:

@@ -11,11 +11,14 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cracksam.errors import ConfigError
 from cracksam.inference_modes import check_mode, check_scale
 from cracksam.threads import default_threads, default_workers
+
+if TYPE_CHECKING:
+    from cracksam.inference.options import PredictOptions
 
 MIB = 1024 * 1024
 #: 64 Mpx in flight: one 7000x7000 photo (~0.9 GB through decode, inference and encoding) at a time,
@@ -115,6 +118,15 @@ class ServiceSettings:
         """Threads per inference: ``threads``, or the cores shared among ``workers`` so that
         concurrent requests never oversubscribe them (workers x threads <= cores)."""
         return self.threads if self.threads is not None else default_threads(self.workers)
+
+    def predict_options(self) -> PredictOptions:
+        """How the service opens its model (:func:`cracksam.deployment.runtime_cache.open_predictor`)."""
+        from cracksam.inference.options import PredictOptions
+
+        return PredictOptions(model=self.model, base=self.base, device=self.device, threads=self.cpu_threads,
+                              allow_random_base=self.allow_random_base, trust=self.trust, runtime=self.runtime,
+                              mode=self.mode, scale=self.scale, tile_overlap=self.tile_overlap,
+                              batch_size=self.batch_size, threshold=self.threshold)
 
     @property
     def max_upload_bytes(self) -> int:

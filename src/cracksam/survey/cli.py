@@ -6,11 +6,14 @@ from __future__ import annotations
 import gc
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from cracksam.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cracksam.inference.options import PredictOptions
 
 ENGINE_HELP = ("plain: this process; ray: Ray Data actors (local, or a cluster with --address). "
                "ray, --manifest and --table write results.parquet and skip images already in it.")
@@ -28,7 +31,7 @@ def survey_command(
     csv: bool,
     model: str,
     model_path: Path,
-    predictor_kwargs: dict[str, Any],
+    predict_options: PredictOptions,
     image_options: dict[str, Any],
     report: bool,
     out: Path,
@@ -42,7 +45,7 @@ def survey_command(
     from cracksam import __version__
     from cracksam.cli.inputs import output_dir
     from cracksam.config import atomic_write_text
-    from cracksam.deployment.predictor import Predictor
+    from cracksam.deployment.runtime_cache import open_predictor
     from cracksam.service.inference import model_id_for
     from cracksam.survey.engine import ENGINES, SurveyJob, run_survey
     from cracksam.survey.manifest import collect_inputs, require_pyarrow
@@ -69,9 +72,9 @@ def survey_command(
         workers = workers or (max(1, cores // threads) if address is None else None)
     else:
         threads = threads or cores
-    device = predictor_kwargs.get("device", "cpu")
-    spec = {"path": str(model_path), **predictor_kwargs, "threads": threads}
-    predictor: Any = Predictor.from_path(**spec)  # here too: bad options fail once, and the id needs its card
+    device = predict_options.device
+    spec = predict_options.replace(model=str(model_path), threads=threads)
+    predictor: Any = open_predictor(spec)  # here too: bad options fail once, and the id needs its card
     model_id = model_id_for(predictor.describe(), model_path)
     output_dir(out)
     console = Console(stderr=True, soft_wrap=True)
@@ -84,7 +87,7 @@ def survey_command(
         ray_options = {"address": address, "workers": workers, "threads": threads,
                        "gpus_per_worker": 1.0 if gpu else 0.0}
     options = ImageOptions(out=str(out), model_id=model_id, **image_options)
-    job = SurveyJob(spec, options, job_inputs, batch_size=int(predictor_kwargs.get("batch_size", 4)), csv=csv)
+    job = SurveyJob(spec, options, job_inputs, batch_size=spec.batch_size, csv=csv)
     if not json_out:
         where = (f"ray, {workers or 'one per free CPU'} worker(s) x {threads} thread(s)" if engine == "ray"
                  else f"{threads} CPU thread(s)")

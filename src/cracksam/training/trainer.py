@@ -124,7 +124,7 @@ def _teacher_cache(config: TrainConfig, train, out: Path):
     """Open the teacher and compute its logits for every training sample not cached yet."""
     import torch
 
-    from cracksam.deployment.predictor import Predictor
+    from cracksam.inference.predictor import Predictor
     from cracksam.training.teacher import TeacherCache, fill_cache, teacher_identity
 
     kd = config.distill
