@@ -160,3 +160,23 @@ def test_serve_settings_take_the_runtime(tmp_path, cache):
     image = synthetic_pair((64, 64), seed=2)[0]
     assert loaded.predictor.predict_one(image).mask().shape == (64, 64)
     assert np.isfinite(loaded.predictor.predict_one(image).prob).all()
+
+
+def test_survey_mode_runs_the_runtime_asked_for(tmp_path, cache, photo, capsys):
+    """``--table`` (and Ray) honour ``--runtime`` like the plain predict; they used to drop it and
+    run PyTorch whatever was asked (issue 18: same runtimes as the plain predict)."""
+    pytest.importorskip("pyarrow")
+    ckpt = conv_checkpoint(tmp_path / "m")
+    common = [str(photo), "-m", str(ckpt), "--runtime", "onnxruntime", "--threads", "1", "--no-progress"]
+    assert main(["predict", *common, "--out", str(tmp_path / "plain")]) == 0
+    assert main(["predict", *common, "--table", "--out", str(tmp_path / "table")]) == 0
+    err = capsys.readouterr().err
+    summary = json.loads((tmp_path / "table" / "summary.json").read_text())
+    assert summary["runtime"]["runtime"] == "onnxruntime" and "runtime: onnxruntime" in err
+    plain = cv2.imread(str(tmp_path / "plain" / "photo_mask.png"), 0)
+    table = cv2.imread(str(tmp_path / "table" / "photo_mask.png"), 0)
+    assert plain.any() and np.array_equal(plain, table)
+    # And torch when asked: the choice is the option's, not a fixed one.
+    assert main(["predict", str(photo), "-m", str(ckpt), "--runtime", "torch", "--threads", "1", "--no-progress",
+                 "--table", "--out", str(tmp_path / "t")]) == 0
+    assert json.loads((tmp_path / "t" / "summary.json").read_text())["runtime"]["runtime"] == "torch"

@@ -100,12 +100,12 @@ def predict(
                              scale=scale, window=window, tile_overlap=overlap, batch_size=batch_size,
                              threshold=threshold, in_flight=in_flight)
     if engine != "plain" or manifest is not None or table or csv or path_column is not None:
-        # The survey engines open the model in PyTorch, once per worker (no runtime cache built by
-        # several Ray workers at once), without checksums asked for and one batch at a time, as before.
+        # The same options as the plain predict: --runtime auto builds the runtime cache once in
+        # the driver (survey_command opens the model there first), so local Ray workers find it built.
         return survey_command(  # the results table, resumable, on this process or Ray (cracksam.survey)
             inputs=inputs or [], manifest=manifest, path_column=path_column, engine=engine, address=address,
             workers=workers, threads=threads_option, csv=csv, model=model, model_path=model_path_option(model),
-            predict_options=options.replace(runtime="torch", trust=False, in_flight=1),
+            predict_options=options,
             image_options=dict(threshold=threshold, overlay=overlay, prob=prob, measure=measure,
                                mm_per_px=mm_per_px, min_length=min_length, max_pixels=max_pixels),
             report=report, out=out, json_out=json_out, no_progress=no_progress)

@@ -45,7 +45,7 @@ def survey_command(
     from cracksam import __version__
     from cracksam.cli.inputs import output_dir
     from cracksam.config import atomic_write_text
-    from cracksam.deployment.runtime_cache import open_predictor
+    from cracksam.deployment.runtime_cache import describe_choice, open_predictor
     from cracksam.service.inference import model_id_for
     from cracksam.survey.engine import ENGINES, SurveyJob, run_survey
     from cracksam.survey.manifest import collect_inputs, require_pyarrow
@@ -74,10 +74,13 @@ def survey_command(
         threads = threads or cores
     device = predict_options.device
     spec = predict_options.replace(model=str(model_path), threads=threads)
-    predictor: Any = open_predictor(spec)  # here too: bad options fail once, and the id needs its card
+    console = Console(stderr=True, soft_wrap=True)
+    # Opened here too: bad options fail once, the id needs the model card, and --runtime auto builds
+    # its parity-checked export (the runtime cache) once, before any worker looks for it.
+    predictor: Any = open_predictor(spec, None if json_out else lambda text: console.print(text, highlight=False))
+    runtime_info = dict(predictor.runtime_info)
     model_id = model_id_for(predictor.describe(), model_path)
     output_dir(out)
-    console = Console(stderr=True, soft_wrap=True)
     ray_options: dict[str, Any] = {}
     if engine == "ray":
         del predictor  # the workers open their own
@@ -92,6 +95,7 @@ def survey_command(
         where = (f"ray, {workers or 'one per free CPU'} worker(s) x {threads} thread(s)" if engine == "ray"
                  else f"{threads} CPU thread(s)")
         console.print(f"model {model_id}; {where}", highlight=False)
+        console.print(describe_choice(runtime_info), highlight=False)
     for name, problem in job_inputs.problems:
         console.print(f"[red]error[/red]: {name}: {problem}")
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -114,6 +118,7 @@ def survey_command(
                             on_rows=on_rows)
     summary = {
         "model": model, "model_path": str(model_path), "model_id": model_id, "cracksam_version": __version__,
+        "runtime": runtime_info,
         "engine": engine, "workers": workers, "threads": threads,
         "images": result.ok, "failed": result.errors + len(job_inputs.problems), "skipped": result.skipped,
         "processed": result.processed, "interrupted": result.interrupted, "total_seconds": round(result.seconds, 3),
