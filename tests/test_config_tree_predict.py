@@ -130,3 +130,91 @@ def test_the_copied_names_match_the_survey_engine():
     from cracksam.survey.engine import ENGINES
 
     assert copied == ENGINES
+
+
+# -- stream -----------------------------------------------------------------------------------
+
+def test_stream_yaml_values_are_overridden_by_flags(tmp_path, capsys):
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("source: 0\nstream:\n  every: 5\n  out_video: yaml.mp4\n  scene_cut: 0\n"
+                   "predictor:\n  threshold: 0.7\n  device: cuda\n")
+    got = _resolved(capsys, "stream", "-c", str(cfg))
+    assert got["source"] == 0 and got["stream"]["every"] == 5 and got["stream"]["out_video"] == "yaml.mp4"
+    assert got["stream"]["scene_cut"] is None  # 0 turns the detection off, in a file as on the command line
+    assert got["predictor"]["threshold"] == 0.7 and got["predictor"]["device"] == "cuda"
+    assert got["stream"]["timeout_s"] == 10.0  # untouched keys keep the dataclass default
+    got = _resolved(capsys, "stream", "road.mp4", "-c", str(cfg), "-n", "2", "-o", "flag.mp4", "--threshold", "0.4",
+                    "--scene-cut", "0.5", "--timeout", "3", "--set", "predictor.device=cpu")
+    assert got["source"] == "road.mp4" and got["stream"]["every"] == 2 and got["stream"]["out_video"] == "flag.mp4"
+    assert got["stream"]["scene_cut"] == 0.5 and got["stream"]["timeout_s"] == 3.0
+    assert got["predictor"]["threshold"] == 0.4 and got["stream"]["threshold"] == 0.4  # --threshold: both
+    assert got["predictor"]["device"] == "cpu"
+
+
+def test_stream_booleans_switch_both_ways(tmp_path, capsys):
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("json: true\nprogress: false\npredictor:\n  allow_random_base: true\n")
+    got = _resolved(capsys, "stream", "-c", str(cfg))
+    assert got["json"] is True and got["progress"] is False and got["predictor"]["allow_random_base"] is True
+    got = _resolved(capsys, "stream", "-c", str(cfg), "--no-json", "--progress", "--no-allow-random-base")
+    assert got["json"] is False and got["progress"] is True and got["predictor"]["allow_random_base"] is False
+    got = _resolved(capsys, "stream", "v.mp4", "--json", "--no-progress", "--trust")
+    assert got["json"] is True and got["progress"] is False and got["predictor"]["trust"] is True
+
+
+def test_stream_env_vars_and_the_old_runtime_variable(monkeypatch, capsys):
+    monkeypatch.setenv("CRACKSAM_STREAM__PREDICTOR__THRESHOLD", "0.3")
+    monkeypatch.setenv("CRACKSAM_STREAM__STREAM__MAX_FRAMES", "12")
+    monkeypatch.setenv("CRACKSAM_STREAM__SOURCE", "http://cam/video.mjpg")
+    got = _resolved(capsys, "stream")
+    assert got["predictor"]["threshold"] == 0.3 and got["stream"]["max_frames"] == 12
+    assert got["source"] == "http://cam/video.mjpg" and got["predictor"]["runtime"] == "auto"
+    monkeypatch.setenv("CRACKSAM_RUNTIME", "torch")
+    assert _resolved(capsys, "stream")["predictor"]["runtime"] == "torch"
+    monkeypatch.setenv("CRACKSAM_STREAM__PREDICTOR__RUNTIME", "onnxruntime")  # ranked above it
+    assert _resolved(capsys, "stream")["predictor"]["runtime"] == "onnxruntime"
+    assert _resolved(capsys, "stream", "--runtime", "openvino")["predictor"]["runtime"] == "openvino"
+    monkeypatch.setenv("CRACKSAM_PREDICT__PREDICTOR__THRESHOLD", "0.9")  # another command's variable
+    assert _resolved(capsys, "stream")["predictor"]["threshold"] == 0.3
+
+
+@pytest.mark.parametrize("where", ["yaml", "set", "env"])
+def test_stream_an_unknown_key_is_named_by_its_dotted_path(where, tmp_path, monkeypatch, capsys):
+    argv = ["stream", "v.mp4"]
+    if where == "yaml":
+        cfg = tmp_path / "s.yaml"
+        cfg.write_text("stream:\n  evry: 3\n")
+        argv += ["-c", str(cfg)]
+    elif where == "set":
+        argv += ["--set", "stream.evry=3"]
+    else:
+        monkeypatch.setenv("CRACKSAM_STREAM__STREAM__EVRY", "3")
+    err = _refused(capsys, *argv)
+    assert "unknown key stream.evry" in err and "stream.every" in err, err
+    assert {"yaml": "s.yaml", "set": "--set", "env": "CRACKSAM_STREAM__STREAM__EVRY"}[where] in err
+
+
+def test_stream_checks_run_once_whichever_way_a_value_came(monkeypatch, capsys):
+    assert "--every must be >= 1, got 0" in _refused(capsys, "stream", "v.mp4", "--every", "0")
+    assert "--every must be >= 1, got 0" in _refused(capsys, "stream", "v.mp4", "--set", "stream.every=0")
+    monkeypatch.setenv("CRACKSAM_STREAM__STREAM__FPS", "0")
+    assert "--fps must be in (0, 1000]" in _refused(capsys, "stream", "v.mp4")
+    monkeypatch.delenv("CRACKSAM_STREAM__STREAM__FPS")
+    assert "--threshold must be in (0, 1), got 1.5" in _refused(capsys, "stream", "v.mp4", "--threshold", "1.5")
+    assert "--threshold must be in (0, 1), got 2.0" in _refused(capsys, "stream", "--set", "predictor.threshold=2")
+    assert "--scene-cut must be in (0, 1]" in _refused(capsys, "stream", "v.mp4", "--scene-cut", "1.5")
+    assert "--codec must be a four-character code" in _refused(capsys, "stream", "v.mp4", "--codec", "h264x")
+    assert "--threads must be >= 1" in _refused(capsys, "stream", "v.mp4", "--threads", "0")
+    assert "stream.out_video (--set stream.out_video): expected a path" in _refused(
+        capsys, "stream", "--set", "stream.out_video=[a, b]")
+    # Without --print-config a missing SOURCE is a usage error too (exit 2, one line).
+    assert main(["stream", "--no-progress"]) == 2
+    assert "missing SOURCE" in capsys.readouterr().err
+
+
+def test_stream_help_config_lists_both_sections_with_their_flags(capsys):
+    assert main(["stream", "--help-config"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "--every" in rows["stream.every"] and "--timeout" in rows["stream.timeout_s"]
+    assert "--threshold" in rows["predictor.threshold"] and "SOURCE" in rows["source"]
+    assert "--frames-dir" in rows["stream.frames_dir"] and "0.3" in rows["stream.scene_cut"]

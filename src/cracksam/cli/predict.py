@@ -15,18 +15,13 @@ from cracksam import __version__
 from cracksam.cli.inputs import expand_inputs, output_dir, unique_stem
 from cracksam.cli.options import DEFAULT_MODEL_NAME, model_path_option
 from cracksam.cli.predictor_flags import predictor_aliases, runtime_env_alias
-from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, make_command, resolve_tree
+from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, make_command, resolve_tree, switch
 from cracksam.cli.tree import print_config as show_config
 from cracksam.errors import ConfigError, CrackSAMError
 from cracksam.survey.cli import ENGINE_HELP, survey_command
 
 if TYPE_CHECKING:
     from cracksam.cli.predict_config import PredictConfig
-
-
-def _switch(key: str, flags: str, text: str) -> Alias:
-    """A boolean settable both ways (a YAML that turns it on can be turned back off)."""
-    return Alias(key, bool | None, typer.Option(None, flags, help=text))
 
 
 # Every flag is a PredictConfig key (see cracksam.cli.tree: defaults < --config < CRACKSAM_RUNTIME <
@@ -37,19 +32,19 @@ ALIASES: dict[str, Alias] = {
     **predictor_aliases(),
     "out": Alias("out", Path | None, typer.Option(None, "--out", "-o", help="Output folder (default predictions)."),
                  as_str),
-    "overlay": _switch("overlay", "--overlay/--no-overlay", "Also write <stem>_overlay.png."),
-    "prob": _switch("prob", "--prob/--no-prob", "Also write the crack probability map <stem>_prob.png (0-255)."),
+    "overlay": switch("overlay", "--overlay/--no-overlay", "Also write <stem>_overlay.png."),
+    "prob": switch("prob", "--prob/--no-prob", "Also write the crack probability map <stem>_prob.png (0-255)."),
     "max_pixels": Alias("max_pixels", int | None, typer.Option(
         None, "--max-pixels", help="Refuse images with more pixels than this (default 100000000).")),
-    "measure": _switch("measure", "--measure/--no-measure", "Measure crack length/width/area on each mask."),
+    "measure": switch("measure", "--measure/--no-measure", "Measure crack length/width/area on each mask."),
     "mm_per_px": Alias("mm_per_px", float | None, typer.Option(
         None, "--mm-per-px", help="Pixel size in mm (with --measure or --report).")),
     "min_length": Alias("min_length", float | None, typer.Option(
         None, "--min-length", help="Shortest crack kept by --measure, px (default 10).")),
-    "report": _switch("report", "--report/--no-report", "Also inspect the masks: crack types, severity, HTML "
+    "report": switch("report", "--report/--no-report", "Also inspect the masks: crack types, severity, HTML "
                       "report, COCO/GeoJSON/CSV in OUT/report (options: `cracksam report`)."),
-    "json_out": _switch("json", "--json/--no-json", "Print the summary as JSON."),
-    "progress": _switch("progress", "--progress/--no-progress", "Progress bar (default) or none."),
+    "json_out": switch("json", "--json/--no-json", "Print the summary as JSON."),
+    "progress": switch("progress", "--progress/--no-progress", "Progress bar (default) or none."),
     "engine": Alias("engine", str | None, typer.Option(None, "--engine", help=ENGINE_HELP + " Default plain.")),
     "address": Alias("address", str | None, typer.Option(
         None, "--address", help="Ray cluster (auto, ray://head:10001); default: local.")),
@@ -60,8 +55,8 @@ ALIASES: dict[str, Alias] = {
         "carried to the table."), as_str),
     "path_column": Alias("path_column", str | None, typer.Option(
         None, "--path-column", help="The manifest's image path column.")),
-    "table": _switch("table", "--table/--no-table", "Write results.parquet (resumable) with the plain engine."),
-    "csv": _switch("csv", "--csv/--no-csv", "Also write the results table as results.csv."),
+    "table": switch("table", "--table/--no-table", "Write results.parquet (resumable) with the plain engine."),
+    "csv": switch("csv", "--csv/--no-csv", "Also write the results table as results.csv."),
 }
 
 PARAMS: dict[str, tuple[Any, Any]] = {

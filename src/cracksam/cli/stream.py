@@ -3,63 +3,82 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from cracksam.cli.options import (
-    DEFAULT_MODEL_NAME,
-    MODEL_HELP,
-    RANDOM_BASE_HELP,
-    RUNTIME_ENV,
-    RUNTIME_HELP,
-    trust_option,
-)
-from cracksam.inference_modes import MODE_HELP, SCALE_HELP
+from cracksam.cli.predictor_flags import predictor_aliases, runtime_env_alias
+from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, make_command, resolve_tree, switch
+from cracksam.cli.tree import print_config as show_config
+
+if TYPE_CHECKING:
+    from cracksam.cli.stream_config import StreamConfig
 
 # Same value as cracksam.deployment.stream.DEFAULT_SCENE_CUT (not imported: that module loads
 # OpenCV and the runtimes, and `cracksam --help` must stay fast; a test keeps them equal).
 DEFAULT_SCENE_CUT = 0.3
 
+_PREDICTOR = predictor_aliases(window=False, batches=False, threshold=("predictor.threshold", "stream.threshold"))
 
-def stream(
-    source: str = typer.Argument(..., help="Video file, stream URL (e.g. http://cam/video.mjpg) or camera index (0)."),
-    model: str = typer.Option(DEFAULT_MODEL_NAME, "--model", "-m", help=MODEL_HELP),
-    every: int = typer.Option(1, "--every", "-n", help="Segment every N-th frame; the others reuse the last mask "
-                              "(a scene change is segmented at once, see --scene-cut)."),
-    scene_cut: float = typer.Option(
-        DEFAULT_SCENE_CUT, "--scene-cut", metavar="SCORE",
+# Every flag is a StreamConfig key (see cracksam.cli.tree: defaults < --config < CRACKSAM_RUNTIME <
+# CRACKSAM_STREAM__* < --set < flags): stream.* are the frames and outputs, predictor.* the model.
+ALIASES: dict[str, Alias] = {
+    "source": Alias("source", str | None, typer.Argument(
+        None, metavar="SOURCE", show_default=False,
+        help="Video file, stream URL (e.g. http://cam/video.mjpg) or camera index (0).")),
+    "model": _PREDICTOR.pop("model"),
+    "every": Alias("stream.every", int | None, typer.Option(
+        None, "--every", "-n", help="Segment every N-th frame (default 1); the others reuse the last mask "
+        "(a scene change is segmented at once, see --scene-cut).")),
+    "scene_cut": Alias("stream.scene_cut", float | None, typer.Option(
+        None, "--scene-cut", metavar="SCORE",
         help="With --every > 1: how much a frame may differ from the last segmented one (0-1, grey histogram "
         "and thumbnail difference) before it is segmented at once instead of reusing a mask from another "
-        "scene; 0 turns this off.",
-    ),
-    out_video: Path | None = typer.Option(None, "--out-video", "-o", help="Annotated video to write (.mp4 or .avi)."),
-    frames_dir: Path | None = typer.Option(None, "--frames-dir",
-                                           help="Folder for each segmented frame (.jpg) and its mask (_mask.png)."),
-    max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames."),
-    codec: str | None = typer.Option(
-        None, metavar="FOURCC",
+        f"scene (default {DEFAULT_SCENE_CUT}); 0 turns this off.")),
+    "out_video": Alias("stream.out_video", Path | None, typer.Option(
+        None, "--out-video", "-o", help="Annotated video to write (.mp4 or .avi)."), as_str),
+    "frames_dir": Alias("stream.frames_dir", Path | None, typer.Option(
+        None, "--frames-dir", help="Folder for each segmented frame (.jpg) and its mask (_mask.png)."), as_str),
+    "max_frames": Alias("stream.max_frames", int | None, typer.Option(
+        None, "--max-frames", help="Stop after this many frames.")),
+    "codec": Alias("stream.codec", str | None, typer.Option(
+        None, "--codec", metavar="FOURCC",
         help="Codec of the output video. Default: .mp4 H.264 (avc1, plays in browsers) where OpenCV has it, else "
-        "mp4v with a warning; .avi MJPG. vp09: browser-playable .mp4 without H.264, slow to encode.",
-    ),
-    fps: float | None = typer.Option(None, help="Frame rate of the output video (default: the source's)."),
-    timeout: float = typer.Option(10.0, help="Seconds to wait when opening or reading a network stream."),
-    base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
-    allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
-    trust: bool = trust_option(),
-    mode: str | None = typer.Option(None, "--mode", help=MODE_HELP),
-    scale: float | None = typer.Option(None, "--scale", help=SCALE_HELP),
-    threshold: float = typer.Option(0.5, help="Crack probability threshold."),
-    device: str = typer.Option("cpu", help="cpu or cuda (PyTorch), CPU/GPU (OpenVINO)."),
-    threads: int | None = typer.Option(None, help="CPU threads of the runtime (default: every core)."),
-    runtime: str = typer.Option("auto", "--runtime", envvar=RUNTIME_ENV, help=RUNTIME_HELP),
-    json_out: bool = typer.Option(False, "--json", help="Print the run's statistics as JSON."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="No live frames-per-second line."),
-) -> None:
+        "mp4v with a warning; .avi MJPG. vp09: browser-playable .mp4 without H.264, slow to encode.")),
+    "fps": Alias("stream.fps", float | None, typer.Option(
+        None, "--fps", help="Frame rate of the output video (default: the source's).")),
+    "timeout": Alias("stream.timeout_s", float | None, typer.Option(
+        None, "--timeout", help="Seconds to wait when opening or reading a network stream (default 10).")),
+    **_PREDICTOR,
+    "json_out": switch("json", "--json/--no-json", "Print the run's statistics as JSON."),
+    "progress": switch("progress", "--progress/--no-progress", "Live frames-per-second line (default) or none."),
+}
+
+PARAMS: dict[str, tuple[Any, Any]] = {
+    **alias_params(ALIASES),
+    "config": COMMON["config"],
+    "set_items": COMMON["set_items"],
+    "print_config": COMMON["print_config"],
+    "help_config": COMMON["help_config"],
+}
+
+
+def resolve_config(values: dict[str, Any], environ: Mapping[str, str] | None = None) -> StreamConfig:
+    """The command's config from ``--config``, the environment, ``--set`` and the flags."""
+    from cracksam.cli.stream_config import StreamConfig
+
+    env = os.environ if environ is None else environ
+    cfg, _ = resolve_tree(StreamConfig, "stream", ALIASES, values, environ=env, env_aliases=runtime_env_alias(env))
+    return cfg
+
+
+def stream(print_config: bool, **values: Any) -> None:
     """Segment a video, stream or camera; writes an annotated video and/or frames with masks.
 
     Without --out-video and --frames-dir the stream is segmented for its statistics only
@@ -67,33 +86,34 @@ def stream(
 
     Ends at the end of a file, after --max-frames, or on Ctrl-C; the video written so far is
     kept in every case.  A source that cannot be opened or breaks is an error (exit 2).
+    Every option is also a config key: --config, --set KEY=VALUE, CRACKSAM_STREAM__* (--help-config).
     """
+    from cracksam.errors import ConfigError
+
+    cfg = resolve_config(values)  # every check that needs no file has run here, once
+    if print_config:
+        show_config(cfg)
+        return
+    if cfg.source is None:
+        raise ConfigError("missing SOURCE: a video file, stream URL or camera index (or source in --config)")
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from cracksam.cli.inputs import output_dir
     from cracksam.cli.options import model_path_option
-    from cracksam.deployment.stream import StreamOptions, StreamStats, run_stream
-    from cracksam.errors import ConfigError
-    from cracksam.inference_modes import check_options
+    from cracksam.deployment.runtime_cache import describe_choice, open_predictor
+    from cracksam.deployment.stream import StreamStats, run_stream
     from cracksam.threads import resolve_threads
 
-    check_options(mode, scale)
-    threads = resolve_threads(threads)
-    options = StreamOptions(every=every, max_frames=max_frames, out_video=out_video, frames_dir=frames_dir,
-                            codec=codec, fps=fps, threshold=threshold, timeout_s=timeout,
-                            scene_cut=scene_cut or None).validated()
+    options, json_out = cfg.stream, cfg.json
+    out_video, frames_dir = options.out_video, options.frames_dir
     if out_video is not None and out_video.is_dir():
         raise ConfigError(f"--out-video {out_video} is a folder; name a video file")
     if frames_dir is not None and frames_dir.exists() and not frames_dir.is_dir():
         raise ConfigError(f"--frames-dir {frames_dir} exists and is not a folder")
-    from cracksam.deployment.runtime_cache import describe_choice, open_predictor
-    from cracksam.inference.options import PredictOptions
-
     console = Console(stderr=True, soft_wrap=True)
-    predict_options = PredictOptions(model=str(model_path_option(model)), base=base, device=device, threads=threads,
-                                     allow_random_base=allow_random_base, trust=trust, runtime=runtime, mode=mode,
-                                     scale=scale, threshold=threshold)
+    predict_options = cfg.predictor.replace(model=str(model_path_option(cfg.predictor.model)),
+                                            threads=resolve_threads(cfg.predictor.threads))
     predictor = open_predictor(predict_options, None if json_out else lambda text: console.print(text, highlight=False))
     if frames_dir is not None:  # created once the model is known good: a refused run leaves no folder
         output_dir(frames_dir, "--frames-dir")
@@ -109,7 +129,7 @@ def stream(
         TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
         console=console,
-        disable=no_progress,
+        disable=not cfg.progress,
         transient=True,
     )
 
@@ -122,7 +142,7 @@ def stream(
                                  f"({stats.segment_ms:.0f} ms each)")
 
         with _sigterm_as_interrupt():
-            stats = run_stream(predictor, source, options, on_frame=show)
+            stats = run_stream(predictor, str(cfg.source), options, on_frame=show)
 
     if json_out:
         typer.echo(json.dumps({**stats.as_dict(), "predictor": predictor.describe()}, indent=2))
@@ -157,4 +177,4 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("stream")(stream)
+    app.command("stream")(make_command("stream", stream.__doc__ or "", PARAMS, stream))

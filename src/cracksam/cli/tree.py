@@ -51,6 +51,12 @@ class Alias:
         return decl
 
 
+def switch(key: str, flags: str, text: str) -> Alias:
+    """A boolean flag pair (``--overlay/--no-overlay``) for ``key``: a YAML file that turns it on
+    can be turned back off on the command line, and the other way round."""
+    return Alias(key, bool | None, typer.Option(None, flags, help=text))
+
+
 def as_strs(values: Sequence[Any] | None) -> list[str] | None:
     return [str(v) for v in values] if values else None
 

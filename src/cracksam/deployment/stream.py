@@ -44,6 +44,7 @@ import numpy as np
 
 from cracksam._files import encode_mask_png
 from cracksam.config import atomic_write_bytes
+from cracksam.deployment.stream_options import StreamOptions
 from cracksam.deployment.video import (  # noqa: F401 - CODEC_BY_SUFFIX, codec_available: public names here too
     CODEC_BY_SUFFIX,
     DEFAULT_SCENE_CUT,
@@ -52,7 +53,7 @@ from cracksam.deployment.video import (  # noqa: F401 - CODEC_BY_SUFFIX, codec_a
     scene_change,
     scene_signature,
 )
-from cracksam.errors import ConfigError, CrackSAMError
+from cracksam.errors import CrackSAMError
 from cracksam.inference.predictor import Predictor
 
 OVERLAY_BGR = (40, 40, 255)  # red, as in the web page and `cracksam predict --overlay`
@@ -62,38 +63,6 @@ DEFAULT_FPS = 25.0
 
 class StreamError(CrackSAMError):
     """A video source cannot be opened or broke, or an output cannot be written."""
-
-
-@dataclass
-class StreamOptions:
-    every: int = 1  # segment frames 0, every, 2*every, ...
-    max_frames: int | None = None  # stop after reading this many frames
-    out_video: Path | None = None
-    frames_dir: Path | None = None
-    codec: str | None = None  # FourCC; None: from out_video's extension
-    fps: float | None = None  # output frame rate; None: the source's (or DEFAULT_FPS when unknown)
-    threshold: float | None = None  # None: the predictor's
-    timeout_s: float = 10.0  # opening / reading timeout for network sources
-    # With every > 1: segment a frame early when its scene_change() score against the last
-    # segmented frame exceeds this (0..1); None turns the detection off.
-    scene_cut: float | None = DEFAULT_SCENE_CUT
-
-    def validated(self) -> StreamOptions:
-        if self.every < 1:
-            raise ConfigError(f"--every must be >= 1, got {self.every}")
-        if self.max_frames is not None and self.max_frames < 1:
-            raise ConfigError(f"--max-frames must be >= 1, got {self.max_frames}")
-        if self.fps is not None and not (math.isfinite(self.fps) and 0 < self.fps <= 1000):
-            raise ConfigError(f"--fps must be in (0, 1000], got {self.fps}")
-        if self.threshold is not None and not 0 < self.threshold < 1:
-            raise ConfigError(f"--threshold must be in (0, 1), got {self.threshold}")
-        if self.codec is not None and len(self.codec) != 4:
-            raise ConfigError(f"--codec must be a four-character code such as mp4v or MJPG, got {self.codec!r}")
-        if not self.timeout_s > 0:
-            raise ConfigError(f"--timeout must be > 0 s, got {self.timeout_s}")
-        if self.scene_cut is not None and not 0 < self.scene_cut <= 1:
-            raise ConfigError(f"--scene-cut must be in (0, 1] (0 turns it off), got {self.scene_cut}")
-        return self
 
 
 @dataclass
