@@ -346,8 +346,8 @@ def test_budgets_below_the_per_request_limits_are_refused():
 
 
 def test_segment_job_checks_for_cancellation_before_any_work():
-    from cracksam.service.segment import SegmentOptions, segment_job
     from cracksam.service.inference import LoadedModel, service_predictor
+    from cracksam.service.segment import SegmentOptions, segment_job
 
     backend = CountingBackend()
     model = LoadedModel(service_predictor(Predictor(backend)), "m")
