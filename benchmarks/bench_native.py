@@ -27,8 +27,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import command_line, machine, today, write_section  # noqa: E402
 
-from cracksam.deployment.backends import TorchBackend  # noqa: E402
-from cracksam.deployment.predictor import Predictor  # noqa: E402
+from cracksam.inference.backends import TorchBackend  # noqa: E402
+from cracksam.inference.predictor import Predictor  # noqa: E402
 from cracksam.models.default import default_model_path  # noqa: E402
 from cracksam.models.io import load_model  # noqa: E402
 
@@ -75,8 +75,8 @@ def main() -> None:
     windows = Predictor(TorchBackend(model, threads=args.threads), mode="native", batch_size=2)
     rows.append(("PyTorch fp32, native, 1024-px windows", *time_it(windows, image, args.repeats)))
     try:
-        from cracksam.deployment.backends import OpenVINOBackend
         from cracksam.deployment.export import export_onnx, export_openvino
+        from cracksam.inference.backends import OpenVINOBackend
 
         with tempfile.TemporaryDirectory() as tmp:
             onnx = export_onnx(model, Path(tmp) / "m.onnx")

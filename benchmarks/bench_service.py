@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import command_line, machine, today, write_section  # noqa: E402
 
 from cracksam.data.io import decode_image  # noqa: E402
-from cracksam.deployment.predictor import Predictor  # noqa: E402
+from cracksam.inference.predictor import Predictor  # noqa: E402
 
 RESULTS_JSON = Path(__file__).parent / "results" / "service.json"
 

@@ -88,6 +88,8 @@ def main() -> None:
     ap.add_argument("--size", default="320x480", help="HxW of synthetic images")
     ap.add_argument("--threads", type=int, default=2, help="total CPU threads of every engine")
     ap.add_argument("--model", default="default")
+    ap.add_argument("--runtime", default="torch",
+                    help="the same runtime for every engine (plain predict's default, auto, may pick an export)")
     ap.add_argument("--source", type=Path, help="folder of real images to cycle through")
     ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args()
@@ -96,7 +98,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         _images(root / "in", a.images, (h, w), a.source)
-        common = [str(root / "in"), "--model", a.model, "--no-progress", "--json", "--batch-size", str(BATCH)]
+        common = [str(root / "in"), "--model", a.model, "--no-progress", "--json", "--batch-size", str(BATCH),
+                  "--runtime", a.runtime]
         engines = {
             "plain predict": ["--threads", str(t)],
             "plain --table": ["--table", "--threads", str(t)],
@@ -152,9 +155,9 @@ def main() -> None:
 - Machine: {machine()}; load average at the end {load:.1f} (shared with other jobs)
 - Date: {today()}
 - {a.images} images {"from " + str(a.source) if a.source else f"(synthetic, {h}x{w})"}, model `{a.model}`,
-  {t} CPU thread(s) in total per engine, batch {BATCH}. *wall*: the whole command, start-up included
-  (interpreter, model, for Ray the local instance and its workers); *steady*: after start-up (plain predict:
-  its loop over the images; table engines: after the first batch of rows came back).
+  runtime `{a.runtime}`, {t} CPU thread(s) in total per engine, batch {BATCH}. *wall*: the whole command,
+  start-up included (interpreter, model, for Ray the local instance and its workers); *steady*: after
+  start-up (plain predict: its loop over the images; table engines: after the first batch of rows came back).
 
 | engine | wall (s) | images/s | time vs plain | steady images/s | steady time vs plain | compute/image (ms) \
 | peak RSS, tree (MB) | masks = plain |
@@ -165,7 +168,8 @@ def main() -> None:
     if not a.no_write:
         out = Path(__file__).with_name("results") / "survey.json"
         out.parent.mkdir(exist_ok=True)
-        out.write_text(json.dumps({"images": a.images, "threads": t, "results": results}, indent=2) + "\n")
+        doc = {"images": a.images, "threads": t, "runtime": a.runtime, "results": results}
+        out.write_text(json.dumps(doc, indent=2) + "\n")
         write_section("bench_survey", body)
 
 

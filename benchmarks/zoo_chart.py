@@ -73,9 +73,9 @@ def bundled_iou(path: Path = EXPERIMENTS, table: Path = DEFAULT_TABLE) -> dict |
 def measure(archs: list[str], threads: int, runs: int) -> dict[str, dict]:
     import torch
 
-    from cracksam.deployment.backends import OnnxRuntimeBackend, TorchBackend
     from cracksam.deployment.export import export_onnx
     from cracksam.deployment.pipeline import time_backend
+    from cracksam.inference.backends import OnnxRuntimeBackend, TorchBackend
     from cracksam.models.segmodels import SegModel, SegModelConfig
 
     torch.set_num_threads(threads)
@@ -89,8 +89,8 @@ def measure(archs: list[str], threads: int, runs: int) -> dict[str, dict]:
             onnx = export_onnx(model, Path(tmp) / f"{arch}.onnx")
             speeds["onnxruntime"] = time_backend(OnnxRuntimeBackend(onnx, threads=threads), x, runs, 1)["images_per_s"]
             try:
-                from cracksam.deployment.backends import OpenVINOBackend
                 from cracksam.deployment.export import export_openvino
+                from cracksam.inference.backends import OpenVINOBackend
 
                 xml = export_openvino(onnx, Path(tmp) / f"{arch}.xml", fp16=True)
                 speeds["openvino-fp16"] = time_backend(OpenVINOBackend(xml, threads=threads, hint="LATENCY"), x, runs,

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from cracksam.data.synthetic import make_dataset, synthetic_pair
-from cracksam.deployment.backends import TorchBackend
-from cracksam.deployment.predictor import Predictor
+from cracksam.inference.backends import TorchBackend
+from cracksam.inference.predictor import Predictor
 from cracksam.models import CrackSAMConfig, DeltaConfig, build_cracksam, load_model
 from cracksam.training.config import DataConfig, TrainConfig
 from cracksam.training.trainer import fit

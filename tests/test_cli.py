@@ -42,7 +42,7 @@ def test_file_system_errors_become_one_line(monkeypatch, setup, capsys):
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device", "summary.json")
 
-    monkeypatch.setattr("cracksam.config.atomic_write_text", full_disk)
+    monkeypatch.setattr("cracksam._files.atomic_write_text", full_disk)
     image = data / "images" / "x.png"
     cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
     rc = main(["predict", str(image), "--model", str(ckpt), "--allow-random-base", "--out", str(data / "o"),

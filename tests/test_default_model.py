@@ -11,8 +11,8 @@ import pytest
 
 from cracksam.cli.main import main
 from cracksam.data.io import read_image, read_mask
-from cracksam.deployment.predictor import Predictor
 from cracksam.errors import CheckpointError
+from cracksam.inference.predictor import Predictor
 from cracksam.models import SegModel, load_model
 from cracksam.models.default import DEFAULT_MODEL_DIR, ENV_VAR, default_model_path
 

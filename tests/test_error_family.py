@@ -50,7 +50,7 @@ def _without(monkeypatch, *modules: str) -> None:
 
 
 def test_missing_onnx_file_says_not_found_without_onnxruntime(tmp_path, monkeypatch):
-    from cracksam.deployment.backends import OnnxRuntimeBackend, read_onnx_metadata
+    from cracksam.inference.backends import OnnxRuntimeBackend, read_onnx_metadata
 
     _without(monkeypatch, "onnxruntime", "onnx")
     missing = tmp_path / "model.onnx"
@@ -64,9 +64,9 @@ def test_missing_onnx_file_says_not_found_without_onnxruntime(tmp_path, monkeypa
 
 
 def test_missing_files_say_not_found_before_missing_runtimes(tmp_path, monkeypatch):
-    from cracksam.deployment.backend_openvino import OpenVINOBackend
     from cracksam.deployment.export import export_openvino
     from cracksam.deployment.quantize import quantize_onnx_dynamic
+    from cracksam.inference.backend_openvino import OpenVINOBackend
 
     _without(monkeypatch, "onnxruntime", "onnxruntime.quantization", "openvino")
     with pytest.raises(CheckpointError, match="not found"):

@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from cracksam.cli.main import main
-from cracksam.deployment.backends import TorchBackend
-from cracksam.deployment.predictor import Predictor
 from cracksam.errors import ConfigError
 from cracksam.evaluation.protocol import ProtocolConfig, run_protocol
 from cracksam.evaluation.runner import EvalModel, evaluate_samples
+from cracksam.inference.backends import TorchBackend
+from cracksam.inference.predictor import Predictor
 from cracksam.models import build_cracksam, save_delta
 
 from ._models import DarknessModel

@@ -15,18 +15,20 @@ import onnx  # noqa: E402
 
 from cracksam.deployment import (  # noqa: E402
     MIN_IOU,
-    Backend,
-    OnnxRuntimeBackend,
-    OpenVINOBackend,
-    TorchBackend,
     check_parity,
     export_onnx,
     export_openvino,
-    open_backend,
     parity_report,
     quantize_int8,
 )
 from cracksam.errors import CheckpointError, CrackSAMError  # noqa: E402
+from cracksam.inference.backends import (  # noqa: E402
+    Backend,
+    OnnxRuntimeBackend,
+    OpenVINOBackend,
+    TorchBackend,
+    open_backend,
+)
 from cracksam.models import CrackSAMConfig, DeltaConfig, build_cracksam  # noqa: E402
 from cracksam.models.deltas import has_lora  # noqa: E402
 

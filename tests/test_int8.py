@@ -18,14 +18,13 @@ pytest.importorskip("nncf")
 from cracksam.data.synthetic import synthetic_pair  # noqa: E402
 from cracksam.deployment import (  # noqa: E402
     MIN_IOU,
-    TorchBackend,
     check_parity,
     export_onnx,
     export_openvino,
-    open_backend,
     parity_report,
     quantize_int8,
 )
+from cracksam.inference.backends import TorchBackend, open_backend  # noqa: E402
 
 SIZE = 64
 

@@ -4,12 +4,16 @@ cycle between subpackages.
 Layers, lowest first (a module may import its own layer and the ones below):
 
 0. ``errors``
-1. ``config``, ``inference_modes``, ``threads``: small helpers every layer uses, importing only errors
+1. ``config``, ``overrides``, ``inference_modes``, ``threads``, ``_files`` (atomic writes, hashing,
+   PNG encoding): small helpers every layer uses, importing only errors
 2. ``data``: files, datasets, transforms, input expansion
 3. ``models``; ``measurement`` (geometry of a mask; no model involved)
-4. ``training``, ``evaluation``; ``inspection`` (reports built from measurements)
-5. ``inference`` (the Predictor and its backends; still under ``deployment`` today, see ALLOWED)
-6. ``deployment``, ``service``, ``survey``: programs built on inference
+4. ``inference``: the Predictor and its backends (PyTorch, ONNX Runtime, OpenVINO)
+5. ``training``, ``evaluation``; ``inspection`` (reports built from measurements).  Above
+   inference because they consume the Predictor: evaluation scores any runtime through it
+   (``evaluate --model model_int8.xml``) and training distils from any runtime's teacher.
+6. ``deployment``, ``service``, ``survey``: programs built on inference (exports, the runtime
+   cache behind ``--runtime auto``, the HTTP service, the survey engines)
 7. ``cli``: the entry points; nothing imports them
 
 Every import counts, including those inside functions (a lazy import is still a dependency, and it
@@ -30,27 +34,18 @@ SRC = Path(cracksam.__file__).parent
 
 LAYERS: dict[str, int] = {
     "errors": 0,
-    "config": 1, "inference_modes": 1, "threads": 1,
+    "config": 1, "overrides": 1, "inference_modes": 1, "threads": 1, "_files": 1,
     "data": 2,
     "models": 3, "measurement": 3,
-    "training": 4, "evaluation": 4, "inspection": 4,
-    "inference": 5,
+    "inference": 4,
+    "training": 5, "evaluation": 5, "inspection": 5,
     "deployment": 6, "service": 6, "survey": 6,
     "cli": 7,
     "weights": 0,  # package data (the bundled model), no code
 }
 
 # (importing module, imported module): known upward imports, each to be removed by the change named.
-ALLOWED: dict[tuple[str, str], str] = {
-    # The Predictor and its backends live in deployment/ until they move to an inference/ layer of
-    # their own (issue 15, part 2): evaluation scores through them, training caches teacher outputs.
-    ("cracksam.evaluation.protocol", "cracksam.deployment.backend_torch"): "Predictor not yet in inference/",
-    ("cracksam.evaluation.protocol", "cracksam.deployment.predictor"): "Predictor not yet in inference/",
-    ("cracksam.evaluation.runner", "cracksam.deployment.backends"): "Predictor not yet in inference/",
-    ("cracksam.evaluation.runner", "cracksam.deployment.predictor"): "Predictor not yet in inference/",
-    ("cracksam.evaluation.visualize", "cracksam.deployment.predictor"): "Prediction not yet in inference/",
-    ("cracksam.training.trainer", "cracksam.deployment.predictor"): "teacher cache; Predictor not yet in inference/",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 # Modules counted with another subpackage than their folder's.  survey/cli.py is the typer glue of
 # `cracksam predict --engine/--manifest/--table` (it reuses predict's output folder and plain report),

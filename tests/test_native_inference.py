@@ -13,11 +13,11 @@ import pytest
 import torch
 from torch import nn
 
-import cracksam.deployment.tiling as tiling
+import cracksam.inference.tiling as tiling
 from cracksam.cli.main import main
-from cracksam.deployment.backends import TorchBackend
-from cracksam.deployment.predictor import Predictor
 from cracksam.errors import ConfigError, CrackSAMWarning
+from cracksam.inference.backends import TorchBackend
+from cracksam.inference.predictor import Predictor
 from cracksam.models import SegModel, SegModelConfig, build_cracksam, save_delta, save_trained
 from cracksam.models.segmodels import ArchSpec, register_architecture
 

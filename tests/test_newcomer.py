@@ -78,19 +78,19 @@ def test_thread_defaults_never_exceed_the_cores(monkeypatch, cores):
 
 
 def test_predict_and_bench_run_with_threads_within_the_cores(monkeypatch, tiny_full, tmp_path, capsys):
-    from cracksam.deployment.predictor import Predictor
+    import cracksam.deployment.runtime_cache as runtime_cache
 
     ckpt, image = tiny_full
     seen: list[int | None] = []
-    original = Predictor.from_path.__func__
+    original = runtime_cache.open_predictor
 
-    def spy(cls, path, *args, **kwargs):
-        seen.append(kwargs.get("threads"))
-        return original(cls, path, *args, **kwargs)
+    def spy(options, *args, **kwargs):
+        seen.append(options.threads)
+        return original(options, *args, **kwargs)
 
     before = torch.get_num_threads()
     try:
-        monkeypatch.setattr(Predictor, "from_path", classmethod(spy))
+        monkeypatch.setattr(runtime_cache, "open_predictor", spy)
         _pretend_cores(monkeypatch, 1)
         assert main(["predict", str(image), "-m", str(ckpt), "--out", str(tmp_path / "p"), "--no-progress"]) == 0
         assert seen == [1]

@@ -47,10 +47,20 @@ def test_train_help_defaults_match_the_config():
 
 
 def test_device_defaults_to_cpu_in_every_inference_command():
+    from dataclasses import fields
+
+    from cracksam.evaluation.protocol import ProtocolConfig
+
     group = cli_command()
-    for name in ("predict", "evaluate", "serve", "stream"):
+    from cracksam.service.settings import ServiceSettings
+
+    for name in ("predict", "stream"):
         device = next(p for p in group.commands[name].params if p.name == "device")
         assert device.default == "cpu", name
+    # evaluate's and serve's flags are aliases of their config (unset by default): the default is the config's.
+    for name, cls in (("evaluate", ProtocolConfig), ("serve", ServiceSettings)):
+        assert next(p for p in group.commands[name].params if p.name == "device").default is None
+        assert next(f.default for f in fields(cls) if f.name == "device") == "cpu"
 
 
 def test_serve_concurrency_and_its_deprecated_alias(monkeypatch):
@@ -73,8 +83,8 @@ def test_serve_concurrency_and_its_deprecated_alias(monkeypatch):
 
 
 def test_runtime_names_are_export_target_names():
-    from cracksam.deployment.backends import TARGETS, TorchBackend, target_name
-    from cracksam.deployment.predictor import Predictor
+    from cracksam.inference.backends import TARGETS, TorchBackend, target_name
+    from cracksam.inference.predictor import Predictor
 
     from ._models import DarknessModel
 

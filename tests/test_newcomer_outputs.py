@@ -85,8 +85,8 @@ def test_evaluate_overlays_carry_a_colour_key():
 
 
 def test_heatmaps_show_probability_on_a_fixed_scale(tmp_path, monkeypatch):
-    from cracksam.deployment.predictor import Prediction
     from cracksam.evaluation import visualize
+    from cracksam.inference.predictor import Prediction
 
     prob = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
     seen = {}

@@ -62,7 +62,7 @@ def test_scene_change_scores_cuts_high_and_noise_low():
 
 
 def test_after_a_cut_the_old_mask_is_not_drawn_over_the_new_scene(tmp_path, dark_onnx):
-    from cracksam.deployment.predictor import Predictor
+    from cracksam.inference.predictor import Predictor
 
     video = _video(tmp_path / "cut.avi", "AAAAABBBBB")  # cut between frames 4 and 5
     predictor = Predictor.from_path(dark_onnx)
@@ -102,7 +102,7 @@ def test_stream_without_outputs_is_a_statistics_run(tmp_path, dark_onnx, capsys)
 
 
 def test_mp4_is_h264_where_opencv_has_it_else_a_warning_says_so(tmp_path, dark_onnx, monkeypatch):
-    from cracksam.deployment.predictor import Predictor
+    from cracksam.inference.predictor import Predictor
 
     video = _video(tmp_path / "in.avi", "AAA")
     predictor = Predictor.from_path(dark_onnx)

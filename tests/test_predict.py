@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from cracksam.cli.main import main
-from cracksam.deployment.backends import TorchBackend
-from cracksam.deployment.predictor import Predictor, tile_origins
+from cracksam.inference.backends import TorchBackend
+from cracksam.inference.predictor import Predictor, tile_origins
 from cracksam.models import build_cracksam, export_full, save_delta
 
 from ._models import DarknessModel

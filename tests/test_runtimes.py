@@ -13,11 +13,12 @@ pytest.importorskip("onnxruntime")
 
 from cracksam.cli.main import main  # noqa: E402
 from cracksam.data.synthetic import synthetic_pair  # noqa: E402
-from cracksam.deployment import MIN_IOU, OnnxRuntimeBackend, TorchBackend, export_onnx  # noqa: E402
-from cracksam.deployment.inflight import run_many  # noqa: E402
+from cracksam.deployment import MIN_IOU, export_onnx  # noqa: E402
 from cracksam.deployment.pipeline import TARGET_FILES, export_all, load_network_tiles  # noqa: E402
-from cracksam.deployment.predictor import Predictor  # noqa: E402
 from cracksam.errors import ConfigError, CrackSAMError  # noqa: E402
+from cracksam.inference.backends import OnnxRuntimeBackend, TorchBackend  # noqa: E402
+from cracksam.inference.inflight import run_many  # noqa: E402
+from cracksam.inference.predictor import Predictor  # noqa: E402
 from tests._convnet import RawDarkConvNet  # noqa: E402
 
 SIZE = 64
@@ -80,7 +81,7 @@ def test_openvino_int8_of_a_cnn_is_quantised_as_a_cnn(net, tmp_path):
     run = export_all(net, tmp_path, ["openvino-int8"], _images(8, 0), _images(8, 100), threads=1)
     (result,) = run.results
     assert result.passed and result.parity["mask_iou"] >= MIN_IOU["int8"]
-    from cracksam.deployment.backends import OpenVINOBackend
+    from cracksam.inference.backends import OpenVINOBackend
 
     record = json.loads(OpenVINOBackend(result.path, threads=1).metadata["quantization"])
     assert record["model_type"] is None  # NNCF's transformer preset is for the ViT only
@@ -89,8 +90,8 @@ def test_openvino_int8_of_a_cnn_is_quantised_as_a_cnn(net, tmp_path):
 @pytest.mark.slow
 def test_torch_compile_round_trips(net):
     pytest.importorskip("torch._inductor")
-    from cracksam.deployment.compiled import CompiledTorchBackend
     from cracksam.deployment.export import parity_report
+    from cracksam.inference.compiled import CompiledTorchBackend
 
     eager = TorchBackend(net, threads=1)
     compiled = CompiledTorchBackend(net, threads=1, channels_last=True)
@@ -120,8 +121,8 @@ def _backends(net, tmp_path):
     path = export_onnx(net, tmp_path / "m.onnx")
     out = [TorchBackend(net, threads=1), OnnxRuntimeBackend(path, threads=1)]
     try:
-        from cracksam.deployment.backends import OpenVINOBackend
         from cracksam.deployment.export import export_openvino
+        from cracksam.inference.backends import OpenVINOBackend
 
         xml = export_openvino(path, tmp_path / "m.xml", fp16=False)
         out.append(OpenVINOBackend(xml, threads=1, hint="THROUGHPUT", streams=2))
@@ -152,7 +153,7 @@ def test_throughput_options_are_validated(net):
     with pytest.raises(ConfigError, match="in flight"):
         Predictor(TorchBackend(net), in_flight=0)
     pytest.importorskip("openvino")
-    from cracksam.deployment.backends import OpenVINOBackend
+    from cracksam.inference.backends import OpenVINOBackend
 
     with pytest.raises(ConfigError, match="performance hint"):
         OpenVINOBackend("/nonexistent.xml", hint="FAST")

@@ -4,6 +4,9 @@ the file is sorted (kept, resized, cut to the mask tokens, unused, missing): the
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -91,7 +94,7 @@ def test_adapt_refuses_a_shape_it_cannot_adapt_naming_the_key(tiny_config, key, 
     want = official[key].shape
     shape = tuple(want[i] if s is None else s for i, s in enumerate(shape))
     official[key] = torch.zeros(shape)
-    with pytest.raises(CheckpointError, match=rf"x\.pth: {key} has shape {tuple(shape)}".replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(CheckpointError, match=re.escape(f"x.pth: {key} has shape {tuple(shape)}")):
         adapt_state_dict(official, model, LoadReport(path="x.pth"))
 
 
@@ -146,3 +149,102 @@ def test_resolve_checkpoint_refuses_folders_and_missing_files(tmp_path, monkeypa
     (tmp_path / "vit_b").write_bytes(b"x")
     monkeypatch.setattr("cracksam.models.sam_checkpoint.download_official", lambda name: pytest.fail("downloaded"))
     assert resolve_checkpoint("vit_b") == tmp_path.joinpath("vit_b").relative_to(tmp_path)
+
+
+def test_summary_tail_starts_at_nine_unused_names():
+    """Mutant killed: the unused list's cap ``> 8`` moved to ``> 9``."""
+    nine = LoadReport("p", unexpected=[f"u{i}" for i in range(9)]).summary()
+    assert nine.endswith("u7 ... (9 in all)") and "u8" not in nine
+
+
+def test_files_are_read_weights_only_on_the_device_asked_for(tmp_path, monkeypatch):
+    """``torch.load`` always gets ``weights_only=True`` (a checkpoint can never run code) and the
+    caller's ``map_location``; ``load_sam_checkpoint`` hands its own ``map_location`` down."""
+    import cracksam.models.sam_checkpoint as sc
+
+    path = tmp_path / "w.pth"
+    torch.save({"w": torch.zeros(2)}, path)
+    calls = []
+    real = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(k) or real(*a, **k))
+    read_state_dict(path, map_location="meta")
+    assert calls[-1]["weights_only"] is True and calls[-1]["map_location"] == "meta"
+    seen = []
+    monkeypatch.setattr(sc, "read_state_dict", lambda p, m: seen.append(m) or {"x": torch.zeros(1)})
+    with pytest.raises(CheckpointError, match="not a SAM checkpoint .*load_delta"):
+        sc.load_sam_checkpoint(object(), path, map_location="meta", spec=sc.get_backbone("tiny"))
+    assert seen == ["meta"]
+
+
+@pytest.mark.parametrize(
+    "exc, says, not_says",
+    [
+        (RuntimeError("PytorchStreamReader failed reading zip archive: failed finding central directory"),
+         "truncated or corrupt", None),
+        (RuntimeError("failed finding central directory"), "truncated or corrupt", None),
+        (RuntimeError("not a zip archive"), "truncated or corrupt", None),
+        (EOFError(), "truncated or corrupt (EOFError)", None),
+        (RuntimeError("unsupported storage type\nsecond line"), "cannot read checkpoint: unsupported storage type",
+         "truncated"),
+        (KeyError("x"), "not a PyTorch checkpoint (KeyError: 'x')", None),
+    ],
+)
+def test_each_read_failure_is_named_for_what_it_is(tmp_path, monkeypatch, exc, says, not_says):
+    """Mutants killed: the truncation test's ``or`` turned into ``and`` / its words changed, and the
+    exception's type name dropped from the message."""
+    path = tmp_path / "w.pth"
+    path.write_bytes(b"x")
+
+    def fail(*a, **k):
+        raise exc
+
+    monkeypatch.setattr(torch, "load", fail)
+    with pytest.raises(CheckpointError) as info:
+        read_state_dict(path)
+    assert says in str(info.value) and str(info.value).startswith(f"{path}: ")
+    assert "second line" not in str(info.value)
+    if not_says:
+        assert not_says not in str(info.value)
+
+
+def test_detect_backbone_names_the_key_it_needs():
+    with pytest.raises(KeyError, match="image_encoder.patch_embed.proj.weight"):
+        detect_backbone({"x": torch.zeros(1)})
+
+
+def test_cache_dir_default_and_override(tmp_path, monkeypatch):
+    from cracksam.models.sam_checkpoint import cache_dir
+
+    monkeypatch.delenv("CRACKSAM_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert cache_dir() == tmp_path / ".cache" / "cracksam"
+    monkeypatch.setenv("CRACKSAM_CACHE", str(tmp_path / "c"))
+    assert cache_dir() == tmp_path / "c"
+
+
+def test_download_makes_nested_folders_passes_progress_and_refuses_backbones_without_a_file(tmp_path, monkeypatch):
+    """Mutants killed: ``mkdir`` without ``parents`` or ``exist_ok``, ``progress`` not handed to the
+    downloader, the no-URL message dropped."""
+    import cracksam.models.sam_checkpoint as sc
+    from cracksam.models import backbones as backbones_mod
+
+    spec = backbones_mod.BACKBONES["tiny"]
+    with pytest.raises(CheckpointError, match="backbone 'tiny' has no official checkpoint to download"):
+        sc.download_official("tiny", tmp_path)
+    monkeypatch.setitem(backbones_mod.BACKBONES, "tiny", type(spec)(**{
+        **spec.__dict__, "checkpoint_url": "https://example.invalid/sam_tiny.pth", "checkpoint_md5": None}))
+    got = []
+
+    def fake_download(url, dst, progress=True):
+        got.append(progress)
+        Path(dst).write_bytes(b"weights")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    nested = tmp_path / "a" / "b"
+    assert sc.download_official("tiny", nested, progress=False).read_bytes() == b"weights"
+    assert got == [False]
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    assert sc.download_official("tiny", existing, progress=True).parent == existing
+    assert got == [False, True]
+    assert sorted(p.name for p in existing.iterdir()) == ["sam_tiny.pth"]  # no .part left behind

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cracksam.deployment.backends import OpenVINOBackend, TorchBackend
-from cracksam.deployment.predictor import Predictor
 from cracksam.errors import ConfigError
+from cracksam.inference.backends import OpenVINOBackend, TorchBackend
+from cracksam.inference.predictor import Predictor
 from cracksam.inspection import inspect_mask, inspection_to_dict
 from cracksam.models import CrackSAMConfig, DeltaConfig, build_cracksam, export_full
 from cracksam.service.app import create_app

@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from starlette.requests import Request
 
-from cracksam.deployment.predictor import Predictor
 from cracksam.errors import ConfigError
+from cracksam.inference.predictor import Predictor
 from cracksam.service.app import create_app
 from cracksam.service.inference import Cancelled
 from cracksam.service.problems import ApiError

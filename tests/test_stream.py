@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from cracksam.cli.main import main
-from cracksam.deployment.predictor import Predictor
 from cracksam.deployment.stream import StreamError, StreamOptions, run_stream
+from cracksam.inference.predictor import Predictor
 
 from ._models import DarknessModel
 

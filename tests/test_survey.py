@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from cracksam.cli.main import main
+from cracksam.inference.options import PredictOptions
 from cracksam.survey.rows import TIMING_COLUMNS
 
 from ._models import DarknessModel
@@ -132,7 +133,7 @@ def test_rerun_skips_done_images_and_redoes_changed_ones(tmp_path, dark_onnx, ca
 
 
 def test_interrupt_keeps_the_table_whole_and_rerun_finishes(tmp_path, dark_onnx):
-    from cracksam.deployment.predictor import Predictor
+    from cracksam.inference.predictor import Predictor
     from cracksam.survey.engine import SurveyJob, run_survey
     from cracksam.survey.manifest import collect_inputs
     from cracksam.survey.rows import ImageOptions
@@ -140,7 +141,7 @@ def test_interrupt_keeps_the_table_whole_and_rerun_finishes(tmp_path, dark_onnx)
     manifest, written = _survey(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
-    spec = {"path": str(dark_onnx), "batch_size": 1}
+    spec = PredictOptions(model=str(dark_onnx), runtime="torch", batch_size=1)
     job = SurveyJob(spec, ImageOptions(out=str(out), model_id="m"), collect_inputs([], manifest),
                     batch_size=1, part_rows=2)
 
@@ -153,7 +154,7 @@ def test_interrupt_keeps_the_table_whole_and_rerun_finishes(tmp_path, dark_onnx)
                 raise KeyboardInterrupt
             return super().predict(images)
 
-    result = run_survey(job, predictor=CtrlC.from_path(**spec))
+    result = run_survey(job, predictor=CtrlC.from_path(spec.model, batch_size=1))
     assert result.interrupted and result.processed == 4  # 3 good + the broken one (it never reaches predict)
     assert len(_rows(out)) == 4 and not (out / "results.parts").exists()
     result = run_survey(job)
@@ -227,12 +228,13 @@ def test_ray_gives_the_plain_engines_rows_and_masks(tmp_path, dark_onnx, ray_add
 
 _KILLED_DRIVER = textwrap.dedent("""
     import os, signal, sys
+    from cracksam.inference.options import PredictOptions
     from cracksam.survey.engine import SurveyJob, run_survey
     from cracksam.survey.manifest import collect_inputs
     from cracksam.survey.rows import ImageOptions
 
     model, manifest, out, address = sys.argv[1:]
-    job = SurveyJob({"path": model, "batch_size": 1}, ImageOptions(out=out, model_id="m"),
+    job = SurveyJob(PredictOptions(model=model, runtime="torch", batch_size=1), ImageOptions(out=out, model_id="m"),
                     collect_inputs([], manifest), batch_size=1, part_rows=3, part_seconds=3600)
     seen = []
 
@@ -260,8 +262,8 @@ def test_driver_killed_mid_run_then_rerun_does_every_image_once(tmp_path, dark_o
     assert not (out / "results.parquet").exists()  # killed before the end: only parts
     recorded = sum(pq.read_table(p).num_rows for p in (out / "results.parts").glob("part-*.parquet"))
     assert recorded == 3 and len(list(out.glob("*_mask.png"))) >= 5  # 2 rows were lost with the driver
-    job = SurveyJob({"path": str(dark_onnx), "batch_size": 1}, ImageOptions(out=str(out), model_id="m"),
-                    collect_inputs([], manifest), batch_size=1)
+    job = SurveyJob(PredictOptions(model=str(dark_onnx), runtime="torch", batch_size=1),
+                    ImageOptions(out=str(out), model_id="m"), collect_inputs([], manifest), batch_size=1)
     result = run_survey(job, "ray", ray_options={"workers": 2, "threads": 1})
     assert (result.skipped, result.processed) == (recorded, len(written) - recorded)
     rows = _rows(out)

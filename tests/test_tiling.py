@@ -1,4 +1,4 @@
-"""The pieces of sliding-window inference (``cracksam.deployment.tiling``) on their own: window
+"""The pieces of sliding-window inference (``cracksam.inference.tiling``) on their own: window
 origins, strides, padding, blending and resizing at the edges that whole-predictor tests miss
 (found by ``scripts/mutation.sh tiling``)."""
 
@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cracksam.deployment.tiling import (
+from cracksam.inference.tiling import (
     _hann_weight,
     aligned_stride,
     blend_windows,

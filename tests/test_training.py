@@ -204,7 +204,7 @@ def test_train_cli(synthetic_root, tmp_path, capsys):
     "extra, needle",
     [
         (["--data", "/nonexistent/folder"], "nonexistent"),
-        (["--data", "{root}", "--delta", "prefix"], "--delta must be one of"),
+        (["--data", "{root}", "--delta", "prefix"], "model.delta.kind (--delta): 'prefix' is not one of"),
         (["--data", "{root}", "--image-size", "50"], "multiple of 16"),
         (["--data", "{root}", "--batch-size", "0"], "batch_size"),
         (["--data", "{root}", "--precision", "8-bit"], "precision"),

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import cracksam.config as config_mod
+import cracksam._files as files_mod
+from cracksam._files import atomic_write_bytes
 from cracksam.cli.main import main
-from cracksam.config import atomic_write_bytes
 
 
 def _enospc(path) -> OSError:
@@ -24,7 +24,7 @@ def test_a_full_disk_names_the_file_and_leaves_no_temp_file(tmp_path, monkeypatc
     def full(_fd):
         raise OSError(errno.ENOSPC, "No space left on device")  # what the kernel says: no file name
 
-    monkeypatch.setattr(config_mod.os, "fsync", full)
+    monkeypatch.setattr(files_mod.os, "fsync", full)
     target = tmp_path / "out" / "a_mask.png"
     with pytest.raises(OSError) as err:
         atomic_write_bytes(target, b"data")
@@ -38,7 +38,7 @@ def test_the_cli_error_line_names_the_file(tmp_path, monkeypatch, capsys):
 
     mask = tmp_path / "m.png"
     Image.fromarray(np.zeros((20, 20), np.uint8)).save(mask)
-    monkeypatch.setattr(config_mod.os, "fsync", full)
+    monkeypatch.setattr(files_mod.os, "fsync", full)
     assert main(["measure", str(mask), "--out", str(tmp_path / "o")]) != 0
     err = capsys.readouterr().err
     assert "No space left on device" in err and str(tmp_path / "o") in err and "Traceback" not in err
@@ -56,14 +56,14 @@ def photos(tmp_path) -> Path:
 
 
 def test_predict_counts_truthfully_when_some_writes_fail(photos, tmp_path, monkeypatch, capsys):
-    real = config_mod.atomic_write_bytes
+    real = files_mod.atomic_write_bytes
 
     def overlays_fill_the_disk(path, data):
         if str(path).endswith("_overlay.png"):
             raise _enospc(path)
         return real(path, data)
 
-    monkeypatch.setattr(config_mod, "atomic_write_bytes", overlays_fill_the_disk)
+    monkeypatch.setattr(files_mod, "atomic_write_bytes", overlays_fill_the_disk)
     out = tmp_path / "out"
     assert main(["predict", str(photos), "--out", str(out), "--overlay", "--no-progress"]) == 1
     summary = json.loads((out / "summary.json").read_text())
@@ -78,14 +78,14 @@ def test_predict_counts_truthfully_when_some_writes_fail(photos, tmp_path, monke
 
 
 def test_predict_reports_its_work_when_the_summary_cannot_be_written(photos, tmp_path, monkeypatch, capsys):
-    real = config_mod.atomic_write_bytes
+    real = files_mod.atomic_write_bytes
 
     def summary_fills_the_disk(path, data):
         if Path(path).name == "summary.json":
             raise _enospc(path)
         return real(path, data)
 
-    monkeypatch.setattr(config_mod, "atomic_write_bytes", summary_fills_the_disk)
+    monkeypatch.setattr(files_mod, "atomic_write_bytes", summary_fills_the_disk)
     out = tmp_path / "out"
     assert main(["predict", str(photos), "--out", str(out), "--no-progress"]) == 1
     err = capsys.readouterr().err

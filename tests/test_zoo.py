@@ -176,8 +176,8 @@ def test_forward_backward(built, images64):
 
 
 def test_onnx_export_matches_torch(built, tmp_path):
-    from cracksam.deployment.backends import OnnxRuntimeBackend, TorchBackend
     from cracksam.deployment.export import check_parity, export_onnx, parity_report
+    from cracksam.inference.backends import OnnxRuntimeBackend, TorchBackend
 
     name, model = built
     model.eval()

@@ -7,9 +7,9 @@ typo in a YAML file is reported by its dotted path instead of being silently ign
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
-import tempfile
 import types
 import typing
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Any, TypeVar, Union, get_args, get_origin
 
 import yaml
 
+from cracksam._files import atomic_write_bytes, atomic_write_text, default_file_mode  # noqa: F401  (re-exported)
 from cracksam.errors import ConfigError
 
 T = TypeVar("T")
@@ -104,7 +105,10 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     names = {f.name for f in dataclasses.fields(typing.cast(Any, cls)) if f.init}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(names))})")
+        close = sorted({m for k in unknown for m in difflib.get_close_matches(str(k), names, n=2, cutoff=0.6)})
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, unknown))} "
+                          f"({hint}allowed: {', '.join(sorted(names))})")
     kwargs = {k: _convert(v, hints[k], f"{where}.{k}") for k, v in data.items()}
     try:
         return cls(**kwargs)
@@ -114,55 +118,18 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` so that readers see the old file or the whole new one, never a part."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def default_file_mode() -> int:
-    """0666 less the process umask: what ``open()`` would give a new file (``mkstemp`` gives 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to a unique temp file beside ``path``, then rename it over ``path``.  The
-    file gets the usual permissions (0666 less the umask), not ``mkstemp``'s 0600."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise _naming(exc, path) from exc
-    try:
-        os.fchmod(fd, default_file_mode())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise _naming(exc, path) from exc
-        raise
-
-
-def _naming(exc: OSError, path: Path) -> OSError:
-    """``exc`` naming the file the caller meant to write, not our hidden temp file (a full disk says
-    "No space left on device" and nothing else): same errno, so the same OSError subclass."""
-    if exc.errno is None:
-        return OSError(f"cannot write {path}: {exc}")
-    return OSError(exc.errno, exc.strerror or str(exc), str(path))
-
-
 def save_yaml(obj: Any, path: str | os.PathLike[str]) -> None:
     atomic_write_text(path, yaml.safe_dump(to_dict(obj), sort_keys=False))
 
 
 def load_yaml(cls: type[T], path: str | os.PathLike[str]) -> T:
     """Read a YAML (or JSON, a subset of YAML) file into dataclass ``cls``."""
+    return from_dict(cls, read_yaml_mapping(path), where=Path(path).name)
+
+
+def read_yaml_mapping(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The mapping a YAML (or JSON) config file holds ({} for an empty file), not yet checked
+    against a dataclass."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -176,7 +143,9 @@ def load_yaml(cls: type[T], path: str | os.PathLike[str]) -> T:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if data is None:
         data = {}
-    return from_dict(cls, data, where=path.name)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path.name}: expected a mapping of config keys, got {type(data).__name__}")
+    return data
 
 
 def dumps_json(obj: Any) -> str:

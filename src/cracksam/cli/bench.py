@@ -22,16 +22,16 @@ TORCH_BACKENDS = ("torch", "torch-compile")
 
 def _torch_entries(net: Any, names: list[str], threads: int, sample_x: Any, console: Console) -> list[tuple]:
     """(label, latency backend, throughput backend, parity) for eager and compiled PyTorch."""
-    from cracksam.deployment.backends import TorchBackend
     from cracksam.deployment.export import parity_report
     from cracksam.errors import CrackSAMError
+    from cracksam.inference.backends import TorchBackend
 
     eager = TorchBackend(net, threads=threads)
     entries: list[tuple] = []
     if "torch" in names:
         entries.append(("torch", eager, eager, None))
     if "torch-compile" in names:
-        from cracksam.deployment.compiled import CompiledTorchBackend
+        from cracksam.inference.compiled import CompiledTorchBackend
 
         console.print("compiling the model with torch.compile (inductor) ...")
         try:
@@ -47,7 +47,7 @@ def _torch_entries(net: Any, names: list[str], threads: int, sample_x: Any, cons
 def _throughput_backend(path: Path, runtime: str, threads: int, in_flight: int) -> Any:
     """The same file opened for throughput: OpenVINO with the THROUGHPUT hint and one stream per
     request in flight; ONNX Runtime with the cores split among the requests (no oversubscription)."""
-    from cracksam.deployment.backends import OnnxRuntimeBackend, OpenVINOBackend
+    from cracksam.inference.backends import OnnxRuntimeBackend, OpenVINOBackend
 
     if runtime == "openvino":
         return OpenVINOBackend(path, threads=threads, hint="THROUGHPUT", streams=in_flight)
@@ -89,7 +89,6 @@ def bench(
 
     from cracksam.cli import export as export_cli  # its model loader (tests replace it)
     from cracksam.config import atomic_write_text
-    from cracksam.deployment.backends import TARGETS, open_backend, target_name
     from cracksam.deployment.pipeline import (
         CALIBRATED,
         export_all,
@@ -98,6 +97,7 @@ def bench(
         time_backend,
         time_throughput,
     )
+    from cracksam.inference.backends import TARGETS, open_backend, target_name
     from cracksam.threads import resolve_threads
 
     # Always an explicit figure: each runtime's own default differs, and the table must say what ran.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -10,80 +11,95 @@ from rich.table import Table
 
 from cracksam.cli.inputs import check_output_dir
 from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP, trust_option
+from cracksam.cli.tree import COMMON, Alias, alias_params, as_strs, comma_list, make_command, resolve_tree
+from cracksam.cli.tree import print_config as show_config
 from cracksam.errors import ConfigError
-from cracksam.inference_modes import MODE_HELP, SCALE_HELP, check_options
+from cracksam.inference_modes import MODE_HELP, SCALE_HELP
 
 
-def _ints(text: str, what: str) -> list[int]:
+def _ints(text: str | None) -> list[int] | None:
+    if not text:
+        return None
     try:
         return [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise ConfigError(f"{what} must be a comma list of integers, got {text!r}") from None
+        raise ConfigError(f"--blur-sweep must be a comma list of integers, got {text!r}") from None
 
 
-def evaluate(
-    model: list[str] | None = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Repeat for several."),
-    name: list[str] | None = typer.Option(None, "--name", help="Label of each --model in the tables (same order)."),
-    test: list[Path] | None = typer.Option(
-        None, "--test", help="Dataset whose test split is scored (repeat to combine)."
-    ),
-    unseen: list[Path] | None = typer.Option(None, "--unseen", help="Dataset never trained on (zero-shot column)."),
-    conditions: str = typer.Option("clean,dim,blurry", help="Conditions on the test set: clean, dim, blurry, blur:K."),
-    blur_sweep: str = typer.Option("", "--blur-sweep", help="Kernel sizes for the blur sweep, e.g. 1,5,9,13,17,21,25."),
-    test_split: str = typer.Option("test", help="Split of --test datasets (train, val, test, all)."),
-    unseen_split: str = typer.Option("all", help="Split of --unseen datasets."),
-    split_seed: int = typer.Option(0, help="Seed of the split (as in training)."),
-    mask_threshold: float | None = typer.Option(
+# Flags of ProtocolConfig keys (see cracksam.cli.tree: defaults < --config < CRACKSAM_EVALUATE__* <
+# --set < flags); the models and where the tables go are the command's own arguments.
+ALIASES: dict[str, Alias] = {
+    "test": Alias("test", list[Path] | None, typer.Option(
+        None, "--test", help="Dataset whose test split is scored (repeat to combine)."), as_strs),
+    "unseen": Alias("unseen", list[Path] | None, typer.Option(
+        None, "--unseen", help="Dataset never trained on (zero-shot column)."), as_strs),
+    "conditions": Alias("conditions", str | None, typer.Option(
+        None, "--conditions", help="Conditions on the test set: clean, dim, blurry, blur:K (default "
+        "clean,dim,blurry)."),
+        comma_list),
+    "blur_sweep": Alias("blur_kernels", str | None, typer.Option(
+        None, "--blur-sweep", help="Kernel sizes for the blur sweep, e.g. 1,5,9,13,17,21,25 (default none)."), _ints),
+    "test_split": Alias("test_split", str | None, typer.Option(
+        None, "--test-split", help="Split of --test datasets: train, val, test (default), all.")),
+    "unseen_split": Alias("unseen_split", str | None, typer.Option(
+        None, "--unseen-split", help="Split of --unseen datasets (default all).")),
+    "split_seed": Alias("split_seed", int | None, typer.Option(
+        None, "--split-seed", help="Seed of the split, as in training (default 0).")),
+    "mask_threshold": Alias("mask_threshold", float | None, typer.Option(
         None, "--mask-threshold", metavar="FRACTION",
         help="Read masks as crack above this share of full scale (JPEG or anti-aliased masks); "
-        "default: masks must have two levels.",
-    ),
-    base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for delta checkpoints."),
-    allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
-    trust: bool = trust_option(),
-    threshold: float = typer.Option(0.5, help="Crack probability threshold."),
-    mode: str | None = typer.Option(None, "--mode", help=MODE_HELP + " Applies to every --model."),
-    scale: float | None = typer.Option(None, "--scale", help=SCALE_HELP),
-    reduction: str = typer.Option("dataset", help="dataset (pixels pooled over the set) or image (mean per image)."),
-    metric: str = typer.Option("iou", help="Metric shown in the table (all are in the JSON)."),
-    batch_size: int = typer.Option(4, help="Images per forward pass."),
-    workers: int = typer.Option(0, help="DataLoader worker processes reading images (0: in the main process)."),
-    visualize: int = typer.Option(0, help="Save overlays and heat-maps of the first N images of each pass."),
-    device: str = typer.Option("cpu", help="cpu or cuda (PyTorch), CPU/GPU (OpenVINO); cpu by default, as in every "
-                               "command (--device cuda to use a GPU)."),
-    measure: bool = typer.Option(False, "--measure", help="Also compare crack length/width of predictions and truth."),
-    mm_per_px: float | None = typer.Option(None, "--mm-per-px", help="Pixel size in mm for --measure."),
-    out: Path = typer.Option(Path("eval"), "--out", "-o", help="Output folder."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
-) -> None:
+        "default: masks must have two levels.")),
+    "threshold": Alias("threshold", float | None, typer.Option(
+        None, "--threshold", help="Crack probability threshold (default 0.5).")),
+    "mode": Alias("mode", str | None, typer.Option(None, "--mode", help=MODE_HELP + " Applies to every --model.")),
+    "scale": Alias("scale", float | None, typer.Option(None, "--scale", help=SCALE_HELP)),
+    "reduction": Alias("reduction", str | None, typer.Option(
+        None, "--reduction", help="dataset (pixels pooled over the set; the default) or image (mean per image).")),
+    "metric": Alias("metric", str | None, typer.Option(
+        None, "--metric", help="Metric shown in the table: iou (default), f1, precision, recall (all are in the "
+        "JSON).")),
+    "batch_size": Alias("batch_size", int | None, typer.Option(
+        None, "--batch-size", help="Images per forward pass (default 4).")),
+    "workers": Alias("workers", int | None, typer.Option(
+        None, "--workers", help="DataLoader worker processes reading images (default 0: in the main process).")),
+    "visualize": Alias("visualize", int | None, typer.Option(
+        None, "--visualize", help="Save overlays and heat-maps of the first N images of each pass (default 0).")),
+    "device": Alias("device", str | None, typer.Option(
+        None, "--device", help="cpu or cuda (PyTorch), CPU/GPU (OpenVINO); cpu by default, as in every command "
+        "(--device cuda to use a GPU).")),
+    "measure": Alias("measure", bool | None, typer.Option(
+        None, "--measure/--no-measure", help="Also compare crack length/width of predictions and truth (default "
+        "off).")),
+    "mm_per_px": Alias("mm_per_px", float | None, typer.Option(
+        None, "--mm-per-px", help="Pixel size in mm for --measure.")),
+    "progress": Alias("progress", bool | None, typer.Option(
+        None, "--progress/--no-progress", help="Progress bar (default) or none.")),
+}
+
+PARAMS: dict[str, tuple[Any, Any]] = {
+    "model": (list[str] | None, typer.Option(None, "--model", "-m", help=MODEL_HELP + " Repeat for several.")),
+    "name": (list[str] | None, typer.Option(None, "--name", help="Label of each --model in the tables (same order).")),
+    "config": COMMON["config"],
+    **alias_params(ALIASES),
+    "base": (str | None, typer.Option(None, "--base", help="SAM base checkpoint for delta checkpoints.")),
+    "allow_random_base": (bool, typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP)),
+    "trust": (bool, trust_option()),
+    "out": (Path, typer.Option(Path("eval"), "--out", "-o", help="Output folder.")),
+    "set_items": COMMON["set_items"],
+    "print_config": COMMON["print_config"],
+    "help_config": COMMON["help_config"],
+}
+
+
+def evaluate(model: list[str] | None, name: list[str] | None, base: str | None, allow_random_base: bool,
+             trust: bool, out: Path, print_config: bool, **values: Any) -> None:
     """Score models on test / noisy 1 / noisy 2 / unseen sets and write Table 7 as Markdown, CSV, JSON."""
     from cracksam.evaluation.protocol import ProtocolConfig, load_eval_model, run_protocol
 
-    check_options(mode, scale)
-    if mm_per_px is not None and not measure:
-        raise ConfigError("--mm-per-px only applies with --measure; add --measure (or drop it)")
-    cfg = ProtocolConfig(
-        test=[str(t) for t in test or []],
-        unseen=[str(u) for u in unseen or []],
-        conditions=[c.strip() for c in conditions.split(",") if c.strip()],
-        blur_kernels=_ints(blur_sweep, "--blur-sweep"),
-        test_split=test_split,
-        unseen_split=unseen_split,
-        split_seed=split_seed,
-        threshold=threshold,
-        mode=mode,
-        scale=scale,
-        reduction=reduction,
-        metric=metric,
-        batch_size=batch_size,
-        workers=workers,
-        visualize=visualize,
-        device=device,
-        progress=not no_progress,
-        measure=measure,
-        mm_per_px=mm_per_px,
-        mask_threshold=mask_threshold,
-    )
+    cfg, _ = resolve_tree(ProtocolConfig, "evaluate", ALIASES, values)
+    if print_config:
+        show_config(cfg)
+        return
     # Checked, not created: the datasets are only read by run_protocol, and a refused run must not
     # leave an empty folder; the first result written creates it.
     check_output_dir(out)
@@ -91,7 +107,7 @@ def evaluate(
     if name and len(name) != len(model):
         raise ConfigError(f"give one --name per --model ({len(model)} models, {len(name)} names)")
     labels: list[str | None] = list(name) if name else [None] * len(model)
-    models = [load_eval_model(m, base, allow_random_base, device, name=n, trust=trust)
+    models = [load_eval_model(m, base, allow_random_base, cfg.device, name=n, trust=trust)
               for m, n in zip(model, labels, strict=True)]
     names = [m.name for m in models]
     if len(set(names)) != len(names):
@@ -100,7 +116,7 @@ def evaluate(
     summary = run_protocol(models, cfg, out)
     for label, how in summary["inference"].items():
         typer.echo(f"{label}: {how['inference']}", err=True)
-    table = Table(title=f"{metric} ({reduction}-level)")
+    table = Table(title=f"{cfg.metric} ({cfg.reduction}-level)")
     for h in summary["header"]:
         table.add_column(h)
     for row in summary["rows"]:
@@ -112,4 +128,4 @@ def evaluate(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("evaluate")(evaluate)
+    app.command("evaluate")(make_command("evaluate", evaluate.__doc__ or "", PARAMS, evaluate))

@@ -72,18 +72,16 @@ def predict(
 
     Unreadable or invalid files are reported by name and skipped; the exit code is then 1.
     """
-    import cv2
     import numpy as np
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from cracksam.config import atomic_write_bytes, atomic_write_text
+    from cracksam._files import atomic_write_bytes, atomic_write_text, encode_mask_png, encode_png
     from cracksam.data.io import read_image
-    from cracksam.deployment.predictor import Predictor
-    from cracksam.deployment.runtime_cache import describe_choice
+    from cracksam.deployment.runtime_cache import describe_choice, open_predictor
     from cracksam.evaluation.visualize import overlay as blend
+    from cracksam.inference.options import PredictOptions
     from cracksam.measurement.files import write_measurement as _measure
-    from cracksam.measurement.io import encode_png as _png_bytes
     from cracksam.service.inference import model_id_for
     from cracksam.threads import resolve_threads
 
@@ -97,13 +95,17 @@ def predict(
         raise ConfigError(f"--max-pixels must be >= 1, got {max_pixels}")
     if mm_per_px is not None and (mm_per_px <= 0 or not np.isfinite(mm_per_px)):
         raise ConfigError(f"--mm-per-px must be a positive number, got {mm_per_px}")
+    options = PredictOptions(model=str(model_path_option(model)), base=base, device=device, threads=threads,
+                             allow_random_base=allow_random_base, trust=trust, runtime=runtime, mode=mode,
+                             scale=scale, window=window, tile_overlap=overlap, batch_size=batch_size,
+                             threshold=threshold, in_flight=in_flight)
     if engine != "plain" or manifest is not None or table or csv or path_column is not None:
+        # The same options as the plain predict: --runtime auto builds the runtime cache once in
+        # the driver (survey_command opens the model there first), so local Ray workers find it built.
         return survey_command(  # the results table, resumable, on this process or Ray (cracksam.survey)
             inputs=inputs or [], manifest=manifest, path_column=path_column, engine=engine, address=address,
             workers=workers, threads=threads_option, csv=csv, model=model, model_path=model_path_option(model),
-            predictor_kwargs=dict(base=base, device=device, allow_random_base=allow_random_base, mode=mode,
-                                  scale=scale, window=window, tile_overlap=overlap, batch_size=batch_size,
-                                  threshold=threshold),
+            predict_options=options,
             image_options=dict(threshold=threshold, overlay=overlay, prob=prob, measure=measure,
                                mm_per_px=mm_per_px, min_length=min_length, max_pixels=max_pixels),
             report=report, out=out, json_out=json_out, no_progress=no_progress)
@@ -112,23 +114,8 @@ def predict(
         raise ConfigError("no input images")
     model_path = model_path_option(model)
     console = Console(stderr=True, soft_wrap=True)  # error lines must not be cut at the terminal width
-    predictor = Predictor.from_path(
-        model_path,
-        base=base,
-        device=device,
-        threads=threads,
-        allow_random_base=allow_random_base,
-        trust=trust,
-        mode=mode,
-        scale=scale,
-        window=window,
-        tile_overlap=overlap,
-        batch_size=batch_size,
-        threshold=threshold,
-        runtime=runtime,
-        in_flight=in_flight,
-        announce=None if json_out else lambda text: console.print(text, highlight=False),
-    )
+    announce = None if json_out else (lambda text: console.print(text, highlight=False))
+    predictor = open_predictor(options, announce)
     output_dir(out)
     if not json_out:
         console.print(f"inference: {predictor.inference_summary()}; {threads} CPU thread(s)", highlight=False)
@@ -166,14 +153,14 @@ def predict(
                 stem = unique_stem(path, used)
                 h, w = mask.shape
                 crack = int(mask.sum())
-                put(out / f"{stem}_mask.png", _png_bytes(mask.astype(np.uint8) * 255))
+                put(out / f"{stem}_mask.png", encode_mask_png(mask))
                 row.update(mask=str(out / f"{stem}_mask.png"), width=w, height=h, crack_pixels=crack,
                            crack_fraction=crack / (h * w))
                 if overlay:
                     rgb = blend(image, mask, (255, 40, 40), 0.7)
-                    put(out / f"{stem}_overlay.png", _png_bytes(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)))
+                    put(out / f"{stem}_overlay.png", encode_png(rgb))
                 if prob:
-                    put(out / f"{stem}_prob.png", _png_bytes(np.round(pred.prob * 255).astype(np.uint8)))
+                    put(out / f"{stem}_prob.png", encode_png(np.round(pred.prob * 255).astype(np.uint8)))
                 if measure:
                     row["measurement"] = _measure(mask, image, out, stem, mm_per_px, min_length, written)
             except CrackSAMError as exc:

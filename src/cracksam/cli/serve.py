@@ -2,70 +2,113 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from dataclasses import MISSING, fields
+from typing import Any
+
 import typer
 
 from cracksam.cli.options import MODEL_HELP, RANDOM_BASE_HELP, RUNTIME_HELP, TRUST_HELP
+from cracksam.cli.tree import COMMON, Alias, alias_params, make_command, resolve_tree
+from cracksam.cli.tree import print_config as show_config
 from cracksam.inference_modes import MODE_HELP, SCALE_HELP
-from cracksam.service.settings import ENV_VARS, ServiceSettings
+from cracksam.service.settings import ENV_VARS, ServiceSettings, env_settings
 
 
-def _env(field: str) -> str | list[str]:
-    names = ENV_VARS[field]
-    return names[0] if len(names) == 1 else list(names)
+def _default(name: str) -> Any:
+    f = next(f for f in fields(ServiceSettings) if f.name == name)
+    return f.default_factory() if f.default_factory is not MISSING else f.default
 
 
-def serve(
-    model: str | None = typer.Option(None, "--model", "-m", envvar=_env("model"), show_envvar=True,
-                                     help=MODEL_HELP),
-    host: str = typer.Option("127.0.0.1", envvar=_env("host"), help="Address to listen on (0.0.0.0: all)."),
-    port: int = typer.Option(8000, envvar=_env("port"), help="TCP port (0: any free port)."),
-    base: str | None = typer.Option(None, "--base", envvar=_env("base"),
-                                    help="SAM base checkpoint for a delta checkpoint."),
-    allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
-    device: str = typer.Option("cpu", envvar=_env("device"), help="cpu or cuda (PyTorch), CPU/GPU (OpenVINO)."),
-    threads: int | None = typer.Option(None, envvar=_env("threads"), help="CPU threads of each request (default: "
-                                       "the cores shared among the --concurrency requests)."),
-    concurrency: int | None = typer.Option(None, "--concurrency", envvar=_env("workers"), show_envvar=True,
-                                           help="Requests segmented at the same time (default: 2, at most one per "
-                                           "core)."),
-    workers: int | None = typer.Option(None, "--workers", hidden=True,
-                                       help="Deprecated name of --concurrency (in train/evaluate --workers means "
-                                       "data-loader processes)."),
-    runtime: str = typer.Option("auto", "--runtime", envvar=_env("runtime"), help=RUNTIME_HELP),
-    mode: str | None = typer.Option(None, "--mode", envvar=_env("mode"), help=MODE_HELP),
-    scale: float | None = typer.Option(None, "--scale", envvar=_env("scale"), help=SCALE_HELP),
-    overlap: float = typer.Option(0.25, envvar=_env("tile_overlap"),
-                                  help="Window overlap fraction (tile and native windows)."),
-    batch_size: int = typer.Option(4, envvar=_env("batch_size"), help="Windows per forward pass."),
-    threshold: float = typer.Option(0.5, envvar=_env("threshold"), help="Default crack probability threshold."),
-    max_upload_mb: float = typer.Option(50.0, envvar=_env("max_upload_mb"), help="Largest upload, MiB."),
-    max_pixels: int = typer.Option(50_000_000, envvar=_env("max_pixels"), help="Largest image, pixels."),
-    timeout_s: float = typer.Option(60.0, envvar=_env("timeout_s"), help="Longest time for one request, s."),
-    max_pending: int = typer.Option(32, envvar=_env("max_pending"),
-                                    help="Requests that may wait for a worker before 503 (busy)."),
-    model_id: str | None = typer.Option(None, envvar=_env("model_id"),
-                                        help="Model id to report (default: from the model files' hash)."),
-    log_level: str = typer.Option("info", envvar=_env("log_level"), help="critical/error/warning/info/debug."),
-    trust: bool = typer.Option(False, "--trust", envvar=_env("trust"), help=TRUST_HELP),
-    max_inflight_upload_mb: float | None = typer.Option(
-        None, envvar=_env("max_inflight_upload_mb"),
-        help="Upload MiB held at once, all requests together (default: 256, or --max-upload-mb if larger); "
-             "503 past it."),
-    max_inflight_pixels: int | None = typer.Option(
-        None, envvar=_env("max_inflight_pixels"),
-        help="Decoded pixels processed at once, all requests together (default: 64 M, or --max-pixels if larger); "
-             "503 past it."),
-    max_connections: int = typer.Option(256, envvar=_env("max_connections"), help="Open connections, all clients."),
-    max_connections_per_client: int = typer.Option(32, envvar=_env("max_connections_per_client"),
-                                                   help="Open connections from one address (0: no cap)."),
-    header_timeout_s: float = typer.Option(10.0, envvar=_env("header_timeout_s"),
-                                           help="Seconds a client has to send its request headers."),
-    keep_alive_s: float = typer.Option(5.0, envvar=_env("keep_alive_s"),
-                                       help="Seconds an idle keep-alive connection stays open."),
-) -> None:
+def _help(text: str, name: str, default: bool = True) -> str:
+    """A flag's help with the default (the dataclass's: the only place it is written) and the
+    environment variable(s) that also set it."""
+    shown = f" (default {_default(name)})" if default else ""
+    return f"{text}{shown} [env {', '.join(ENV_VARS[name])}, CRACKSAM_SERVE__{name.upper()}]"
+
+
+def _opt(name: str, annotation: Any, text: str, *decls: str, default: bool = True) -> Alias:
+    flag = decls or (f"--{name.replace('_', '-')}",)
+    return Alias(name, annotation, typer.Option(None, *flag, help=_help(text, name, default)))
+
+
+# Every flag is a ServiceSettings key (see cracksam.cli.tree: defaults < --config < CRACKSAM_<FIELD>
+# variables < CRACKSAM_SERVE__<FIELD> < --set < flags).
+ALIASES: dict[str, Alias] = {
+    "model": _opt("model", str | None, MODEL_HELP, "--model", "-m", default=False),
+    "host": _opt("host", str | None, "Address to listen on (0.0.0.0: all)."),
+    "port": _opt("port", int | None, "TCP port (0: any free port)."),
+    "base": _opt("base", str | None, "SAM base checkpoint for a delta checkpoint.", default=False),
+    "allow_random_base": Alias("allow_random_base", bool, typer.Option(
+        False, "--allow-random-base", help=RANDOM_BASE_HELP), lambda v: True if v else None),
+    "device": _opt("device", str | None, "cpu or cuda (PyTorch), CPU/GPU (OpenVINO)."),
+    "threads": _opt("threads", int | None, "CPU threads of each request (default: the cores shared among the "
+                    "--concurrency requests).", default=False),
+    "concurrency": Alias("workers", int | None, typer.Option(None, "--concurrency", help=_help(
+        "Requests segmented at the same time (default: 2, at most one per core).", "workers", default=False))),
+    "runtime": _opt("runtime", str | None, RUNTIME_HELP, "--runtime", default=False),
+    "mode": _opt("mode", str | None, MODE_HELP, default=False),
+    "scale": _opt("scale", float | None, SCALE_HELP, default=False),
+    "overlap": _opt("tile_overlap", float | None, "Window overlap fraction (tile and native windows).", "--overlap"),
+    "batch_size": _opt("batch_size", int | None, "Windows per forward pass."),
+    "threshold": _opt("threshold", float | None, "Default crack probability threshold."),
+    "max_upload_mb": _opt("max_upload_mb", float | None, "Largest upload, MiB."),
+    "max_pixels": _opt("max_pixels", int | None, "Largest image, pixels."),
+    "timeout_s": _opt("timeout_s", float | None, "Longest time for one request, s."),
+    "max_pending": _opt("max_pending", int | None, "Requests that may wait for a worker before 503 (busy)."),
+    "model_id": _opt("model_id", str | None, "Model id to report (default: from the model files' hash).",
+                     default=False),
+    "log_level": _opt("log_level", str | None, "critical/error/warning/info/debug."),
+    "trust": Alias("trust", bool, typer.Option(False, "--trust", help=_help(TRUST_HELP, "trust", default=False)),
+                   lambda v: True if v else None),
+    "max_inflight_upload_mb": _opt(
+        "max_inflight_upload_mb", float | None, "Upload MiB held at once, all requests together (default: 256, or "
+        "--max-upload-mb if larger); 503 past it.", default=False),
+    "max_inflight_pixels": _opt(
+        "max_inflight_pixels", int | None, "Decoded pixels processed at once, all requests together (default: 64 M, "
+        "or --max-pixels if larger); 503 past it.", default=False),
+    "max_connections": _opt("max_connections", int | None, "Open connections, all clients."),
+    "max_connections_per_client": _opt("max_connections_per_client", int | None,
+                                       "Open connections from one address (0: no cap)."),
+    "header_timeout_s": _opt("header_timeout_s", float | None, "Seconds a client has to send its request headers."),
+    "keep_alive_s": _opt("keep_alive_s", float | None, "Seconds an idle keep-alive connection stays open."),
+}
+
+PARAMS: dict[str, tuple[Any, Any]] = {
+    "config": COMMON["config"],
+    **alias_params(ALIASES),
+    "workers": (int | None, typer.Option(None, "--workers", hidden=True,
+                                         help="Deprecated name of --concurrency (in train/evaluate --workers means "
+                                         "data-loader processes).")),
+    "set_items": COMMON["set_items"],
+    "print_config": COMMON["print_config"],
+    "help_config": COMMON["help_config"],
+}
+
+# The command's runtime differs from the library's (torch, which never writes an export cache):
+# the fastest parity-checked export (cracksam.deployment.runtime_cache).
+COMMAND_DEFAULTS = {"runtime": "auto"}
+
+
+def resolve_settings(values: dict[str, Any], environ: Mapping[str, str] | None = None) -> ServiceSettings:
+    """The service's settings from ``--config``, the environment, ``--set`` and the flags."""
+    from cracksam.overrides import Assignment
+    from cracksam.threads import check_threads
+
+    values = {**values, "concurrency": _concurrency(values.get("concurrency"), values.pop("workers", None))}
+    values["threads"] = check_threads(values.get("threads"))
+    env = os.environ if environ is None else environ
+    legacy = [Assignment(name, value, var) for name, (value, var) in env_settings(env).items()]
+    settings, _ = resolve_tree(ServiceSettings, "serve", ALIASES, values, environ=env, defaults=COMMAND_DEFAULTS,
+                               env_aliases=legacy)
+    return settings.validated()
+
+
+def _serve(print_config: bool, **values: Any) -> None:
     """Serve crack segmentation over HTTP: POST /v1/segment, a web page at /, API docs at /docs.
 
-    Every option can also be set by the environment variable shown with it.
+    Every option can also be set by its environment variable, --set KEY=VALUE or --config (--help-config).
     The service listens on 127.0.0.1 only unless --host says otherwise.  Ctrl-C stops it.
     """
     import logging
@@ -76,20 +119,11 @@ def serve(
     from cracksam.models.default import resolve_model_path
     from cracksam.service.server import bind
     from cracksam.service.server import serve as run_server
-    from cracksam.threads import check_threads, default_workers
 
-    concurrency = _concurrency(concurrency, workers)
-    settings = ServiceSettings(
-        host=host, port=port, model=model, base=base, allow_random_base=allow_random_base, device=device,
-        threads=check_threads(threads), runtime=runtime,
-        workers=default_workers() if concurrency is None else concurrency, mode=mode, scale=scale,
-        tile_overlap=overlap, batch_size=batch_size,
-        threshold=threshold, max_upload_mb=max_upload_mb, max_pixels=max_pixels, timeout_s=timeout_s,
-        max_pending=max_pending, model_id=model_id, log_level=log_level, trust=trust,
-        max_inflight_upload_mb=max_inflight_upload_mb, max_inflight_pixels=max_inflight_pixels,
-        max_connections=max_connections, max_connections_per_client=max_connections_per_client,
-        header_timeout_s=header_timeout_s, keep_alive_s=keep_alive_s,
-    ).validated()
+    settings = resolve_settings(values)
+    if print_config:
+        show_config(settings)
+        return
     model_path = resolve_model_path(settings.model)
     if not model_path.exists():
         raise CheckpointError(f"{model_path}: model not found")
@@ -132,5 +166,8 @@ def _concurrency(concurrency: int | None, workers: int | None) -> int | None:
     return workers
 
 
+SERVE_DOC = _serve.__doc__ or ""
+
+
 def register(app: typer.Typer) -> None:
-    app.command("serve")(serve)
+    app.command("serve")(make_command("serve", SERVE_DOC, PARAMS, _serve))

@@ -73,7 +73,6 @@ def stream(
 
     from cracksam.cli.inputs import output_dir
     from cracksam.cli.options import model_path_option
-    from cracksam.deployment.predictor import Predictor
     from cracksam.deployment.stream import StreamOptions, StreamStats, run_stream
     from cracksam.errors import ConfigError
     from cracksam.inference_modes import check_options
@@ -88,13 +87,14 @@ def stream(
         raise ConfigError(f"--out-video {out_video} is a folder; name a video file")
     if frames_dir is not None and frames_dir.exists() and not frames_dir.is_dir():
         raise ConfigError(f"--frames-dir {frames_dir} exists and is not a folder")
-    from cracksam.deployment.runtime_cache import describe_choice
+    from cracksam.deployment.runtime_cache import describe_choice, open_predictor
+    from cracksam.inference.options import PredictOptions
 
     console = Console(stderr=True, soft_wrap=True)
-    predictor = Predictor.from_path(model_path_option(model), base=base, device=device, threads=threads,
-                                    allow_random_base=allow_random_base, trust=trust, mode=mode, scale=scale,
-                                    threshold=threshold, runtime=runtime,
-                                    announce=None if json_out else lambda text: console.print(text, highlight=False))
+    predict_options = PredictOptions(model=str(model_path_option(model)), base=base, device=device, threads=threads,
+                                     allow_random_base=allow_random_base, trust=trust, runtime=runtime, mode=mode,
+                                     scale=scale, threshold=threshold)
+    predictor = open_predictor(predict_options, None if json_out else lambda text: console.print(text, highlight=False))
     if frames_dir is not None:  # created once the model is known good: a refused run leaves no folder
         output_dir(frames_dir, "--frames-dir")
     if not json_out:

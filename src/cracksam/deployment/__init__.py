@@ -1,20 +1,10 @@
-"""Deployment: export CrackSAM to ONNX / OpenVINO (FP32, FP16, INT8) and run it through one
-backend interface (PyTorch, ONNX Runtime, OpenVINO).
+"""Deployment: export CrackSAM to ONNX / OpenVINO (FP32, FP16, INT8), check each export's parity
+against PyTorch, pick the fastest checked runtime (``--runtime auto``) and stream video.
 
+The runtimes themselves (backends, the Predictor) are :mod:`cracksam.inference`, the layer below.
 ONNX, ONNX Runtime, OpenVINO and NNCF are optional dependencies, imported when used.
 """
 
-from cracksam.deployment.backends import (
-    PRECISIONS,
-    Backend,
-    OnnxRuntimeBackend,
-    OpenVINOBackend,
-    TorchBackend,
-    model_metadata,
-    open_backend,
-    read_onnx_metadata,
-    read_openvino_metadata,
-)
 from cracksam.deployment.export import (
     DEFAULT_OPSET,
     INPUT_NAME,
@@ -32,18 +22,9 @@ __all__ = [
     "INPUT_NAME",
     "MIN_IOU",
     "OUTPUT_NAME",
-    "PRECISIONS",
-    "Backend",
-    "OnnxRuntimeBackend",
-    "OpenVINOBackend",
-    "TorchBackend",
     "check_parity",
     "export_onnx",
     "export_openvino",
-    "model_metadata",
-    "open_backend",
     "parity_report",
     "quantize_int8",
-    "read_onnx_metadata",
-    "read_openvino_metadata",
 ]

@@ -5,7 +5,7 @@ The other steps live in their own modules and are re-exported here: ONNX export
 (:mod:`~cracksam.deployment.export_onnx`), INT8 quantisation by NNCF or ONNX Runtime and ONNX
 graph fusion (:mod:`~cracksam.deployment.quantize`).  Every exported file carries cracksam
 metadata (version, model config JSON, image size, precision) that the backends of
-:mod:`cracksam.deployment.backends` read back.
+:mod:`cracksam.inference.backends` read back.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from cracksam.deployment.backends import (
-    _missing,
-    _require_file,
-    read_onnx_metadata,
-    write_openvino_metadata,
-)
 from cracksam.deployment.export_onnx import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, export_onnx
 from cracksam.errors import CheckpointError, CrackSAMError
+from cracksam.inference.backends import (
+    missing_dependency,
+    read_onnx_metadata,
+    require_file,
+    write_openvino_metadata,
+)
 
 # Mask IoU an exported model must reach against PyTorch, by precision.
 MIN_IOU: dict[str, float] = {"fp32": 0.99, "fp16": 0.99, "int8": 0.97}
@@ -38,7 +38,7 @@ def _import_openvino() -> Any:
     try:
         import openvino as ov
     except ImportError:
-        raise _missing("openvino") from None
+        raise missing_dependency("openvino") from None
     return ov
 
 
@@ -71,7 +71,7 @@ def export_openvino(onnx_path: str | os.PathLike[str], xml_path: str | os.PathLi
     ``fp16`` compresses the weights to FP16 (as in the paper's Appendix A; on CPU they are
     decompressed and computed in FP32); ``fp16=False`` keeps FP32 weights.  The ONNX file's
     cracksam metadata goes to the IR's rt_info with precision ``fp16``/``fp32``."""
-    onnx_path = _require_file(onnx_path, "ONNX model")
+    onnx_path = require_file(onnx_path, "ONNX model")
     ov = _import_openvino()
     xml_path = _check_xml_path(xml_path)
     meta = read_onnx_metadata(onnx_path)

@@ -6,7 +6,7 @@ upsampling from S/4 is inside the graph too).  The batch axis is dynamic; for fu
 convolutional models (``dynamic_input``) height and width are too, so a native-resolution
 prediction through ONNX Runtime or OpenVINO sees the image as PyTorch does (whole, not in S×S
 windows).  Every file carries cracksam metadata (version, model config JSON, image size,
-precision, dynamic / multiple) that the backends of :mod:`cracksam.deployment.backends` read back.
+precision, dynamic / multiple) that the backends of :mod:`cracksam.inference.backends` read back.
 
 Limits: ONNX files are written as a single protobuf, so models over 2 GB (ViT-H) cannot be
 exported (external-data ONNX is not supported); ViT-B and ViT-L fit.
@@ -30,8 +30,8 @@ import torch
 
 from cracksam import __version__
 from cracksam.config import atomic_write_bytes
-from cracksam.deployment.backends import META_PREFIX, _missing, model_metadata
 from cracksam.errors import CrackSAMError
+from cracksam.inference.backends import META_PREFIX, missing_dependency, model_metadata
 from cracksam.models.cracksam import CrackSAM
 from cracksam.models.deltas import has_lora
 from cracksam.models.deltas import merge_lora as merge_lora_fn
@@ -195,7 +195,7 @@ def export_onnx(
     try:
         import onnx
     except ImportError:
-        raise _missing("onnx") from None
+        raise missing_dependency("onnx") from None
     if not isinstance(getattr(getattr(model, "config", None), "image_size", None), int):
         raise TypeError(f"export_onnx needs a model with config.image_size, got {type(model).__name__}")
     path = check_onnx_path(path)

@@ -19,11 +19,11 @@ from cracksam.config import atomic_write_text
 from cracksam.data.io import read_image
 from cracksam.data.synthetic import synthetic_pair
 from cracksam.data.transforms import build_transform
-from cracksam.deployment.backends import TARGETS, OnnxRuntimeBackend, OpenVINOBackend, TorchBackend
 from cracksam.deployment.export import MIN_IOU, export_onnx, export_openvino, parity_report
 from cracksam.deployment.quantize import fuse_onnx, quantize_int8, quantize_onnx_dynamic, quantize_onnx_static
-from cracksam.deployment.tiling import scale_image, tile_origins
 from cracksam.errors import ConfigError, CrackSAMError
+from cracksam.inference.backends import TARGETS, OnnxRuntimeBackend, OpenVINOBackend, TorchBackend
+from cracksam.inference.tiling import scale_image, tile_origins
 from cracksam.models.cracksam import CrackSAM
 
 # File name of each target in an export folder.
@@ -245,7 +245,7 @@ def time_throughput(backend: Any, batch: np.ndarray, in_flight: int = 2, request
                     warmup: int = 1) -> dict[str, float]:
     """Throughput with ``in_flight`` requests of ``batch`` running at once (``requests`` in all,
     as for the tiles of a big photo or a folder of photos): images/s over the wall-clock time."""
-    from cracksam.deployment.inflight import run_many
+    from cracksam.inference.inflight import run_many
 
     batches = [batch] * max(1, int(requests))
     for _ in range(warmup):

@@ -34,10 +34,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from cracksam.deployment.backend_openvino import _read_openvino_model, read_openvino_metadata, write_openvino_metadata
-from cracksam.deployment.backends import META_PREFIX, _missing, _require_file, read_onnx_metadata
 from cracksam.deployment.export_onnx import check_onnx_path
 from cracksam.errors import CheckpointError, CrackSAMError
+from cracksam.inference.backend_openvino import read_openvino_metadata, read_openvino_model, write_openvino_metadata
+from cracksam.inference.backends import META_PREFIX, missing_dependency, read_onnx_metadata, require_file
 
 
 def _calibration_items(images: Any, size: int) -> list[np.ndarray]:
@@ -81,12 +81,12 @@ def quantize_int8(
     for conv models)."""
     from cracksam.deployment.export import _check_xml_path, _import_openvino, _save_ir  # export re-exports us
 
-    source = _require_file(onnx_or_xml_path, "model")
+    source = require_file(onnx_or_xml_path, "model")
     ov = _import_openvino()
     try:
         import nncf
     except ImportError:
-        raise _missing("nncf") from None
+        raise missing_dependency("nncf") from None
     xml_out = _check_xml_path(xml_out)
     if preset not in ("performance", "mixed"):
         raise CrackSAMError(f"unknown quantisation preset {preset!r} (choose performance or mixed)")
@@ -100,7 +100,7 @@ def quantize_int8(
         except Exception as exc:
             raise CheckpointError(f"{source}: OpenVINO cannot read this ONNX model ({exc})") from None
     elif source.suffix.lower() == ".xml":
-        model = _read_openvino_model(core, source)
+        model = read_openvino_model(core, source)
         meta = read_openvino_metadata(model)
     else:
         raise CheckpointError(f"{source}: expected an .onnx file or an OpenVINO .xml IR to quantise")
@@ -141,7 +141,7 @@ def _load_onnx(path: Path) -> Any:
     try:
         import onnx
     except ImportError:
-        raise _missing("onnx") from None
+        raise missing_dependency("onnx") from None
     try:
         return onnx.load(str(path))
     except Exception as exc:  # protobuf DecodeError and friends
@@ -173,7 +173,7 @@ def _ort_quantization() -> Any:
         import onnxruntime
         from onnxruntime import quantization
     except ImportError:
-        raise _missing("onnxruntime") from None
+        raise missing_dependency("onnxruntime") from None
     return onnxruntime, quantization
 
 
@@ -181,7 +181,7 @@ def quantize_onnx_dynamic(onnx_path: str | os.PathLike[str], out: str | os.PathL
                           keep_float: Sequence[str] | None = None, reduce_range: bool = False) -> Path:
     """ONNX Runtime dynamic INT8 of an fp32 export (weights per channel; see the module
     docstring).  ``keep_float``: node names left in float (default: first and last layer)."""
-    source = _require_file(onnx_path, "ONNX model")
+    source = require_file(onnx_path, "ONNX model")
     ort, q = _ort_quantization()
     out = check_onnx_path(out)
     meta = read_onnx_metadata(source)
@@ -226,7 +226,7 @@ def quantize_onnx_static(onnx_path: str | os.PathLike[str], out: str | os.PathLi
     graph is first pre-processed (shape inference, constant folding: BatchNorm is already folded
     into the convolutions by the exporter).  ``keep_float``: node names left in float (default:
     first and last layer)."""
-    source = _require_file(onnx_path, "ONNX model")
+    source = require_file(onnx_path, "ONNX model")
     ort, q = _ort_quantization()
     out = check_onnx_path(out)
     images = list(np.asarray(calibration_images, np.float32)) if isinstance(calibration_images, np.ndarray) \
@@ -265,7 +265,7 @@ def fuse_onnx(onnx_path: str | os.PathLike[str], out: str | os.PathLike[str]) ->
     CrackSAM (ViT) graph through ``onnxruntime.transformers.optimizer`` (model type ``vit``),
     any other through the extended graph optimisations of an ONNX Runtime session.  Numerics are
     those of fp32 up to the order of floating-point operations."""
-    source = _require_file(onnx_path, "ONNX model")
+    source = require_file(onnx_path, "ONNX model")
     ort, _ = _ort_quantization()
     out = check_onnx_path(out)
     meta = read_onnx_metadata(source)

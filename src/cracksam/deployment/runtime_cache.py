@@ -26,14 +26,18 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cracksam import __version__
+from cracksam._files import safe_name, update_digest
 from cracksam.errors import ConfigError, CrackSAMError
+from cracksam.inference.options import RUNTIMES, PredictOptions
 
-RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
+if TYPE_CHECKING:
+    from cracksam.inference.predictor import Predictor
+
 ENV_RUNTIME = "CRACKSAM_RUNTIME"
 MANIFEST = "manifest.json"
 _FILES = {"onnxruntime": "model.onnx", "openvino": "model_fp16.xml"}
@@ -60,11 +64,8 @@ def model_key(model_dir: Path) -> str:
     digest = hashlib.sha256(__version__.encode())
     for file in sorted(p for p in Path(model_dir).rglob("*") if p.is_file() and not p.name.startswith(".")):
         digest.update(str(file.relative_to(model_dir)).encode())
-        with file.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-    name = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(model_dir).name)[:48] or "model"
-    return f"{name}-{digest.hexdigest()[:16]}"
+        update_digest(digest, file)
+    return f"{safe_name(Path(model_dir).name, 48)}-{digest.hexdigest()[:16]}"
 
 
 def _installed(runtime: str) -> bool:
@@ -94,7 +95,7 @@ def _ms_per_image(backend: Any, x: np.ndarray, runs: int = 3) -> float:
 
 
 def _open(runtime: str, path: Path, threads: int | None) -> Any:
-    from cracksam.deployment.backends import OnnxRuntimeBackend, OpenVINOBackend
+    from cracksam.inference.backends import OnnxRuntimeBackend, OpenVINOBackend
 
     if runtime == "onnxruntime":
         return OnnxRuntimeBackend(path, threads=threads)
@@ -104,8 +105,8 @@ def _open(runtime: str, path: Path, threads: int | None) -> Any:
 def build_entry(model: Any, folder: Path, threads: int | None = None) -> dict[str, Any]:
     """Export ``model`` to every installed runtime in ``folder``, check and time each; write and
     return the manifest.  Exports failing parity are deleted."""
-    from cracksam.deployment.backends import TorchBackend
     from cracksam.deployment.export import MIN_IOU, export_onnx, export_openvino, parity_report
+    from cracksam.inference.backends import TorchBackend
 
     folder.mkdir(parents=True, exist_ok=True)
     reference = TorchBackend(model, threads=threads)
@@ -176,7 +177,7 @@ def select_backend(model_dir: Path, model: Any, runtime: str = "auto", threads: 
                    announce: Any = None) -> tuple[Any, dict[str, Any]]:
     """The backend to run ``model`` (loaded from ``model_dir``) with, and what was chosen and why
     (``runtime``, ``reason``, and for exports ``file``, ``mask_iou``, ``speedup_vs_torch``)."""
-    from cracksam.deployment.backends import TorchBackend
+    from cracksam.inference.backends import TorchBackend
     from cracksam.models.cracksam import CrackSAM
 
     check_runtime(runtime)
@@ -217,6 +218,34 @@ def select_backend(model_dir: Path, model: Any, runtime: str = "auto", threads: 
                      "speedup_vs_torch": speedup}
 
 
+def open_predictor(options: PredictOptions, announce: Any = None) -> Predictor:
+    """The predictor ``options`` describe, its runtime chosen here: with ``auto`` (or onnxruntime /
+    openvino) a checkpoint folder on the CPU runs through its cached, parity-checked export
+    (:func:`select_backend`; ``announce`` is told when an export is built); a checkpoint folder on a
+    GPU runs in PyTorch; an exported file runs in its own runtime.  What was chosen and why is in
+    the predictor's ``runtime_info``."""
+    from cracksam.inference.loading import is_checkpoint, is_gpu, load_checkpoint, open_runtime
+    from cracksam.inference.predictor import Predictor
+    from cracksam.models.default import resolve_model_path
+
+    runtime = check_runtime(options.runtime)
+    path = resolve_model_path(options.model)  # None / "default": the bundled model; a run folder: its best/
+    kwargs = options.predictor_kwargs()
+    if runtime != "torch" and is_checkpoint(path):
+        if is_gpu(options.device):
+            if runtime != "auto":
+                raise ConfigError(f"--runtime {runtime} runs on the CPU; with --device {options.device} use torch")
+            runtime = "torch"  # the exports are checked and timed on the CPU
+        else:
+            model = load_checkpoint(path, options.base, options.device, options.allow_random_base, options.trust)
+            backend, info = select_backend(path, model, runtime, options.threads, announce)
+            return Predictor.with_info(backend, info, **kwargs)
+    backend, info = open_runtime(path, base=options.base, device=options.device, threads=options.threads,
+                                 allow_random_base=options.allow_random_base, trust=options.trust,
+                                 runtime=None if runtime == "auto" else runtime)
+    return Predictor.with_info(backend, info, **kwargs)
+
+
 def describe_choice(info: dict[str, Any]) -> str:
     """One line for the console, e.g. ``runtime: onnxruntime fp32 (fastest runtime that passed its
     parity check: mask IoU 1.0000 vs PyTorch, 1.9x PyTorch when cached)``."""
@@ -228,4 +257,4 @@ def describe_choice(info: dict[str, Any]) -> str:
 
 
 __all__ = ["ENV_RUNTIME", "RUNTIMES", "RUNTIME_HELP", "build_entry", "cache_root", "check_runtime",
-           "describe_choice", "model_key", "select_backend"]
+           "describe_choice", "model_key", "open_predictor", "select_backend"]

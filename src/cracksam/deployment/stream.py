@@ -1,7 +1,7 @@
 """Segmenting video: a file, an HTTP MJPEG stream or a camera, frame by frame.
 
 :func:`run_stream` reads frames with OpenCV's ``VideoCapture``, segments every ``every``-th frame
-with a :class:`~cracksam.deployment.predictor.Predictor` (the frames in between reuse the last
+with a :class:`~cracksam.inference.predictor.Predictor` (the frames in between reuse the last
 mask, so the annotated video keeps the input's frame count and timing), and writes
 
 * an annotated video (``out_video``): each frame with its mask drawn in red, written under a
@@ -42,8 +42,8 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from cracksam._files import encode_mask_png
 from cracksam.config import atomic_write_bytes
-from cracksam.deployment.predictor import Predictor
 from cracksam.deployment.video import (  # noqa: F401 - CODEC_BY_SUFFIX, codec_available: public names here too
     CODEC_BY_SUFFIX,
     DEFAULT_SCENE_CUT,
@@ -53,6 +53,7 @@ from cracksam.deployment.video import (  # noqa: F401 - CODEC_BY_SUFFIX, codec_a
     scene_signature,
 )
 from cracksam.errors import ConfigError, CrackSAMError
+from cracksam.inference.predictor import Predictor
 
 OVERLAY_BGR = (40, 40, 255)  # red, as in the web page and `cracksam predict --overlay`
 OVERLAY_ALPHA = 0.6
@@ -216,11 +217,10 @@ class _VideoOut:
 
 def _write_frame_files(folder: Path, index: int, frame: np.ndarray, mask: np.ndarray) -> None:
     ok_img, jpg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
-    ok_mask, png = cv2.imencode(".png", mask.astype(np.uint8) * 255)
-    if not (ok_img and ok_mask):  # pragma: no cover - OpenCV cannot fail on plain uint8 arrays
+    if not ok_img:  # pragma: no cover - OpenCV cannot fail on plain uint8 arrays
         raise StreamError(f"{folder}: cannot encode frame {index}")
     atomic_write_bytes(folder / f"frame_{index:06d}.jpg", jpg.tobytes())
-    atomic_write_bytes(folder / f"frame_{index:06d}_mask.png", png.tobytes())
+    atomic_write_bytes(folder / f"frame_{index:06d}_mask.png", encode_mask_png(mask))
 
 
 # -- the loop ---------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ def load_eval_model(
     ``default`` the bundled model) or an exported ``.onnx`` / ``.xml`` as an :class:`EvalModel`;
     parameter counts are those of training (CrackSAM: frozen encoder + trainable part; a student:
     all trained), for an export those of the model config it carries."""
-    from cracksam.deployment.backend_torch import check_torch_device
+    from cracksam.inference.backend_torch import check_torch_device
     from cracksam.models.default import resolve_model_path
 
     path = resolve_model_path(path)
@@ -57,10 +57,11 @@ def load_eval_model(
 
 
 def _exported_eval_model(path: Path, device: str, name: str | None) -> EvalModel:
-    """An ONNX / OpenVINO file, run as `cracksam predict` runs it (same device mapping)."""
-    from cracksam.deployment.predictor import Predictor
+    """An ONNX / OpenVINO file, opened as `cracksam predict` opens it (same device mapping); the
+    runner scores it through the same Predictor as a PyTorch model."""
+    from cracksam.inference.loading import open_runtime
 
-    backend = Predictor.from_path(path, device=device).backend
+    backend, _ = open_runtime(path, device=device)
     config = getattr(backend, "model_config", None)
     backbone, total, trainable = f"{backend.name}-{backend.precision}", 0, 0
     if isinstance(config, SegModelConfig):
@@ -78,7 +79,7 @@ def _exported_eval_model(path: Path, device: str, name: str | None) -> EvalModel
 
 @dataclass
 class ProtocolConfig:
-    test: list[str]
+    test: list[str] = field(default_factory=list)
     unseen: list[str] = field(default_factory=list)
     conditions: list[str] = field(default_factory=lambda: ["clean", "dim", "blurry"])
     blur_kernels: list[int] = field(default_factory=list)
@@ -115,6 +116,8 @@ class ProtocolConfig:
             raise ConfigError(f"blur kernel sizes must be odd and >= 1, got {bad}")
         if self.batch_size < 1:
             raise ConfigError("--batch-size must be >= 1")
+        if self.mm_per_px is not None and not self.measure:
+            raise ConfigError("--mm-per-px only applies with --measure; add --measure (or drop it)")
         if self.mm_per_px is not None and not self.mm_per_px > 0:
             raise ConfigError(f"--mm-per-px must be a positive number, got {self.mm_per_px}")
         from cracksam.data.io import check_mask_threshold
@@ -157,7 +160,7 @@ def _per_dataset_table(results: Sequence[PassResult], reduction: str) -> str:
 def inference_for(model: EvalModel, cfg: ProtocolConfig) -> dict[str, Any]:
     """How ``model`` is run: ``cfg.mode`` / ``cfg.scale`` where given, else the model's own defaults
     (those of ``cracksam predict``); raises ConfigError for a combination that cannot run."""
-    from cracksam.deployment.predictor import Predictor
+    from cracksam.inference.predictor import Predictor
 
     predictor = Predictor(eval_backend(model, cfg.device), mode=cfg.mode, scale=cfg.scale)
     return {"mode": predictor.mode, "scale": predictor.scale, "inference": predictor.inference_summary()}

@@ -20,11 +20,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from cracksam.data import CrackDataset, Sample
-from cracksam.deployment.backends import TorchBackend
-from cracksam.deployment.predictor import Predictor
 from cracksam.evaluation.metrics import BinaryMetrics
 from cracksam.evaluation.thin_metrics import ThinMetrics
 from cracksam.evaluation.visualize import save_visuals
+from cracksam.inference.backends import TorchBackend
+from cracksam.inference.predictor import Predictor
 
 
 @dataclass

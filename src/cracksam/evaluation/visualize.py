@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from cracksam._files import encode_png
 from cracksam.config import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from cracksam.deployment.predictor import Prediction
+    from cracksam.inference.predictor import Prediction
 
 # RGB colours of the comparison overlay.
 TP_COLOUR = (0, 200, 0)  # crack found
@@ -70,13 +71,6 @@ def comparison_panel(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> 
     return np.concatenate([panels, colour_key(panels.shape[1])], axis=0)
 
 
-def _png(rgb: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise OSError("PNG encoding failed")
-    return buf.tobytes()
-
-
 def heatmap_figure(image: np.ndarray, crack_prob: np.ndarray, title: str = ""):
     """The matplotlib figure of :func:`heatmap_png`: image | crack probability on a fixed 0-1 scale
     (a logit scale changes from image to image and says nothing a reader can compare)."""
@@ -114,5 +108,6 @@ def save_visuals(
     directory: Path, stem: str, image: np.ndarray, truth: np.ndarray, pred: Prediction, threshold: float
 ) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(directory / f"{stem}_overlay.png", _png(comparison_panel(image, truth, pred.prob >= threshold)))
+    panel = comparison_panel(image, truth, pred.prob >= threshold)
+    atomic_write_bytes(directory / f"{stem}_overlay.png", encode_png(panel))
     atomic_write_bytes(directory / f"{stem}_heatmap.png", heatmap_png(image, pred.prob, stem))

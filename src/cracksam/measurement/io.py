@@ -8,10 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cracksam.config import atomic_write_bytes
+from cracksam._files import write_png_atomic
 from cracksam.measurement.measure import MeasurementError
 
-__all__ = ["encode_png", "read_mask", "write_png"]
+__all__ = ["read_mask", "write_png"]
 
 
 def _decode(path: str | os.PathLike[str], flags: int) -> np.ndarray:
@@ -86,19 +86,4 @@ def read_mask(path: str | os.PathLike[str], threshold: float | None = None) -> n
 
 def write_png(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
     """Write an RGB (or grey) uint8 image as PNG, atomically."""
-    array = np.asarray(rgb)
-    if array.ndim == 3:
-        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", array)
-    if not ok:  # pragma: no cover - only for impossible arrays
-        raise MeasurementError(f"{path}: could not encode the image as PNG")
-    atomic_write_bytes(path, buf.tobytes())
-
-
-def encode_png(array: np.ndarray) -> bytes:
-    """PNG bytes of a grey or BGR uint8 array, as OpenCV writes it (the masks, overlays and
-    probability maps of ``predict`` and the survey)."""
-    ok, buf = cv2.imencode(".png", array)
-    if not ok:
-        raise OSError("PNG encoding failed")
-    return buf.tobytes()
+    write_png_atomic(path, rgb)

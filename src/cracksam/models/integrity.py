@@ -30,6 +30,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from cracksam._files import sha256_file
 from cracksam.errors import CheckpointError, CrackSAMWarning
 
 #: Largest input side a checkpoint may declare: SAM's ViT at 2048 px already needs ~16x the
@@ -55,14 +56,6 @@ _BOUNDS: dict[tuple[str, ...], tuple[float, float, bool]] = {
     ("model", "delta", "lora", "rank"): (1, 1024, True),
     ("model", "delta", "lora", "scaling"): (-100.0, 100.0, False),
 }
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def config_digest(meta: dict[str, Any]) -> str:

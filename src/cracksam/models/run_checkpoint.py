@@ -9,7 +9,6 @@ checkpoint (``last.model/``), reused while the checkpoint is unchanged.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -21,6 +20,7 @@ from typing import Any
 
 import torch
 
+from cracksam._files import sha256_file
 from cracksam.errors import CheckpointError
 
 MODEL_KEY = "cracksam_model"
@@ -81,7 +81,7 @@ def model_folder(path: str | os.PathLike[str]) -> Path:
     from cracksam.models.segmodels import SegModel, SegModelConfig, build_segmodel
 
     path = Path(path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+    digest = sha256_file(path) if path.is_file() else ""
     target = path.with_name(f"{path.stem}.model")
     try:
         if json.loads((target / "config.json").read_text())["checkpoint_sha256"] == digest:

@@ -48,8 +48,8 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image
 
 from cracksam import __version__
-from cracksam.deployment.predictor import Predictor
 from cracksam.errors import CrackSAMError
+from cracksam.inference.predictor import Predictor
 from cracksam.service.inference import JobRunner, LoadedModel, load_model, model_id_for, service_predictor
 from cracksam.service.limits import BodySizeLimit
 from cracksam.service.negotiation import negotiate
@@ -81,7 +81,7 @@ def create_app(
 
     Args:
         settings: limits and model options (default: :meth:`ServiceSettings.from_env`).
-        predictor: a ready :class:`~cracksam.deployment.predictor.Predictor` to serve (tests,
+        predictor: a ready :class:`~cracksam.inference.predictor.Predictor` to serve (tests,
             embedding); made thread-safe, and its id derived from its model card unless
             ``settings.model_id`` names one.  None: the model of ``settings`` is loaded.
         loader: how to load the model when ``predictor`` is None (default:

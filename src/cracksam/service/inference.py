@@ -34,8 +34,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from cracksam.deployment.backends import OnnxRuntimeBackend, OpenVINOBackend, TorchBackend
-from cracksam.deployment.predictor import Backend, Predictor
+from cracksam._files import safe_name, update_digest
+from cracksam.inference.backends import OnnxRuntimeBackend, OpenVINOBackend, TorchBackend
+from cracksam.inference.predictor import Predictor
+from cracksam.inference.protocol import Backend
 from cracksam.service.settings import ServiceSettings
 
 log = logging.getLogger("cracksam.service")
@@ -183,38 +185,21 @@ def model_id_for(card: dict[str, Any], path: str | Path | None = None) -> str:
         for file in _model_files(path):
             if path.is_dir():
                 digest.update(str(file.relative_to(path)).encode())
-            with file.open("rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    digest.update(chunk)
-    safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:64] or "model"
-    return f"{safe_name}-{digest.hexdigest()[:12]}"
+            update_digest(digest, file)
+    return f"{safe_name(name, 64)}-{digest.hexdigest()[:12]}"
 
 
 def load_model(settings: ServiceSettings) -> LoadedModel:
     """Open the model named by ``settings`` (the bundled default when none) as a thread-safe
     predictor.  Raises :class:`~cracksam.errors.CrackSAMError` for a missing or bad model."""
+    from cracksam.deployment.runtime_cache import describe_choice, open_predictor
     from cracksam.models.default import resolve_model_path
 
     path = resolve_model_path(settings.model)  # None / "default": the bundled model; a run folder: its best/
-    predictor = Predictor.from_path(
-        path,
-        base=settings.base,
-        device=settings.device,
-        threads=settings.cpu_threads,
-        allow_random_base=settings.allow_random_base,
-        trust=settings.trust,
-        mode=settings.mode,
-        scale=settings.scale,
-        tile_overlap=settings.tile_overlap,
-        batch_size=settings.batch_size,
-        threshold=settings.threshold,
-        runtime=settings.runtime,
-    )
+    predictor = open_predictor(settings.predict_options().replace(model=str(path)))
     # One forward pass before declaring the model ready: a model that loads but cannot run fails
     # here (reported by /health and `cracksam serve`), and the first request pays no warm-up.
     predictor.predict_one(np.zeros((32, 32, 3), np.uint8))
-    from cracksam.deployment.runtime_cache import describe_choice
-
     logging.getLogger("cracksam.service").info(describe_choice(predictor.runtime_info))
     model_id = settings.model_id or model_id_for(predictor.describe(), path)
     return LoadedModel(service_predictor(predictor), model_id)

@@ -17,10 +17,10 @@ import warnings
 from dataclasses import dataclass
 from typing import IO, Any, Literal
 
-import cv2
 import numpy as np
 from PIL import Image
 
+from cracksam._files import encode_mask_png
 from cracksam.data.io import CorruptImageError, ImageTooLargeError, NotAnImageError, decode_image
 from cracksam.errors import CrackSAMError, DatasetError
 from cracksam.service.inference import LoadedModel, cancellable, check_cancelled
@@ -77,14 +77,6 @@ def decode_upload(data: bytes | IO[bytes], name: str, max_pixels: int, formats: 
     if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
         raise ApiError(422, "unreadable_image", f"{name}: decoded to an unusable shape {image.shape}")
     return image
-
-
-def png_bytes(mask: np.ndarray) -> bytes:
-    """A 0/255 single-channel PNG of a boolean mask."""
-    ok, buf = cv2.imencode(".png", mask.astype(np.uint8) * 255)
-    if not ok:  # pragma: no cover - OpenCV cannot fail on a plain uint8 array
-        raise RuntimeError("PNG encoding failed")
-    return buf.tobytes()
 
 
 def _ms(seconds: float) -> float:
@@ -151,7 +143,7 @@ def _encode(mask: np.ndarray, name: str, options: SegmentOptions, model: LoadedM
     headers = {"X-Model-Id": model.model_id, "X-Crack-Pixels": str(crack), "X-Image-Width": str(w),
                "X-Image-Height": str(h)}
     if options.format == "png":
-        body, media = png_bytes(mask), "image/png"
+        body, media = encode_mask_png(mask), "image/png"
         timing = _timing(t_request, t_submit, t_start, t_decoded, t_inferred, time.perf_counter())
     else:
         doc: dict[str, Any] = {
@@ -165,7 +157,7 @@ def _encode(mask: np.ndarray, name: str, options: SegmentOptions, model: LoadedM
         if options.mask == "rle":
             doc["mask"] = {"encoding": "rle", **encode_rle(mask)}
         elif options.mask == "png":
-            doc["mask"] = {"encoding": "png", "size": [h, w], "data": base64.b64encode(png_bytes(mask)).decode()}
+            doc["mask"] = {"encoding": "png", "size": [h, w], "data": base64.b64encode(encode_mask_png(mask)).decode()}
         if options.measure:
             doc["measurement"] = _measure(mask, name, options)
         timing = _timing(t_request, t_submit, t_start, t_decoded, t_inferred, time.perf_counter())

@@ -11,11 +11,14 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cracksam.errors import ConfigError
 from cracksam.inference_modes import check_mode, check_scale
 from cracksam.threads import default_threads, default_workers
+
+if TYPE_CHECKING:
+    from cracksam.inference.options import PredictOptions
 
 MIB = 1024 * 1024
 #: 64 Mpx in flight: one 7000x7000 photo (~0.9 GB through decode, inference and encoding) at a time,
@@ -116,6 +119,15 @@ class ServiceSettings:
         concurrent requests never oversubscribe them (workers x threads <= cores)."""
         return self.threads if self.threads is not None else default_threads(self.workers)
 
+    def predict_options(self) -> PredictOptions:
+        """How the service opens its model (:func:`cracksam.deployment.runtime_cache.open_predictor`)."""
+        from cracksam.inference.options import PredictOptions
+
+        return PredictOptions(model=self.model, base=self.base, device=self.device, threads=self.cpu_threads,
+                              allow_random_base=self.allow_random_base, trust=self.trust, runtime=self.runtime,
+                              mode=self.mode, scale=self.scale, tile_overlap=self.tile_overlap,
+                              batch_size=self.batch_size, threshold=self.threshold)
+
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * MIB)
@@ -185,20 +197,27 @@ class ServiceSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServiceSettings:
         """Settings from ``CRACKSAM_*`` environment variables (:data:`ENV_VARS`), then ``overrides``
         (keyword arguments that are not None), validated."""
-        environ = os.environ if environ is None else environ
         types = {f.name: f.type for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for name, variables in ENV_VARS.items():
-            for var in variables:
-                raw = environ.get(var)
-                if raw is not None and raw.strip() != "":
-                    values[name] = _parse(raw.strip(), str(types[name]), var)
-                    break
+        values: dict[str, Any] = {name: value for name, (value, _var) in env_settings(environ).items()}
         values.update({k: v for k, v in overrides.items() if v is not None})
         unknown = set(values) - set(types)
         if unknown:
             raise ConfigError(f"unknown service settings: {', '.join(sorted(unknown))}")
         return replace(cls(), **values).validated()
+
+
+def env_settings(environ: Mapping[str, str] | None = None) -> dict[str, tuple[Any, str]]:
+    """Field -> (value, variable) for the :data:`ENV_VARS` set in ``environ`` (first one set wins)."""
+    environ = os.environ if environ is None else environ
+    types = {f.name: f.type for f in fields(ServiceSettings)}
+    values: dict[str, tuple[Any, str]] = {}
+    for name, variables in ENV_VARS.items():
+        for var in variables:
+            raw = environ.get(var)
+            if raw is not None and raw.strip() != "":
+                values[name] = (_parse(raw.strip(), str(types[name]), var), var)
+                break
+    return values
 
 
 def _parse(raw: str, type_name: str, var: str) -> Any:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import gc
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from cracksam.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cracksam.inference.options import PredictOptions
 
 ENGINE_HELP = ("plain: this process; ray: Ray Data actors (local, or a cluster with --address). "
                "ray, --manifest and --table write results.parquet and skip images already in it.")
@@ -28,7 +31,7 @@ def survey_command(
     csv: bool,
     model: str,
     model_path: Path,
-    predictor_kwargs: dict[str, Any],
+    predict_options: PredictOptions,
     image_options: dict[str, Any],
     report: bool,
     out: Path,
@@ -42,7 +45,7 @@ def survey_command(
     from cracksam import __version__
     from cracksam.cli.inputs import output_dir
     from cracksam.config import atomic_write_text
-    from cracksam.deployment.predictor import Predictor
+    from cracksam.deployment.runtime_cache import describe_choice, open_predictor
     from cracksam.service.inference import model_id_for
     from cracksam.survey.engine import ENGINES, SurveyJob, run_survey
     from cracksam.survey.manifest import collect_inputs, require_pyarrow
@@ -69,12 +72,15 @@ def survey_command(
         workers = workers or (max(1, cores // threads) if address is None else None)
     else:
         threads = threads or cores
-    device = predictor_kwargs.get("device", "cpu")
-    spec = {"path": str(model_path), **predictor_kwargs, "threads": threads}
-    predictor: Any = Predictor.from_path(**spec)  # here too: bad options fail once, and the id needs its card
+    device = predict_options.device
+    spec = predict_options.replace(model=str(model_path), threads=threads)
+    console = Console(stderr=True, soft_wrap=True)
+    # Opened here too: bad options fail once, the id needs the model card, and --runtime auto builds
+    # its parity-checked export (the runtime cache) once, before any worker looks for it.
+    predictor: Any = open_predictor(spec, None if json_out else lambda text: console.print(text, highlight=False))
+    runtime_info = dict(predictor.runtime_info)
     model_id = model_id_for(predictor.describe(), model_path)
     output_dir(out)
-    console = Console(stderr=True, soft_wrap=True)
     ray_options: dict[str, Any] = {}
     if engine == "ray":
         del predictor  # the workers open their own
@@ -84,11 +90,12 @@ def survey_command(
         ray_options = {"address": address, "workers": workers, "threads": threads,
                        "gpus_per_worker": 1.0 if gpu else 0.0}
     options = ImageOptions(out=str(out), model_id=model_id, **image_options)
-    job = SurveyJob(spec, options, job_inputs, batch_size=int(predictor_kwargs.get("batch_size", 4)), csv=csv)
+    job = SurveyJob(spec, options, job_inputs, batch_size=spec.batch_size, csv=csv)
     if not json_out:
         where = (f"ray, {workers or 'one per free CPU'} worker(s) x {threads} thread(s)" if engine == "ray"
                  else f"{threads} CPU thread(s)")
         console.print(f"model {model_id}; {where}", highlight=False)
+        console.print(describe_choice(runtime_info), highlight=False)
     for name, problem in job_inputs.problems:
         console.print(f"[red]error[/red]: {name}: {problem}")
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -111,6 +118,7 @@ def survey_command(
                             on_rows=on_rows)
     summary = {
         "model": model, "model_path": str(model_path), "model_id": model_id, "cracksam_version": __version__,
+        "runtime": runtime_info,
         "engine": engine, "workers": workers, "threads": threads,
         "images": result.ok, "failed": result.errors + len(job_inputs.problems), "skipped": result.skipped,
         "processed": result.processed, "interrupted": result.interrupted, "total_seconds": round(result.seconds, 3),

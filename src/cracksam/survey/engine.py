@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cracksam.errors import InvalidValueError
+from cracksam.inference.options import PredictOptions
 from cracksam.survey.manifest import Inputs, done_key, file_stat
 from cracksam.survey.rows import ImageOptions, process_batch, task_of
 from cracksam.survey.table import ResultsTable, check_carried_names
@@ -26,7 +27,7 @@ ENGINES = ("plain", "ray")
 class SurveyJob:
     """Everything a run needs; the same job run again continues where the last run stopped."""
 
-    predictor_spec: dict[str, Any]  # keyword arguments of Predictor.from_path (every worker opens its own)
+    predictor_options: PredictOptions  # the model and how to run it (every worker opens its own)
     options: ImageOptions
     inputs: Inputs
     batch_size: int = 4  # images per call of process_batch (a Ray Data batch)
@@ -88,9 +89,9 @@ class _PartWriter:
 
 def _plain_batches(job: SurveyJob, tasks: list[dict[str, Any]], predictor: Any = None
                    ) -> Iterator[list[dict[str, Any]]]:
-    from cracksam.deployment.predictor import Predictor
+    from cracksam.deployment.runtime_cache import open_predictor
 
-    predictor = predictor or Predictor.from_path(**job.predictor_spec)
+    predictor = predictor or open_predictor(job.predictor_options)
     for i in range(0, len(tasks), job.batch_size):
         yield process_batch(predictor, tasks[i : i + job.batch_size], job.options)
 

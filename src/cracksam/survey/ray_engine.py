@@ -15,11 +15,14 @@ import json
 import logging
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cracksam.errors import ConfigError, CrackSAMError
 from cracksam.survey.manifest import INSTALL_HINT
 from cracksam.survey.rows import ImageOptions, process_batch
+
+if TYPE_CHECKING:
+    from cracksam.inference.options import PredictOptions
 
 MAX_IN_FLIGHT = 2  # batches queued per actor: one running, one ready
 
@@ -37,10 +40,10 @@ def import_ray() -> Any:
 class SurveyWorker:
     """A Ray actor: opens the predictor once, then runs batches of tasks (JSON strings) to rows."""
 
-    def __init__(self, spec: dict[str, Any], options: ImageOptions) -> None:
-        from cracksam.deployment.predictor import Predictor
+    def __init__(self, spec: PredictOptions, options: ImageOptions) -> None:
+        from cracksam.deployment.runtime_cache import open_predictor
 
-        self.predictor = Predictor.from_path(**spec)
+        self.predictor = open_predictor(spec)
         self.options = options
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +109,7 @@ def ray_batches(
                 ray.data.ActorPoolStrategy(min_size=1, max_size=workers, max_tasks_in_flight_per_actor=MAX_IN_FLIGHT))
         ds = ds.map_batches(
             SurveyWorker,
-            fn_constructor_kwargs={"spec": job.predictor_spec, "options": job.options},
+            fn_constructor_kwargs={"spec": job.predictor_options, "options": job.options},
             batch_size=job.batch_size,
             compute=pool,
             num_cpus=threads,

@@ -111,23 +111,23 @@ def process_batch(predictor: Any, tasks: list[dict[str, Any]], opts: ImageOption
 
 def _write_outputs(image: Any, pred: Any, stem: str, opts: ImageOptions) -> dict[str, Any]:
     """The plain ``predict``'s files for one image; returns the row's values."""
-    import cv2
     import numpy as np
+
+    from cracksam._files import encode_mask_png, encode_png
 
     # The plain predict's own helpers (cracksam.measurement), so the files stay the same as that command's.
     from cracksam.config import atomic_write_bytes
     from cracksam.evaluation.visualize import overlay as blend
     from cracksam.measurement.files import write_measurement as _measure
-    from cracksam.measurement.io import encode_png as _png_bytes
 
     out = Path(opts.out)
     mask = pred.mask(opts.threshold)
-    atomic_write_bytes(out / f"{stem}_mask.png", _png_bytes(mask.astype(np.uint8) * 255))
+    atomic_write_bytes(out / f"{stem}_mask.png", encode_mask_png(mask))
     if opts.overlay:
         rgb = blend(image, mask, (255, 40, 40), 0.7)
-        atomic_write_bytes(out / f"{stem}_overlay.png", _png_bytes(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)))
+        atomic_write_bytes(out / f"{stem}_overlay.png", encode_png(rgb))
     if opts.prob:
-        atomic_write_bytes(out / f"{stem}_prob.png", _png_bytes(np.round(pred.prob * 255).astype(np.uint8)))
+        atomic_write_bytes(out / f"{stem}_prob.png", encode_png(np.round(pred.prob * 255).astype(np.uint8)))
     h, w = mask.shape
     crack = int(mask.sum())
     values: dict[str, Any] = {"mask": str(out / f"{stem}_mask.png"), "width": w, "height": h,

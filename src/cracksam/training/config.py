@@ -20,9 +20,11 @@ class DataConfig:
 
     train: list[str] = field(default_factory=list)
     val: list[str] | None = None
-    ratios: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
-    split_seed: int = 0
-    split_source: Literal["groups", "source"] = "groups"
+    ratios: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15],
+                                metadata={"help": "train / val / test shares of each folder's split"})
+    split_seed: int = field(default=0, metadata={"help": "seed of the split (evaluate uses the same)"})
+    split_source: Literal["groups", "source"] = field(
+        default="groups", metadata={"help": "what keeps tiles of one photo in one split"})
     augment: bool = True
     # Train on random crop x crop windows of the S x S input: same scale as inference, a quarter of
     # the compute per sample at half the side, which is what makes CPU training of a student feasible.
@@ -32,12 +34,15 @@ class DataConfig:
     # "native": random scale of the original photo, then a crop (cracks keep their pixel width;
     # see cracksam.data.native); None: native for conventional networks, resize for CrackSAM.
     pipeline: Literal["resize", "native"] | None = None
-    scale_range: list[float] = field(default_factory=lambda: [0.5, 2.0])  # native: log-uniform scale
-    crack_centred: float = 0.5  # native: share of crops centred on a crack pixel
-    photometric: float = 1.0  # native: strength of the photometric jitter (0 = off)
+    scale_range: list[float] = field(default_factory=lambda: [0.5, 2.0],
+                                     metadata={"help": "native: [low, high] of the log-uniform scale"})
+    crack_centred: float = field(default=0.5, metadata={"help": "native: share of crops centred on a crack pixel"})
+    photometric: float = field(default=1.0, metadata={"help": "native: strength of the photometric jitter (0 = off)"})
     # How an epoch draws from several datasets: size (flat shuffle), sqrt, equal, or {name: weight}.
-    weighting: str | dict[str, float] = "size"
-    samples_per_epoch: int | None = None  # with weighting != size; default: number of training samples
+    weighting: str | dict[str, float] = field(
+        default="size", metadata={"help": "how an epoch draws from several sets: size, sqrt, equal or {name: weight}"})
+    samples_per_epoch: int | None = field(
+        default=None, metadata={"help": "with weighting != size; default: the number of training samples"})
     # None: masks must have two levels; a fraction in (0, 1): crack above that share of full scale
     # (JPEG or anti-aliased masks, common in public crack sets).
     mask_threshold: float | None = None
@@ -46,21 +51,22 @@ class DataConfig:
 @dataclass
 class OptimConfig:
     lr: float = 4e-4
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999], metadata={"help": "AdamW betas"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     warmup_iters: int = 300
     poly_power: float = 6.0
 
 
 @dataclass
 class LossConfig:
-    ce_weight: float = 0.2
-    dice: Literal["crack", "mean"] = "crack"
+    ce_weight: float = field(default=0.2, metadata={"help": "share of cross-entropy in CE + Dice (the rest: Dice)"})
+    dice: Literal["crack", "mean"] = field(
+        default="crack", metadata={"help": "Dice of the crack class, or the mean over both classes"})
     # Weight of the skeleton-recall term (Kirchhoff et al., ECCV 2024) added to CE + Dice; 0 = off
     # (the paper's loss). Its skeleton targets are dilated ``skeleton_dilate`` times.
-    skeleton_recall: float = 0.0
-    skeleton_dilate: int = 1
-    cldice: float = 0.0  # weight of a soft-clDice term (Shit et al., CVPR 2021); 0 = off
+    skeleton_recall: float = field(default=0.0, metadata={"help": "weight of the skeleton-recall term; 0 = off"})
+    skeleton_dilate: int = field(default=1, metadata={"help": "dilations of the skeleton-recall targets"})
+    cldice: float = field(default=0.0, metadata={"help": "weight of a soft-clDice term (Shit et al. 2021); 0 = off"})
 
 
 @dataclass
@@ -78,7 +84,7 @@ class DistillConfig:
     temperature: float = 3.0
     weight: float = 5.0
     cache_dir: str | None = None
-    batch_size: int = 4  # teacher forward passes while filling the cache
+    batch_size: int = field(default=4, metadata={"help": "images per teacher forward pass while filling the cache"})
 
     def __post_init__(self) -> None:
         if not self.teacher:
@@ -115,7 +121,7 @@ class TrainConfig:
     # validated, so a run shorter than one epoch still leaves a best/ model.
     val_every_n_steps: int | None = None
     checkpoint_every: int = 200  # optimiser steps between resumable checkpoints
-    threshold: float = 0.5
+    threshold: float = field(default=0.5, metadata={"help": "crack probability threshold of validation"})
     accelerator: str = "auto"
     devices: int = 1
     num_nodes: int = 1
@@ -128,7 +134,8 @@ class TrainConfig:
     # Which validation score picks the best model: "iou" (pooled over every validation pixel, the
     # paper) or "iou_mean_sets" (mean of the per-dataset IoUs: small whole-photo sets count as
     # much as big tile sets).
-    monitor: Literal["iou", "iou_mean_sets"] = "iou"
+    monitor: Literal["iou", "iou_mean_sets"] = field(
+        default="iou", metadata={"help": "validation score that picks best/: pooled iou or iou_mean_sets"})
 
     @property
     def image_size(self) -> int:

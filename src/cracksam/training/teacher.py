@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cracksam._files import update_digest
 from cracksam.config import atomic_write_bytes
 from cracksam.data.folder import Sample
 from cracksam.data.io import read_image
@@ -48,9 +49,7 @@ def teacher_identity(path: str | os.PathLike[str]) -> str:
         files.append(p.with_suffix(".bin"))
     for f in files:
         if f.is_file():
-            with open(f, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
+            update_digest(digest, f)
     return digest.hexdigest()[:16]
 
 
@@ -98,7 +97,7 @@ def fill_cache(cache: TeacherCache, backend, samples: Sequence[Sample], batch_si
     Progress: a bar on a terminal (``progress``); elsewhere (a log file, a pipe, ``--no-progress``)
     a plain line about every tenth of the samples, since this pass can take as long as training.
 
-    ``backend`` is any :class:`~cracksam.deployment.predictor.Backend` (PyTorch, ONNX Runtime,
+    ``backend`` is any :class:`~cracksam.inference.predictor.Backend` (PyTorch, ONNX Runtime,
     OpenVINO), so an exported teacher can be used where it is faster.
     """
     from rich.progress import Progress

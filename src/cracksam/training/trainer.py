@@ -17,6 +17,7 @@ Run folder layout::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -123,7 +124,7 @@ def _teacher_cache(config: TrainConfig, train, out: Path):
     """Open the teacher and compute its logits for every training sample not cached yet."""
     import torch
 
-    from cracksam.deployment.predictor import Predictor
+    from cracksam.inference.predictor import Predictor
     from cracksam.training.teacher import TeacherCache, fill_cache, teacher_identity
 
     kd = config.distill
@@ -176,8 +177,8 @@ def _fit(config: TrainConfig, resume: bool, extra_callbacks: list[L.Callback] | 
         if not saved.is_file() or not (last.exists() or (ckpt_dir / PREVIOUS).exists()):
             raise ConfigError(f"{out}: nothing to resume (no checkpoints/last.ckpt or config.yaml)")
         # The run continues with the config it started with; a different one would not match
-        # the optimiser state.
-        config = load_yaml(TrainConfig, saved)
+        # the optimiser state.  Only how it reports progress may change (`--resume --no-progress`).
+        config = dataclasses.replace(load_yaml(TrainConfig, saved), progress=config.progress)
         start = choose_resume_checkpoint(ckpt_dir, move_damaged=_rank_zero())
     elif last.exists():
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")

@@ -4,7 +4,7 @@ On a CPU one request rarely keeps every core busy (pre- and post-processing, mem
 small batches), so a folder of photos or the tiles of one big photo go faster when a second
 request computes while the first finishes.  :func:`run_many` gives a backend up to ``in_flight``
 batches at once: OpenVINO through its asynchronous infer requests
-(:meth:`~cracksam.deployment.backend_openvino.OpenVINOBackend.run_many`), ONNX Runtime and
+(:meth:`~cracksam.inference.backend_openvino.OpenVINOBackend.run_many`), ONNX Runtime and
 PyTorch from a small thread pool (both release the GIL while they compute and are safe to call
 from several threads).  The result is the list of logits in the order of ``batches``, equal to
 calling ``run`` on each -- only the scheduling differs.

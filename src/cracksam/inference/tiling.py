@@ -1,5 +1,5 @@
 """Sliding-window inference: where the windows go, how they are weighted and blended, and the
-padding and resizing around them (used by :class:`~cracksam.deployment.predictor.Predictor`).
+padding and resizing around them (used by :class:`~cracksam.inference.predictor.Predictor`).
 
 Overlapping windows are blended with a smooth (Hann) weight, highest in a window's centre: a
 pixel near one window's edge, where that window lacks context, is decided by the neighbouring

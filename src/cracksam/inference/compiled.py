@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from cracksam.deployment.backend_torch import TorchBackend, _check_input
 from cracksam.errors import CrackSAMError
+from cracksam.inference.backend_torch import TorchBackend, check_input
 
 
 class CompiledTorchBackend(TorchBackend):
@@ -43,7 +43,7 @@ class CompiledTorchBackend(TorchBackend):
             raise CrackSAMError(f"torch.compile is not available here ({type(exc).__name__}: {exc})") from None
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        x = _check_input(x, self.image_size, self.multiple if self.dynamic else None)
+        x = check_input(x, self.image_size, self.multiple if self.dynamic else None)
         with torch.inference_mode():
             images = torch.from_numpy(x).to(self.device, self._dtype)
             if self.channels_last:

@@ -19,7 +19,7 @@ In ``tile`` and ``native`` mode the image is first resized by ``scale`` (area av
 shrinking, bilinear when enlarging) and the logits are resized back to the original size.
 
 Windows (and images of one size) go to the backend ``batch_size`` at a time; with ``in_flight``
-> 1 several such batches run at once (:mod:`cracksam.deployment.inflight`: throughput mode), which
+> 1 several such batches run at once (:mod:`cracksam.inference.inflight`: throughput mode), which
 changes the speed, not the masks.
 """
 
@@ -28,12 +28,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 
 from cracksam.data.transforms import build_transform
-from cracksam.deployment.tiling import (
+from cracksam.errors import ConfigError
+from cracksam.inference.protocol import Backend
+from cracksam.inference.tiling import (
     _hann_weight,  # noqa: F401  (kept importable from here)
     aligned_stride,
     blend_windows,
@@ -42,22 +44,9 @@ from cracksam.deployment.tiling import (
     scale_image,
     tile_origins,
 )
-from cracksam.errors import ConfigError
 from cracksam.inference_modes import DEFAULT_WINDOW, check_mode, check_scale
 
 Mode = Literal["resize", "tile", "native"]
-
-
-class Backend(Protocol):
-    """A runtime: float32 (B, 3, S, S) RGB 0..255 -> float32 logits (B, 2, S, S).  Optional:
-    ``dynamic = True`` and ``multiple`` (any (B, 3, H, W) with H, W multiples of it is accepted),
-    ``model_config`` (the model's config, whose inference defaults are used)."""
-
-    image_size: int
-    name: str
-    precision: str
-
-    def run(self, x: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass
@@ -122,7 +111,7 @@ class Predictor:
             raise ConfigError(f"threshold must be in (0, 1), got {threshold}")
         if isinstance(window, bool) or not isinstance(window, int) or window < 32:
             raise ConfigError(f"window must be an integer >= 32 px, got {window!r}")
-        from cracksam.deployment.inflight import check_in_flight
+        from cracksam.inference.inflight import check_in_flight
 
         self.in_flight = check_in_flight(in_flight)
         self.backend = backend
@@ -134,7 +123,7 @@ class Predictor:
         self.multiple = max(1, int(getattr(backend, "multiple", 1))) if self.dynamic else 1
         self.window = max(self.multiple, window // self.multiple * self.multiple)
         self._resize = build_transform(self.image_size, augment=False)
-        # What runs the model and why (set by from_path; see cracksam.deployment.runtime_cache).
+        # What runs the model and why (set by from_path / with_info).
         self.runtime_info: dict[str, Any] = {"runtime": backend.name, "precision": backend.precision}
 
     # -- construction from files -------------------------------------------------------------
@@ -150,8 +139,7 @@ class Predictor:
         mode: str | None = None,
         scale: float | None = None,
         trust: bool = False,
-        runtime: str = "torch",
-        announce: Any = None,
+        runtime: str | None = None,
         **kwargs: Any,
     ) -> Predictor:
         """A checkpoint folder (CrackSAM delta + ``base``, a full export, or a student), an
@@ -159,48 +147,20 @@ class Predictor:
         the package, and a training run folder stands for its ``best/`` model.
         ``mode`` / ``scale`` None: the model's own defaults (also for exports, from their metadata);
         ``trust``: accept our checkpoint folders without checksums (see :func:`cracksam.models.load_model`).
-        ``runtime`` (checkpoint folders on the CPU): ``torch``, or ``auto`` / ``onnxruntime`` /
-        ``openvino`` through the parity-checked export cache of
-        :mod:`cracksam.deployment.runtime_cache` (``announce`` is told when an export is built);
-        what was chosen and why is in ``runtime_info``.  ``kwargs`` go to :class:`Predictor`."""
-        from cracksam.deployment.backends import OnnxRuntimeBackend, OpenVINOBackend, TorchBackend, open_backend
-        from cracksam.deployment.runtime_cache import check_runtime, select_backend
-        from cracksam.models.default import resolve_model_path
+        ``runtime``: None (the file's own), ``torch``, ``onnxruntime`` or ``openvino``
+        (:func:`~cracksam.inference.loading.open_runtime`); ``auto`` and checkpoint folders run through
+        ONNX Runtime / OpenVINO need an export: :func:`cracksam.deployment.runtime_cache.open_predictor`.
+        What runs the model and why is in ``runtime_info``.  ``kwargs`` go to :class:`Predictor`."""
+        from cracksam.inference.loading import open_runtime
 
-        check_runtime(runtime)
-        p = resolve_model_path(path)  # None / "default": the bundled model; a run folder: its best/
-        gpu = device.lower().startswith(("cuda", "gpu"))
-        info: dict[str, Any] | None = None
-        if p.is_dir() or p.suffix == ".safetensors" or p.name == "config.json":
-            from cracksam.deployment.backend_torch import check_torch_device
-            from cracksam.models.io import load_model
+        backend, info = open_runtime(path, base=base, device=device, threads=threads,
+                                     allow_random_base=allow_random_base, trust=trust, runtime=runtime)
+        return cls.with_info(backend, info, mode=mode, scale=scale, **kwargs)
 
-            check_torch_device(device)  # before loading: a missing GPU is one error line, not a traceback
-            model = load_model(p, base_checkpoint=base, map_location=device, allow_random_base=allow_random_base,
-                               trust=trust)
-            if runtime != "torch" and gpu:
-                if runtime != "auto":
-                    raise ConfigError(f"--runtime {runtime} runs on the CPU; with --device {device} use torch")
-                runtime = "torch"
-            if runtime == "torch":
-                backend: Backend = TorchBackend(model, device=device, threads=threads)
-                info = {"runtime": "torch", "precision": backend.precision, "reason": "PyTorch eager"}
-            else:
-                backend, info = select_backend(p, model, runtime, threads, announce)
-        elif p.suffix.lower() == ".onnx":
-            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if gpu else None
-            backend = OnnxRuntimeBackend(p, threads=threads, providers=providers)
-        elif p.suffix.lower() == ".xml":
-            backend = OpenVINOBackend(p, device="GPU" if gpu else "CPU", threads=threads)
-        else:
-            backend = open_backend(p)  # raises a clear error naming the file
-        if info is None:  # an exported file: it is its own runtime
-            if runtime not in ("auto", "torch", backend.name):
-                raise ConfigError(f"--runtime {runtime}: {p.name} is a {backend.name} model; "
-                                  f"use --runtime auto or {backend.name}")
-            # (torch, also the test suite's $CRACKSAM_RUNTIME, chooses among runtimes of checkpoint folders)
-            info = {"runtime": backend.name, "precision": backend.precision, "reason": "the model file given"}
-        predictor = cls(backend, mode=mode, scale=scale, **kwargs)
+    @classmethod
+    def with_info(cls, backend: Backend, info: dict[str, Any], **kwargs: Any) -> Predictor:
+        """A predictor on ``backend`` whose ``runtime_info`` says what was chosen and why."""
+        predictor = cls(backend, **kwargs)
         predictor.runtime_info = info
         return predictor
 
@@ -208,7 +168,7 @@ class Predictor:
 
     def _run_batches(self, inputs: Sequence[np.ndarray]) -> Iterator[np.ndarray]:
         """Uint8 (h, w, 3) network inputs of one size -> their (2, h, w) logits, ``batch_size`` at a time."""
-        from cracksam.deployment.inflight import run_many
+        from cracksam.inference.inflight import run_many
 
         # Groups of in_flight batches: several requests at once, memory bounded for huge photos.
         group = self.batch_size * self.in_flight
@@ -290,7 +250,7 @@ class Predictor:
 
     def describe(self) -> dict[str, Any]:
         """A small model card for logs, reports and the HTTP service."""
-        from cracksam.deployment.backends import target_name
+        from cracksam.inference.backends import target_name
 
         card: dict[str, Any] = {
             "runtime": self.backend.name,
@@ -337,4 +297,4 @@ class Predictor:
         return f"{head}: {s}x{s} windows{fixed}, overlap {self.tile_overlap:g}"
 
 
-__all__ = ["Backend", "Mode", "Prediction", "Predictor", "inference_defaults", "tile_origins"]
+__all__ = ["Mode", "Prediction", "Predictor", "inference_defaults", "tile_origins"]

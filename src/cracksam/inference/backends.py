@@ -15,13 +15,13 @@ instead of only (B, 3, S, S): true for a :class:`TorchBackend` on a fully convol
 false for CrackSAM and other exported files (their graphs have a fixed H, W).
 
 ``run_many(batches, in_flight)`` runs several batches with up to ``in_flight`` requests at once
-(:mod:`cracksam.deployment.inflight`; OpenVINO's asynchronous infer requests, ONNX Runtime's
+(:mod:`cracksam.inference.inflight`; OpenVINO's asynchronous infer requests, ONNX Runtime's
 thread-safe ``run`` from several threads) and returns their logits in order -- the same logits as
 calling ``run`` on each.
 
 ONNX Runtime and OpenVINO are optional dependencies: they are imported when a backend is
 opened, and a missing one is reported as a :class:`CrackSAMError`.  :class:`TorchBackend` lives in
-:mod:`cracksam.deployment.backend_torch` and is re-exported here.
+:mod:`cracksam.inference.backend_torch` and is re-exported here.
 """
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
-from cracksam.deployment.backend_torch import TorchBackend, _check_input, model_metadata
 from cracksam.errors import CheckpointError, ConfigError, CrackSAMError, CrackSAMWarning
+from cracksam.inference.backend_torch import TorchBackend, check_input, model_metadata
+from cracksam.inference.protocol import Backend
 from cracksam.models.cracksam import CrackSAM, CrackSAMConfig
 from cracksam.models.segmodels import SegModel, SegModelConfig
 
@@ -71,24 +72,8 @@ def target_name(runtime: str, precision: str) -> str:
     return "torch" if (runtime, precision) == ("torch", "fp32") else f"{runtime}-{precision}"
 
 
-
-
-@runtime_checkable
-class Backend(Protocol):
-    """What a Predictor needs from a runtime."""
-
-    name: str
-    precision: str
-    image_size: int
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """float32 (B, 3, S, S) RGB in 0..255 -> float32 logits (B, 2, S, S).  Backends with
-        ``dynamic = True`` (optional attribute, default False) take any (B, 3, H, W) with H, W
-        multiples of their ``multiple``."""
-        ...
-
-
-def _missing(package: str, extra: str = "deploy") -> CrackSAMError:
+def missing_dependency(package: str, extra: str = "deploy") -> CrackSAMError:
+    """The error for an optional dependency that is not installed (raise it ``from None``)."""
     return CrackSAMError(f"{package} is not installed; install it (pip install 'cracksam[{extra}]') to use this")
 
 
@@ -131,7 +116,9 @@ def _precision_from_name(path: Path) -> str | None:
     return match.group(1) if match else None
 
 
-def _require_file(path: str | os.PathLike[str], kind: str) -> Path:
+def require_file(path: str | os.PathLike[str], kind: str) -> Path:
+    """``path`` as a Path when it is an existing file; a :class:`CheckpointError` saying "not found" or
+    "is not a file" (naming ``kind``) otherwise, before any optional runtime is imported."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: {kind} file not found")
@@ -142,11 +129,11 @@ def _require_file(path: str | os.PathLike[str], kind: str) -> Path:
 
 def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """The ``cracksam.*`` metadata of an ONNX file (keys without the prefix)."""
-    path = _require_file(path, "ONNX model")
+    path = require_file(path, "ONNX model")
     try:
         import onnx
     except ImportError:
-        raise _missing("onnx") from None
+        raise missing_dependency("onnx") from None
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf DecodeError and friends
@@ -180,11 +167,11 @@ class OnnxRuntimeBackend:
 
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None,
                  providers: Sequence[str] | None = None, graph_optimization: str = "all") -> None:
-        self.path = _require_file(path, "ONNX model")
+        self.path = require_file(path, "ONNX model")
         try:
             import onnxruntime as ort
         except ImportError:
-            raise _missing("onnxruntime") from None
+            raise missing_dependency("onnxruntime") from None
         available = ort.get_available_providers()
         wanted = list(providers) if providers else ["CPUExecutionProvider"]
         skipped = [p for p in wanted if p not in available]
@@ -225,12 +212,12 @@ class OnnxRuntimeBackend:
         self.threads = threads
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        x = _check_input(x, self.image_size, self.multiple if self.dynamic else None)
+        x = check_input(x, self.image_size, self.multiple if self.dynamic else None)
         out = self.session.run([self._output], {self._input: x})[0]
         return np.asarray(out, dtype=np.float32)
 
     def run_many(self, batches: Sequence[np.ndarray], in_flight: int = 2) -> list[np.ndarray]:
-        from cracksam.deployment.inflight import run_threaded
+        from cracksam.inference.inflight import run_threaded
 
         return run_threaded(self.run, batches, in_flight)
 
@@ -244,7 +231,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
-from cracksam.deployment.backend_openvino import (  # noqa: E402  (re-exported; it uses the helpers above)
+from cracksam.inference.backend_openvino import (  # noqa: E402  (re-exported; it uses the helpers above)
     OpenVINOBackend,
     read_openvino_metadata,
     write_openvino_metadata,
@@ -288,10 +275,15 @@ __all__ = [
     "OnnxRuntimeBackend",
     "OpenVINOBackend",
     "PRECISIONS",
+    "TARGETS",
     "TorchBackend",
+    "check_input",
+    "missing_dependency",
     "model_metadata",
     "open_backend",
     "read_onnx_metadata",
     "read_openvino_metadata",
+    "require_file",
+    "target_name",
     "write_openvino_metadata",
 ]

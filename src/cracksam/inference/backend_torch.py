@@ -1,5 +1,5 @@
 """The PyTorch backend (:class:`TorchBackend`), the input-shape check every backend shares and the
-metadata a model's exports carry.  Re-exported by :mod:`cracksam.deployment.backends`."""
+metadata a model's exports carry.  Re-exported by :mod:`cracksam.inference.backends`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from cracksam.models.cracksam import CrackSAM, CrackSAMConfig
 from cracksam.models.segmodels import SegModel, SegModelConfig
 
 
-def _check_input(x: np.ndarray, image_size: int, multiple: int | None = None) -> np.ndarray:
+def check_input(x: np.ndarray, image_size: int, multiple: int | None = None) -> np.ndarray:
     """``x`` as contiguous float32 after checking its shape: (B, 3, S, S), or with ``multiple``
     (a dynamic-shape model) (B, 3, H, W) with H and W positive multiples of it."""
     x = np.asarray(x)
@@ -85,7 +85,7 @@ class TorchBackend:
         self.path: Path | None = None
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        x = _check_input(x, self.image_size, self.multiple if self.dynamic else None)
+        x = check_input(x, self.image_size, self.multiple if self.dynamic else None)
         with torch.inference_mode():
             images = torch.from_numpy(x).to(self.device, self._dtype)
             return self.model(images).float().cpu().numpy()

@@ -1,5 +1,5 @@
 """The OpenVINO backend (:class:`OpenVINOBackend`) and the rt_info metadata of OpenVINO IRs.
-Re-exported by :mod:`cracksam.deployment.backends`.
+Re-exported by :mod:`cracksam.inference.backends`.
 
 Performance hints: ``LATENCY`` (one request as fast as possible: all cores on one inference) or
 ``THROUGHPUT`` (several CPU streams, each a few cores, so several requests run at once).  For a
@@ -17,19 +17,19 @@ from typing import Any
 
 import numpy as np
 
-from cracksam.deployment.backend_torch import _check_input
-from cracksam.deployment.backends import (
+from cracksam.errors import CheckpointError, ConfigError
+from cracksam.inference.backend_torch import check_input
+from cracksam.inference.backends import (
     META_KEYS,
     META_PREFIX,
     _dynamic_from,
     _first_line,
     _image_size_from,
-    _missing,
     _parse_config,
     _precision_from_name,
-    _require_file,
+    missing_dependency,
+    require_file,
 )
-from cracksam.errors import CheckpointError, ConfigError
 
 HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 
@@ -60,9 +60,9 @@ def _openvino_graph_precision(model: Any) -> str:
     return "fp16" if has_fp16 else "fp32"
 
 
-def _read_openvino_model(core: Any, xml: Path) -> Any:
+def read_openvino_model(core: Any, xml: Path) -> Any:
     """``core.read_model`` with every failure turned into a CheckpointError naming the file."""
-    xml = _require_file(xml, "OpenVINO IR (.xml)")
+    xml = require_file(xml, "OpenVINO IR (.xml)")
     if xml.suffix.lower() == ".xml":
         bin_path = xml.with_suffix(".bin")
         if not bin_path.is_file():
@@ -96,15 +96,15 @@ class OpenVINOBackend:
         if streams is not None and streams < 1:
             raise ConfigError(f"OpenVINO streams must be >= 1, got {streams}")
         # A missing file is reported as such even where OpenVINO is not installed.
-        _require_file(xml_path, "OpenVINO IR (.xml)")
+        require_file(xml_path, "OpenVINO IR (.xml)")
         try:
             import openvino as ov
         except ImportError:
-            raise _missing("openvino") from None
+            raise missing_dependency("openvino") from None
         self.path = Path(xml_path)
         self.device = device
         core = ov.Core()
-        model = _read_openvino_model(core, self.path)
+        model = read_openvino_model(core, self.path)
         if len(model.inputs) != 1 or not model.outputs:
             raise CheckpointError(f"{self.path}: expected one image input, got {len(model.inputs)} inputs")
         self.metadata = read_openvino_metadata(model)
@@ -135,7 +135,7 @@ class OpenVINOBackend:
         self.threads = threads
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        x = _check_input(x, self.image_size, self.multiple if self.dynamic else None)
+        x = check_input(x, self.image_size, self.multiple if self.dynamic else None)
         result = self._request.infer({0: x})
         return np.array(result[self._output], dtype=np.float32, copy=True)
 
@@ -152,7 +152,7 @@ class OpenVINOBackend:
 
         if in_flight < 1:
             raise ConfigError(f"in_flight must be >= 1, got {in_flight}")
-        inputs = [_check_input(x, self.image_size, self.multiple if self.dynamic else None) for x in batches]
+        inputs = [check_input(x, self.image_size, self.multiple if self.dynamic else None) for x in batches]
         if in_flight == 1 or len(inputs) < 2:
             return [self.run(x) for x in inputs]
         out: list[np.ndarray | None] = [None] * len(inputs)

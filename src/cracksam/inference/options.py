@@ -1,0 +1,73 @@
+"""The options of every command that opens a predictor (``predict``, ``serve``, ``stream``, the
+survey engines): which model, on which runtime and device, and how images are run through it.
+
+One typed record instead of the same keyword list in each command; it is opened by
+:func:`cracksam.deployment.runtime_cache.open_predictor` (deployment, because ``runtime="auto"``
+may export the model).  Light on purpose: no torch, so command lines can build it for free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from cracksam.errors import ConfigError
+from cracksam.inference_modes import DEFAULT_WINDOW
+
+# "auto" is resolved by deployment's runtime cache; the others name a runtime outright.
+RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """How to open and run a model; the defaults are those of ``cracksam predict``."""
+
+    model: str | None = field(default=None, metadata=_help(
+        "Checkpoint folder, training run folder (its best/), .onnx file or OpenVINO .xml; "
+        "None or 'default' is the bundled model."))
+    base: str | None = field(default=None, metadata=_help(
+        "SAM base checkpoint (path or vit_b/vit_l/vit_h) for a delta checkpoint."))
+    device: str = field(default="cpu", metadata=_help("cpu, cuda or cuda:N."))
+    threads: int | None = field(default=None, metadata=_help("CPU threads of the runtime (None: its default)."))
+    allow_random_base: bool = field(default=False, metadata=_help(
+        "Keep random SAM base weights of a delta checkpoint without its base (tiny models, tests)."))
+    trust: bool = field(default=False, metadata=_help("Accept checkpoint folders without checksums."))
+    runtime: str = field(default="auto", metadata=_help(
+        "auto (the fastest installed runtime whose export passed its parity check), torch, onnxruntime "
+        "or openvino."))
+    mode: str | None = field(default=None, metadata=_help(
+        "resize, tile or native; None: the model's own default."))
+    scale: float | None = field(default=None, metadata=_help(
+        "Image scale in tile / native mode; None: the model's own default."))
+    window: int = field(default=DEFAULT_WINDOW, metadata=_help(
+        "Native mode on a dynamic-shape model: the largest side run whole, and the window size above it."))
+    tile_overlap: float = field(default=0.25, metadata=_help("Overlap of neighbouring windows, in [0, 1)."))
+    batch_size: int = field(default=4, metadata=_help("Windows or images per forward pass."))
+    threshold: float = field(default=0.5, metadata=_help("Crack probability threshold of the masks, in (0, 1)."))
+    in_flight: int = field(default=1, metadata=_help("Batches run at once (1: lowest latency per batch)."))
+
+    def __post_init__(self) -> None:
+        # The rest is checked by the Predictor and the loaders, where the message can name the file.
+        if self.runtime not in RUNTIMES:
+            raise ConfigError(f"unknown runtime {self.runtime!r}; choose from {', '.join(RUNTIMES)}")
+
+    def predictor_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :class:`~cracksam.inference.predictor.Predictor` itself."""
+        return {"mode": self.mode, "scale": self.scale, "window": self.window, "tile_overlap": self.tile_overlap,
+                "batch_size": self.batch_size, "threshold": self.threshold, "in_flight": self.in_flight}
+
+    def replace(self, **changes: Any) -> PredictOptions:
+        return dataclasses.replace(self, **changes)
+
+    @staticmethod
+    def help(name: str) -> str:
+        """The help text of field ``name``."""
+        return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(PredictOptions)}[name]
+
+
+__all__ = ["RUNTIMES", "PredictOptions"]
