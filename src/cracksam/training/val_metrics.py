@@ -11,7 +11,7 @@ own ``>`` threshold never applies.  The scores come from
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torchmetrics import Metric
@@ -27,7 +27,7 @@ class SetStatScores(Metric):
     full_state_update = False
     counts: torch.Tensor
 
-    def __init__(self, names: Sequence[str] = ()) -> None:
+    def __init__(self, names: Iterable[str] = ()) -> None:
         super().__init__()
         self.names: list[str] = sorted(set(names))
         self.add_state("counts", torch.zeros(len(self.names), 3, dtype=torch.long), dist_reduce_fx="sum")
