@@ -50,15 +50,16 @@ def test_device_defaults_to_cpu_in_every_inference_command():
     from dataclasses import fields
 
     from cracksam.evaluation.protocol import ProtocolConfig
+    from cracksam.inference.options import PredictOptions
 
     group = cli_command()
     from cracksam.service.settings import ServiceSettings
 
-    for name in ("predict", "stream"):
+    for name in ("stream",):
         device = next(p for p in group.commands[name].params if p.name == "device")
         assert device.default == "cpu", name
-    # evaluate's and serve's flags are aliases of their config (unset by default): the default is the config's.
-    for name, cls in (("evaluate", ProtocolConfig), ("serve", ServiceSettings)):
+    # The flags are aliases of the commands' configs (unset by default): the default is the config's.
+    for name, cls in (("evaluate", ProtocolConfig), ("serve", ServiceSettings), ("predict", PredictOptions)):
         assert next(p for p in group.commands[name].params if p.name == "device").default is None
         assert next(f.default for f in fields(cls) if f.name == "device") == "cpu"
 

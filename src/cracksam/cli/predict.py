@@ -3,75 +3,101 @@
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from cracksam import __version__
 from cracksam.cli.inputs import expand_inputs, output_dir, unique_stem
-from cracksam.cli.options import (
-    DEFAULT_MODEL_NAME,
-    MODEL_HELP,
-    RANDOM_BASE_HELP,
-    RUNTIME_ENV,
-    RUNTIME_HELP,
-    model_path_option,
-    trust_option,
-)
+from cracksam.cli.options import DEFAULT_MODEL_NAME, model_path_option
+from cracksam.cli.predictor_flags import predictor_aliases, runtime_env_alias
+from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, make_command, resolve_tree
+from cracksam.cli.tree import print_config as show_config
 from cracksam.errors import ConfigError, CrackSAMError
-from cracksam.inference_modes import DEFAULT_WINDOW, MODE_HELP, SCALE_HELP, check_options
 from cracksam.survey.cli import ENGINE_HELP, survey_command
 
-DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: above any phone or drone camera, below a decompression bomb
-MIN_LENGTH = 10.0  # px: shorter skeleton branches are noise, not cracks
+if TYPE_CHECKING:
+    from cracksam.cli.predict_config import PredictConfig
 
 
-def predict(
-    inputs: list[str] = typer.Argument(None, metavar="INPUT", show_default=False,
-                                       help="Image files, folders or glob patterns (quoted)."),
-    model: str = typer.Option(DEFAULT_MODEL_NAME, "--model", "-m", help=MODEL_HELP),
-    out: Path = typer.Option(Path("predictions"), "--out", "-o", help="Output folder."),
-    base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
-    allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
-    trust: bool = trust_option(),
-    mode: str | None = typer.Option(None, "--mode", help=MODE_HELP),
-    scale: float | None = typer.Option(None, "--scale", help=SCALE_HELP),
-    window: int = typer.Option(DEFAULT_WINDOW, "--window",
-                               help="Native mode: largest side run in one forward pass, window size above it."),
-    overlap: float = typer.Option(0.25, help="Window overlap fraction (tile and native windows)."),
-    threshold: float = typer.Option(0.5, help="Crack probability threshold."),
-    batch_size: int = typer.Option(4, help="Images or windows per forward pass."),
-    device: str = typer.Option("cpu", help="cpu or cuda (PyTorch), CPU/GPU (OpenVINO)."),
-    threads: int | None = typer.Option(None, help="CPU threads of the runtime (default: every core)."),
-    runtime: str = typer.Option("auto", "--runtime", envvar=RUNTIME_ENV, help=RUNTIME_HELP),
-    in_flight: int = typer.Option(1, "--in-flight", help="Batches of windows run at once (throughput mode)."),
-    overlay: bool = typer.Option(False, "--overlay", help="Also write <stem>_overlay.png."),
-    prob: bool = typer.Option(False, "--prob", help="Also write the crack probability map <stem>_prob.png (0-255)."),
-    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="Refuse images with more pixels than this."),
-    measure: bool = typer.Option(False, "--measure", help="Measure crack length/width/area on each mask."),
-    mm_per_px: float | None = typer.Option(None, "--mm-per-px", help="Pixel size in mm (with --measure)."),
-    min_length: float | None = typer.Option(None, "--min-length",
-                                            help=f"Shortest crack kept by --measure, px (default {MIN_LENGTH:g})."),
-    report: bool = typer.Option(False, "--report", help="Also inspect the masks: crack types, severity, HTML "
-                                "report, COCO/GeoJSON/CSV in OUT/report (options: `cracksam report`)."),
-    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
-    engine: str = typer.Option("plain", "--engine", help=ENGINE_HELP),
-    address: str | None = typer.Option(None, "--address", help="Ray cluster (auto, ray://head:10001); default: local."),
-    workers: int | None = typer.Option(None, "--workers", help="Ray workers, each loading the model once "
-                                       "(default: one per CPU / --threads)."),
-    manifest: Path | None = typer.Option(None, "--manifest", help="CSV/Parquet: one image path per row "
-                                         "(column path/image/file); other columns are carried to the table."),
-    path_column: str | None = typer.Option(None, "--path-column", help="The manifest's image path column."),
-    table: bool = typer.Option(False, "--table", help="Write results.parquet (resumable) with the plain engine."),
-    csv: bool = typer.Option(False, "--csv", help="Also write the results table as results.csv."),
-) -> None:
+def _switch(key: str, flags: str, text: str) -> Alias:
+    """A boolean settable both ways (a YAML that turns it on can be turned back off)."""
+    return Alias(key, bool | None, typer.Option(None, flags, help=text))
+
+
+# Every flag is a PredictConfig key (see cracksam.cli.tree: defaults < --config < CRACKSAM_RUNTIME <
+# CRACKSAM_PREDICT__* < --set < flags); --threshold etc. are keys of its predictor section.
+ALIASES: dict[str, Alias] = {
+    "inputs": Alias("inputs", list[str] | None, typer.Argument(
+        None, metavar="INPUT", show_default=False, help="Image files, folders or glob patterns (quoted).")),
+    **predictor_aliases(),
+    "out": Alias("out", Path | None, typer.Option(None, "--out", "-o", help="Output folder (default predictions)."),
+                 as_str),
+    "overlay": _switch("overlay", "--overlay/--no-overlay", "Also write <stem>_overlay.png."),
+    "prob": _switch("prob", "--prob/--no-prob", "Also write the crack probability map <stem>_prob.png (0-255)."),
+    "max_pixels": Alias("max_pixels", int | None, typer.Option(
+        None, "--max-pixels", help="Refuse images with more pixels than this (default 100000000).")),
+    "measure": _switch("measure", "--measure/--no-measure", "Measure crack length/width/area on each mask."),
+    "mm_per_px": Alias("mm_per_px", float | None, typer.Option(
+        None, "--mm-per-px", help="Pixel size in mm (with --measure or --report).")),
+    "min_length": Alias("min_length", float | None, typer.Option(
+        None, "--min-length", help="Shortest crack kept by --measure, px (default 10).")),
+    "report": _switch("report", "--report/--no-report", "Also inspect the masks: crack types, severity, HTML "
+                      "report, COCO/GeoJSON/CSV in OUT/report (options: `cracksam report`)."),
+    "json_out": _switch("json", "--json/--no-json", "Print the summary as JSON."),
+    "progress": _switch("progress", "--progress/--no-progress", "Progress bar (default) or none."),
+    "engine": Alias("engine", str | None, typer.Option(None, "--engine", help=ENGINE_HELP + " Default plain.")),
+    "address": Alias("address", str | None, typer.Option(
+        None, "--address", help="Ray cluster (auto, ray://head:10001); default: local.")),
+    "workers": Alias("workers", int | None, typer.Option(
+        None, "--workers", help="Ray workers, each loading the model once (default: one per CPU / --threads).")),
+    "manifest": Alias("manifest", Path | None, typer.Option(
+        None, "--manifest", help="CSV/Parquet: one image path per row (column path/image/file); other columns are "
+        "carried to the table."), as_str),
+    "path_column": Alias("path_column", str | None, typer.Option(
+        None, "--path-column", help="The manifest's image path column.")),
+    "table": _switch("table", "--table/--no-table", "Write results.parquet (resumable) with the plain engine."),
+    "csv": _switch("csv", "--csv/--no-csv", "Also write the results table as results.csv."),
+}
+
+PARAMS: dict[str, tuple[Any, Any]] = {
+    **alias_params(ALIASES),
+    "config": COMMON["config"],
+    "set_items": COMMON["set_items"],
+    "print_config": COMMON["print_config"],
+    "help_config": COMMON["help_config"],
+}
+
+
+def resolve_config(values: dict[str, Any], environ: Mapping[str, str] | None = None) -> PredictConfig:
+    """The command's config from ``--config``, the environment, ``--set`` and the flags."""
+    from cracksam.cli.predict_config import PredictConfig
+
+    env = os.environ if environ is None else environ
+    cfg, _ = resolve_tree(PredictConfig, "predict", ALIASES, values, environ=env, env_aliases=runtime_env_alias(env))
+    return cfg
+
+
+def predict(print_config: bool, **values: Any) -> None:
     """Segment cracks; writes <stem>_mask.png (0/255, same size as the input) per image and summary.json.
 
     Unreadable or invalid files are reported by name and skipped; the exit code is then 1.
+    Every option is also a config key: --config, --set KEY=VALUE, CRACKSAM_PREDICT__* (--help-config).
     """
+    cfg = resolve_config(values)  # every check that needs no file has run here, once
+    if print_config:
+        show_config(cfg)
+        return
+    model = cfg.predictor.model or DEFAULT_MODEL_NAME
+    model_path = model_path_option(model)
+    if cfg.survey:
+        # The same options as the plain predict: --runtime auto builds the runtime cache once in
+        # the driver (survey_command opens the model there first), so local Ray workers find it built.
+        return survey_command(cfg, model=model, model_path=model_path)  # the results table (cracksam.survey)
     import numpy as np
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -80,39 +106,17 @@ def predict(
     from cracksam.data.io import read_image
     from cracksam.deployment.runtime_cache import describe_choice, open_predictor
     from cracksam.evaluation.visualize import overlay as blend
-    from cracksam.inference.options import PredictOptions
     from cracksam.measurement.files import write_measurement as _measure
     from cracksam.service.inference import model_id_for
     from cracksam.threads import resolve_threads
 
-    check_options(mode, scale)
-    threads_option, threads = threads, resolve_threads(threads)
-    if not (measure or report) and (mm_per_px is not None or min_length is not None):
-        given = " and ".join(o for o, v in (("--mm-per-px", mm_per_px), ("--min-length", min_length)) if v is not None)
-        raise ConfigError(f"{given} only apply with --measure or --report; add one (or drop them)")
-    min_length = MIN_LENGTH if min_length is None else min_length
-    if max_pixels < 1:
-        raise ConfigError(f"--max-pixels must be >= 1, got {max_pixels}")
-    if mm_per_px is not None and (mm_per_px <= 0 or not np.isfinite(mm_per_px)):
-        raise ConfigError(f"--mm-per-px must be a positive number, got {mm_per_px}")
-    options = PredictOptions(model=str(model_path_option(model)), base=base, device=device, threads=threads,
-                             allow_random_base=allow_random_base, trust=trust, runtime=runtime, mode=mode,
-                             scale=scale, window=window, tile_overlap=overlap, batch_size=batch_size,
-                             threshold=threshold, in_flight=in_flight)
-    if engine != "plain" or manifest is not None or table or csv or path_column is not None:
-        # The same options as the plain predict: --runtime auto builds the runtime cache once in
-        # the driver (survey_command opens the model there first), so local Ray workers find it built.
-        return survey_command(  # the results table, resumable, on this process or Ray (cracksam.survey)
-            inputs=inputs or [], manifest=manifest, path_column=path_column, engine=engine, address=address,
-            workers=workers, threads=threads_option, csv=csv, model=model, model_path=model_path_option(model),
-            predict_options=options,
-            image_options=dict(threshold=threshold, overlay=overlay, prob=prob, measure=measure,
-                               mm_per_px=mm_per_px, min_length=min_length, max_pixels=max_pixels),
-            report=report, out=out, json_out=json_out, no_progress=no_progress)
-    files, problems = expand_inputs(inputs or [])
+    threads = resolve_threads(cfg.predictor.threads)
+    options = cfg.predictor.replace(model=str(model_path), threads=threads)
+    out, threshold, json_out, min_length, mm_per_px = (Path(cfg.out), cfg.predictor.threshold, cfg.json,
+                                                       cfg.min_length_px, cfg.mm_per_px)
+    files, problems = expand_inputs(cfg.inputs)
     if not files and not problems:
         raise ConfigError("no input images")
-    model_path = model_path_option(model)
     console = Console(stderr=True, soft_wrap=True)  # error lines must not be cut at the terminal width
     announce = None if json_out else (lambda text: console.print(text, highlight=False))
     predictor = open_predictor(options, announce)
@@ -132,7 +136,7 @@ def predict(
         MofNCompleteColumn(),
         TimeRemainingColumn(),
         console=console,
-        disable=no_progress,
+        disable=not cfg.progress,
         transient=True,
     )
     with progress:
@@ -147,7 +151,7 @@ def predict(
 
             t0 = time.perf_counter()
             try:
-                image = read_image(path, max_pixels=max_pixels)
+                image = read_image(path, max_pixels=cfg.max_pixels)
                 pred = predictor.predict_one(image)
                 mask = pred.mask(threshold)
                 stem = unique_stem(path, used)
@@ -156,12 +160,12 @@ def predict(
                 put(out / f"{stem}_mask.png", encode_mask_png(mask))
                 row.update(mask=str(out / f"{stem}_mask.png"), width=w, height=h, crack_pixels=crack,
                            crack_fraction=crack / (h * w))
-                if overlay:
+                if cfg.overlay:
                     rgb = blend(image, mask, (255, 40, 40), 0.7)
                     put(out / f"{stem}_overlay.png", encode_png(rgb))
-                if prob:
+                if cfg.prob:
                     put(out / f"{stem}_prob.png", encode_png(np.round(pred.prob * 255).astype(np.uint8)))
-                if measure:
+                if cfg.measure:
                     row["measurement"] = _measure(mask, image, out, stem, mm_per_px, min_length, written)
             except CrackSAMError as exc:
                 row["error"] = str(exc)
@@ -201,8 +205,8 @@ def predict(
         "results": rows,
         "errors": failed,
     }
-    if report:
-        summary["report"] = _report(ok, out, mm_per_px, min_length, quiet=json_out, no_progress=no_progress)
+    if cfg.report:
+        summary["report"] = _report(ok, out, mm_per_px, min_length, quiet=json_out, no_progress=not cfg.progress)
     try:
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
         summary_error = None
@@ -235,4 +239,4 @@ def _report(ok: list[dict[str, Any]], out: Path, mm_per_px, min_length: float, q
 
 
 def register(app: typer.Typer) -> None:
-    app.command("predict")(predict)
+    app.command("predict")(make_command("predict", predict.__doc__ or "", PARAMS, predict))

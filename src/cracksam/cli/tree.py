@@ -1,4 +1,5 @@
-"""Commands whose options are one config tree (``train``, ``distill``, ``evaluate``, ``serve``).
+"""Commands whose options are one config tree (``train``, ``distill``, ``evaluate``, ``serve``,
+``predict``, ``stream``).
 
 Each such command declares its short flags as :class:`Alias` entries -- a flag and the dotted key
 it sets -- and gets ``--config``, ``--set KEY=VALUE``, ``--print-config`` and ``--help-config``
@@ -41,7 +42,9 @@ class Alias:
 
     def flag(self, value: Any = True) -> str:
         """The flag as typed: ``--no-augment`` for a False boolean pair."""
-        decl = next(d for d in self.option.param_decls if d.startswith("--"))
+        decl = next((d for d in self.option.param_decls or () if d.startswith("--")), None)
+        if decl is None:  # a positional argument (predict's INPUT): named by its metavar
+            return self.option.metavar or self.keys[0]
         if "/" in decl:
             on, off = decl.split("/")
             return on if value else off

@@ -10,34 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from cracksam.errors import ConfigError
-
 if TYPE_CHECKING:
-    from cracksam.inference.options import PredictOptions
+    from cracksam.cli.predict_config import PredictConfig
 
 ENGINE_HELP = ("plain: this process; ray: Ray Data actors (local, or a cluster with --address). "
                "ray, --manifest and --table write results.parquet and skip images already in it.")
 
 
-def survey_command(
-    *,
-    inputs: list[str],
-    manifest: Path | None,
-    path_column: str | None,
-    engine: str,
-    address: str | None,
-    workers: int | None,
-    threads: int | None,
-    csv: bool,
-    model: str,
-    model_path: Path,
-    predict_options: PredictOptions,
-    image_options: dict[str, Any],
-    report: bool,
-    out: Path,
-    json_out: bool,
-    no_progress: bool,
-) -> None:
+def survey_command(cfg: PredictConfig, *, model: str, model_path: Path) -> None:
     """Run the job; exit code 1 when some images failed, 130 on Ctrl-C (the table is whole either way)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -47,24 +27,20 @@ def survey_command(
     from cracksam.config import atomic_write_text
     from cracksam.deployment.runtime_cache import describe_choice, open_predictor
     from cracksam.service.inference import model_id_for
-    from cracksam.survey.engine import ENGINES, SurveyJob, run_survey
+    from cracksam.survey.engine import SurveyJob, run_survey
     from cracksam.survey.manifest import collect_inputs, require_pyarrow
     from cracksam.survey.rows import ImageOptions
-    from cracksam.threads import check_threads, cpu_cores
+    from cracksam.threads import cpu_cores
 
-    if engine not in ENGINES:
-        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    if engine != "ray" and (address is not None or workers is not None):
-        raise ConfigError("--address and --workers only apply with --engine ray")
-    if workers is not None and workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {workers}")
-    check_threads(threads)
+    # The options were checked when the config was built (cracksam.cli.predict_config).
+    engine, address, workers, threads = cfg.engine, cfg.address, cfg.workers, cfg.predictor.threads
+    out, json_out, no_progress, csv = Path(cfg.out), cfg.json, not cfg.progress, cfg.csv
     if engine == "ray":  # before anything slow: without Ray, say so at once
         from cracksam.survey.ray_engine import import_ray
 
         import_ray()
     require_pyarrow()
-    job_inputs = collect_inputs(inputs, manifest, path_column)
+    job_inputs = collect_inputs(cfg.inputs, Path(cfg.manifest) if cfg.manifest else None, cfg.path_column)
     cores = cpu_cores()
     if engine == "ray":
         # Per worker: --threads, else the cores shared among --workers, else 1 (one worker per core).
@@ -72,8 +48,8 @@ def survey_command(
         workers = workers or (max(1, cores // threads) if address is None else None)
     else:
         threads = threads or cores
-    device = predict_options.device
-    spec = predict_options.replace(model=str(model_path), threads=threads)
+    device = cfg.predictor.device
+    spec = cfg.predictor.replace(model=str(model_path), threads=threads)
     console = Console(stderr=True, soft_wrap=True)
     # Opened here too: bad options fail once, the id needs the model card, and --runtime auto builds
     # its parity-checked export (the runtime cache) once, before any worker looks for it.
@@ -89,6 +65,9 @@ def survey_command(
         gpu = str(device).lower().startswith(("cuda", "gpu"))
         ray_options = {"address": address, "workers": workers, "threads": threads,
                        "gpus_per_worker": 1.0 if gpu else 0.0}
+    image_options: dict[str, Any] = dict(
+        threshold=cfg.predictor.threshold, overlay=cfg.overlay, prob=cfg.prob, measure=cfg.measure,
+        mm_per_px=cfg.mm_per_px, min_length=cfg.min_length_px, max_pixels=cfg.max_pixels)
     options = ImageOptions(out=str(out), model_id=model_id, **image_options)
     job = SurveyJob(spec, options, job_inputs, batch_size=spec.batch_size, csv=csv)
     if not json_out:
@@ -126,7 +105,7 @@ def survey_command(
         "table": str(result.table), "table_rows": result.total_rows,
         "errors": result.error_messages[:1000] + [f"{n}: {p}" for n, p in job_inputs.problems],
     }
-    if report and not result.interrupted:
+    if cfg.report and not result.interrupted:
         summary["report"] = _report(job_inputs.items, out, result.table, image_options, json_out, no_progress)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     if json_out:

@@ -1,0 +1,92 @@
+"""The config tree of ``cracksam predict``: the predictor's options and what is written where.
+
+Every option of the command is a key here (``predictor.threshold``, ``measure``, ``engine`` ...),
+reachable from ``--config``, ``CRACKSAM_PREDICT__<KEY>`` variables, ``--set`` and the short flags
+(:mod:`cracksam.cli.tree`).  The checks that need no file run once, in ``__post_init__``, whichever
+way a value came; their messages name the flag.  Light: no torch, no numpy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from cracksam.errors import ConfigError
+from cracksam.inference.options import PredictOptions
+from cracksam.inference_modes import check_options
+from cracksam.threads import check_threads
+
+DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: above any phone or drone camera, below a decompression bomb
+MIN_LENGTH = 10.0  # px: shorter skeleton branches are noise, not cracks
+# Copy of cracksam.survey.engine.ENGINES (that module imports the survey rows and numpy).
+ENGINES = ("plain", "ray")
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """``cracksam predict``: the images, the predictor, the outputs, and the survey engine."""
+
+    inputs: list[str] = field(default_factory=list, metadata=_help(
+        "Image files, folders or glob patterns (the command's INPUT arguments replace these)."))
+    predictor: PredictOptions = field(default_factory=PredictOptions, metadata=_help("The model and how it runs."))
+    out: str = field(default="predictions", metadata=_help("Output folder."))
+    overlay: bool = field(default=False, metadata=_help("Also write <stem>_overlay.png."))
+    prob: bool = field(default=False, metadata=_help(
+        "Also write the crack probability map <stem>_prob.png (0-255)."))
+    max_pixels: int = field(default=DEFAULT_MAX_PIXELS, metadata=_help("Refuse images with more pixels than this."))
+    measure: bool = field(default=False, metadata=_help("Measure crack length/width/area on each mask."))
+    mm_per_px: float | None = field(default=None, metadata=_help(
+        "Pixel size in mm (with measure or report); None: lengths in pixels."))
+    min_length: float | None = field(default=None, metadata=_help(
+        f"Shortest crack kept by measure / report, px (None: {MIN_LENGTH:g})."))
+    report: bool = field(default=False, metadata=_help(
+        "Also inspect the masks: crack types, severity, HTML report, COCO/GeoJSON/CSV in OUT/report."))
+    json: bool = field(default=False, metadata=_help("Print the summary as JSON."))
+    progress: bool = field(default=True, metadata=_help("Show a progress bar."))
+    engine: str = field(default="plain", metadata=_help(
+        "plain: this process; ray: Ray Data actors (local, or a cluster with address)."))
+    address: str | None = field(default=None, metadata=_help(
+        "Ray cluster (auto, ray://head:10001); None: local.  Only with engine ray."))
+    workers: int | None = field(default=None, metadata=_help(
+        "Ray workers, each loading the model once (None: one per CPU / threads).  Only with engine ray."))
+    manifest: str | None = field(default=None, metadata=_help(
+        "CSV/Parquet: one image path per row (column path/image/file); other columns are carried to the table."))
+    path_column: str | None = field(default=None, metadata=_help("The manifest's image path column."))
+    table: bool = field(default=False, metadata=_help("Write results.parquet (resumable) with the plain engine."))
+    csv: bool = field(default=False, metadata=_help("Also write the results table as results.csv."))
+
+    def __post_init__(self) -> None:
+        p = self.predictor
+        check_options(p.mode, p.scale)
+        check_threads(p.threads)
+        if not (self.measure or self.report) and (self.mm_per_px is not None or self.min_length is not None):
+            given = " and ".join(o for o, v in (("--mm-per-px", self.mm_per_px), ("--min-length", self.min_length))
+                                 if v is not None)
+            raise ConfigError(f"{given} only apply with --measure or --report; add one (or drop them)")
+        if self.max_pixels < 1:
+            raise ConfigError(f"--max-pixels must be >= 1, got {self.max_pixels}")
+        if self.mm_per_px is not None and (self.mm_per_px <= 0 or not math.isfinite(self.mm_per_px)):
+            raise ConfigError(f"--mm-per-px must be a positive number, got {self.mm_per_px}")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.engine != "ray" and (self.address is not None or self.workers is not None):
+            raise ConfigError("--address and --workers only apply with --engine ray")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"--workers must be >= 1, got {self.workers}")
+
+    @property
+    def survey(self) -> bool:
+        """Whether the run is a survey (the results table, resumable; :mod:`cracksam.survey.cli`)."""
+        return (self.engine != "plain" or self.manifest is not None or self.table or self.csv
+                or self.path_column is not None)
+
+    @property
+    def min_length_px(self) -> float:
+        return MIN_LENGTH if self.min_length is None else self.min_length
+
+
+__all__ = ["DEFAULT_MAX_PIXELS", "ENGINES", "MIN_LENGTH", "PredictConfig"]
