@@ -22,9 +22,10 @@ MODULES=(
     "lora|models/deltas/lora.py|tests/test_models.py -k lora or delta or forward or gradients"
     "adapter|models/deltas/adapter.py|tests/test_models.py -k adapter or delta or forward or gradients"
     "sam_checkpoint|models/sam_checkpoint.py|tests/test_sam_checkpoint_report.py tests/test_checkpoints.py -k official or rel_pos or base or download or sam_checkpoint_names or summary or adapt or resolve or wrappers or detect or weights_only or read_failure or cache_dir"
-    "tiling|deployment/tiling.py|tests/test_tiling.py tests/test_predict.py tests/test_native_inference.py -k tiling or tile_origins or tile_reproduces or bilinearly or tile_finds or small_and_odd or batching or sliding or pads_to or scale_changes or thin_line"
+    "tiling|inference/tiling.py|tests/test_tiling.py tests/test_predict.py tests/test_native_inference.py -k tiling or tile_origins or tile_reproduces or bilinearly or tile_finds or small_and_odd or batching or sliding or pads_to or scale_changes or thin_line"
     "teacher|training/teacher.py|tests/test_teacher_cache.py tests/test_distill.py -k cache or teacher_logits or identity or fill or progress or entry"
     "measure|measurement/measure.py|tests/test_measure.py"
+    "measure_branches|measurement/branches.py|tests/test_measure.py"
     "rle|service/rle.py|tests/test_rle.py"
 )
 

@@ -20,8 +20,8 @@ def test_invalid_value_is_a_config_error_and_still_a_value_error():
 @pytest.mark.parametrize(
     "where, args, kwargs, needle",
     [
-        ("cracksam.data.folder:_check_ratios", [(0.5, 0.5)], {}, "three numbers"),
-        ("cracksam.data.folder:_check_ratios", [(0.9, 0.9, 0.1)], {}, "sum to 1"),
+        ("cracksam.data.splits:_check_ratios", [(0.5, 0.5)], {}, "three numbers"),
+        ("cracksam.data.splits:_check_ratios", [(0.9, 0.9, 0.1)], {}, "sum to 1"),
         ("cracksam.data.corruptions:get_corruption", ["fog"], {}, "unknown corruption"),
         ("cracksam.data.transforms:build_transform", [0], {"augment": False}, "image_size"),
         ("cracksam.evaluation.metrics:BinaryMetrics", [], {"threshold": 2}, "threshold"),

@@ -2,7 +2,8 @@
 
 * :mod:`.io`: ``read_image``/``read_mask`` (numpy arrays, errors as ``DatasetError``).
 * :mod:`.inputs`: ``expand_inputs`` (files, folders, globs named by the user -> image files).
-* :mod:`.folder`: ``Sample``, ``scan_folder`` (validation), ``split_samples``/``load_split``.
+* :mod:`.folder`: ``Sample``, ``scan_folder`` (finding and validating the pairs).
+* :mod:`.splits`: the split policy, ``split_samples``/``load_split``.
 * :mod:`.corruptions`: ``dim``, ``blurry``, ``gaussian_blur`` and the name registry.
 * :mod:`.transforms`: resize/augmentation pipeline.
 * :mod:`.dataset`: ``CrackDataset``.
@@ -18,17 +19,7 @@ from cracksam.data.corruptions import (
     gaussian_blur,
     get_corruption,
 )
-from cracksam.data.folder import (
-    SPLIT_NAMES,
-    Sample,
-    SplitName,
-    SplitSource,
-    assign_groups,
-    load_split,
-    scan_folder,
-    split_assignment,
-    split_samples,
-)
+from cracksam.data.folder import Sample, scan_folder
 from cracksam.data.io import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
@@ -36,6 +27,15 @@ from cracksam.data.io import (
     image_shape,
     read_image,
     read_mask,
+)
+from cracksam.data.splits import (
+    SPLIT_NAMES,
+    SplitName,
+    SplitSource,
+    assign_groups,
+    load_split,
+    split_assignment,
+    split_samples,
 )
 
 # Imported on first use: `cracksam --help` imports cracksam.data (input expansion) and must not pay

@@ -37,7 +37,7 @@ class CrackDataset(Dataset[dict[str, Any]]):
     * ``"stem"`` / ``"dataset"``: ``str``, identify the sample.
 
     Args:
-        samples: pairs to serve (e.g. from :func:`~cracksam.data.folder.load_split`).
+        samples: pairs to serve (e.g. from :func:`~cracksam.data.splits.load_split`).
         image_size: side ``S`` of the square output.
         augment: random flips/rotations (training); see :mod:`cracksam.data.transforms`.
         corruption: name for :func:`~cracksam.data.corruptions.get_corruption` (``None`` = clean),

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from cracksam.measurement import MeasureResult
-from cracksam.measurement.measure import _as_binary
+from cracksam.measurement.measure import as_binary
 
 __all__ = ["crack_label_map", "crack_polygons", "crack_polylines", "count_loops"]
 
@@ -21,7 +21,7 @@ def crack_label_map(mask: np.ndarray, result: MeasureResult) -> np.ndarray:
     ``measure_mask`` numbers the kept 8-connected components in label order, so walking the labels
     in order and matching each crack's bounding box and area recovers its component exactly.
     """
-    binary = _as_binary(mask).astype(np.uint8)
+    binary = as_binary(mask).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     lut = np.zeros(n, np.int32)
     cracks = iter(result.cracks)

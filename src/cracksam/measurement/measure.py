@@ -39,86 +39,52 @@ Method (all in pixels, converted to millimetres when a scale is known):
 
 Widths of 1-2 px are resolution-bound: the digital mask cannot tell a 0.5 px crack from a 1 px
 one, and every width carries about +-1 px of quantisation; the report states the pixel size.
+
+The skeleton steps are in :mod:`cracksam.measurement.branches`, the result types and their
+conversion to millimetres in :mod:`cracksam.measurement.results`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
-from scipy import ndimage as ndi
 
-from cracksam.errors import CrackSAMError
+from cracksam.measurement.branches import (
+    PATH_SMOOTHING_SIGMA,
+    branch_graph,
+    crack_lengths,
+    crack_skeleton,
+    local_width,
+    orientation_deg,
+    prune_spurs,
+    without_spurs,
+)
+from cracksam.measurement.results import (
+    RESOLUTION_LIMIT_PX,
+    Crack,
+    MeasurementError,
+    MeasureResult,
+    MeasureTotals,
+    build_result,
+    resolution_note,
+    with_mm,
+)
 
 __all__ = [
+    "PATH_SMOOTHING_SIGMA",
+    "RESOLUTION_LIMIT_PX",
     "Crack",
     "MeasureResult",
     "MeasureTotals",
     "MeasurementError",
+    "as_binary",
     "measure_mask",
     "resolution_note",
     "scale_from_points",
 ]
-
-#: Gaussian smoothing (px) of skeleton path coordinates before the polyline length is taken.
-PATH_SMOOTHING_SIGMA = 2.0
-#: Widths below this many pixels are reported as resolution-bound.
-RESOLUTION_LIMIT_PX = 2.0
-
-
-class MeasurementError(CrackSAMError):
-    """A mask, an image or a scale given to the measurement is invalid."""
-
-
-@dataclass(frozen=True)
-class Crack:
-    """One connected crack.  ``*_mm`` fields are ``None`` when no scale is known."""
-
-    id: int
-    length_px: float
-    mean_width_px: float
-    median_width_px: float
-    max_width_px: float
-    area_px: int
-    bbox: tuple[int, int, int, int]  # x, y, w, h (pixels, x to the right, y down)
-    orientation_deg: float
-    widest_point: tuple[int, int]  # x, y of the skeleton pixel where the width is largest
-    n_branches: int = 1
-    length_mm: float | None = None
-    mean_width_mm: float | None = None
-    median_width_mm: float | None = None
-    max_width_mm: float | None = None
-    area_mm2: float | None = None
-
-
-@dataclass(frozen=True)
-class MeasureTotals:
-    """Per-image totals over the cracks that passed the minimum-length filter."""
-
-    n_cracks: int
-    n_discarded: int  # connected components shorter than ``min_length_px``
-    total_length_px: float
-    total_area_px: int
-    mean_width_px: float  # length-weighted mean of the cracks' mean widths (0 without cracks)
-    max_width_px: float  # 0 without cracks
-    total_length_mm: float | None = None
-    total_area_mm2: float | None = None
-    mean_width_mm: float | None = None
-    max_width_mm: float | None = None
-
-
-@dataclass(frozen=True)
-class MeasureResult:
-    cracks: list[Crack]
-    totals: MeasureTotals
-    mm_per_px: float | None
-    image_size: tuple[int, int]  # width, height
-    min_length_px: float = 10.0
-    #: Width (px) at the skeleton pixels of the kept cracks, 0 elsewhere; used for drawing.
-    width_map: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def scale_from_points(p1: Sequence[float], p2: Sequence[float], length_mm: float) -> float:
@@ -157,7 +123,8 @@ def _check_scale(mm_per_px: float | None) -> float | None:
     return value
 
 
-def _as_binary(mask: np.ndarray) -> np.ndarray:
+def as_binary(mask: np.ndarray) -> np.ndarray:
+    """A mask as booleans (H x W x C: crack where any channel is nonzero); refuses other shapes."""
     mask = np.asarray(mask)
     if mask.ndim == 3:
         mask = (mask != 0).any(axis=2)
@@ -168,51 +135,14 @@ def _as_binary(mask: np.ndarray) -> np.ndarray:
     return mask if mask.dtype == bool else mask != 0
 
 
-def _path_length(coords: np.ndarray) -> float:
-    """Polyline length through ``coords`` (N x 2) after smoothing, end points fixed."""
-    if len(coords) < 2:
-        return 0.0
-    pts = coords.astype(np.float64)
-    if len(pts) > 2:
-        smooth = ndi.gaussian_filter1d(pts, PATH_SMOOTHING_SIGMA, axis=0, mode="nearest")
-        smooth[0], smooth[-1] = pts[0], pts[-1]
-        pts = smooth
-    return float(np.hypot(*np.diff(pts, axis=0).T).sum())
-
-
-def _orientation_deg(rows: np.ndarray, cols: np.ndarray) -> float:
-    """Principal-axis angle of points, degrees, 0 = +x, counter-clockwise on screen, (-90, 90]."""
-    if len(rows) < 2:
-        return 0.0
-    x = cols.astype(np.float64) - cols.mean()
-    y = -(rows.astype(np.float64) - rows.mean())  # y up
-    cov = np.array([[np.dot(x, x), np.dot(x, y)], [np.dot(x, y), np.dot(y, y)]])
-    if not cov.any():
-        return 0.0
-    evals, evecs = np.linalg.eigh(cov)
-    vx, vy = evecs[:, int(np.argmax(evals))]
-    angle = math.degrees(math.atan2(vy, vx))
-    if angle <= -90:
-        angle += 180
-    elif angle > 90:
-        angle -= 180
-    angle = round(angle, 6)
-    return 90.0 if angle == -90 else angle + 0.0
-
-
-def resolution_note(mm_per_px: float | None) -> str:
-    """The caveat that goes with every report: widths near 1-2 px are resolution-bound."""
-    lim = RESOLUTION_LIMIT_PX
-    if mm_per_px is None:
-        return (
-            f"Pixel size unknown (no scale given): figures are in pixels only. Widths below ~{lim:g} px "
-            "are resolution-bound and a width is uncertain by about +-1 px."
-        )
-    return (
-        f"Pixel size {mm_per_px:.4g} mm. Widths below ~{lim:g} px ({lim * mm_per_px:.3g} mm) are "
-        f"resolution-bound and a width is uncertain by about +-1 px (+-{mm_per_px:.3g} mm); "
-        "a finer pixel size is needed to resolve thinner cracks."
-    )
+def _check_min_length(min_length_px: float) -> float:
+    try:
+        value = float(min_length_px)
+    except (TypeError, ValueError):
+        raise MeasurementError(f"minimum length must be a number, got {min_length_px!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise MeasurementError(f"minimum length must be >= 0 px, got {value:g}")
+    return value
 
 
 def measure_mask(mask: np.ndarray, mm_per_px: float | None = None, min_length_px: float = 10.0) -> MeasureResult:
@@ -222,105 +152,41 @@ def measure_mask(mask: np.ndarray, mm_per_px: float | None = None, min_length_px
     counted in ``totals.n_discarded``).  An empty mask gives zero cracks.  See the module
     docstring for the length, width and orientation conventions.
     """
-    from skimage.morphology import skeletonize
-
     try:
-        from skan import Skeleton
+        import skan  # noqa: F401 - checked first, so a missing package is said whatever the mask
     except ImportError:  # pragma: no cover - dependency missing
         raise MeasurementError("crack measurement needs the 'skan' package: pip install skan") from None
 
     scale = _check_scale(mm_per_px)
-    try:
-        min_length_px = float(min_length_px)
-    except (TypeError, ValueError):
-        raise MeasurementError(f"minimum length must be a number, got {min_length_px!r}") from None
-    if not math.isfinite(min_length_px) or min_length_px < 0:
-        raise MeasurementError(f"minimum length must be >= 0 px, got {min_length_px:g}")
-    binary = _as_binary(mask)
+    min_length_px = _check_min_length(min_length_px)
+    binary = as_binary(mask)
     height, width = binary.shape
     u8 = binary.astype(np.uint8)
 
     n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(u8, connectivity=8)
-    n_comp = n_labels - 1
-    if n_comp == 0:
-        return _result([], 0, scale, (width, height), min_length_px, np.zeros(binary.shape, np.float32))
+    if n_labels == 1:  # background only
+        return build_result([], 0, scale, (width, height), min_length_px, np.zeros(binary.shape, np.float32))
 
-    # Distance transform at half-pixel resolution (each pixel split into 2 x 2), in half-pixels,
-    # reduced to the largest value per pixel: the local width (module docstring).
-    # Outside the image counts as background (a crack cut by the frame ends there).
-    padded = cv2.copyMakeBorder(u8, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-    fine = cv2.resize(padded, (2 * width + 4, 2 * height + 4), interpolation=cv2.INTER_NEAREST)
-    fine_dist = cv2.distanceTransform(fine, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[2:-2, 2:-2]
-    dist = fine_dist.reshape(height, 2, width, 2).max(axis=(1, 3))
-    del fine, fine_dist
-    ridge = cv2.dilate(dist, np.ones((3, 3), np.uint8))  # max over the 3x3 neighbourhood
-    skel = skeletonize(binary, method="lee")
-    index = np.arange(1, n_labels)
-    # Every component must own at least one skeleton pixel (guard; skeletonize keeps them).
-    missing = np.setdiff1d(index, np.unique(labels[skel]))
-    if len(missing):
-        for pos in ndi.maximum_position(dist, labels, missing):
-            skel[pos] = True
+    dist, ridge = local_width(u8)
+    skel = crack_skeleton(binary, labels, n_labels, dist)
+    graph = branch_graph(skel)
+    node_label = labels[graph.nodes[:, 0], graph.nodes[:, 1]]
+    keep = prune_spurs(graph, ridge, node_label, n_labels)
+    kept_skel = without_spurs(skel, graph, keep)
+    length, n_branches = crack_lengths(graph, keep, kept_skel, node_label, dist, n_labels)
+    cracks, discarded, width_map = _cracks(labels, stats, kept_skel, ridge, length, n_branches, min_length_px, scale)
+    return build_result(cracks, discarded, scale, (width, height), min_length_px, width_map)
 
-    length = np.zeros(n_labels)
-    n_branches = np.zeros(n_labels, dtype=np.int64)
-    keep_skel = skel.copy()
-    kernel = np.ones((3, 3), np.float32)
-    neighbours = cv2.filter2D(skel.astype(np.uint8), -1, kernel, borderType=cv2.BORDER_CONSTANT) - skel
-    if np.any(neighbours[skel] > 0):
-        sk = Skeleton(skel)
-        nodes = sk.coordinates.astype(np.intp)
-        degree = np.asarray(sk.degrees)
-        indptr, indices = sk.paths.indptr, sk.paths.indices
-        n_paths = sk.n_paths
-    else:  # only isolated pixels: skan builds no graph
-        nodes = np.argwhere(skel).astype(np.intp)
-        degree = np.zeros(len(nodes), dtype=np.int64)
-        indptr, indices = np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        n_paths = 0
-    node_label = labels[nodes[:, 0], nodes[:, 1]]
-    src = indices[indptr[:n_paths]]
-    dst = indices[indptr[1 : n_paths + 1] - 1]
-    path_len = np.array([_path_length(nodes[indices[indptr[i] : indptr[i + 1]]]) for i in range(n_paths)])
 
-    # Spurs: terminal branches shorter than the local width at their junction.
-    keep = np.ones(n_paths, dtype=bool)
-    for i in range(n_paths):
-        ends = (src[i], dst[i])
-        degs = (degree[ends[0]], degree[ends[1]])
-        if 1 not in degs or max(degs) < 3:
-            continue
-        junction = ends[0] if degs[0] >= 3 else ends[1]
-        jr, jc = nodes[junction]
-        if path_len[i] < float(ridge[jr, jc]):
-            keep[i] = False
-    # Never prune a crack away entirely: keep its longest branch.
-    path_label = node_label[src]
-    kept_per_label = np.bincount(path_label[keep], minlength=n_labels)
-    for lab in np.unique(path_label[~keep]):
-        if kept_per_label[lab] == 0:
-            of_lab = np.flatnonzero(path_label == lab)
-            keep[of_lab[np.argmax(path_len[of_lab])]] = True
-    for i in np.flatnonzero(~keep).tolist():
-        coords = nodes[indices[indptr[i] : indptr[i + 1]]]
-        junction_end = 0 if degree[src[i]] >= 3 else len(coords) - 1
-        inner = np.delete(coords, junction_end, axis=0)
-        keep_skel[inner[:, 0], inner[:, 1]] = False
-
-    # Degrees in the pruned branch graph; free ends (degree 1) get the half-width extension,
-    # isolated skeleton pixels (in no branch) get it twice.
-    kept_ends = np.concatenate([src[keep], dst[keep]])
-    graph_degree = np.bincount(kept_ends, minlength=len(nodes))
-    np.add.at(length, path_label[keep], path_len[keep])
-    np.add.at(n_branches, path_label[keep], 1)
-    half = dist[nodes[:, 0], nodes[:, 1]].astype(np.float64) / 2.0
-    tips = graph_degree == 1
-    np.add.at(length, node_label[tips], half[tips])
-    isolated = (degree == 0) & keep_skel[nodes[:, 0], nodes[:, 1]]
-    np.add.at(length, node_label[isolated], 2.0 * half[isolated])
-
+def _cracks(
+    labels: np.ndarray, stats: np.ndarray, kept_skel: np.ndarray, ridge: np.ndarray, length: np.ndarray,
+    n_branches: np.ndarray, min_length_px: float, scale: float | None,
+) -> tuple[list[Crack], int, np.ndarray]:
+    """The cracks at least ``min_length_px`` long, numbered from 1, how many were shorter, and the
+    width map (the width at the kept cracks' skeleton pixels, 0 elsewhere)."""
+    index = np.arange(1, len(length))
     # Skeleton pixels grouped by crack (only the skeleton is sorted, not the image).
-    rows, cols = np.nonzero(keep_skel)
+    rows, cols = np.nonzero(kept_skel)
     lab_of_pix = labels[rows, cols]
     order = np.argsort(lab_of_pix, kind="stable")
     rows, cols, lab_of_pix = rows[order], cols[order], lab_of_pix[order]
@@ -330,7 +196,7 @@ def measure_mask(mask: np.ndarray, mm_per_px: float | None = None, min_length_px
 
     cracks: list[Crack] = []
     discarded = 0
-    width_map = np.zeros(binary.shape, np.float32)
+    width_map = np.zeros(kept_skel.shape, np.float32)
     for k, lab in enumerate(index):
         if length[lab] < min_length_px:
             discarded += 1
@@ -347,61 +213,10 @@ def measure_mask(mask: np.ndarray, mm_per_px: float | None = None, min_length_px
             max_width_px=float(widths[widest]),
             area_px=area,
             bbox=(x, y, w, h),
-            orientation_deg=_orientation_deg(rows[sel], cols[sel]),
+            orientation_deg=orientation_deg(rows[sel], cols[sel]),
             widest_point=(int(cols[sel][widest]), int(rows[sel][widest])),
             n_branches=max(int(n_branches[lab]), 1),
         )
-        cracks.append(_with_mm(crack, scale))
+        cracks.append(with_mm(crack, scale))
         width_map[rows[sel], cols[sel]] = widths
-    return _result(cracks, discarded, scale, (width, height), min_length_px, width_map)
-
-
-def _with_mm(crack: Crack, scale: float | None) -> Crack:
-    if scale is None:
-        return crack
-    return replace(
-        crack,
-        length_mm=crack.length_px * scale,
-        mean_width_mm=crack.mean_width_px * scale,
-        median_width_mm=crack.median_width_px * scale,
-        max_width_mm=crack.max_width_px * scale,
-        area_mm2=crack.area_px * scale * scale,
-    )
-
-
-def _result(
-    cracks: list[Crack],
-    discarded: int,
-    scale: float | None,
-    size: tuple[int, int],
-    min_length_px: float,
-    width_map: np.ndarray,
-) -> MeasureResult:
-    total_length = float(sum(c.length_px for c in cracks))
-    total_area = int(sum(c.area_px for c in cracks))
-    mean_width = float(sum(c.mean_width_px * c.length_px for c in cracks) / total_length) if total_length > 0 else 0.0
-    max_width = float(max((c.max_width_px for c in cracks), default=0.0))
-    totals = MeasureTotals(
-        n_cracks=len(cracks),
-        n_discarded=discarded,
-        total_length_px=total_length,
-        total_area_px=total_area,
-        mean_width_px=mean_width,
-        max_width_px=max_width,
-    )
-    if scale is not None:
-        totals = replace(
-            totals,
-            total_length_mm=total_length * scale,
-            total_area_mm2=total_area * scale * scale,
-            mean_width_mm=mean_width * scale,
-            max_width_mm=max_width * scale,
-        )
-    return MeasureResult(
-        cracks=cracks,
-        totals=totals,
-        mm_per_px=scale,
-        image_size=size,
-        min_length_px=min_length_px,
-        width_map=width_map,
-    )
+    return cracks, discarded, width_map

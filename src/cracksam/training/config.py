@@ -15,7 +15,7 @@ class DataConfig:
     """Datasets: folders with ``images/`` and ``masks/``; several are combined.
 
     ``val`` defaults to the ``val`` split of the training folders (splits are made by source
-    photo where the folder says which tile came from which photo; see :mod:`cracksam.data.folder`).
+    photo where the folder says which tile came from which photo; see :mod:`cracksam.data.splits`).
     """
 
     train: list[str] = field(default_factory=list)

@@ -14,6 +14,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
+from torchmetrics.classification import BinaryStatScores
 
 from cracksam.evaluation.metrics import metrics_from_counts
 from cracksam.models.cracksam import CrackSAM
@@ -23,6 +24,7 @@ from cracksam.models.segmodels import SegModel
 from cracksam.training.config import TrainConfig
 from cracksam.training.losses import CrackLoss, channel_wise_distillation_loss
 from cracksam.training.schedule import lr_factor
+from cracksam.training.val_metrics import SetStatScores
 
 
 class SegmentationModule(L.LightningModule):
@@ -45,8 +47,8 @@ class SegmentationModule(L.LightningModule):
         self.loss_fn = CrackLoss(lc.ce_weight, lc.dice, skeleton_recall=lc.skeleton_recall, cldice=lc.cldice)
         # Frozen weights are absent from our checkpoints, so loading must not demand them.
         self.strict_loading = False
-        self._counts = torch.zeros(3, dtype=torch.float64)  # tp, fp, fn over the validation set
-        self._set_counts: dict[str, torch.Tensor] = {}  # the same per dataset
+        self.val_counts = BinaryStatScores(validate_args=False)  # tp, fp, tn, fn, support; 0/1 labels in
+        self.val_set_counts = SetStatScores()  # tp, fp, fn per dataset
         # Native-scale validation feeds whole images of any size: pad them to the network's stride.
         self._multiple = _stride_multiple(model)
 
@@ -78,16 +80,30 @@ class SegmentationModule(L.LightningModule):
         params = [p for p in self.model.parameters() if p.requires_grad]
         betas = (opt.betas[0], opt.betas[1])
         optimizer = torch.optim.AdamW(params, lr=opt.lr, betas=betas, weight_decay=opt.weight_decay)
+        # The schedule spans max_iters, the step count fit() computes (the Trainer needs it as
+        # max_steps before it exists).  Not trainer.estimated_stepping_batches here: asked this early
+        # it builds the train loader before a resumed run's loader state is restored, and the resumed
+        # run would restart the epoch's data order.  on_train_start checks that the two agree.
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: lr_factor(step, opt.warmup_iters, self.max_iters, opt.poly_power)
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def on_train_start(self) -> None:
+        # The train loader exists by now (and a resumed run's position is restored), so asking
+        # Lightning for its count of optimiser steps changes nothing.
+        estimated = self.trainer.estimated_stepping_batches
+        if estimated != self.max_iters:
+            raise RuntimeError(f"the schedule spans {self.max_iters} steps but the trainer will take {estimated}")
+
     # -- validation: dataset-level scores of the crack class ----------------------------------
 
     def on_validation_epoch_start(self) -> None:
-        self._counts = torch.zeros(3, dtype=torch.float64, device=self.device)
-        self._set_counts = {}
+        self.val_counts.reset()
+        datamodule = getattr(self.trainer, "datamodule", None)
+        names = {s.dataset for s in getattr(datamodule, "val_samples", [])}
+        # Rebuilt each validation: the datasets of this run's validation split, on every rank.
+        self.val_set_counts = SetStatScores(names).to(self.device)
 
     def _val_logits(self, images: torch.Tensor) -> torch.Tensor:
         h, w = images.shape[-2:]
@@ -101,30 +117,18 @@ class SegmentationModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         prob = self._val_logits(batch["image"]).float().softmax(dim=1)[:, 1]
-        pred = prob >= self.config.threshold
-        truth = batch["mask"].bool()
-        per_image = torch.stack([(pred & truth).sum((1, 2)), (pred & ~truth).sum((1, 2)),
-                                 (~pred & truth).sum((1, 2))], dim=1).to(self._counts)
-        self._counts += per_image.sum(0)
-        for name, counts in zip(batch["dataset"], per_image, strict=True):
-            if name not in self._set_counts:
-                self._set_counts[name] = torch.zeros(3, dtype=torch.float64, device=self.device)
-            self._set_counts[name] += counts
+        # Thresholded here with >= (BinaryMetrics' rule); torchmetrics gets 0/1 labels.
+        pred = (prob >= self.config.threshold).long()
+        truth = batch["mask"].bool().long()
+        self.val_counts.update(pred, truth)
+        self.val_set_counts.update(pred, truth, batch["dataset"])
 
     def on_validation_epoch_end(self) -> None:
-        tp, fp, fn = self.trainer.strategy.reduce(self._counts, reduce_op="sum").tolist()
+        # compute() sums the counts of every rank (torchmetrics' state synchronisation).
+        tp, fp, _tn, fn, _support = self.val_counts.compute().tolist()
         scores = {k: float(v) for k, v in metrics_from_counts(tp, fp, fn).items()}
         self.log_dict({f"val/{k}": v for k, v in scores.items()}, prog_bar=False, sync_dist=False)
-        # Per-dataset counts are summed over ranks too, under names every rank knows (a rank's
-        # shard may lack a small dataset).
-        datamodule = getattr(self.trainer, "datamodule", None)
-        names = sorted({s.dataset for s in getattr(datamodule, "val_samples", [])} | set(self._set_counts))
-        set_ious = {}
-        if names:
-            zero = torch.zeros(3, dtype=torch.float64, device=self.device)
-            stacked = torch.stack([self._set_counts.get(n, zero) for n in names])
-            stacked = self.trainer.strategy.reduce(stacked, reduce_op="sum")
-            set_ious = {n: float(metrics_from_counts(*c.tolist())["iou"]) for n, c in zip(names, stacked, strict=True)}
+        set_ious = {n: float(metrics_from_counts(*c)["iou"]) for n, c in self.val_set_counts.compute().items()}
         if set_ious:
             self.log_dict({f"val/iou_{name}": v for name, v in set_ious.items()}, sync_dist=False)
             self.log("val/iou_mean_sets", sum(set_ious.values()) / len(set_ious), sync_dist=False)
