@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from cracksam.cli.inputs import expand_inputs, output_dir, unique_stem
-from cracksam.errors import CrackSAMError
+from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, make_command, resolve_tree, switch
+from cracksam.cli.tree import print_config as show_config
+from cracksam.errors import ConfigError, CrackSAMError
+
+if TYPE_CHECKING:
+    from cracksam.cli.measure_config import MeasureConfig
 
 HELP = (
     "Measure the cracks of binary masks: length, mean/median/max width, area, orientation.\n\n"
@@ -21,6 +28,7 @@ HELP = (
     "(the names `predict --measure` uses), and summary.csv with one row per mask.\n\n"
     "--json prints the report to stdout: one object when a single mask file is named, else an array."
     "\n\nMasks that cannot be read are reported and skipped; the exit code is then 1."
+    "\n\nEvery option is also a config key: --config, --set KEY=VALUE, CRACKSAM_MEASURE__* (--help-config)."
 )
 
 
@@ -52,14 +60,9 @@ def _collect_masks(patterns: list[str]) -> tuple[list[Path], list[tuple[str, str
 
 
 def _parse_points(text: str) -> tuple[tuple[float, float], tuple[float, float]]:
-    parts = [p.strip() for p in text.replace(";", ",").split(",")]
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) != 4 or not all(math.isfinite(v) for v in values):
-        raise CrackSAMError(f'--ref-points must be four numbers "x1,y1,x2,y2", got {text!r}')
-    return (values[0], values[1]), (values[2], values[3])
+    from cracksam.cli.measure_config import parse_points
+
+    return parse_points(text)
 
 
 def _resolve_scale(mm_per_px: float | None, ref_points: str | None, ref_length_mm: float | None) -> float | None:
@@ -88,27 +91,56 @@ def _fmt(px: float, mm: float | None, digits: int = 1) -> str:
     return text + (f" ({mm:.{max(digits, 2)}f})" if mm is not None else "")
 
 
-def measure(
-    masks: list[str] = typer.Argument(..., metavar="MASK", help="Mask files, folders or glob patterns."),
-    mm_per_px: float | None = typer.Option(None, "--mm-per-px", help="Pixel size in millimetres."),
-    ref_points: str | None = typer.Option(
-        None, "--ref-points", metavar="X1,Y1,X2,Y2", help="Two pixel points on a reference object."
-    ),
-    ref_length_mm: float | None = typer.Option(
-        None, "--ref-length-mm", help="Real length of the reference object between --ref-points (mm)."
-    ),
-    min_length: float = typer.Option(10.0, "--min-length", help="Discard cracks shorter than this (px)."),
-    threshold: float | None = typer.Option(
+# Every flag is a MeasureConfig key (see cracksam.cli.tree: defaults < --config < CRACKSAM_MEASURE__* <
+# --set < flags).
+ALIASES: dict[str, Alias] = {
+    "masks": Alias("masks", list[str] | None, typer.Argument(
+        None, metavar="MASK", show_default=False, help="Mask files, folders or glob patterns.")),
+    "mm_per_px": Alias("mm_per_px", float | None, typer.Option(None, "--mm-per-px", help="Pixel size in millimetres.")),
+    "ref_points": Alias("ref_points", str | None, typer.Option(
+        None, "--ref-points", metavar="X1,Y1,X2,Y2", help="Two pixel points on a reference object.")),
+    "ref_length_mm": Alias("ref_length_mm", float | None, typer.Option(
+        None, "--ref-length-mm", help="Real length of the reference object between --ref-points (mm).")),
+    "min_length": Alias("min_length", float | None, typer.Option(
+        None, "--min-length", help="Discard cracks shorter than this (px; default 10).")),
+    "threshold": Alias("threshold", float | None, typer.Option(
         None, "--threshold", metavar="FRACTION",
         help="Binarise images that are not binary masks: crack above this share of full scale (0.5 = 128 of "
-        "255), e.g. a predict <stem>_prob.png. Default: only binary masks are measured.",
-    ),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Folder for the JSON, CSV and PNG outputs."),
-    image: Path | None = typer.Option(
-        None, "--image", help="Photo to draw the annotation on (one mask only; same size)."
-    ),
-    json_out: bool = typer.Option(False, "--json", help="Print the JSON report(s) to stdout."),
-) -> None:
+        "255), e.g. a predict <stem>_prob.png. Default: only binary masks are measured.")),
+    "out": Alias("out", Path | None, typer.Option(
+        None, "--out", "-o", help="Folder for the JSON, CSV and PNG outputs."), as_str),
+    "image": Alias("image", Path | None, typer.Option(
+        None, "--image", help="Photo to draw the annotation on (one mask only; same size)."), as_str),
+    "json_out": switch("json", "--json/--no-json", "Print the JSON report(s) to stdout."),
+}
+
+PARAMS: dict[str, tuple[Any, Any]] = {
+    **alias_params(ALIASES),
+    "config": COMMON["config"],
+    "set_items": COMMON["set_items"],
+    "print_config": COMMON["print_config"],
+    "help_config": COMMON["help_config"],
+}
+
+
+def resolve_config(values: dict[str, Any], environ: Mapping[str, str] | None = None) -> MeasureConfig:
+    """The command's config from ``--config``, the environment, ``--set`` and the flags."""
+    from cracksam.cli.measure_config import MeasureConfig
+
+    cfg, _ = resolve_tree(MeasureConfig, "measure", ALIASES, values, environ=environ)
+    return cfg
+
+
+def measure(print_config: bool, **values: Any) -> None:
+    cfg = resolve_config(values)  # every check that needs no file has run here, once
+    if print_config:
+        show_config(cfg)
+        return
+    if not cfg.masks:
+        raise ConfigError("missing MASK: mask files, folders or glob patterns (or masks in --config)")
+    masks, min_length, threshold, json_out = cfg.masks, cfg.min_length, cfg.threshold, cfg.json
+    out = Path(cfg.out) if cfg.out is not None else None
+    image = Path(cfg.image) if cfg.image is not None else None
     from rich.console import Console
     from rich.table import Table
 
@@ -126,11 +158,7 @@ def measure(
         write_summary_csv,
     )
 
-    scale = _resolve_scale(mm_per_px, ref_points, ref_length_mm)
-    if not math.isfinite(min_length) or min_length < 0:
-        raise CrackSAMError(f"--min-length must be >= 0 px, got {min_length:g}")
-    if threshold is not None and not 0.0 < threshold < 1.0:
-        raise CrackSAMError(f"--threshold must be a fraction in (0, 1) of full scale, got {threshold:g}")
+    scale = _resolve_scale(cfg.mm_per_px, cfg.ref_points, cfg.ref_length_mm)
 
     files, problems, skipped = _collect_masks(masks)
     if image is not None and (len(files) != 1 or problems or len(masks) != 1):
@@ -218,4 +246,4 @@ def measure(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("measure", help=HELP)(measure)
+    app.command("measure", help=HELP)(make_command("measure", HELP, PARAMS, measure))

@@ -1,0 +1,70 @@
+"""The config tree of ``cracksam measure``: which masks, the pixel scale, and what is written.
+
+Every option is a key here, reachable from ``--config``, ``CRACKSAM_MEASURE__<KEY>`` variables,
+``--set`` and the short flags (:mod:`cracksam.cli.tree`).  The checks that need no file run once,
+in ``__post_init__``, whichever way a value came; their messages name the flag.  Light: no numpy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from cracksam.errors import ConfigError
+
+MIN_LENGTH = 10.0  # px: shorter skeleton branches are noise, not cracks
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+def parse_points(text: str) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``"x1,y1,x2,y2"`` as two points (``;`` also separates)."""
+    parts = [p.strip() for p in text.replace(";", ",").split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise ConfigError(f'--ref-points must be four numbers "x1,y1,x2,y2", got {text!r}')
+    return (values[0], values[1]), (values[2], values[3])
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """``cracksam measure``: crack length, width and area from binary masks."""
+
+    masks: list[str] = field(default_factory=list, metadata=_help(
+        "Mask files, folders or glob patterns (the command's MASK arguments replace these)."))
+    mm_per_px: float | None = field(default=None, metadata=_help("Pixel size in millimetres."))
+    ref_points: str | None = field(default=None, metadata=_help(
+        'Two pixel points "x1,y1,x2,y2" on a reference object (with ref_length_mm).'))
+    ref_length_mm: float | None = field(default=None, metadata=_help(
+        "Real length of the reference object between ref_points (mm)."))
+    min_length: float = field(default=MIN_LENGTH, metadata=_help("Discard cracks shorter than this (px)."))
+    threshold: float | None = field(default=None, metadata=_help(
+        "Binarise images that are not binary masks: crack above this share of full scale (0.5 = 128 of 255); "
+        "None: only binary masks are measured."))
+    out: str | None = field(default=None, metadata=_help("Folder for the JSON, CSV and PNG outputs."))
+    image: str | None = field(default=None, metadata=_help(
+        "Photo to draw the annotation on (one mask only; same size)."))
+    json: bool = field(default=False, metadata=_help("Print the JSON report(s) to stdout."))
+
+    def __post_init__(self) -> None:
+        given_ref = self.ref_points is not None or self.ref_length_mm is not None
+        if self.mm_per_px is not None and given_ref:
+            raise ConfigError("--mm-per-px and --ref-points/--ref-length-mm are mutually exclusive: give one scale")
+        if (self.ref_points is None) != (self.ref_length_mm is None):
+            raise ConfigError("--ref-points and --ref-length-mm go together: give both or neither")
+        if self.mm_per_px is not None and (not math.isfinite(self.mm_per_px) or self.mm_per_px <= 0):
+            raise ConfigError(f"--mm-per-px must be a positive number, got {self.mm_per_px:g}")
+        if self.ref_points is not None:
+            parse_points(self.ref_points)
+        if not math.isfinite(self.min_length) or self.min_length < 0:
+            raise ConfigError(f"--min-length must be >= 0 px, got {self.min_length:g}")
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
+            raise ConfigError(f"--threshold must be a fraction in (0, 1) of full scale, got {self.threshold:g}")
+
+
+__all__ = ["MIN_LENGTH", "MeasureConfig", "parse_points"]

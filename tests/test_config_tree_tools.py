@@ -1,0 +1,86 @@
+"""``measure``, ``report``, ``export`` and ``bench`` as one config tree each (issue 15): defaults <
+YAML (--config) < CRACKSAM_<COMMAND>__* < --set < flags, one validation path; checked with
+--print-config, so nothing is read or run."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+
+from cracksam.cli.main import main
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith(("CRACKSAM_MEASURE__", "CRACKSAM_REPORT__", "CRACKSAM_EXPORT__", "CRACKSAM_BENCH__")):
+            monkeypatch.delenv(name)
+
+
+def _resolved(capsys, *argv: str) -> dict:
+    assert main([*argv, "--print-config"]) == 0, capsys.readouterr().err
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def _refused(capsys, *argv: str) -> str:
+    assert main([*argv, "--print-config"]) == 2
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return captured.err
+
+
+# -- measure ----------------------------------------------------------------------------------
+
+def test_measure_yaml_values_are_overridden_by_flags_and_masks_by_arguments(tmp_path, capsys):
+    cfg = tmp_path / "m.yaml"
+    cfg.write_text("masks: [masks/]\nmm_per_px: 0.2\nmin_length: 4\nout: yaml_out\njson: true\n")
+    got = _resolved(capsys, "measure", "-c", str(cfg))
+    assert got["masks"] == ["masks/"] and got["mm_per_px"] == 0.2 and got["min_length"] == 4
+    assert got["out"] == "yaml_out" and got["json"] is True and got["threshold"] is None
+    got = _resolved(capsys, "measure", "a.png", "-c", str(cfg), "--mm-per-px", "0.5", "-o", "flag_out",
+                    "--no-json", "--set", "threshold=0.5")
+    assert got["masks"] == ["a.png"] and got["mm_per_px"] == 0.5 and got["out"] == "flag_out"
+    assert got["json"] is False and got["threshold"] == 0.5 and got["min_length"] == 4
+
+
+def test_measure_env_vars_set_keys_below_flags(monkeypatch, capsys):
+    monkeypatch.setenv("CRACKSAM_MEASURE__MIN_LENGTH", "3")
+    monkeypatch.setenv("CRACKSAM_MEASURE__REF_POINTS", "0,0,10,0")
+    monkeypatch.setenv("CRACKSAM_MEASURE__REF_LENGTH_MM", "5")
+    got = _resolved(capsys, "measure", "a.png")
+    assert got["min_length"] == 3 and got["ref_points"] == "0,0,10,0" and got["ref_length_mm"] == 5
+    assert _resolved(capsys, "measure", "a.png", "--min-length", "7")["min_length"] == 7
+
+
+@pytest.mark.parametrize("where", ["yaml", "set", "env"])
+def test_measure_an_unknown_key_is_named(where, tmp_path, monkeypatch, capsys):
+    argv = ["measure", "a.png"]
+    if where == "yaml":
+        cfg = tmp_path / "m.yaml"
+        cfg.write_text("min_lenght: 3\n")
+        argv += ["-c", str(cfg)]
+    elif where == "set":
+        argv += ["--set", "min_lenght=3"]
+    else:
+        monkeypatch.setenv("CRACKSAM_MEASURE__MIN_LENGHT", "3")
+    err = _refused(capsys, *argv)
+    assert "unknown key min_lenght" in err and "min_length" in err, err
+    assert {"yaml": "m.yaml", "set": "--set", "env": "CRACKSAM_MEASURE__MIN_LENGHT"}[where] in err
+
+
+def test_measure_checks_run_once_whichever_way_a_value_came(monkeypatch, capsys):
+    assert "--min-length must be >= 0 px, got -1" in _refused(capsys, "measure", "a.png", "--min-length", "-1")
+    assert "--min-length must be >= 0 px, got -1" in _refused(capsys, "measure", "--set", "min_length=-1")
+    monkeypatch.setenv("CRACKSAM_MEASURE__THRESHOLD", "1.5")
+    assert "--threshold must be a fraction in (0, 1)" in _refused(capsys, "measure", "a.png")
+    monkeypatch.delenv("CRACKSAM_MEASURE__THRESHOLD")
+    assert "mutually exclusive" in _refused(capsys, "measure", "a.png", "--mm-per-px", "0.1",
+                                            "--set", "ref_points=0,0,1,1", "--ref-length-mm", "2")
+    assert "go together" in _refused(capsys, "measure", "a.png", "--ref-length-mm", "2")
+    assert "--ref-points must be four numbers" in _refused(capsys, "measure", "a.png", "--ref-points", "1,2",
+                                                           "--ref-length-mm", "2")
+    assert "--mm-per-px must be a positive number" in _refused(capsys, "measure", "a.png", "--mm-per-px", "0")
+    assert main(["measure"]) == 2  # without --print-config a missing MASK is a usage error (one line)
+    assert "missing MASK" in capsys.readouterr().err
