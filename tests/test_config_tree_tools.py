@@ -84,3 +84,60 @@ def test_measure_checks_run_once_whichever_way_a_value_came(monkeypatch, capsys)
     assert "--mm-per-px must be a positive number" in _refused(capsys, "measure", "a.png", "--mm-per-px", "0")
     assert main(["measure"]) == 2  # without --print-config a missing MASK is a usage error (one line)
     assert "missing MASK" in capsys.readouterr().err
+
+
+# -- report -----------------------------------------------------------------------------------
+
+def test_report_yaml_values_are_overridden_by_flags_and_booleans_switch_both_ways(tmp_path, capsys):
+    cfg = tmp_path / "r.yaml"
+    cfg.write_text("folder: predictions\nseverity: concrete\ndirection: 0\ntolerance: 20\nprogress: false\n"
+                   "json: true\n")
+    got = _resolved(capsys, "report", "-c", str(cfg))
+    assert got["folder"] == "predictions" and got["severity"] == "concrete" and got["direction"] == 0
+    assert got["tolerance"] == 20 and got["progress"] is False and got["json"] is True
+    assert got["short_length"] == 50.0  # untouched keys keep the dataclass default
+    got = _resolved(capsys, "report", "masks", "-c", str(cfg), "--tolerance", "10", "--progress", "--no-json",
+                    "--set", "severity=pixels", "-o", "survey")
+    assert got["folder"] == "masks" and got["tolerance"] == 10 and got["progress"] is True
+    assert got["json"] is False and got["severity"] == "pixels" and got["out"] == "survey"
+    assert _resolved(capsys, "report", "masks", "--no-progress")["progress"] is False
+
+
+def test_report_env_vars_set_keys_below_flags(monkeypatch, capsys):
+    monkeypatch.setenv("CRACKSAM_REPORT__SHORT_LENGTH", "80")
+    monkeypatch.setenv("CRACKSAM_REPORT__MM_PER_PX", "0.5")
+    got = _resolved(capsys, "report", "predictions")
+    assert got["short_length"] == 80 and got["mm_per_px"] == 0.5
+    assert _resolved(capsys, "report", "predictions", "--short-length", "5")["short_length"] == 5
+    monkeypatch.setenv("CRACKSAM_MEASURE__MIN_LENGTH", "3")  # another command's variable
+    assert _resolved(capsys, "report", "predictions")["min_length"] == 10
+
+
+@pytest.mark.parametrize("where", ["yaml", "set", "env"])
+def test_report_an_unknown_key_is_named(where, tmp_path, monkeypatch, capsys):
+    argv = ["report", "predictions"]
+    if where == "yaml":
+        cfg = tmp_path / "r.yaml"
+        cfg.write_text("tolerence: 20\n")
+        argv += ["-c", str(cfg)]
+    elif where == "set":
+        argv += ["--set", "tolerence=20"]
+    else:
+        monkeypatch.setenv("CRACKSAM_REPORT__TOLERENCE", "20")
+    err = _refused(capsys, *argv)
+    assert "unknown key tolerence" in err and "tolerance" in err, err
+    assert {"yaml": "r.yaml", "set": "--set", "env": "CRACKSAM_REPORT__TOLERENCE"}[where] in err
+
+
+def test_report_checks_run_once_whichever_way_a_value_came(monkeypatch, capsys):
+    msg = "--tolerance must be between 0 and 45 degrees, got 50"
+    assert msg in _refused(capsys, "report", "p", "--tolerance", "50")
+    assert msg in _refused(capsys, "report", "p", "--set", "tolerance=50")
+    monkeypatch.setenv("CRACKSAM_REPORT__DIRECTION", ".nan")
+    assert "--direction must be a finite number" in _refused(capsys, "report", "p")
+    monkeypatch.delenv("CRACKSAM_REPORT__DIRECTION")
+    assert "--short-length must be >= 0 px" in _refused(capsys, "report", "p", "--short-length", "-1")
+    assert "--min-length must be >= 0 px" in _refused(capsys, "report", "p", "--min-length", "-1")
+    assert "go together" in _refused(capsys, "report", "p", "--ref-points", "1,2,3,4")
+    assert main(["report"]) == 2  # without --print-config a missing FOLDER is a usage error (one line)
+    assert "missing FOLDER" in capsys.readouterr().err

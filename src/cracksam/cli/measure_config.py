@@ -31,6 +31,19 @@ def parse_points(text: str) -> tuple[tuple[float, float], tuple[float, float]]:
     return (values[0], values[1]), (values[2], values[3])
 
 
+def check_scale(mm_per_px: float | None, ref_points: str | None, ref_length_mm: float | None) -> None:
+    """One pixel scale at most: ``--mm-per-px``, or ``--ref-points`` with ``--ref-length-mm``
+    (shared by ``measure`` and ``report``)."""
+    if mm_per_px is not None and (ref_points is not None or ref_length_mm is not None):
+        raise ConfigError("--mm-per-px and --ref-points/--ref-length-mm are mutually exclusive: give one scale")
+    if (ref_points is None) != (ref_length_mm is None):
+        raise ConfigError("--ref-points and --ref-length-mm go together: give both or neither")
+    if mm_per_px is not None and (not math.isfinite(mm_per_px) or mm_per_px <= 0):
+        raise ConfigError(f"--mm-per-px must be a positive number, got {mm_per_px:g}")
+    if ref_points is not None:
+        parse_points(ref_points)
+
+
 @dataclass(frozen=True)
 class MeasureConfig:
     """``cracksam measure``: crack length, width and area from binary masks."""
@@ -52,19 +65,11 @@ class MeasureConfig:
     json: bool = field(default=False, metadata=_help("Print the JSON report(s) to stdout."))
 
     def __post_init__(self) -> None:
-        given_ref = self.ref_points is not None or self.ref_length_mm is not None
-        if self.mm_per_px is not None and given_ref:
-            raise ConfigError("--mm-per-px and --ref-points/--ref-length-mm are mutually exclusive: give one scale")
-        if (self.ref_points is None) != (self.ref_length_mm is None):
-            raise ConfigError("--ref-points and --ref-length-mm go together: give both or neither")
-        if self.mm_per_px is not None and (not math.isfinite(self.mm_per_px) or self.mm_per_px <= 0):
-            raise ConfigError(f"--mm-per-px must be a positive number, got {self.mm_per_px:g}")
-        if self.ref_points is not None:
-            parse_points(self.ref_points)
+        check_scale(self.mm_per_px, self.ref_points, self.ref_length_mm)
         if not math.isfinite(self.min_length) or self.min_length < 0:
             raise ConfigError(f"--min-length must be >= 0 px, got {self.min_length:g}")
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise ConfigError(f"--threshold must be a fraction in (0, 1) of full scale, got {self.threshold:g}")
 
 
-__all__ = ["MIN_LENGTH", "MeasureConfig", "parse_points"]
+__all__ = ["MIN_LENGTH", "MeasureConfig", "check_scale", "parse_points"]

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
-import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from cracksam.cli.inputs import output_dir
+from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, make_command, resolve_tree, switch
+from cracksam.cli.tree import print_config as show_config
 from cracksam.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cracksam.cli.report_config import ReportConfig
 
 HELP = (
     "Inspect a folder of results: crack types and severity, an offline HTML report and exports.\n\n"
@@ -20,52 +26,77 @@ HELP = (
     "\n\nSeverity schemes: astm-d6433 (asphalt, mean width, default), concrete (EN 1992 0.2/0.3 mm, "
     "max width), pixels, or a JSON/YAML file; without a pixel size the pixel bands are used, and "
     "the report says so.  Masks that cannot be read are listed in the report; the exit code is then 1."
+    "\n\nEvery option is also a config key: --config, --set KEY=VALUE, CRACKSAM_REPORT__* (--help-config)."
 )
 
 
-def report(
-    folder: Path = typer.Argument(..., metavar="FOLDER", help="Folder of results (predict --out) or of masks."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default FOLDER/report)."),
-    images: Path | None = typer.Option(None, "--images", help="Folder of the photos (matched by file stem)."),
-    mm_per_px: float | None = typer.Option(None, "--mm-per-px", help="Pixel size in millimetres."),
-    ref_points: str | None = typer.Option(None, "--ref-points", metavar="X1,Y1,X2,Y2",
-                                          help="Two pixel points on a reference object."),
-    ref_length_mm: float | None = typer.Option(None, "--ref-length-mm",
-                                               help="Real length between --ref-points (mm)."),
-    min_length: float = typer.Option(10.0, "--min-length", help="Discard cracks shorter than this (px)."),
-    direction: float = typer.Option(90.0, "--direction",
-                                    help="Travel direction, degrees counter-clockwise from the image's "
-                                         "horizontal (90 = up the image)."),
-    tolerance: float = typer.Option(30.0, "--tolerance",
-                                    help="Longitudinal/transverse within this many degrees, else diagonal."),
-    short_length: float = typer.Option(50.0, "--short-length", help="Isolated cracks shorter than this (px) "
-                                       "are 'isolated_short'."),
-    severity: str = typer.Option("astm-d6433", "--severity", help="Severity scheme name or JSON/YAML file."),
-    json_out: bool = typer.Option(False, "--json", help="Print the survey summary as JSON."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
-) -> None:
+# Every flag is a ReportConfig key (see cracksam.cli.tree: defaults < --config < CRACKSAM_REPORT__* <
+# --set < flags).
+ALIASES: dict[str, Alias] = {
+    "folder": Alias("folder", Path | None, typer.Argument(
+        None, metavar="FOLDER", show_default=False, help="Folder of results (predict --out) or of masks."), as_str),
+    "out": Alias("out", Path | None, typer.Option(
+        None, "--out", "-o", help="Output folder (default FOLDER/report)."), as_str),
+    "images": Alias("images", Path | None, typer.Option(
+        None, "--images", help="Folder of the photos (matched by file stem)."), as_str),
+    "mm_per_px": Alias("mm_per_px", float | None, typer.Option(None, "--mm-per-px", help="Pixel size in millimetres.")),
+    "ref_points": Alias("ref_points", str | None, typer.Option(
+        None, "--ref-points", metavar="X1,Y1,X2,Y2", help="Two pixel points on a reference object.")),
+    "ref_length_mm": Alias("ref_length_mm", float | None, typer.Option(
+        None, "--ref-length-mm", help="Real length between --ref-points (mm).")),
+    "min_length": Alias("min_length", float | None, typer.Option(
+        None, "--min-length", help="Discard cracks shorter than this (px; default 10).")),
+    "direction": Alias("direction", float | None, typer.Option(
+        None, "--direction", help="Travel direction, degrees counter-clockwise from the image's horizontal "
+        "(90 = up the image, the default).")),
+    "tolerance": Alias("tolerance", float | None, typer.Option(
+        None, "--tolerance", help="Longitudinal/transverse within this many degrees, else diagonal (default 30).")),
+    "short_length": Alias("short_length", float | None, typer.Option(
+        None, "--short-length", help="Isolated cracks shorter than this (px) are 'isolated_short' (default 50).")),
+    "severity": Alias("severity", str | None, typer.Option(
+        None, "--severity", help="Severity scheme name or JSON/YAML file (default astm-d6433).")),
+    "json_out": switch("json", "--json/--no-json", "Print the survey summary as JSON."),
+    "progress": switch("progress", "--progress/--no-progress", "Progress bar (default) or none."),
+}
+
+PARAMS: dict[str, tuple[Any, Any]] = {
+    **alias_params(ALIASES),
+    "config": COMMON["config"],
+    "set_items": COMMON["set_items"],
+    "print_config": COMMON["print_config"],
+    "help_config": COMMON["help_config"],
+}
+
+
+def resolve_config(values: dict[str, Any], environ: Mapping[str, str] | None = None) -> ReportConfig:
+    """The command's config from ``--config``, the environment, ``--set`` and the flags."""
+    from cracksam.cli.report_config import ReportConfig
+
+    cfg, _ = resolve_tree(ReportConfig, "report", ALIASES, values, environ=environ)
+    return cfg
+
+
+def report(print_config: bool, **values: Any) -> None:
+    cfg = resolve_config(values)  # every check that needs no file has run here, once
+    if print_config:
+        show_config(cfg)
+        return
+    if cfg.folder is None:
+        raise ConfigError("missing FOLDER: a folder of results or masks (or folder in --config)")
     from cracksam.cli.measure import _resolve_scale
     from cracksam.inspection import TypeRules, load_scheme
     from cracksam.inspection.survey import SurveyOptions, discover_items
 
-    scale = _resolve_scale(mm_per_px, ref_points, ref_length_mm)
-    if not math.isfinite(min_length) or min_length < 0:
-        raise ConfigError(f"--min-length must be >= 0 px, got {min_length:g}")
-    for option, value in (("--direction", direction), ("--tolerance", tolerance), ("--short-length", short_length)):
-        if not math.isfinite(value):
-            raise ConfigError(f"{option} must be a finite number, got {value}")
-    if not 0 <= tolerance <= 45:
-        raise ConfigError(f"--tolerance must be between 0 and 45 degrees, got {tolerance:g}")
-    if short_length < 0:
-        raise ConfigError(f"--short-length must be >= 0 px, got {short_length:g}")
-    load_scheme(severity)  # a bad scheme is an error before any work
-    items, problems = discover_items(folder, images)
-    out = output_dir(out if out is not None else Path(folder) / "report")
-    options = SurveyOptions(mm_per_px=scale, min_length_px=min_length, severity=severity,
-                            rules=TypeRules(direction_deg=direction, tolerance_deg=tolerance,
-                                            short_length_px=short_length))
-    summary = run_survey(items, out, options, problems, quiet=json_out, no_progress=no_progress)
-    if json_out:
+    scale = _resolve_scale(cfg.mm_per_px, cfg.ref_points, cfg.ref_length_mm)
+    load_scheme(cfg.severity)  # a bad scheme is an error before any work
+    folder = Path(cfg.folder)
+    items, problems = discover_items(folder, Path(cfg.images) if cfg.images is not None else None)
+    out = output_dir(Path(cfg.out) if cfg.out is not None else folder / "report")
+    options = SurveyOptions(mm_per_px=scale, min_length_px=cfg.min_length, severity=cfg.severity,
+                            rules=TypeRules(direction_deg=cfg.direction, tolerance_deg=cfg.tolerance,
+                                            short_length_px=cfg.short_length))
+    summary = run_survey(items, out, options, problems, quiet=cfg.json, no_progress=not cfg.progress)
+    if cfg.json:
         typer.echo(json.dumps(summary, indent=2))
     if summary["failed"]:
         raise typer.Exit(1)
@@ -97,4 +128,4 @@ def run_survey(items, out: Path, options, problems, quiet: bool = False, no_prog
 
 
 def register(app: typer.Typer) -> None:
-    app.command("report", help=HELP)(report)
+    app.command("report", help=HELP)(make_command("report", HELP, PARAMS, report))
