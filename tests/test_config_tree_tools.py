@@ -141,3 +141,56 @@ def test_report_checks_run_once_whichever_way_a_value_came(monkeypatch, capsys):
     assert "go together" in _refused(capsys, "report", "p", "--ref-points", "1,2,3,4")
     assert main(["report"]) == 2  # without --print-config a missing FOLDER is a usage error (one line)
     assert "missing FOLDER" in capsys.readouterr().err
+
+
+# -- export -----------------------------------------------------------------------------------
+
+def test_export_yaml_values_are_overridden_by_flags_and_booleans_switch_both_ways(tmp_path, capsys):
+    cfg = tmp_path / "e.yaml"
+    cfg.write_text("model: runs/cfd/best\ntargets: [onnx, openvino-int8]\ncalib: [photos]\nopset: 18\n"
+                   "dynamic_shape: true\ntrust: true\n")
+    got = _resolved(capsys, "export", "-c", str(cfg))
+    assert got["model"] == "runs/cfd/best" and got["targets"] == ["onnx", "openvino-int8"]
+    assert got["calib"] == ["photos"] and got["opset"] == 18 and got["dynamic_shape"] is True and got["trust"]
+    assert got["calib_size"] == 64 and got["out"] == "export"  # untouched keys keep the dataclass default
+    got = _resolved(capsys, "export", "-c", str(cfg), "--targets", "onnx-fused, openvino-fp32", "--opset", "17",
+                    "--no-dynamic-shape", "--no-trust", "--calib", "a", "--calib", "b", "--set", "calib_size=8")
+    assert got["targets"] == ["onnx-fused", "openvino-fp32"] and got["opset"] == 17
+    assert got["dynamic_shape"] is False and got["trust"] is False
+    assert got["calib"] == ["a", "b"] and got["calib_size"] == 8
+
+
+def test_export_env_vars_set_keys_below_flags(monkeypatch, capsys):
+    monkeypatch.setenv("CRACKSAM_EXPORT__MIN_IOU", "0.9")
+    monkeypatch.setenv("CRACKSAM_EXPORT__TARGETS", "[onnx-int8]")
+    got = _resolved(capsys, "export")
+    assert got["min_iou"] == 0.9 and got["targets"] == ["onnx-int8"]
+    assert _resolved(capsys, "export", "--min-iou", "0.5")["min_iou"] == 0.5
+
+
+@pytest.mark.parametrize("where", ["yaml", "set", "env"])
+def test_export_an_unknown_key_is_named(where, tmp_path, monkeypatch, capsys):
+    argv = ["export"]
+    if where == "yaml":
+        cfg = tmp_path / "e.yaml"
+        cfg.write_text("calib_sise: 8\n")
+        argv += ["-c", str(cfg)]
+    elif where == "set":
+        argv += ["--set", "calib_sise=8"]
+    else:
+        monkeypatch.setenv("CRACKSAM_EXPORT__CALIB_SISE", "8")
+    err = _refused(capsys, *argv)
+    assert "unknown key calib_sise" in err and "calib_size" in err, err
+    assert {"yaml": "e.yaml", "set": "--set", "env": "CRACKSAM_EXPORT__CALIB_SISE"}[where] in err
+
+
+def test_export_checks_run_once_whichever_way_a_value_came(monkeypatch, capsys):
+    assert "--opset must be >= 17, got 16" in _refused(capsys, "export", "--opset", "16")
+    assert "--opset must be >= 17, got 16" in _refused(capsys, "export", "--set", "opset=16")
+    monkeypatch.setenv("CRACKSAM_EXPORT__MIN_IOU", "2")
+    assert "--min-iou must be in [0, 1], got 2.0" in _refused(capsys, "export")
+    monkeypatch.delenv("CRACKSAM_EXPORT__MIN_IOU")
+    assert "unknown export target(s) ['bogus']" in _refused(capsys, "export", "--targets", "onnx,bogus")
+    assert "unknown export target(s) ['bogus']" in _refused(capsys, "export", "--set", "targets=[bogus]")
+    assert "unknown export target(s) ''" in _refused(capsys, "export", "--targets", "")
+    assert "--threads must be >= 1" in _refused(capsys, "export", "--threads", "0")

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from cracksam.cli.inputs import output_dir
-from cracksam.cli.options import DEFAULT_MODEL_NAME, RANDOM_BASE_HELP, model_path_option, trust_option
+from cracksam.cli.options import RANDOM_BASE_HELP, TRUST_HELP, model_path_option
+from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, as_strs, make_command, resolve_tree, switch
+from cracksam.cli.tree import print_config as show_config
 from cracksam.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cracksam.cli.export_config import ExportConfig
 
 
 def _load_torch_model(model: Path, base: str | None, allow_random_base: bool, trust: bool = False) -> Any:
@@ -21,52 +27,85 @@ def _load_torch_model(model: Path, base: str | None, allow_random_base: bool, tr
     return load_model(model, base_checkpoint=base, allow_random_base=allow_random_base, trust=trust)
 
 
+def _targets(text: str) -> list[str]:
+    # An empty --targets is kept (not "not given"), so it is refused as before, not replaced by the default.
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
 def _machine(threads: int) -> str:
     """``threads N`` and the processor's name where the platform gives one (often empty on Linux)."""
     name = platform.processor().strip()
     return f"threads {threads}" + (f", {name}" if name else "")
 
 
-def export(
-    model: str = typer.Option(
-        DEFAULT_MODEL_NAME, "--model", "-m",
+# Every flag is an ExportConfig key (see cracksam.cli.tree: defaults < --config < CRACKSAM_EXPORT__* <
+# --set < flags).
+ALIASES: dict[str, Alias] = {
+    "model": Alias("model", str | None, typer.Option(
+        None, "--model", "-m",
         help="Checkpoint folder (delta or full) or training run folder (its best/); 'default' (the default) is the "
-             "bundled model.",
-    ),
-    out: Path = typer.Option(Path("export"), "--out", "-o", help="Output folder."),
-    targets: str = typer.Option(
-        "onnx,openvino-fp16",
+             "bundled model.")),
+    "out": Alias("out", Path | None, typer.Option(None, "--out", "-o", help="Output folder (default export)."), as_str),
+    "targets": Alias("targets", str | None, typer.Option(
+        None, "--targets",
         help="Comma list: onnx, onnx-fused, onnx-int8 (dynamic), onnx-int8-static (QDQ, needs --calib), "
-             "openvino-fp32, openvino-fp16, openvino-int8 (NNCF, needs --calib).",
-    ),
-    base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
-    allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
-    trust: bool = trust_option(),
-    samples: list[Path] | None = typer.Option(None, "--samples", help="Images for the parity report (files/folders)."),
-    calib: list[Path] | None = typer.Option(None, "--calib", help="Calibration images for INT8 (files/folders)."),
-    calib_size: int = typer.Option(64, help="At most this many calibration images."),
-    min_iou: float | None = typer.Option(
-        None, help="Override the parity tolerance (default 0.99 FP32/FP16, 0.97 INT8)."
-    ),
-    opset: int = typer.Option(17, help="ONNX opset (>= 17)."),
-    threads: int | None = typer.Option(None, help="CPU threads for the parity runs (default: every core)."),
-    dynamic_shape: bool = typer.Option(
-        False, "--dynamic-shape", help="Fully convolutional models: dynamic height and width (native resolution)."
-    ),
-) -> None:
+             "openvino-fp32, openvino-fp16, openvino-int8 (NNCF, needs --calib). Default onnx,openvino-fp16."),
+        _targets),
+    "base": Alias("base", str | None, typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint.")),
+    "allow_random_base": Alias("allow_random_base", bool | None, typer.Option(
+        None, "--allow-random-base/--no-allow-random-base", help=RANDOM_BASE_HELP)),
+    "trust": Alias("trust", bool | None, typer.Option(None, "--trust/--no-trust", help=TRUST_HELP)),
+    "samples": Alias("samples", list[Path] | None, typer.Option(
+        None, "--samples", help="Images for the parity report (files/folders)."), as_strs),
+    "calib": Alias("calib", list[Path] | None, typer.Option(
+        None, "--calib", help="Calibration images for INT8 (files/folders)."), as_strs),
+    "calib_size": Alias("calib_size", int | None, typer.Option(
+        None, "--calib-size", help="At most this many calibration images (default 64).")),
+    "min_iou": Alias("min_iou", float | None, typer.Option(
+        None, "--min-iou", help="Override the parity tolerance (default 0.99 FP32/FP16, 0.97 INT8).")),
+    "opset": Alias("opset", int | None, typer.Option(None, "--opset", help="ONNX opset (>= 17; default 17).")),
+    "threads": Alias("threads", int | None, typer.Option(
+        None, "--threads", help="CPU threads for the parity runs (default: every core).")),
+    "dynamic_shape": switch("dynamic_shape", "--dynamic-shape/--no-dynamic-shape",
+                            "Fully convolutional models: dynamic height and width (native resolution)."),
+}
+
+PARAMS: dict[str, tuple[Any, Any]] = {
+    **alias_params(ALIASES),
+    "config": COMMON["config"],
+    "set_items": COMMON["set_items"],
+    "print_config": COMMON["print_config"],
+    "help_config": COMMON["help_config"],
+}
+
+
+def resolve_config(values: dict[str, Any], environ: Mapping[str, str] | None = None) -> ExportConfig:
+    """The command's config from ``--config``, the environment, ``--set`` and the flags."""
+    from cracksam.cli.export_config import ExportConfig
+
+    cfg, _ = resolve_tree(ExportConfig, "export", ALIASES, values, environ=environ)
+    return cfg
+
+
+def export(print_config: bool, **values: Any) -> None:
     """Export to ONNX (LoRA merged, upsampling in the graph, dynamic batch) and OpenVINO FP32/FP16/INT8,
-    then check every export against PyTorch; exits 1 (and deletes the export) when masks disagree."""
-    from cracksam.deployment.pipeline import CALIBRATED, export_all, inputs_for_model, parse_targets, write_report
+    then check every export against PyTorch; exits 1 (and deletes the export) when masks disagree.
+
+    Every option is also a config key: --config, --set KEY=VALUE, CRACKSAM_EXPORT__* (--help-config).
+    """
+    cfg = resolve_config(values)  # every check that needs no file has run here, once
+    if print_config:
+        show_config(cfg)
+        return
+    from cracksam.deployment.pipeline import CALIBRATED, export_all, inputs_for_model, write_report
     from cracksam.threads import resolve_threads
 
-    threads = resolve_threads(threads)
-    names = parse_targets(targets)
-    if opset < 17:
-        raise ConfigError(f"--opset must be >= 17, got {opset}")
-    if min_iou is not None and not 0.0 <= min_iou <= 1.0:
-        raise ConfigError(f"--min-iou must be in [0, 1], got {min_iou}")
-    model_path = model_path_option(model)
-    net = _load_torch_model(model_path, base, allow_random_base, trust)
+    threads = resolve_threads(cfg.threads)
+    names = list(cfg.targets)
+    min_iou, opset, out = cfg.min_iou, cfg.opset, Path(cfg.out)
+    samples, calib = [Path(p) for p in cfg.samples], [Path(p) for p in cfg.calib]
+    model_path = model_path_option(cfg.model)
+    net = _load_torch_model(model_path, cfg.base, cfg.allow_random_base, cfg.trust)
     size = net.config.image_size
     # Photos as the model sees them: resized for CrackSAM, native-scale windows for the others.
     sample_x, where = inputs_for_model(net, samples or calib or [], limit=32, synthetic_fallback=8)
@@ -75,12 +114,12 @@ def export(
     if needs:
         if not calib:
             raise ConfigError(f"{', '.join(needs)} need(s) --calib FOLDER (a few dozen representative photos)")
-        calib_x, _ = inputs_for_model(net, calib, limit=calib_size)
+        calib_x, _ = inputs_for_model(net, calib, limit=cfg.calib_size)
     output_dir(out)  # after every check: a refused export leaves no empty folder behind
     overrides = {p: min_iou for p in ("fp32", "fp16", "int8")} if min_iou is not None else None
     console = Console(stderr=True, soft_wrap=True)
     console.print(f"exporting {model_path} ({size}×{size}) to {', '.join(names)}; parity on {where}")
-    run = export_all(net, out, names, sample_x, calib_x, overrides, opset, threads, dynamic_shape=dynamic_shape)
+    run = export_all(net, out, names, sample_x, calib_x, overrides, opset, threads, dynamic_shape=cfg.dynamic_shape)
     run.samples = where
     write_report(run, out / "parity.json")
     table = Table(title=f"parity against PyTorch ({where})")
@@ -103,5 +142,5 @@ def export(
 def register(app: typer.Typer) -> None:
     from cracksam.cli.bench import bench
 
-    app.command("export")(export)
+    app.command("export")(make_command("export", export.__doc__ or "", PARAMS, export))
     app.command("bench")(bench)

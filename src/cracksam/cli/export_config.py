@@ -1,0 +1,65 @@
+"""The config tree of ``cracksam export``: the model, the targets, the parity and calibration images.
+
+Every option is a key here, reachable from ``--config``, ``CRACKSAM_EXPORT__<KEY>`` variables,
+``--set`` and the short flags (:mod:`cracksam.cli.tree`).  The checks that need no file run once,
+in ``__post_init__``, whichever way a value came; their messages name the flag.  Imported when
+the command runs (the target names come from the runtimes' module, which loads numpy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cracksam.cli.options import RANDOM_BASE_HELP, TRUST_HELP
+from cracksam.errors import ConfigError
+from cracksam.threads import check_threads
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+def check_targets(names: list[str]) -> None:
+    """Known export/runtime target names (at least one)."""
+    from cracksam.inference.backends import TARGETS
+
+    bad = [t for t in names if t not in TARGETS]
+    if bad or not names:
+        raise ConfigError(f"unknown export target(s) {bad or ','.join(names)!r}; choose from {', '.join(TARGETS)}")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """``cracksam export``: deployable files, each checked against PyTorch."""
+
+    model: str = field(default="default", metadata=_help(
+        "Checkpoint folder (delta or full) or training run folder (its best/); 'default': the bundled model."))
+    out: str = field(default="export", metadata=_help("Output folder."))
+    targets: list[str] = field(default_factory=lambda: ["onnx", "openvino-fp16"], metadata=_help(
+        "onnx, onnx-fused, onnx-int8 (dynamic), onnx-int8-static (QDQ, needs calib), openvino-fp32, openvino-fp16, "
+        "openvino-int8 (NNCF, needs calib)."))
+    base: str | None = field(default=None, metadata=_help("SAM base checkpoint for a delta checkpoint."))
+    allow_random_base: bool = field(default=False, metadata=_help(RANDOM_BASE_HELP))
+    trust: bool = field(default=False, metadata=_help(TRUST_HELP))
+    samples: list[str] = field(default_factory=list, metadata=_help(
+        "Images for the parity report (files/folders); none: the calibration images, else synthetic ones."))
+    calib: list[str] = field(default_factory=list, metadata=_help("Calibration images for INT8 (files/folders)."))
+    calib_size: int = field(default=64, metadata=_help("At most this many calibration images."))
+    min_iou: float | None = field(default=None, metadata=_help(
+        "Override the parity tolerance (None: 0.99 FP32/FP16, 0.97 INT8)."))
+    opset: int = field(default=17, metadata=_help("ONNX opset (>= 17)."))
+    threads: int | None = field(default=None, metadata=_help(
+        "CPU threads for the parity runs (None: every core)."))
+    dynamic_shape: bool = field(default=False, metadata=_help(
+        "Fully convolutional models: dynamic height and width (native resolution)."))
+
+    def __post_init__(self) -> None:
+        check_threads(self.threads)
+        check_targets(self.targets)
+        if self.opset < 17:
+            raise ConfigError(f"--opset must be >= 17, got {self.opset}")
+        if self.min_iou is not None and not 0.0 <= self.min_iou <= 1.0:
+            raise ConfigError(f"--min-iou must be in [0, 1], got {self.min_iou}")
+
+
+__all__ = ["ExportConfig", "check_targets"]
