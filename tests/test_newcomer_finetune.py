@@ -163,3 +163,32 @@ def test_init_from_a_cracksam_delta_continues_its_delta_and_refuses_a_full_expor
     full = export_full(net, tmp_path / "full")
     with pytest.raises(ConfigError, match="full CrackSAM export"):
         apply_init_from(TrainConfig(init_from=str(full)))
+
+
+def test_init_from_an_old_unchecksummed_folder_needs_trust(tmp_path, capsys):
+    """A model folder written before checksums were required (format 1) is refused by --init-from
+    unless --trust is given, as on every other command that loads a model (issue 12 gap)."""
+    import shutil
+    import warnings
+
+    from cracksam.training.config import TrainConfig
+    from cracksam.training.init_from import apply_init_from, load_init_model
+
+    old = tmp_path / "old"
+    shutil.copytree(default_model_path(), old)
+    meta = json.loads((old / "config.json").read_text())
+    for key in ("config_sha256", "weights_sha256"):
+        meta.pop(key, None)
+    (old / "config.json").write_text(json.dumps(meta))
+    data = make_dataset(tmp_path / "d", n=4, size=(64, 64))
+    argv = ["train", "--init-from", str(old), "--data", str(data), "--print-config"]
+    assert main(argv) == 2
+    assert "--trust" in capsys.readouterr().err
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main([*argv, "--trust"]) == 0
+        assert "init_trust: true" in capsys.readouterr().out
+        cfg = TrainConfig(init_from=str(old), init_trust=True)
+        apply_init_from(cfg)
+        tuned, bundled = _params(load_init_model(cfg)), _params(load_model(default_model_path()))
+    assert all(torch.equal(tuned[k], bundled[k]) for k in bundled)

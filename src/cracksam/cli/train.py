@@ -37,6 +37,10 @@ ALIASES: dict[str, Alias] = {
         None, "--init-from", metavar="MODEL",
         help="Fine-tune this model: 'default' (the bundled one), a checkpoint or run folder; its architecture "
         "and weights are the start (see README, Fine-tuning).")),
+    "trust": Alias("init_trust", bool, typer.Option(
+        False, "--trust", help="With --init-from: accept a model folder written before checksums were required "
+        "(format 1) without verifying it; a checksum that is present must still match."),
+        lambda v: True if v else None),
     "mask_threshold": Alias("data.mask_threshold", float | None, typer.Option(
         None, "--mask-threshold", metavar="FRACTION",
         help="Read masks as crack above this share of full scale (0.5: grey level 128 of 255), for JPEG or "

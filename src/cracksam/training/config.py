@@ -110,6 +110,8 @@ class TrainConfig:
     # Fine-tune from one of our models ("default" = the bundled one, a checkpoint or run folder):
     # its architecture and weights are the starting point (see cracksam.training.init_from).
     init_from: str | None = None
+    init_trust: bool = field(default=False, metadata={
+        "help": "accept an init_from folder written before checksums were required (format 1), unverified"})
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)

@@ -17,10 +17,10 @@ from cracksam.models.segmodels import SegModelConfig
 from cracksam.training.config import TrainConfig
 
 
-def _meta(source: str) -> dict[str, Any]:
+def _meta(source: str, trust: bool = False) -> dict[str, Any]:
     from cracksam.models.io import read_checkpoint_config
 
-    return read_checkpoint_config(source)
+    return read_checkpoint_config(source, trust=trust)
 
 
 def apply_init_from(config: TrainConfig) -> None:
@@ -30,7 +30,7 @@ def apply_init_from(config: TrainConfig) -> None:
     resolution; the weights do not depend on it)."""
     if not config.init_from:
         return
-    meta = _meta(config.init_from)
+    meta = _meta(config.init_from, config.init_trust)
     saved = meta["model_config"]
     if isinstance(saved, SegModelConfig):
         net = config.network
@@ -59,7 +59,8 @@ def load_init_model(config: TrainConfig, allow_random_base: bool = False):
     from cracksam.models.segmodels import build_segmodel
 
     assert config.init_from is not None  # callers check it
-    source = load_model(config.init_from, base_checkpoint=config.base_checkpoint, allow_random_base=allow_random_base)
+    source = load_model(config.init_from, base_checkpoint=config.base_checkpoint, allow_random_base=allow_random_base,
+                        trust=config.init_trust)
     if config.network is not None:
         model = build_segmodel(config.network)
         model.load_state_dict(source.state_dict(), strict=True)
