@@ -194,3 +194,65 @@ def test_export_checks_run_once_whichever_way_a_value_came(monkeypatch, capsys):
     assert "unknown export target(s) ['bogus']" in _refused(capsys, "export", "--set", "targets=[bogus]")
     assert "unknown export target(s) ''" in _refused(capsys, "export", "--targets", "")
     assert "--threads must be >= 1" in _refused(capsys, "export", "--threads", "0")
+
+
+# -- bench ------------------------------------------------------------------------------------
+
+def test_bench_yaml_values_are_overridden_by_flags_and_booleans_switch_both_ways(tmp_path, capsys):
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text("model: [runs/cfd/best, export/model.onnx]\nbackends: [torch, onnx]\nthreads: 2\n"
+                   "in_flight: 1\njson: true\nallow_random_base: true\n")
+    got = _resolved(capsys, "bench", "-c", str(cfg))
+    assert got["model"] == ["runs/cfd/best", "export/model.onnx"] and got["backends"] == ["torch", "onnx"]
+    assert got["threads"] == 2 and got["in_flight"] == 1 and got["json"] is True and got["allow_random_base"]
+    assert got["iterations"] == 10 and got["export_dir"] == "bench-export"  # untouched: the defaults
+    got = _resolved(capsys, "bench", "-c", str(cfg), "-m", "a", "--backends", "openvino-fp16", "--threads", "4",
+                    "--no-json", "--no-allow-random-base", "--set", "iterations=3", "-o", "b.json")
+    assert got["model"] == ["a"] and got["backends"] == ["openvino-fp16"] and got["threads"] == 4
+    assert got["json"] is False and got["allow_random_base"] is False and got["iterations"] == 3
+    assert got["out"] == "b.json"
+
+
+def test_bench_env_vars_set_keys_below_flags(monkeypatch, capsys):
+    monkeypatch.setenv("CRACKSAM_BENCH__WARMUP", "0")
+    monkeypatch.setenv("CRACKSAM_BENCH__BACKENDS", "[torch]")
+    got = _resolved(capsys, "bench")
+    assert got["warmup"] == 0 and got["backends"] == ["torch"]
+    assert _resolved(capsys, "bench", "--warmup", "5")["warmup"] == 5
+    monkeypatch.setenv("CRACKSAM_EXPORT__THREADS", "3")  # another command's variable
+    assert _resolved(capsys, "bench")["threads"] is None
+
+
+@pytest.mark.parametrize("where", ["yaml", "set", "env"])
+def test_bench_an_unknown_key_is_named(where, tmp_path, monkeypatch, capsys):
+    argv = ["bench"]
+    if where == "yaml":
+        cfg = tmp_path / "b.yaml"
+        cfg.write_text("iteration: 3\n")
+        argv += ["-c", str(cfg)]
+    elif where == "set":
+        argv += ["--set", "iteration=3"]
+    else:
+        monkeypatch.setenv("CRACKSAM_BENCH__ITERATION", "3")
+    err = _refused(capsys, *argv)
+    assert "unknown key iteration" in err and "iterations" in err, err
+    assert {"yaml": "b.yaml", "set": "--set", "env": "CRACKSAM_BENCH__ITERATION"}[where] in err
+
+
+def test_bench_checks_run_once_whichever_way_a_value_came(monkeypatch, capsys):
+    msg = "--batch, --iterations and --in-flight must be >= 1 and --warmup >= 0"
+    assert msg in _refused(capsys, "bench", "--batch", "0")
+    assert msg in _refused(capsys, "bench", "--set", "in_flight=0")
+    monkeypatch.setenv("CRACKSAM_BENCH__WARMUP", "-1")
+    assert msg in _refused(capsys, "bench")
+    monkeypatch.delenv("CRACKSAM_BENCH__WARMUP")
+    assert "unknown backend(s) ['bogus']" in _refused(capsys, "bench", "--backends", "torch,bogus")
+    assert "unknown backend(s) ''" in _refused(capsys, "bench", "--backends", ",")
+    assert "--threads must be >= 1" in _refused(capsys, "bench", "--set", "threads=0")
+
+
+def test_bench_default_backends_match_its_help():
+    from cracksam.cli.bench_config import DEFAULT_BACKENDS, BenchConfig
+
+    assert BenchConfig().default_backends and tuple(BenchConfig().backends) == DEFAULT_BACKENDS
+    assert not BenchConfig(backends=["torch"]).default_backends

@@ -4,20 +4,28 @@ time) and throughput (several requests in flight) -- with each export's mask IoU
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from cracksam.cli.bench_config import DEFAULT_BACKENDS  # light: the runtimes load only when it is built
 from cracksam.cli.inputs import output_dir
-from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP, model_path_option, trust_option
+from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP, TRUST_HELP, model_path_option
+from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, as_strs, resolve_tree, switch
+from cracksam.cli.tree import print_config as show_config
 from cracksam.errors import ConfigError
 
-DEFAULT_BACKENDS = ("torch,torch-compile,onnx,onnx-fused,onnx-int8,onnx-int8-static,"
-                    "openvino-fp32,openvino-fp16,openvino-int8")
-TORCH_BACKENDS = ("torch", "torch-compile")
+if TYPE_CHECKING:
+    from cracksam.cli.bench_config import BenchConfig
+
+
+def _names(text: str) -> list[str]:
+    # An empty --backends is kept (not "not given"), so it is refused as before, not replaced by the default.
+    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def _torch_entries(net: Any, names: list[str], threads: int, sample_x: Any, console: Console) -> list[tuple]:
@@ -54,36 +62,72 @@ def _throughput_backend(path: Path, runtime: str, threads: int, in_flight: int) 
     return OnnxRuntimeBackend(path, threads=max(1, threads // in_flight))
 
 
-def bench(
-    model: list[str] | None = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Repeat for several."),
-    backends: str = typer.Option(
-        DEFAULT_BACKENDS,
+# Every flag is a BenchConfig key (see cracksam.cli.tree: defaults < --config < CRACKSAM_BENCH__* <
+# --set < flags).
+ALIASES: dict[str, Alias] = {
+    "model": Alias("model", list[str] | None, typer.Option(
+        None, "--model", "-m", help=MODEL_HELP + " Repeat for several."), as_strs),
+    "backends": Alias("backends", str | None, typer.Option(
+        None, "--backends",
         help="For checkpoint folders: torch, torch-compile and the export targets to build and time "
-             "(onnx-int8-static and openvino-int8 need --calib; without it they are skipped when not named).",
-    ),
-    batch: int = typer.Option(1, help="Batch size."),
-    threads: int | None = typer.Option(None, help="CPU threads of every runtime (default: every core)."),
-    iterations: int = typer.Option(10, help="Timed runs per backend (also the requests of the throughput run)."),
-    warmup: int = typer.Option(2, help="Untimed runs first."),
-    in_flight: int = typer.Option(2, "--in-flight", help="Requests in flight in the throughput run (1: skip it)."),
-    base: str | None = typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint."),
-    allow_random_base: bool = typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP),
-    trust: bool = trust_option(),
-    calib: list[Path] | None = typer.Option(None, "--calib", help="Calibration images for INT8."),
-    samples: list[Path] | None = typer.Option(None, "--samples", help="Images for the parity check of each export."),
-    export_dir: Path = typer.Option(Path("bench-export"), help="Where exports of checkpoint folders go."),
-    min_iou: float | None = typer.Option(
-        None, help="Parity tolerance for exports (default 0.99 FP32/FP16, 0.97 INT8); 0 times every export."
-    ),
-    json_out: bool = typer.Option(False, "--json", help="Print the results as JSON to stdout (the table goes to "
-                                  "stderr), as --json does in every command."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Also write the results as JSON to this file."),
-) -> None:
+             "(onnx-int8-static and openvino-int8 need --calib; without it they are skipped when not named). "
+             f"Default {','.join(DEFAULT_BACKENDS)}."), _names),
+    "batch": Alias("batch", int | None, typer.Option(None, "--batch", help="Batch size (default 1).")),
+    "threads": Alias("threads", int | None, typer.Option(
+        None, "--threads", help="CPU threads of every runtime (default: every core).")),
+    "iterations": Alias("iterations", int | None, typer.Option(
+        None, "--iterations", help="Timed runs per backend (also the requests of the throughput run; default 10).")),
+    "warmup": Alias("warmup", int | None, typer.Option(None, "--warmup", help="Untimed runs first (default 2).")),
+    "in_flight": Alias("in_flight", int | None, typer.Option(
+        None, "--in-flight", help="Requests in flight in the throughput run (1: skip it; default 2).")),
+    "base": Alias("base", str | None, typer.Option(None, "--base", help="SAM base checkpoint for a delta checkpoint.")),
+    "allow_random_base": Alias("allow_random_base", bool | None, typer.Option(
+        None, "--allow-random-base/--no-allow-random-base", help=RANDOM_BASE_HELP)),
+    "trust": Alias("trust", bool | None, typer.Option(None, "--trust/--no-trust", help=TRUST_HELP)),
+    "calib": Alias("calib", list[Path] | None, typer.Option(
+        None, "--calib", help="Calibration images for INT8."), as_strs),
+    "samples": Alias("samples", list[Path] | None, typer.Option(
+        None, "--samples", help="Images for the parity check of each export."), as_strs),
+    "export_dir": Alias("export_dir", Path | None, typer.Option(
+        None, "--export-dir", help="Where exports of checkpoint folders go (default bench-export)."), as_str),
+    "min_iou": Alias("min_iou", float | None, typer.Option(
+        None, "--min-iou", help="Parity tolerance for exports (default 0.99 FP32/FP16, 0.97 INT8); 0 times every "
+        "export.")),
+    "json_out": switch("json", "--json/--no-json", "Print the results as JSON to stdout (the table goes to "
+                       "stderr), as --json does in every command."),
+    "out": Alias("out", Path | None, typer.Option(
+        None, "--out", "-o", help="Also write the results as JSON to this file."), as_str),
+}
+
+PARAMS: dict[str, tuple[Any, Any]] = {
+    **alias_params(ALIASES),
+    "config": COMMON["config"],
+    "set_items": COMMON["set_items"],
+    "print_config": COMMON["print_config"],
+    "help_config": COMMON["help_config"],
+}
+
+
+def resolve_config(values: dict[str, Any], environ: Mapping[str, str] | None = None) -> BenchConfig:
+    """The command's config from ``--config``, the environment, ``--set`` and the flags."""
+    from cracksam.cli.bench_config import BenchConfig
+
+    cfg, _ = resolve_tree(BenchConfig, "bench", ALIASES, values, environ=environ)
+    return cfg
+
+
+def bench(print_config: bool, **values: Any) -> None:
     """Latency (p50/p90) and throughput per runtime and precision, × PyTorch eager, mask IoU vs PyTorch.
 
     Backends are named as export targets everywhere (torch, torch-compile, onnx, onnx-fused, onnx-int8,
     onnx-int8-static, openvino-fp32, openvino-fp16, openvino-int8; an .onnx or .xml given as --model
-    is labelled the same way)."""
+    is labelled the same way).
+
+    Every option is also a config key: --config, --set KEY=VALUE, CRACKSAM_BENCH__* (--help-config)."""
+    cfg = resolve_config(values)  # every check that needs no file has run here, once
+    if print_config:
+        show_config(cfg)
+        return
     import numpy as np
     import torch
 
@@ -101,20 +145,18 @@ def bench(
     from cracksam.threads import resolve_threads
 
     # Always an explicit figure: each runtime's own default differs, and the table must say what ran.
-    threads = resolve_threads(threads)
-    if batch < 1 or iterations < 1 or warmup < 0 or in_flight < 1:
-        raise ConfigError("--batch, --iterations and --in-flight must be >= 1 and --warmup >= 0")
+    threads = resolve_threads(cfg.threads)
+    batch, iterations, warmup, in_flight, min_iou = cfg.batch, cfg.iterations, cfg.warmup, cfg.in_flight, cfg.min_iou
+    base, allow_random_base, trust, json_out = cfg.base, cfg.allow_random_base, cfg.trust, cfg.json
+    calib, samples = [Path(p) for p in cfg.calib], [Path(p) for p in cfg.samples]
+    export_dir, out = Path(cfg.export_dir), Path(cfg.out) if cfg.out is not None else None
     if out is not None and out.is_dir():
         raise ConfigError(f"--out {out} is a folder; give a file name for the JSON results")
-    names = [b.strip() for b in backends.split(",") if b.strip()]
-    unknown = [n for n in names if n not in TORCH_BACKENDS and n not in TARGETS]
-    if unknown or not names:
-        raise ConfigError(f"unknown backend(s) {unknown or backends!r}; choose from "
-                          f"{', '.join((*TORCH_BACKENDS, *TARGETS))}")
+    names = list(cfg.backends)
     console = Console(stderr=True, soft_wrap=True)
     if not calib:
         skipped = [n for n in names if n in CALIBRATED]
-        if skipped and backends != DEFAULT_BACKENDS:
+        if skipped and not cfg.default_backends:
             raise ConfigError(f"{', '.join(skipped)} need(s) --calib FOLDER")
         if skipped:
             console.print(f"{', '.join(skipped)}: skipped (no --calib photos to calibrate INT8 on)")
@@ -122,7 +164,7 @@ def bench(
     targets = parse_targets(",".join(n for n in names if n in TARGETS)) if any(n in TARGETS for n in names) else []
     torch.set_num_threads(threads)
     rows: list[dict[str, Any]] = []
-    for m in [model_path_option(name) for name in model or [DEFAULT_MODEL_NAME]]:
+    for m in [model_path_option(name) for name in cfg.model or [DEFAULT_MODEL_NAME]]:
         entries: list[tuple] = []  # (label, latency backend, throughput backend or None, parity)
         if m.is_dir():
             net = export_cli._load_torch_model(m, base, allow_random_base, trust)

@@ -140,7 +140,7 @@ def export(print_config: bool, **values: Any) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    from cracksam.cli.bench import bench
+    from cracksam.cli import bench
 
     app.command("export")(make_command("export", export.__doc__ or "", PARAMS, export))
-    app.command("bench")(bench)
+    app.command("bench")(make_command("bench", bench.bench.__doc__ or "", bench.PARAMS, bench.bench))
