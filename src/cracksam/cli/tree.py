@@ -1,5 +1,5 @@
 """Commands whose options are one config tree (``train``, ``distill``, ``evaluate``, ``serve``,
-``predict``, ``stream``).
+``predict``, ``stream``, ``measure``, ``report``, ``export``, ``bench``).
 
 Each such command declares its short flags as :class:`Alias` entries -- a flag and the dotted key
 it sets -- and gets ``--config``, ``--set KEY=VALUE``, ``--print-config`` and ``--help-config``
