@@ -138,28 +138,45 @@ def test_progress_lines_off_a_terminal_every_tenth_and_at_the_end(tmp_path):
     folder = tmp_path / "img"
     folder.mkdir()
     many = []
-    for i in range(23):
+    for i in range(21):
         path = folder / f"s{i}.png"
         cv2.imwrite(str(path), np.full((16, 16, 3), i, np.uint8))
         many.append(Sample(stem=f"s{i}", image=path, mask=path, dataset="d"))
     stream = _Stream(tty=False)
     assert fill_cache(TeacherCache(tmp_path / "c", "rec", 32), RecordingTeacher(), many, batch_size=1,
-                      progress=True, stream=stream) == 23
+                      progress=True, stream=stream) == 21
     lines = stream.getvalue().splitlines()
-    assert lines[0] == "teacher logits: 23 image(s) to compute"
-    # every = ceil(23 / 10) = 3: a line at 3, 6, ..., 21, and one at the last image (23).
+    assert lines[0] == "teacher logits: 21 image(s) to compute"
+    # every = ceil(21 / 10) = 3: a line at 3, 6, ..., 21 (the last image is one of them).
     counts = [int(line.split()[2].split("/")[0]) for line in lines[1:]]
-    assert counts == [3, 6, 9, 12, 15, 18, 21, 23]
-    assert all(line.split()[2].endswith("/23") and line.endswith("images/s)") for line in lines[1:])
+    assert counts == [3, 6, 9, 12, 15, 18, 21]
+    assert all(line.split()[2].endswith("/21") and line.endswith("images/s)") for line in lines[1:])
 
 
 def test_progress_on_a_terminal_is_a_bar_not_lines_and_no_progress_means_lines(tmp_path, samples):
     tty = _Stream(tty=True)
     fill_cache(TeacherCache(tmp_path / "a", "rec", 32), RecordingTeacher(), samples, progress=True, stream=tty)
     assert tty.getvalue() == ""  # the bar is rich's, on its own console
+    default = _Stream(tty=True)  # progress is on by default
+    fill_cache(TeacherCache(tmp_path / "c", "rec", 32), RecordingTeacher(), samples, stream=default)
+    assert default.getvalue() == ""
     quiet = _Stream(tty=True)
-    fill_cache(TeacherCache(tmp_path / "b", "rec", 32), RecordingTeacher(), samples, progress=False, stream=quiet)
-    assert quiet.getvalue().splitlines()[0] == "teacher logits: 5 image(s) to compute"
+    fill_cache(TeacherCache(tmp_path / "b", "rec", 32), RecordingTeacher(), samples, batch_size=1, progress=False,
+               stream=quiet)
+    lines = quiet.getvalue().splitlines()
+    assert lines[0] == "teacher logits: 5 image(s) to compute"
+    # Fewer than ten images: a line after each one.
+    assert [line.split()[2] for line in lines[1:]] == ["1/5", "2/5", "3/5", "4/5", "5/5"]
+
+
+def test_a_teacher_returning_too_few_logits_is_not_stored_out_of_line(tmp_path, samples):
+    class Short(RecordingTeacher):
+        def run(self, x):
+            return super().run(x)[:-1]
+
+    with pytest.raises(ValueError, match="zip"):
+        fill_cache(TeacherCache(tmp_path / "c", "rec", 32), Short(), samples, batch_size=2, progress=False,
+                   stream=io.StringIO())
 
 
 @pytest.mark.parametrize("content", [b"garbage, not an npy file", "object"])
