@@ -134,7 +134,11 @@ class _Stream(io.StringIO):
         return self.tty
 
 
-def test_progress_lines_off_a_terminal_every_tenth_and_at_the_end(tmp_path):
+def test_progress_lines_off_a_terminal_every_tenth_and_at_the_end(tmp_path, monkeypatch):
+    import cracksam.training.teacher as teacher_mod
+
+    clock = iter(0.5 * i for i in range(1000))  # each reading half a second after the last
+    monkeypatch.setattr(teacher_mod.time, "perf_counter", lambda: next(clock))
     folder = tmp_path / "img"
     folder.mkdir()
     many = []
@@ -150,6 +154,7 @@ def test_progress_lines_off_a_terminal_every_tenth_and_at_the_end(tmp_path):
     # every = ceil(21 / 10) = 3: a line at 3, 6, ..., 21 (the last image is one of them).
     counts = [int(line.split()[2].split("/")[0]) for line in lines[1:]]
     assert counts == [3, 6, 9, 12, 15, 18, 21]
+    assert lines[1].endswith("(6.0 images/s)")  # 3 images in the 0.5 s since the start
     assert all(line.split()[2].endswith("/21") and line.endswith("images/s)") for line in lines[1:])
 
 
