@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import pytest
-import yaml
 
 from cracksam.cli.main import main
+
+from ._config_cli import refused, resolved
 
 
 @pytest.fixture(autouse=True)
@@ -18,22 +19,12 @@ def _clean_env(monkeypatch):
             monkeypatch.delenv(name)
 
 
-def _resolved(capsys, *argv: str) -> dict:
-    assert main([*argv, "--print-config"]) == 0, capsys.readouterr().err
-    return yaml.safe_load(capsys.readouterr().out)
-
-
-def _refused(capsys, *argv: str) -> str:
-    assert main([*argv, "--print-config"]) == 2
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    return captured.err
 
 
 def test_a_flag_overrides_the_yaml_and_the_yaml_the_defaults(tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("optim:\n  lr: 0.01\nbatch_size: 3\n")
-    got = _resolved(capsys, "train", "-c", str(cfg), "--lr", "0.002")
+    got = resolved(capsys, "train", "-c", str(cfg), "--lr", "0.002")
     assert got["optim"]["lr"] == 0.002 and got["batch_size"] == 3
     assert got["optim"]["warmup_iters"] == 300  # untouched keys keep the dataclass default
 
@@ -41,34 +32,34 @@ def test_a_flag_overrides_the_yaml_and_the_yaml_the_defaults(tmp_path, capsys):
 def test_a_boolean_switched_off_in_yaml_is_turned_back_on(tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("data:\n  augment: false\nprogress: false\n")
-    assert _resolved(capsys, "train", "-c", str(cfg))["data"]["augment"] is False
-    assert _resolved(capsys, "train", "-c", str(cfg), "--augment")["data"]["augment"] is True
-    assert _resolved(capsys, "train", "-c", str(cfg), "--set", "data.augment=true")["data"]["augment"] is True
-    assert _resolved(capsys, "train", "--no-augment")["data"]["augment"] is False
-    assert _resolved(capsys, "train", "-c", str(cfg), "--progress")["progress"] is True
+    assert resolved(capsys, "train", "-c", str(cfg))["data"]["augment"] is False
+    assert resolved(capsys, "train", "-c", str(cfg), "--augment")["data"]["augment"] is True
+    assert resolved(capsys, "train", "-c", str(cfg), "--set", "data.augment=true")["data"]["augment"] is True
+    assert resolved(capsys, "train", "--no-augment")["data"]["augment"] is False
+    assert resolved(capsys, "train", "-c", str(cfg), "--progress")["progress"] is True
 
 
 def test_an_env_var_sets_a_nested_key_and_set_then_a_flag_win(monkeypatch, capsys):
     monkeypatch.setenv("CRACKSAM_TRAIN__MODEL__DELTA__LORA__RANK", "8")
     monkeypatch.setenv("CRACKSAM_TRAIN__OPTIM__LR", "1e-3")  # YAML reads 1e-3 as text; a float field takes it
-    got = _resolved(capsys, "train")
+    got = resolved(capsys, "train")
     assert got["model"]["delta"]["lora"]["rank"] == 8 and got["optim"]["lr"] == 0.001
-    assert _resolved(capsys, "train", "--set", "model.delta.lora.rank=2")["model"]["delta"]["lora"]["rank"] == 2
-    got = _resolved(capsys, "train", "--set", "model.delta.lora.rank=2", "--rank", "3")
+    assert resolved(capsys, "train", "--set", "model.delta.lora.rank=2")["model"]["delta"]["lora"]["rank"] == 2
+    got = resolved(capsys, "train", "--set", "model.delta.lora.rank=2", "--rank", "3")
     assert got["model"]["delta"]["lora"]["rank"] == 3
     # Another command's variables are not this one's.
     monkeypatch.setenv("CRACKSAM_DISTILL__BATCH_SIZE", "5")
-    assert _resolved(capsys, "train")["batch_size"] == 8
+    assert resolved(capsys, "train")["batch_size"] == 8
 
 
 def test_set_takes_lists_and_creates_an_optional_section(capsys):
-    got = _resolved(capsys, "train", "--set", "model.delta.lora.targets=[q, k, v]", "--targets", "q,k")
+    got = resolved(capsys, "train", "--set", "model.delta.lora.targets=[q, k, v]", "--targets", "q,k")
     assert got["model"]["delta"]["lora"]["targets"] == ["q", "k"]  # the flag, comma-split, wins
-    assert _resolved(capsys, "train")["network"] is None
-    got = _resolved(capsys, "train", "--set", "network.arch=unet_mobilenetv3_small", "--image-size", "64")
+    assert resolved(capsys, "train")["network"] is None
+    got = resolved(capsys, "train", "--set", "network.arch=unet_mobilenetv3_small", "--image-size", "64")
     assert got["network"]["arch"] == "unet_mobilenetv3_small"
     assert got["network"]["image_size"] == 64 and got["model"]["image_size"] == 64  # --image-size: both
-    got = _resolved(capsys, "distill", "--set", "distill.teacher=runs/t/best", "--kd-weight", "2")
+    got = resolved(capsys, "distill", "--set", "distill.teacher=runs/t/best", "--kd-weight", "2")
     assert got["distill"]["teacher"] == "runs/t/best" and got["distill"]["weight"] == 2.0
     assert got["distill"]["temperature"] == 3.0
 
@@ -84,20 +75,20 @@ def test_an_unknown_key_is_named_by_its_dotted_path(where, tmp_path, monkeypatch
         argv += ["--set", "model.delta.lora.rnk=3"]
     else:
         monkeypatch.setenv("CRACKSAM_TRAIN__MODEL__DELTA__LORA__RNK", "3")
-    err = _refused(capsys, *argv)
+    err = refused(capsys, *argv)
     assert "unknown key model.delta.lora.rnk" in err and "model.delta.lora.rank" in err, err
     assert {"yaml": "c.yaml", "set": "--set", "env": "CRACKSAM_TRAIN__MODEL__DELTA__LORA__RNK"}[where] in err
 
 
 def test_a_wrong_type_names_the_key_and_where_it_came_from(tmp_path, monkeypatch, capsys):
-    err = _refused(capsys, "train", "--set", "optim.lr=fast")
+    err = refused(capsys, "train", "--set", "optim.lr=fast")
     assert "optim.lr (--set optim.lr): expected a number" in err
-    err = _refused(capsys, "train", "--delta", "prefix")
+    err = refused(capsys, "train", "--delta", "prefix")
     assert "model.delta.kind (--delta)" in err and "'lora'" in err
     cfg = tmp_path / "c.yaml"
     cfg.write_text("batch_size: many\n")
-    assert "batch_size (c.yaml): expected an integer" in _refused(capsys, "train", "-c", str(cfg))
-    assert "KEY=VALUE" in _refused(capsys, "train", "--set", "optim.lr")
+    assert "batch_size (c.yaml): expected an integer" in refused(capsys, "train", "-c", str(cfg))
+    assert "KEY=VALUE" in refused(capsys, "train", "--set", "optim.lr")
 
 
 def test_resume_refuses_an_option_that_would_change_the_run(tmp_path, capsys):
@@ -106,18 +97,18 @@ def test_resume_refuses_an_option_that_would_change_the_run(tmp_path, capsys):
 
     out = tmp_path / "run"
     save_yaml(TrainConfig(out_dir=str(out), batch_size=4), out / "config.yaml")
-    err = _refused(capsys, "train", "--resume", "--out", str(out), "--lr", "0.1", "--set", "epochs=3")
+    err = refused(capsys, "train", "--resume", "--out", str(out), "--lr", "0.1", "--set", "epochs=3")
     assert "--lr" in err and "--set epochs" in err and "--resume" in err
     assert len([ln for ln in err.splitlines() if ln.strip()]) == 1
     # The command line the run was started with, and --out / --progress, are fine.
-    got = _resolved(capsys, "train", "--resume", "--out", str(out), "--batch-size", "4", "--lr", "4e-4",
+    got = resolved(capsys, "train", "--resume", "--out", str(out), "--batch-size", "4", "--lr", "4e-4",
                     "--no-progress")
     assert got["progress"] is False
 
 
 def test_distill_needs_a_teacher_and_init_from_refuses_shape_options(capsys):
-    assert "distill needs a teacher" in _refused(capsys, "distill", "--arch", "unet_mobilenetv3_small")
-    err = _refused(capsys, "train", "--init-from", "default", "--rank", "2", "--set", "model.backbone=tiny")
+    assert "distill needs a teacher" in refused(capsys, "distill", "--arch", "unet_mobilenetv3_small")
+    err = refused(capsys, "train", "--init-from", "default", "--rank", "2", "--set", "model.backbone=tiny")
     assert "--rank, --set model.backbone cannot be combined with --init-from" in err
 
 
@@ -134,14 +125,14 @@ def test_evaluate_options_reach_the_protocol_config(tmp_path, monkeypatch, capsy
     cfg.write_text("test: [data/a]\nconditions: [clean]\nbatch_size: 2\n")
     monkeypatch.setenv("CRACKSAM_EVALUATE__METRIC", "f1")
     monkeypatch.setenv("CRACKSAM_EVALUATE__BATCH_SIZE", "3")
-    got = _resolved(capsys, "evaluate", "-c", str(cfg), "--threshold", "0.3", "--set", "visualize=2",
+    got = resolved(capsys, "evaluate", "-c", str(cfg), "--threshold", "0.3", "--set", "visualize=2",
                     "--blur-sweep", "1,5", "--no-progress")
     assert got["test"] == ["data/a"] and got["conditions"] == ["clean"] and got["batch_size"] == 3
     assert got["metric"] == "f1" and got["threshold"] == 0.3 and got["visualize"] == 2
     assert got["blur_kernels"] == [1, 5] and got["progress"] is False and got["device"] == "cpu"
-    assert "--metric must be" in _refused(capsys, "evaluate", "--test", "x", "--metric", "dice")
-    assert "unknown key metrik" in _refused(capsys, "evaluate", "--test", "x", "--set", "metrik=f1")
-    assert "--mm-per-px only applies with --measure" in _refused(capsys, "evaluate", "--test", "x", "--mm-per-px", "1")
+    assert "--metric must be" in refused(capsys, "evaluate", "--test", "x", "--metric", "dice")
+    assert "unknown key metrik" in refused(capsys, "evaluate", "--test", "x", "--set", "metrik=f1")
+    assert "--mm-per-px only applies with --measure" in refused(capsys, "evaluate", "--test", "x", "--mm-per-px", "1")
 
 
 def test_serve_settings_come_from_env_set_and_flags_in_that_order(monkeypatch, capsys):
@@ -153,16 +144,16 @@ def test_serve_settings_come_from_env_set_and_flags_in_that_order(monkeypatch, c
     monkeypatch.setenv("CRACKSAM_PORT", "9000")  # the service's own variables still work, lowest
     monkeypatch.setenv("CRACKSAM_TRUST", "1")
     monkeypatch.setenv("CRACKSAM_SERVE__MAX_PENDING", "3")
-    got = _resolved(capsys, "serve", "--overlap", "0.5", "--concurrency", "1")
+    got = resolved(capsys, "serve", "--overlap", "0.5", "--concurrency", "1")
     assert (got["port"], got["trust"], got["max_pending"]) == (9000, True, 3)
     assert got["tile_overlap"] == 0.5 and got["workers"] == 1
     assert got["runtime"] == "auto"  # the command's default; the library's is torch
     assert next(f.default for f in fields(ServiceSettings) if f.name == "runtime") == "torch"
     monkeypatch.setenv("CRACKSAM_SERVE__PORT", "9100")
-    assert _resolved(capsys, "serve")["port"] == 9100
-    assert _resolved(capsys, "serve", "--set", "port=9200")["port"] == 9200
-    assert _resolved(capsys, "serve", "--set", "port=9200", "--port", "9300")["port"] == 9300
-    assert "port must be in 0..65535" in _refused(capsys, "serve", "--port", "70000")
-    assert "unknown key max_pendng (did you mean max_pending?)" in _refused(capsys, "serve", "--set", "max_pendng=1")
-    assert "header_timeout_s (--set header_timeout_s): expected a number" in _refused(
+    assert resolved(capsys, "serve")["port"] == 9100
+    assert resolved(capsys, "serve", "--set", "port=9200")["port"] == 9200
+    assert resolved(capsys, "serve", "--set", "port=9200", "--port", "9300")["port"] == 9300
+    assert "port must be in 0..65535" in refused(capsys, "serve", "--port", "70000")
+    assert "unknown key max_pendng (did you mean max_pending?)" in refused(capsys, "serve", "--set", "max_pendng=1")
+    assert "header_timeout_s (--set header_timeout_s): expected a number" in refused(
         capsys, "serve", "--set", "header_timeout_s=soon")

@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 
 import pytest
-import yaml
 
 from cracksam.cli.main import main
+
+from ._config_cli import refused, resolved
 
 
 @pytest.fixture(autouse=True)
@@ -19,16 +20,6 @@ def _clean_env(monkeypatch):
             monkeypatch.delenv(name)
 
 
-def _resolved(capsys, *argv: str) -> dict:
-    assert main([*argv, "--print-config"]) == 0, capsys.readouterr().err
-    return yaml.safe_load(capsys.readouterr().out)
-
-
-def _refused(capsys, *argv: str) -> str:
-    assert main([*argv, "--print-config"]) == 2
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    return captured.err
 
 
 # -- predict ----------------------------------------------------------------------------------
@@ -37,11 +28,11 @@ def test_predict_yaml_values_are_overridden_by_flags_and_inputs_by_arguments(tmp
     cfg = tmp_path / "p.yaml"
     cfg.write_text("inputs: [a.jpg, photos/]\npredictor:\n  threshold: 0.7\n  batch_size: 2\nout: yaml_out\n"
                    "measure: true\nmm_per_px: 0.2\n")
-    got = _resolved(capsys, "predict", "-c", str(cfg))
+    got = resolved(capsys, "predict", "-c", str(cfg))
     assert got["inputs"] == ["a.jpg", "photos/"] and got["predictor"]["threshold"] == 0.7
     assert got["out"] == "yaml_out" and got["measure"] is True and got["mm_per_px"] == 0.2
     assert got["predictor"]["tile_overlap"] == 0.25  # untouched keys keep the dataclass default
-    got = _resolved(capsys, "predict", "b.jpg", "-c", str(cfg), "--threshold", "0.4", "--overlap", "0.5",
+    got = resolved(capsys, "predict", "b.jpg", "-c", str(cfg), "--threshold", "0.4", "--overlap", "0.5",
                     "-o", "flag_out", "--set", "predictor.batch_size=8")
     assert got["inputs"] == ["b.jpg"] and got["out"] == "flag_out"
     assert got["predictor"]["threshold"] == 0.4 and got["predictor"]["tile_overlap"] == 0.5
@@ -51,11 +42,11 @@ def test_predict_yaml_values_are_overridden_by_flags_and_inputs_by_arguments(tmp
 def test_predict_booleans_switch_both_ways(tmp_path, capsys):
     cfg = tmp_path / "p.yaml"
     cfg.write_text("overlay: true\nprogress: false\npredictor:\n  trust: true\n")
-    got = _resolved(capsys, "predict", "-c", str(cfg))
+    got = resolved(capsys, "predict", "-c", str(cfg))
     assert got["overlay"] is True and got["progress"] is False and got["predictor"]["trust"] is True
-    got = _resolved(capsys, "predict", "-c", str(cfg), "--no-overlay", "--progress", "--no-trust")
+    got = resolved(capsys, "predict", "-c", str(cfg), "--no-overlay", "--progress", "--no-trust")
     assert got["overlay"] is False and got["progress"] is True and got["predictor"]["trust"] is False
-    got = _resolved(capsys, "predict", "--overlay", "--prob", "--measure", "--report", "--json", "--no-progress",
+    got = resolved(capsys, "predict", "--overlay", "--prob", "--measure", "--report", "--json", "--no-progress",
                     "--allow-random-base")
     assert all(got[k] is True for k in ("overlay", "prob", "measure", "report", "json"))
     assert got["progress"] is False and got["predictor"]["allow_random_base"] is True
@@ -64,18 +55,18 @@ def test_predict_booleans_switch_both_ways(tmp_path, capsys):
 def test_predict_env_vars_set_nested_keys_and_the_old_runtime_variable_ranks_below(monkeypatch, capsys):
     monkeypatch.setenv("CRACKSAM_PREDICT__PREDICTOR__THRESHOLD", "0.3")
     monkeypatch.setenv("CRACKSAM_PREDICT__MAX_PIXELS", "1000")
-    got = _resolved(capsys, "predict")
+    got = resolved(capsys, "predict")
     assert got["predictor"]["threshold"] == 0.3 and got["max_pixels"] == 1000
     assert got["predictor"]["runtime"] == "auto"
     monkeypatch.setenv("CRACKSAM_RUNTIME", "torch")  # the older variable still works
-    assert _resolved(capsys, "predict")["predictor"]["runtime"] == "torch"
+    assert resolved(capsys, "predict")["predictor"]["runtime"] == "torch"
     monkeypatch.setenv("CRACKSAM_PREDICT__PREDICTOR__RUNTIME", "openvino")  # ranked above it
-    assert _resolved(capsys, "predict")["predictor"]["runtime"] == "openvino"
-    assert _resolved(capsys, "predict", "--runtime", "onnxruntime")["predictor"]["runtime"] == "onnxruntime"
-    assert _resolved(capsys, "predict", "--threshold", "0.6")["predictor"]["threshold"] == 0.6
+    assert resolved(capsys, "predict")["predictor"]["runtime"] == "openvino"
+    assert resolved(capsys, "predict", "--runtime", "onnxruntime")["predictor"]["runtime"] == "onnxruntime"
+    assert resolved(capsys, "predict", "--threshold", "0.6")["predictor"]["threshold"] == 0.6
     monkeypatch.setenv("CRACKSAM_RUNTIME", "bogus")
     monkeypatch.delenv("CRACKSAM_PREDICT__PREDICTOR__RUNTIME")
-    assert "unknown runtime 'bogus'" in _refused(capsys, "predict")
+    assert "unknown runtime 'bogus'" in refused(capsys, "predict")
 
 
 @pytest.mark.parametrize("where", ["yaml", "set", "env"])
@@ -89,31 +80,31 @@ def test_predict_an_unknown_key_is_named_by_its_dotted_path(where, tmp_path, mon
         argv += ["--set", "predictor.treshold=0.3"]
     else:
         monkeypatch.setenv("CRACKSAM_PREDICT__PREDICTOR__TRESHOLD", "0.3")
-    err = _refused(capsys, *argv)
+    err = refused(capsys, *argv)
     assert "unknown key predictor.treshold" in err and "predictor.threshold" in err, err
     assert {"yaml": "p.yaml", "set": "--set", "env": "CRACKSAM_PREDICT__PREDICTOR__TRESHOLD"}[where] in err
 
 
 def test_predict_checks_run_once_whichever_way_a_value_came(tmp_path, monkeypatch, capsys):
     msg = "--mm-per-px only apply with --measure or --report"
-    assert msg in _refused(capsys, "predict", "--mm-per-px", "0.1")
-    assert msg in _refused(capsys, "predict", "--set", "mm_per_px=0.1")
+    assert msg in refused(capsys, "predict", "--mm-per-px", "0.1")
+    assert msg in refused(capsys, "predict", "--set", "mm_per_px=0.1")
     cfg = tmp_path / "p.yaml"
     cfg.write_text("mm_per_px: 0.1\nmeasure: true\n")
-    assert _resolved(capsys, "predict", "-c", str(cfg))["mm_per_px"] == 0.1
-    assert msg in _refused(capsys, "predict", "-c", str(cfg), "--no-measure")
-    assert "--min-length only apply" in _refused(capsys, "predict", "--min-length", "3")
-    assert "--max-pixels must be >= 1, got 0" in _refused(capsys, "predict", "--max-pixels", "0")
+    assert resolved(capsys, "predict", "-c", str(cfg))["mm_per_px"] == 0.1
+    assert msg in refused(capsys, "predict", "-c", str(cfg), "--no-measure")
+    assert "--min-length only apply" in refused(capsys, "predict", "--min-length", "3")
+    assert "--max-pixels must be >= 1, got 0" in refused(capsys, "predict", "--max-pixels", "0")
     monkeypatch.setenv("CRACKSAM_PREDICT__MAX_PIXELS", "-5")
-    assert "--max-pixels must be >= 1, got -5" in _refused(capsys, "predict")
+    assert "--max-pixels must be >= 1, got -5" in refused(capsys, "predict")
     monkeypatch.delenv("CRACKSAM_PREDICT__MAX_PIXELS")
-    assert "--mm-per-px must be a positive number" in _refused(capsys, "predict", "--measure", "--mm-per-px", "-1")
-    assert "--engine must be one of plain, ray" in _refused(capsys, "predict", "--set", "engine=spark")
-    assert "--address and --workers only apply with --engine ray" in _refused(capsys, "predict", "--workers", "2")
-    assert "--workers must be >= 1" in _refused(capsys, "predict", "--engine", "ray", "--workers", "0")
-    assert "--threads must be >= 1" in _refused(capsys, "predict", "--threads", "0")
-    assert "--mode" in _refused(capsys, "predict", "--mode", "zoom")
-    assert "predictor.batch_size (--set predictor.batch_size): expected an integer" in _refused(
+    assert "--mm-per-px must be a positive number" in refused(capsys, "predict", "--measure", "--mm-per-px", "-1")
+    assert "--engine must be one of plain, ray" in refused(capsys, "predict", "--set", "engine=spark")
+    assert "--address and --workers only apply with --engine ray" in refused(capsys, "predict", "--workers", "2")
+    assert "--workers must be >= 1" in refused(capsys, "predict", "--engine", "ray", "--workers", "0")
+    assert "--threads must be >= 1" in refused(capsys, "predict", "--threads", "0")
+    assert "--mode" in refused(capsys, "predict", "--mode", "zoom")
+    assert "predictor.batch_size (--set predictor.batch_size): expected an integer" in refused(
         capsys, "predict", "--set", "predictor.batch_size=many")
 
 
@@ -138,12 +129,12 @@ def test_stream_yaml_values_are_overridden_by_flags(tmp_path, capsys):
     cfg = tmp_path / "s.yaml"
     cfg.write_text("source: 0\nstream:\n  every: 5\n  out_video: yaml.mp4\n  scene_cut: 0\n"
                    "predictor:\n  threshold: 0.7\n  device: cuda\n")
-    got = _resolved(capsys, "stream", "-c", str(cfg))
+    got = resolved(capsys, "stream", "-c", str(cfg))
     assert got["source"] == 0 and got["stream"]["every"] == 5 and got["stream"]["out_video"] == "yaml.mp4"
     assert got["stream"]["scene_cut"] is None  # 0 turns the detection off, in a file as on the command line
     assert got["predictor"]["threshold"] == 0.7 and got["predictor"]["device"] == "cuda"
     assert got["stream"]["timeout_s"] == 10.0  # untouched keys keep the dataclass default
-    got = _resolved(capsys, "stream", "road.mp4", "-c", str(cfg), "-n", "2", "-o", "flag.mp4", "--threshold", "0.4",
+    got = resolved(capsys, "stream", "road.mp4", "-c", str(cfg), "-n", "2", "-o", "flag.mp4", "--threshold", "0.4",
                     "--scene-cut", "0.5", "--timeout", "3", "--set", "predictor.device=cpu")
     assert got["source"] == "road.mp4" and got["stream"]["every"] == 2 and got["stream"]["out_video"] == "flag.mp4"
     assert got["stream"]["scene_cut"] == 0.5 and got["stream"]["timeout_s"] == 3.0
@@ -154,11 +145,11 @@ def test_stream_yaml_values_are_overridden_by_flags(tmp_path, capsys):
 def test_stream_booleans_switch_both_ways(tmp_path, capsys):
     cfg = tmp_path / "s.yaml"
     cfg.write_text("json: true\nprogress: false\npredictor:\n  allow_random_base: true\n")
-    got = _resolved(capsys, "stream", "-c", str(cfg))
+    got = resolved(capsys, "stream", "-c", str(cfg))
     assert got["json"] is True and got["progress"] is False and got["predictor"]["allow_random_base"] is True
-    got = _resolved(capsys, "stream", "-c", str(cfg), "--no-json", "--progress", "--no-allow-random-base")
+    got = resolved(capsys, "stream", "-c", str(cfg), "--no-json", "--progress", "--no-allow-random-base")
     assert got["json"] is False and got["progress"] is True and got["predictor"]["allow_random_base"] is False
-    got = _resolved(capsys, "stream", "v.mp4", "--json", "--no-progress", "--trust")
+    got = resolved(capsys, "stream", "v.mp4", "--json", "--no-progress", "--trust")
     assert got["json"] is True and got["progress"] is False and got["predictor"]["trust"] is True
 
 
@@ -166,16 +157,16 @@ def test_stream_env_vars_and_the_old_runtime_variable(monkeypatch, capsys):
     monkeypatch.setenv("CRACKSAM_STREAM__PREDICTOR__THRESHOLD", "0.3")
     monkeypatch.setenv("CRACKSAM_STREAM__STREAM__MAX_FRAMES", "12")
     monkeypatch.setenv("CRACKSAM_STREAM__SOURCE", "http://cam/video.mjpg")
-    got = _resolved(capsys, "stream")
+    got = resolved(capsys, "stream")
     assert got["predictor"]["threshold"] == 0.3 and got["stream"]["max_frames"] == 12
     assert got["source"] == "http://cam/video.mjpg" and got["predictor"]["runtime"] == "auto"
     monkeypatch.setenv("CRACKSAM_RUNTIME", "torch")
-    assert _resolved(capsys, "stream")["predictor"]["runtime"] == "torch"
+    assert resolved(capsys, "stream")["predictor"]["runtime"] == "torch"
     monkeypatch.setenv("CRACKSAM_STREAM__PREDICTOR__RUNTIME", "onnxruntime")  # ranked above it
-    assert _resolved(capsys, "stream")["predictor"]["runtime"] == "onnxruntime"
-    assert _resolved(capsys, "stream", "--runtime", "openvino")["predictor"]["runtime"] == "openvino"
+    assert resolved(capsys, "stream")["predictor"]["runtime"] == "onnxruntime"
+    assert resolved(capsys, "stream", "--runtime", "openvino")["predictor"]["runtime"] == "openvino"
     monkeypatch.setenv("CRACKSAM_PREDICT__PREDICTOR__THRESHOLD", "0.9")  # another command's variable
-    assert _resolved(capsys, "stream")["predictor"]["threshold"] == 0.3
+    assert resolved(capsys, "stream")["predictor"]["threshold"] == 0.3
 
 
 @pytest.mark.parametrize("where", ["yaml", "set", "env"])
@@ -189,23 +180,23 @@ def test_stream_an_unknown_key_is_named_by_its_dotted_path(where, tmp_path, monk
         argv += ["--set", "stream.evry=3"]
     else:
         monkeypatch.setenv("CRACKSAM_STREAM__STREAM__EVRY", "3")
-    err = _refused(capsys, *argv)
+    err = refused(capsys, *argv)
     assert "unknown key stream.evry" in err and "stream.every" in err, err
     assert {"yaml": "s.yaml", "set": "--set", "env": "CRACKSAM_STREAM__STREAM__EVRY"}[where] in err
 
 
 def test_stream_checks_run_once_whichever_way_a_value_came(monkeypatch, capsys):
-    assert "--every must be >= 1, got 0" in _refused(capsys, "stream", "v.mp4", "--every", "0")
-    assert "--every must be >= 1, got 0" in _refused(capsys, "stream", "v.mp4", "--set", "stream.every=0")
+    assert "--every must be >= 1, got 0" in refused(capsys, "stream", "v.mp4", "--every", "0")
+    assert "--every must be >= 1, got 0" in refused(capsys, "stream", "v.mp4", "--set", "stream.every=0")
     monkeypatch.setenv("CRACKSAM_STREAM__STREAM__FPS", "0")
-    assert "--fps must be in (0, 1000]" in _refused(capsys, "stream", "v.mp4")
+    assert "--fps must be in (0, 1000]" in refused(capsys, "stream", "v.mp4")
     monkeypatch.delenv("CRACKSAM_STREAM__STREAM__FPS")
-    assert "--threshold must be in (0, 1), got 1.5" in _refused(capsys, "stream", "v.mp4", "--threshold", "1.5")
-    assert "--threshold must be in (0, 1), got 2.0" in _refused(capsys, "stream", "--set", "predictor.threshold=2")
-    assert "--scene-cut must be in (0, 1]" in _refused(capsys, "stream", "v.mp4", "--scene-cut", "1.5")
-    assert "--codec must be a four-character code" in _refused(capsys, "stream", "v.mp4", "--codec", "h264x")
-    assert "--threads must be >= 1" in _refused(capsys, "stream", "v.mp4", "--threads", "0")
-    assert "stream.out_video (--set stream.out_video): expected a path" in _refused(
+    assert "--threshold must be in (0, 1), got 1.5" in refused(capsys, "stream", "v.mp4", "--threshold", "1.5")
+    assert "--threshold must be in (0, 1), got 2.0" in refused(capsys, "stream", "--set", "predictor.threshold=2")
+    assert "--scene-cut must be in (0, 1]" in refused(capsys, "stream", "v.mp4", "--scene-cut", "1.5")
+    assert "--codec must be a four-character code" in refused(capsys, "stream", "v.mp4", "--codec", "h264x")
+    assert "--threads must be >= 1" in refused(capsys, "stream", "v.mp4", "--threads", "0")
+    assert "stream.out_video (--set stream.out_video): expected a path" in refused(
         capsys, "stream", "--set", "stream.out_video=[a, b]")
     # Without --print-config a missing SOURCE is a usage error too (exit 2, one line).
     assert main(["stream", "--no-progress"]) == 2
