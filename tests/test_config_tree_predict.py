@@ -37,6 +37,9 @@ def test_predict_yaml_values_are_overridden_by_flags_and_inputs_by_arguments(tmp
     assert got["inputs"] == ["b.jpg"] and got["out"] == "flag_out"
     assert got["predictor"]["threshold"] == 0.4 and got["predictor"]["tile_overlap"] == 0.5
     assert got["predictor"]["batch_size"] == 8
+    assert got["predictor"]["window_overlap"] is None  # native windows' own default (64 px)
+    got = resolved(capsys, "predict", "--window-overlap", "96", "--window", "1024")
+    assert (got["predictor"]["window_overlap"], got["predictor"]["window"]) == (96, 1024)
 
 
 def test_predict_booleans_switch_both_ways(tmp_path, capsys):

@@ -54,8 +54,8 @@ def _ones_weight(size):
 
 
 @pytest.mark.parametrize("pool,kernel,shape,window,overlap,tol", [
-    (1, 5, (250, 290), 96, 0.25, 0.02),
-    (8, 3, (501, 547), 256, 0.3, 0.02),  # 0.7 * 256 = 179.2 px: the step must be rounded onto the stride-8 grid
+    (1, 5, (250, 290), 96, 24, 0.02),
+    (8, 3, (501, 547), 256, 77, 0.02),  # 77 px: the window starts must still fall on the stride-8 grid
 ])
 def test_sliding_windows_match_one_whole_image_forward(monkeypatch, pool, kernel, shape, window, overlap, tol):
     """Hann-blended windows over an image larger than the window reproduce one forward pass over
@@ -72,7 +72,7 @@ def test_sliding_windows_match_one_whole_image_forward(monkeypatch, pool, kernel
     assert whole.shape == (2, *shape) and whole.std() > 0.02  # a non-trivial output
 
     def sliding() -> np.ndarray:
-        p = Predictor(backend, mode="native", window=window, tile_overlap=overlap)
+        p = Predictor(backend, mode="native", window=window, window_overlap=overlap)
         assert p.window < max(shape)
         return p.logits([image])[0]
 
@@ -126,13 +126,36 @@ def test_native_pads_to_the_stride_and_crops_back():
     rec.inputs.clear()
     strip = rng.integers(0, 256, (40, 700, 3), dtype=np.uint8)  # a long strip: windows as high as the strip
     out = Predictor(rec, mode="native", window=256).logits([strip])[0]
-    assert {x.shape[2:] for x in rec.inputs} == {(64, 256)} and out.shape == (2, 40, 700)
+    # 704 px (the stride's multiple) in the fewest <= 256-px windows overlapping by >= 64 px: four of 224.
+    assert [x.shape[2:] for x in rec.inputs] == [(64, 224)] and len(rec.inputs[0]) == 4
+    assert out.shape == (2, 40, 700)
     np.testing.assert_allclose(out[1], (100.0 - strip.astype(np.float32).mean(axis=2)) / 5.0, atol=1e-4)
     # A fixed-shape backend in native mode gets S×S windows (today's tile mode).
     fixed = Recorder(image_size=64, dynamic=False)
     out = Predictor(fixed, mode="native", batch_size=64).logits([image])[0]
     assert out.shape == (2, 321, 479) and {x.shape[2:] for x in fixed.inputs} == {(64, 64)}
     np.testing.assert_allclose(out, Predictor(fixed, mode="tile").logits([image])[0], atol=1e-5)
+
+
+def test_native_windows_spread_evenly_with_the_overlap_asked_for():
+    """A 950x700 image in <= 512-px windows: 2 x 2 windows of 512 x 384 px with the default 64-px
+    overlap (a fixed quarter-window stride ran 3 x 2 of 512 x 512); a 200-px overlap needs 3 x 2.
+    An overlap of half the window or more, or not an integer, is refused by name."""
+    image = np.random.default_rng(3).integers(0, 256, (700, 950, 3), dtype=np.uint8)
+    rec = Recorder(multiple=32)
+    p = Predictor(rec, mode="native", window=512, batch_size=16)
+    assert p.window_overlap == 64 and p.describe()["window_overlap"] == 64
+    out = p.logits([image])[0]
+    assert [x.shape for x in rec.inputs] == [(4, 3, 384, 512)]  # 704 rows: 2 x 384; 960 cols: 2 x 512
+    np.testing.assert_allclose(out[1], (100.0 - image.astype(np.float32).mean(axis=2)) / 5.0, atol=1e-4)
+    rec.inputs.clear()
+    Predictor(rec, mode="native", window=512, window_overlap=200, batch_size=16).logits([image])
+    assert [x.shape for x in rec.inputs] == [(6, 3, 480, 480)]  # rows 2 x 480, cols 3 x 480
+    assert "overlapping by 64 px" in p.inference_summary()
+    assert Predictor(rec, mode="native", window=96).window_overlap == 24  # a quarter of a small window
+    for bad in (256, -1, 1.5, True):
+        with pytest.raises(ConfigError, match=r"window overlap must be an integer number of px in \[0, 256\)"):
+            Predictor(rec, mode="native", window=512, window_overlap=bad)
 
 
 def test_scale_changes_the_resolution_the_network_sees():
@@ -306,6 +329,12 @@ def test_bad_mode_or_scale_is_a_clean_error_for_every_command(toy_checkpoint, tm
             assert main(argv + extra) == 2, (name, extra)
             err = capsys.readouterr().err
             assert needle in err and "Traceback" not in err, (name, extra, err)
+    # A window overlap the window cannot hold: named, exit 2, nothing written.
+    out = tmp_path / "wo"
+    assert main(commands["predict"][:-1] + [str(out), "--window", "256", "--window-overlap", "200"]) == 2
+    err = capsys.readouterr().err
+    assert "window overlap must be an integer number of px in [0, 128)" in err and "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
     # A scale without a mode, on a model whose default is resize (CrackSAM), says what to do.
     cracksam = save_delta(build_cracksam(tiny_config("lora")), tmp_path / "cs")
     assert main(["predict", str(image), "--model", str(cracksam), "--allow-random-base", "--scale", "0.5",

@@ -12,6 +12,7 @@ from cracksam.inference.tiling import (
     _hann_weight,
     aligned_stride,
     blend_windows,
+    even_windows,
     pad_to_multiple,
     resize_logits,
     scale_image,
@@ -30,6 +31,42 @@ def test_aligned_stride() -> None:
     assert aligned_stride(100, 0.25) == 75  # no stride grid by default
     assert aligned_stride(256, 0.3, 8) == 176  # 179.2 rounded onto the grid of 8
     assert aligned_stride(16, 0.99, 8) == 8  # never below one grid step
+
+
+def test_even_windows_for_a_phone_photo() -> None:
+    """A 4032x3024 photo in <= 2048-px windows: two per side when 64 px of overlap suffice (the
+    old fixed quarter-window stride ran 3x2 windows of 2048 px, 2.1x the photo's pixels)."""
+    assert even_windows(4032, 2048, 64, 32) == (2048, [0, 1984])
+    assert even_windows(3040, 2048, 64, 32) == (1568, [0, 1472])  # not 2048: the rows shrink to fit
+    assert even_windows(4032, 2048, 128, 32) == (1440, [0, 1280, 2592])  # 2 x 2048 - 128 < 4032: three
+    assert even_windows(2048, 2048, 128, 32) == (2048, [0])  # fits: one window, the whole side
+    assert even_windows(96, 2048, 128, 32) == (96, [0])
+
+
+def test_even_windows_are_the_fewest_that_cover_with_the_overlap() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(3000):
+        m = int(rng.choice([1, 8, 32]))
+        max_side = m * int(rng.integers(2, 60))
+        overlap = int(rng.integers(0, max_side // 2))
+        length = m * int(rng.integers(1, 300))
+        side, starts = even_windows(length, max_side, overlap, m)
+        case = (length, max_side, overlap, m, side, starts)
+        assert side <= max_side and side % m == 0 and all(a % m == 0 for a in starts), case
+        assert starts[0] == 0 and starts[-1] + side == max(length, side) and side <= length, case
+        assert all(b - a >= 0 for a, b in zip(starts, starts[1:], strict=False)), case
+        assert all(a + side - b >= overlap for a, b in zip(starts, starts[1:], strict=False)), case
+        # The fewest: starts on the grid step at most (max_side - overlap) floored to it.
+        step = (max_side - overlap) // m * m
+        assert len(starts) == (1 if length <= max_side else 1 + -(-(length - max_side) // step)), case
+        n = len(starts)  # no needlessly large side: at most one grid step over an even split
+        assert n == 1 or side <= -(-((n - 1) * (overlap + m) + length) // (n * m)) * m, case
+
+
+@pytest.mark.parametrize("args", [(100, 64, 32, 1), (100, 64, -1, 1), (100, 64, 8, 32), (96, 48, 8, 32)])
+def test_even_windows_refuses_impossible_layouts(args) -> None:
+    with pytest.raises(ValueError, match="cannot lay"):
+        even_windows(*args)
 
 
 def test_hann_weight_shape_and_type() -> None:

@@ -25,6 +25,9 @@ MODES = ("resize", "tile", "native")
 MAX_SCALE = 8.0  # far above any useful up-sampling; keeps a typo (--scale 50) from exhausting memory
 DEFAULT_WINDOW = 2048  # largest side run in one forward pass in native mode (dynamic-shape models); a
 # 1920x1080 frame then runs whole, 3.6x faster than in blended 1024-px windows (benchmarks/RESULTS.md)
+DEFAULT_WINDOW_OVERLAP = 64  # least px between those windows: a 4032-px side then takes two 2048-px windows.
+# More overlap did not bring the bundled model's windows closer to its whole-image pass (RESULTS.md,
+# "Native windows"): what differs there is its squeeze-excitation's pooling over the whole input.
 
 # Help of the --mode / --scale options of predict, evaluate, serve and stream.
 MODE_HELP = ("resize (whole image to the model's S x S), tile (S x S windows at native resolution) or native "
@@ -64,5 +67,6 @@ def check_options(mode: str | None, scale: float | None, prefix: str = "--") -> 
 
 
 __all__ = [
-    "DEFAULT_WINDOW", "MAX_SCALE", "MODES", "MODE_HELP", "SCALE_HELP", "check_mode", "check_options", "check_scale",
+    "DEFAULT_WINDOW", "DEFAULT_WINDOW_OVERLAP",
+    "MAX_SCALE", "MODES", "MODE_HELP", "SCALE_HELP", "check_mode", "check_options", "check_scale",
 ]

@@ -14,7 +14,7 @@ import typer
 
 from cracksam.cli.options import MODEL_HELP, RANDOM_BASE_HELP, RUNTIME_ENV, RUNTIME_HELP, TRUST_HELP
 from cracksam.cli.tree import Alias
-from cracksam.inference_modes import DEFAULT_WINDOW, MODE_HELP, SCALE_HELP
+from cracksam.inference_modes import DEFAULT_WINDOW, DEFAULT_WINDOW_OVERLAP, MODE_HELP, SCALE_HELP
 from cracksam.overrides import Assignment
 
 
@@ -39,8 +39,11 @@ def predictor_aliases(*, window: bool = True, batches: bool = True,
         aliases["window"] = Alias("predictor.window", int | None, typer.Option(
             None, "--window", help="Native mode: largest side run in one forward pass, window size above it "
             f"(default {DEFAULT_WINDOW})."))
+        aliases["window_overlap"] = Alias("predictor.window_overlap", int | None, typer.Option(
+            None, "--window-overlap", help="Native mode: least overlap of those windows, px "
+            f"(default {DEFAULT_WINDOW_OVERLAP})."))
         aliases["overlap"] = Alias("predictor.tile_overlap", float | None, typer.Option(
-            None, "--overlap", help="Window overlap fraction (tile and native windows; default 0.25)."))
+            None, "--overlap", help="Tile mode: window overlap fraction (default 0.25)."))
     aliases["threshold"] = Alias(threshold, float | None, typer.Option(
         None, "--threshold", help="Crack probability threshold (default 0.5)."))
     if batches:

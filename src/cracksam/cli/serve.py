@@ -50,7 +50,7 @@ ALIASES: dict[str, Alias] = {
     "runtime": _opt("runtime", str | None, RUNTIME_HELP, "--runtime", default=False),
     "mode": _opt("mode", str | None, MODE_HELP, default=False),
     "scale": _opt("scale", float | None, SCALE_HELP, default=False),
-    "overlap": _opt("tile_overlap", float | None, "Window overlap fraction (tile and native windows).", "--overlap"),
+    "overlap": _opt("tile_overlap", float | None, "Tile mode: window overlap fraction.", "--overlap"),
     "batch_size": _opt("batch_size", int | None, "Windows per forward pass."),
     "threshold": _opt("threshold", float | None, "Default crack probability threshold."),
     "max_upload_mb": _opt("max_upload_mb", float | None, "Largest upload, MiB."),

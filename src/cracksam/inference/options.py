@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cracksam.errors import ConfigError
-from cracksam.inference_modes import DEFAULT_WINDOW
+from cracksam.inference_modes import DEFAULT_WINDOW, DEFAULT_WINDOW_OVERLAP
 
 # "auto" is resolved by deployment's runtime cache; the others name a runtime outright.
 RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
@@ -46,7 +46,10 @@ class PredictOptions:
         "Image scale in tile / native mode; None: the model's own default."))
     window: int = field(default=DEFAULT_WINDOW, metadata=_help(
         "Native mode on a dynamic-shape model: the largest side run whole, and the window size above it."))
-    tile_overlap: float = field(default=0.25, metadata=_help("Overlap of neighbouring windows, in [0, 1)."))
+    window_overlap: int | None = field(default=None, metadata=_help(
+        f"Native mode: the least overlap of those windows, px, spread evenly (None: {DEFAULT_WINDOW_OVERLAP}, "
+        "or a quarter of a smaller window)."))
+    tile_overlap: float = field(default=0.25, metadata=_help("Tile mode: overlap of neighbouring windows, in [0, 1)."))
     batch_size: int = field(default=4, metadata=_help("Windows or images per forward pass."))
     threshold: float = field(default=0.5, metadata=_help("Crack probability threshold of the masks, in (0, 1)."))
     in_flight: int = field(default=1, metadata=_help("Batches run at once (1: lowest latency per batch)."))
@@ -58,7 +61,8 @@ class PredictOptions:
 
     def predictor_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :class:`~cracksam.inference.predictor.Predictor` itself."""
-        return {"mode": self.mode, "scale": self.scale, "window": self.window, "tile_overlap": self.tile_overlap,
+        return {"mode": self.mode, "scale": self.scale, "window": self.window, "window_overlap": self.window_overlap,
+                "tile_overlap": self.tile_overlap,
                 "batch_size": self.batch_size, "threshold": self.threshold, "in_flight": self.in_flight}
 
     def replace(self, **changes: Any) -> PredictOptions:

@@ -39,12 +39,13 @@ from cracksam.inference.tiling import (
     _hann_weight,  # noqa: F401  (kept importable from here)
     aligned_stride,
     blend_windows,
+    even_windows,
     pad_to_multiple,
     resize_logits,
     scale_image,
     tile_origins,
 )
-from cracksam.inference_modes import DEFAULT_WINDOW, check_mode, check_scale
+from cracksam.inference_modes import DEFAULT_WINDOW, DEFAULT_WINDOW_OVERLAP, check_mode, check_scale
 
 Mode = Literal["resize", "tile", "native"]
 
@@ -88,11 +89,14 @@ class Predictor:
         scale: float | None = None,
         window: int = DEFAULT_WINDOW,
         in_flight: int = 1,
+        window_overlap: int | None = None,
     ) -> None:
         """``mode`` / ``scale``: None takes the model's own default (:func:`inference_defaults`).
         ``in_flight``: batches run at once (1: one after the other, the lowest latency per batch).
         ``window``: in native mode on a dynamic-shape backend, the largest side run in one forward
-        pass and the window size above it (rounded down to the backend's stride multiple)."""
+        pass and the window size above it (rounded down to the backend's stride multiple);
+        ``window_overlap``: the least overlap of those windows, px (the context a window's edge lacks);
+        None: :data:`DEFAULT_WINDOW_OVERLAP`, or a quarter of a smaller window."""
         default_mode, default_scale = inference_defaults(backend)
         self.mode: str = check_mode(default_mode if mode is None else mode)
         if self.mode == "resize":
@@ -122,6 +126,13 @@ class Predictor:
         self.dynamic = bool(getattr(backend, "dynamic", False))
         self.multiple = max(1, int(getattr(backend, "multiple", 1))) if self.dynamic else 1
         self.window = max(self.multiple, window // self.multiple * self.multiple)
+        if window_overlap is None:
+            window_overlap = min(DEFAULT_WINDOW_OVERLAP, self.window // 4)
+        if isinstance(window_overlap, bool) or not isinstance(window_overlap, int) or not (
+                0 <= window_overlap < self.window // 2):
+            raise ConfigError(f"window overlap must be an integer number of px in [0, {self.window // 2}) "
+                              f"(under half the {self.window}-px window), got {window_overlap!r}")
+        self.window_overlap = window_overlap
         self._resize = build_transform(self.image_size, augment=False)
         # What runs the model and why (set by from_path / with_info).
         self.runtime_info: dict[str, Any] = {"runtime": backend.name, "precision": backend.precision}
@@ -194,25 +205,25 @@ class Predictor:
 
     def _tile_logits(self, image: np.ndarray, dynamic: bool = False) -> np.ndarray:
         """Hann-blended overlapping windows over ``image``, cropped back to its size.  Fixed-shape
-        backend: S×S windows, sides shorter than S padded (replicated border).  Dynamic backend:
-        ``window``-px windows on the stride grid of the image reflect-padded to the stride, a window
-        side shrinking to the image's where that is shorter."""
+        backend: S×S windows ``tile_overlap`` apart, sides shorter than S padded (replicated
+        border).  Dynamic backend: the fewest windows of at most ``window`` px per side that overlap
+        by ``window_overlap`` px, on the stride grid of the image reflect-padded to the stride."""
         h, w = image.shape[:2]
         if dynamic:
-            s, m = self.window, self.multiple
-            padded = pad_to_multiple(image, m)
-            tile = (min(s, padded.shape[0]), min(s, padded.shape[1]))
-        else:
-            s, m = self.image_size, 1
-            ph, pw = max(s - h, 0), max(s - w, 0)
-            padded = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="edge") if ph or pw else image
-            tile = (s, s)
-        stride = aligned_stride(s, self.tile_overlap, m)
-        return blend_windows(padded, tile, (stride, stride), self._run_batches)[:, :h, :w]
+            padded = pad_to_multiple(image, self.multiple)
+            rows = even_windows(padded.shape[0], self.window, self.window_overlap, self.multiple)
+            cols = even_windows(padded.shape[1], self.window, self.window_overlap, self.multiple)
+            return blend_windows(padded, (rows[0], cols[0]), None, self._run_batches,
+                                 origins=(rows[1], cols[1]))[:, :h, :w]
+        s = self.image_size
+        ph, pw = max(s - h, 0), max(s - w, 0)
+        padded = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="edge") if ph or pw else image
+        stride = aligned_stride(s, self.tile_overlap)
+        return blend_windows(padded, (s, s), (stride, stride), self._run_batches)[:, :h, :w]
 
     def _native_logits(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Dynamic-shape backend: whole images (up to ``window`` per side; those with the same padded
-        size share forward passes) or, when larger, ``window``-px windows on the stride grid."""
+        size share forward passes) or, when larger, evenly spread windows (:meth:`_tile_logits`)."""
         m, out = self.multiple, [np.empty(0, np.float32)] * len(images)
         whole: dict[tuple[int, int], list[int]] = {}
         for i, img in enumerate(images):
@@ -268,6 +279,8 @@ class Predictor:
         if self.mode == "native":
             card["dynamic_shapes"] = self.dynamic
             card["window"] = self.window if self.dynamic else self.image_size
+            if self.dynamic:
+                card["window_overlap"] = self.window_overlap
         config = getattr(self.backend, "model_config", None)
         if config is not None and hasattr(config, "arch"):  # a student or baseline
             card.update(arch=config.arch, pretrained=config.pretrained, class_names=list(config.class_names))
@@ -285,14 +298,15 @@ class Predictor:
 
     def inference_summary(self) -> str:
         """One line saying how images are run, e.g. ``native, scale 1: whole image (padded to a
-        multiple of 32) up to 2048 px per side, 2048-px windows above``."""
+        multiple of 32) up to 2048 px per side, above it the fewest windows ...``."""
         s = self.image_size
         if self.mode == "resize":
             return f"resize: whole image resized to {s}x{s}"
         head = f"{self.mode}, scale {self.scale:g}"
         if self.mode == "native" and self.dynamic:
             pad = f" (padded to a multiple of {self.multiple})" if self.multiple > 1 else ""
-            return f"{head}: whole image{pad} up to {self.window} px per side, {self.window}-px windows above"
+            return (f"{head}: whole image{pad} up to {self.window} px per side, above it the fewest windows "
+                    f"of at most {self.window} px overlapping by {self.window_overlap} px")
         fixed = " (fixed-shape model)" if self.mode == "native" else ""
         return f"{head}: {s}x{s} windows{fixed}, overlap {self.tile_overlap:g}"
 

@@ -55,20 +55,51 @@ def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
     return np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="reflect")
 
 
-def blend_windows(image: np.ndarray, window: tuple[int, int], stride: tuple[int, int], run: RunFn) -> np.ndarray:
+def even_windows(length: int, max_side: int, min_overlap: int, multiple: int = 1) -> tuple[int, list[int]]:
+    """The fewest windows of at most ``max_side`` px that cover ``length`` px with neighbours
+    overlapping by at least ``min_overlap`` px, spread evenly: (window side, start offsets).
+    Sides and starts are multiples of ``multiple`` (``length`` and ``max_side`` must be too).
+
+    Why not a fixed stride: a 4032-px side in 2048-px windows overlapping by a quarter takes 3
+    windows (6144 px run); two 2048-px windows that overlap by 64 px cover it (4096 px)."""
+    if min_overlap < 0 or 2 * min_overlap >= max_side or length % multiple or max_side % multiple:
+        raise ValueError(f"cannot lay {max_side}-px windows overlapping by {min_overlap} px on the "
+                         f"{multiple}-px grid over {length} px")
+    if length <= max_side:
+        return length, [0]
+    # n windows of side <= max_side overlapping by >= min_overlap cover at most n*max_side - (n-1)*min_overlap.
+    n = max(2, -(-(length - min_overlap) // (max_side - min_overlap)))
+    while True:
+        side = -(-(length + (n - 1) * min_overlap) // (n * multiple)) * multiple
+        while side <= max_side:
+            # Floor to the grid; the last start is exactly length - side (both on the grid).
+            starts = [i * (length - side) // (n - 1) // multiple * multiple for i in range(n)]
+            if all(a + side - b >= min_overlap for a, b in zip(starts, starts[1:], strict=False)):
+                return side, starts
+            side += multiple
+        n += 1
+
+
+def blend_windows(image: np.ndarray, window: tuple[int, int], stride: tuple[int, int] | None, run: RunFn,
+                  origins: tuple[Sequence[int], Sequence[int]] | None = None) -> np.ndarray:
     """(2, H, W) logits of ``image`` (H, W, 3; each side >= the window's) from overlapping
-    windows of ``window`` = (height, width) px placed every ``stride`` px, Hann-weighted.
+    windows of ``window`` = (height, width) px placed every ``stride`` px, or at the given
+    (row starts, column starts) ``origins``, Hann-weighted.
     ``run`` maps a list of windows to their (2, h, w) logits."""
     hp, wp = image.shape[:2]
     th, tw = window
     if hp < th or wp < tw:
         raise ValueError(f"image {hp}x{wp} is smaller than the window {th}x{tw}")
-    origins = [(y, x) for y in tile_origins(hp, th, stride[0]) for x in tile_origins(wp, tw, stride[1])]
+    if origins is None:
+        if stride is None:
+            raise ValueError("blend_windows needs a stride or the window origins")
+        origins = (tile_origins(hp, th, stride[0]), tile_origins(wp, tw, stride[1]))
+    grid = [(y, x) for y in origins[0] for x in origins[1]]
     weight = _hann_weight((th, tw))
     acc = np.zeros((2, hp, wp), np.float32)
     wsum = np.zeros((hp, wp), np.float32)
-    tiles = [image[y : y + th, x : x + tw] for y, x in origins]
-    for (y, x), logits in zip(origins, run(tiles), strict=True):
+    tiles = [image[y : y + th, x : x + tw] for y, x in grid]
+    for (y, x), logits in zip(grid, run(tiles), strict=True):
         acc[:, y : y + th, x : x + tw] += logits * weight
         wsum[y : y + th, x : x + tw] += weight
     return acc / wsum
@@ -91,4 +122,5 @@ def resize_logits(logits: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.stack([cv2.resize(c, (width, height), interpolation=cv2.INTER_LINEAR) for c in logits])
 
 
-__all__ = ["aligned_stride", "blend_windows", "pad_to_multiple", "resize_logits", "scale_image", "tile_origins"]
+__all__ = ["aligned_stride", "blend_windows", "even_windows", "pad_to_multiple", "resize_logits", "scale_image",
+           "tile_origins"]
