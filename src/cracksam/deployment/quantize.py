@@ -148,11 +148,29 @@ def _load_onnx(path: Path) -> Any:
         raise CheckpointError(f"{path}: not a readable ONNX model ({exc})") from None
 
 
+# A CrackSAM export (TorchScript exporter: node names carry the module path).  Logit cosine of a
+# ViT-B + LoRA export at 448 when only this group is INT8 (dynamic, per channel; 4 cfd photos):
+# attn/proj 0.989, mask decoder 0.992, attn/qkv 0.994, mlp/lin1 0.997, mlp/lin2 0.99999, neck 0.99995;
+# qkv + lin1 + lin2 together 0.993.  The decoder (under 1 % of the FLOPs) and the output projections
+# (8 % of the encoder's) cost most accuracy for least speed, and the neck's convolutions run slower
+# as ConvInteger than in float (36 vs ~7 ms), so only the blocks' qkv and MLP run INT8
+# (benchmarks/RESULTS.md, "ViT-B INT8").
+_SAM_ENCODER_BLOCK = "/image_encoder/blocks."
+_SAM_FLOAT = ("/attn/proj/",)
+
+
 def _float_layers(proto: Any) -> list[str]:
-    """Names of the first and the last weight layer (Conv / MatMul / Gemm) in graph order: kept
-    in float (see the module docstring)."""
+    """Names of the weight layers (Conv / MatMul / Gemm) kept in float: the first and the last in
+    graph order (see the module docstring); in a CrackSAM graph everything but the encoder
+    blocks' qkv and MLP layers (measured above)."""
     layers = [n.name for n in proto.graph.node if n.op_type in ("Conv", "ConvTranspose", "MatMul", "Gemm")]
-    return sorted({layers[0], layers[-1]}) if layers else []
+    if not layers:
+        return []
+    keep = {layers[0], layers[-1]}
+    if any(name.startswith(_SAM_ENCODER_BLOCK) for name in layers):
+        keep |= {name for name in layers if not name.startswith(_SAM_ENCODER_BLOCK)
+                 or any(part in name for part in _SAM_FLOAT)}
+    return sorted(keep)
 
 
 def _save_with_metadata(proto: Any, meta: dict[str, str], out: Path) -> Path:
@@ -185,11 +203,13 @@ def quantize_onnx_dynamic(onnx_path: str | os.PathLike[str], out: str | os.PathL
     ort, q = _ort_quantization()
     out = check_onnx_path(out)
     meta = read_onnx_metadata(source)
-    proto = _load_onnx(source)
-    excluded = list(_float_layers(proto) if keep_float is None else keep_float)
     with tempfile.TemporaryDirectory(prefix=".quant-", dir=out.parent if out.parent.exists() else None) as tmp:
         pre = Path(tmp) / "pre.onnx"
         q.quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
+        excluded = list(_float_layers(_load_onnx(pre)) if keep_float is None else keep_float)
+        # quantize_dynamic first turns each Gemm into ".../Gemm_MatMul" + Add, so an exclusion by the
+        # Gemm's own name misses it (the mask decoder's MLPs ran INT8 that way): exclude both names.
+        excluded += [f"{name}_MatMul" for name in excluded if name.endswith("/Gemm")]
         tmp_out = Path(tmp) / "q.onnx"
         q.quantize_dynamic(str(pre), str(tmp_out), per_channel=True, reduce_range=reduce_range,
                            weight_type=q.QuantType.QInt8, nodes_to_exclude=excluded)
