@@ -149,16 +149,16 @@ def test_a_crack_of_spurs_only_keeps_its_longest_branch() -> None:
 
     mask = np.zeros((60, 60), np.uint8)
     cv2.circle(mask, (30, 30), 6, 1, -1)
-    mask[30, 19:24] = 1  # left arm, the longest
-    mask[30, 36:40] = 1  # right arm
-    mask[36:40, 30] = 1  # arm down
+    mask[30, 20:24] = 1  # left arm, the longest (4 px beyond the disk)
+    mask[30, 36:39] = 1  # right arm (2 px beyond)
+    mask[36:39, 30] = 1  # arm down (2 px beyond)
     other = np.zeros((60, 60), np.uint8)
     other[5:8, 5:55] = 1  # a second crack, a plain bar: its branch is no spur
     result = measure_mask(mask | other, min_length_px=0)
     disk = next(c for c in result.cracks if c.bbox[1] > 10)
     assert disk.n_branches == 1
     wm = result.width_map
-    assert wm[25:36, 19:24].any() and not wm[25:36, 37:].any() and not wm[37:, :].any()
+    assert wm[25:36, 20:24].any() and not wm[25:36, 37:].any() and not wm[37:, :].any()
     assert disk.length_px > 11
     assert sum(c.n_branches for c in result.cracks) == 2
 
@@ -284,8 +284,8 @@ def test_orientation_is_the_line_direction_in_minus_90_to_90(angle: float) -> No
 
 def test_a_crack_the_skeletoniser_loses_gets_its_deepest_pixel(monkeypatch) -> None:
     """The guard in ``crack_skeleton``: every crack keeps at least one skeleton pixel.  Lee's method
-    keeps every component of the test shapes, so a skeletoniser that drops the second crack
-    stands in.  Mutants: the label range (``arange(n)``, ``arange(2, n)``, ``arange(1)``), the
+    keeps every component of the test shapes, so a skeletoniser that drops the first and the third
+    crack stands in.  Mutants: the label range (``arange(n)``, ``arange(2, n)``, ``arange(1)``), the
     arguments of ``maximum_position``, the pixel set False / None."""
     import cv2
     import skimage.morphology
@@ -293,22 +293,23 @@ def test_a_crack_the_skeletoniser_loses_gets_its_deepest_pixel(monkeypatch) -> N
     from cracksam.measurement.branches import crack_skeleton, local_width
 
     mask = np.zeros((40, 60), np.uint8)
-    mask[5:8, 5:40] = 1  # crack 1: kept by the stand-in
-    mask[20:27, 30:35] = 1  # crack 2: 7 x 5, deepest at its centre (23, 32)
+    mask[5:8, 5:40] = 1  # crack 1: 3 x 35, deepest along its middle row
+    mask[20:27, 30:35] = 1  # crack 2: kept by the stand-in
     mask[33:36, 50:53] = 1  # crack 3: 3 x 3, deepest at (34, 51)
     n, labels = cv2.connectedComponents(mask, connectivity=8)
     real = skimage.morphology.skeletonize
 
-    def loses_cracks_2_and_3(binary, method=None):
+    def loses_cracks_1_and_3(binary, method=None):
         skel = real(binary, method="lee")
-        skel[labels >= 2] = False
+        skel[(labels == 1) | (labels == 3)] = False
         return skel
 
-    monkeypatch.setattr(skimage.morphology, "skeletonize", loses_cracks_2_and_3)
+    monkeypatch.setattr(skimage.morphology, "skeletonize", loses_cracks_1_and_3)
     dist, _ = local_width(mask)
     skel = crack_skeleton(mask.astype(bool), labels, n, dist)
     assert skel.dtype == bool
-    assert np.argwhere(skel & (labels == 2)).tolist() == [[23, 32]]
+    (added,) = np.argwhere(skel & (labels == 1)).tolist()  # one pixel, at the crack's greatest depth
+    assert added[0] == 6 and dist[tuple(added)] == dist[labels == 1].max() > dist[labels == 1].min()
     assert np.argwhere(skel & (labels == 3)).tolist() == [[34, 51]]
-    assert (skel & (labels == 1)).sum() == (real(mask.astype(bool), method="lee") & (labels == 1)).sum()
+    assert (skel & (labels == 2)).sum() == (real(mask.astype(bool), method="lee") & (labels == 2)).sum() > 0
     assert not skel[labels == 0].any()
