@@ -23,6 +23,11 @@ from cracksam.errors import ConfigError
 T = TypeVar("T")
 
 
+def help_meta(text: str) -> dict[str, str]:
+    """A dataclass field's ``metadata`` carrying its help text (shown by ``--help-config``)."""
+    return {"help": text}
+
+
 def to_dict(obj: Any) -> Any:
     """Dataclass (nested) -> plain dict/list/scalars, ready for YAML or JSON."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cracksam.cli.options import RANDOM_BASE_HELP, TRUST_HELP
+from cracksam.config import help_meta
 from cracksam.errors import ConfigError
 from cracksam.threads import check_threads
 
@@ -19,37 +20,33 @@ DEFAULT_BACKENDS = ("torch", "torch-compile", "onnx", "onnx-fused", "onnx-int8",
                     "openvino-fp32", "openvino-fp16", "openvino-int8")
 
 
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
 @dataclass(frozen=True)
 class BenchConfig:
     """``cracksam bench``: every runtime of a model timed in one table."""
 
-    model: list[str] = field(default_factory=list, metadata=_help(
+    model: list[str] = field(default_factory=list, metadata=help_meta(
         "Checkpoint folders, training run folders or .onnx/.xml files (none: the bundled model)."))
-    backends: list[str] = field(default_factory=lambda: list(DEFAULT_BACKENDS), metadata=_help(
+    backends: list[str] = field(default_factory=lambda: list(DEFAULT_BACKENDS), metadata=help_meta(
         "For checkpoint folders: torch, torch-compile and the export targets to build and time (onnx-int8-static "
         "and openvino-int8 need calib; without it they are skipped when the list is the default)."))
-    batch: int = field(default=1, metadata=_help("Batch size."))
-    threads: int | None = field(default=None, metadata=_help("CPU threads of every runtime (None: every core)."))
-    iterations: int = field(default=10, metadata=_help(
+    batch: int = field(default=1, metadata=help_meta("Batch size."))
+    threads: int | None = field(default=None, metadata=help_meta("CPU threads of every runtime (None: every core)."))
+    iterations: int = field(default=10, metadata=help_meta(
         "Timed runs per backend (also the requests of the throughput run)."))
-    warmup: int = field(default=2, metadata=_help("Untimed runs first."))
-    in_flight: int = field(default=2, metadata=_help("Requests in flight in the throughput run (1: skip it)."))
-    base: str | None = field(default=None, metadata=_help("SAM base checkpoint for a delta checkpoint."))
-    allow_random_base: bool = field(default=False, metadata=_help(RANDOM_BASE_HELP))
-    trust: bool = field(default=False, metadata=_help(TRUST_HELP))
-    calib: list[str] = field(default_factory=list, metadata=_help("Calibration images for INT8."))
-    samples: list[str] = field(default_factory=list, metadata=_help(
+    warmup: int = field(default=2, metadata=help_meta("Untimed runs first."))
+    in_flight: int = field(default=2, metadata=help_meta("Requests in flight in the throughput run (1: skip it)."))
+    base: str | None = field(default=None, metadata=help_meta("SAM base checkpoint for a delta checkpoint."))
+    allow_random_base: bool = field(default=False, metadata=help_meta(RANDOM_BASE_HELP))
+    trust: bool = field(default=False, metadata=help_meta(TRUST_HELP))
+    calib: list[str] = field(default_factory=list, metadata=help_meta("Calibration images for INT8."))
+    samples: list[str] = field(default_factory=list, metadata=help_meta(
         "Images for the parity check of each export."))
-    export_dir: str = field(default="bench-export", metadata=_help("Where exports of checkpoint folders go."))
-    min_iou: float | None = field(default=None, metadata=_help(
+    export_dir: str = field(default="bench-export", metadata=help_meta("Where exports of checkpoint folders go."))
+    min_iou: float | None = field(default=None, metadata=help_meta(
         "Parity tolerance for exports (None: 0.99 FP32/FP16, 0.97 INT8); 0 times every export."))
-    json: bool = field(default=False, metadata=_help(
+    json: bool = field(default=False, metadata=help_meta(
         "Print the results as JSON to stdout (the table goes to stderr)."))
-    out: str | None = field(default=None, metadata=_help("Also write the results as JSON to this file."))
+    out: str | None = field(default=None, metadata=help_meta("Also write the results as JSON to this file."))
 
     def __post_init__(self) -> None:
         from cracksam.inference.backends import TARGETS

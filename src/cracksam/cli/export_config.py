@@ -11,12 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cracksam.cli.options import RANDOM_BASE_HELP, TRUST_HELP
+from cracksam.config import help_meta
 from cracksam.errors import ConfigError
 from cracksam.threads import check_threads
-
-
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
 
 
 def check_targets(names: list[str]) -> None:
@@ -32,25 +29,25 @@ def check_targets(names: list[str]) -> None:
 class ExportConfig:
     """``cracksam export``: deployable files, each checked against PyTorch."""
 
-    model: str = field(default="default", metadata=_help(
+    model: str = field(default="default", metadata=help_meta(
         "Checkpoint folder (delta or full) or training run folder (its best/); 'default': the bundled model."))
-    out: str = field(default="export", metadata=_help("Output folder."))
-    targets: list[str] = field(default_factory=lambda: ["onnx", "openvino-fp16"], metadata=_help(
+    out: str = field(default="export", metadata=help_meta("Output folder."))
+    targets: list[str] = field(default_factory=lambda: ["onnx", "openvino-fp16"], metadata=help_meta(
         "onnx, onnx-fused, onnx-int8 (dynamic), onnx-int8-static (QDQ, needs calib), openvino-fp32, openvino-fp16, "
         "openvino-int8 (NNCF, needs calib)."))
-    base: str | None = field(default=None, metadata=_help("SAM base checkpoint for a delta checkpoint."))
-    allow_random_base: bool = field(default=False, metadata=_help(RANDOM_BASE_HELP))
-    trust: bool = field(default=False, metadata=_help(TRUST_HELP))
-    samples: list[str] = field(default_factory=list, metadata=_help(
+    base: str | None = field(default=None, metadata=help_meta("SAM base checkpoint for a delta checkpoint."))
+    allow_random_base: bool = field(default=False, metadata=help_meta(RANDOM_BASE_HELP))
+    trust: bool = field(default=False, metadata=help_meta(TRUST_HELP))
+    samples: list[str] = field(default_factory=list, metadata=help_meta(
         "Images for the parity report (files/folders); none: the calibration images, else synthetic ones."))
-    calib: list[str] = field(default_factory=list, metadata=_help("Calibration images for INT8 (files/folders)."))
-    calib_size: int = field(default=64, metadata=_help("At most this many calibration images."))
-    min_iou: float | None = field(default=None, metadata=_help(
+    calib: list[str] = field(default_factory=list, metadata=help_meta("Calibration images for INT8 (files/folders)."))
+    calib_size: int = field(default=64, metadata=help_meta("At most this many calibration images."))
+    min_iou: float | None = field(default=None, metadata=help_meta(
         "Override the parity tolerance (None: 0.99 FP32/FP16, 0.97 INT8)."))
-    opset: int = field(default=17, metadata=_help("ONNX opset (>= 17)."))
-    threads: int | None = field(default=None, metadata=_help(
+    opset: int = field(default=17, metadata=help_meta("ONNX opset (>= 17)."))
+    threads: int | None = field(default=None, metadata=help_meta(
         "CPU threads for the parity runs (None: every core)."))
-    dynamic_shape: bool = field(default=False, metadata=_help(
+    dynamic_shape: bool = field(default=False, metadata=help_meta(
         "Fully convolutional models: dynamic height and width (native resolution)."))
 
     def __post_init__(self) -> None:

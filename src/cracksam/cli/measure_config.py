@@ -10,13 +10,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from cracksam.config import help_meta
 from cracksam.errors import ConfigError
 
 MIN_LENGTH = 10.0  # px: shorter skeleton branches are noise, not cracks
-
-
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
 
 
 def parse_points(text: str) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -48,21 +45,21 @@ def check_scale(mm_per_px: float | None, ref_points: str | None, ref_length_mm: 
 class MeasureConfig:
     """``cracksam measure``: crack length, width and area from binary masks."""
 
-    masks: list[str] = field(default_factory=list, metadata=_help(
+    masks: list[str] = field(default_factory=list, metadata=help_meta(
         "Mask files, folders or glob patterns (the command's MASK arguments replace these)."))
-    mm_per_px: float | None = field(default=None, metadata=_help("Pixel size in millimetres."))
-    ref_points: str | None = field(default=None, metadata=_help(
+    mm_per_px: float | None = field(default=None, metadata=help_meta("Pixel size in millimetres."))
+    ref_points: str | None = field(default=None, metadata=help_meta(
         'Two pixel points "x1,y1,x2,y2" on a reference object (with ref_length_mm).'))
-    ref_length_mm: float | None = field(default=None, metadata=_help(
+    ref_length_mm: float | None = field(default=None, metadata=help_meta(
         "Real length of the reference object between ref_points (mm)."))
-    min_length: float = field(default=MIN_LENGTH, metadata=_help("Discard cracks shorter than this (px)."))
-    threshold: float | None = field(default=None, metadata=_help(
+    min_length: float = field(default=MIN_LENGTH, metadata=help_meta("Discard cracks shorter than this (px)."))
+    threshold: float | None = field(default=None, metadata=help_meta(
         "Binarise images that are not binary masks: crack above this share of full scale (0.5 = 128 of 255); "
         "None: only binary masks are measured."))
-    out: str | None = field(default=None, metadata=_help("Folder for the JSON, CSV and PNG outputs."))
-    image: str | None = field(default=None, metadata=_help(
+    out: str | None = field(default=None, metadata=help_meta("Folder for the JSON, CSV and PNG outputs."))
+    image: str | None = field(default=None, metadata=help_meta(
         "Photo to draw the annotation on (one mask only; same size)."))
-    json: bool = field(default=False, metadata=_help("Print the JSON report(s) to stdout."))
+    json: bool = field(default=False, metadata=help_meta("Print the JSON report(s) to stdout."))
 
     def __post_init__(self) -> None:
         check_scale(self.mm_per_px, self.ref_points, self.ref_length_mm)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from cracksam.config import help_meta
 from cracksam.errors import ConfigError
 from cracksam.inference.options import PredictOptions
 from cracksam.inference_modes import check_options
@@ -22,42 +23,38 @@ MIN_LENGTH = 10.0  # px: shorter skeleton branches are noise, not cracks
 ENGINES = ("plain", "ray")
 
 
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
 @dataclass(frozen=True)
 class PredictConfig:
     """``cracksam predict``: the images, the predictor, the outputs, and the survey engine."""
 
-    inputs: list[str] = field(default_factory=list, metadata=_help(
+    inputs: list[str] = field(default_factory=list, metadata=help_meta(
         "Image files, folders or glob patterns (the command's INPUT arguments replace these)."))
-    predictor: PredictOptions = field(default_factory=PredictOptions, metadata=_help("The model and how it runs."))
-    out: str = field(default="predictions", metadata=_help("Output folder."))
-    overlay: bool = field(default=False, metadata=_help("Also write <stem>_overlay.png."))
-    prob: bool = field(default=False, metadata=_help(
+    predictor: PredictOptions = field(default_factory=PredictOptions, metadata=help_meta("The model and how it runs."))
+    out: str = field(default="predictions", metadata=help_meta("Output folder."))
+    overlay: bool = field(default=False, metadata=help_meta("Also write <stem>_overlay.png."))
+    prob: bool = field(default=False, metadata=help_meta(
         "Also write the crack probability map <stem>_prob.png (0-255)."))
-    max_pixels: int = field(default=DEFAULT_MAX_PIXELS, metadata=_help("Refuse images with more pixels than this."))
-    measure: bool = field(default=False, metadata=_help("Measure crack length/width/area on each mask."))
-    mm_per_px: float | None = field(default=None, metadata=_help(
+    max_pixels: int = field(default=DEFAULT_MAX_PIXELS, metadata=help_meta("Refuse images with more pixels than this."))
+    measure: bool = field(default=False, metadata=help_meta("Measure crack length/width/area on each mask."))
+    mm_per_px: float | None = field(default=None, metadata=help_meta(
         "Pixel size in mm (with measure or report); None: lengths in pixels."))
-    min_length: float | None = field(default=None, metadata=_help(
+    min_length: float | None = field(default=None, metadata=help_meta(
         f"Shortest crack kept by measure / report, px (None: {MIN_LENGTH:g})."))
-    report: bool = field(default=False, metadata=_help(
+    report: bool = field(default=False, metadata=help_meta(
         "Also inspect the masks: crack types, severity, HTML report, COCO/GeoJSON/CSV in OUT/report."))
-    json: bool = field(default=False, metadata=_help("Print the summary as JSON."))
-    progress: bool = field(default=True, metadata=_help("Show a progress bar."))
-    engine: str = field(default="plain", metadata=_help(
+    json: bool = field(default=False, metadata=help_meta("Print the summary as JSON."))
+    progress: bool = field(default=True, metadata=help_meta("Show a progress bar."))
+    engine: str = field(default="plain", metadata=help_meta(
         "plain: this process; ray: Ray Data actors (local, or a cluster with address)."))
-    address: str | None = field(default=None, metadata=_help(
+    address: str | None = field(default=None, metadata=help_meta(
         "Ray cluster (auto, ray://head:10001); None: local.  Only with engine ray."))
-    workers: int | None = field(default=None, metadata=_help(
+    workers: int | None = field(default=None, metadata=help_meta(
         "Ray workers, each loading the model once (None: one per CPU / threads).  Only with engine ray."))
-    manifest: str | None = field(default=None, metadata=_help(
+    manifest: str | None = field(default=None, metadata=help_meta(
         "CSV/Parquet: one image path per row (column path/image/file); other columns are carried to the table."))
-    path_column: str | None = field(default=None, metadata=_help("The manifest's image path column."))
-    table: bool = field(default=False, metadata=_help("Write results.parquet (resumable) with the plain engine."))
-    csv: bool = field(default=False, metadata=_help("Also write the results table as results.csv."))
+    path_column: str | None = field(default=None, metadata=help_meta("The manifest's image path column."))
+    table: bool = field(default=False, metadata=help_meta("Write results.parquet (resumable) with the plain engine."))
+    csv: bool = field(default=False, metadata=help_meta("Also write the results table as results.csv."))
 
     def __post_init__(self) -> None:
         p = self.predictor

@@ -13,36 +13,33 @@ import math
 from dataclasses import dataclass, field
 
 from cracksam.cli.measure_config import MIN_LENGTH, check_scale
+from cracksam.config import help_meta
 from cracksam.errors import ConfigError
-
-
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
 
 
 @dataclass(frozen=True)
 class ReportConfig:
     """``cracksam report``: a folder of results to an offline HTML report, COCO, GeoJSON and CSV."""
 
-    folder: str | None = field(default=None, metadata=_help(
+    folder: str | None = field(default=None, metadata=help_meta(
         "Folder of results (predict --out) or of masks; the FOLDER argument."))
-    out: str | None = field(default=None, metadata=_help("Output folder (None: FOLDER/report)."))
-    images: str | None = field(default=None, metadata=_help("Folder of the photos (matched by file stem)."))
-    mm_per_px: float | None = field(default=None, metadata=_help("Pixel size in millimetres."))
-    ref_points: str | None = field(default=None, metadata=_help(
+    out: str | None = field(default=None, metadata=help_meta("Output folder (None: FOLDER/report)."))
+    images: str | None = field(default=None, metadata=help_meta("Folder of the photos (matched by file stem)."))
+    mm_per_px: float | None = field(default=None, metadata=help_meta("Pixel size in millimetres."))
+    ref_points: str | None = field(default=None, metadata=help_meta(
         'Two pixel points "x1,y1,x2,y2" on a reference object (with ref_length_mm).'))
-    ref_length_mm: float | None = field(default=None, metadata=_help("Real length between ref_points (mm)."))
-    min_length: float = field(default=MIN_LENGTH, metadata=_help("Discard cracks shorter than this (px)."))
-    direction: float = field(default=90.0, metadata=_help(
+    ref_length_mm: float | None = field(default=None, metadata=help_meta("Real length between ref_points (mm)."))
+    min_length: float = field(default=MIN_LENGTH, metadata=help_meta("Discard cracks shorter than this (px)."))
+    direction: float = field(default=90.0, metadata=help_meta(
         "Travel direction, degrees counter-clockwise from the image's horizontal (90 = up the image)."))
-    tolerance: float = field(default=30.0, metadata=_help(
+    tolerance: float = field(default=30.0, metadata=help_meta(
         "Longitudinal/transverse within this many degrees, else diagonal."))
-    short_length: float = field(default=50.0, metadata=_help(
+    short_length: float = field(default=50.0, metadata=help_meta(
         "Isolated cracks shorter than this (px) are 'isolated_short'."))
-    severity: str = field(default="astm-d6433", metadata=_help(
+    severity: str = field(default="astm-d6433", metadata=help_meta(
         "Severity scheme: astm-d6433, concrete, pixels, or a JSON/YAML file."))
-    json: bool = field(default=False, metadata=_help("Print the survey summary as JSON."))
-    progress: bool = field(default=True, metadata=_help("Show a progress bar."))
+    json: bool = field(default=False, metadata=help_meta("Print the survey summary as JSON."))
+    progress: bool = field(default=True, metadata=help_meta("Show a progress bar."))
 
     def __post_init__(self) -> None:
         check_scale(self.mm_per_px, self.ref_points, self.ref_length_mm)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cracksam.config import help_meta
 from cracksam.deployment.stream_options import StreamOptions
 from cracksam.errors import ConfigError
 from cracksam.inference.options import PredictOptions
@@ -18,21 +19,17 @@ from cracksam.inference_modes import check_options
 from cracksam.threads import check_threads
 
 
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
 @dataclass(frozen=True)
 class StreamConfig:
     """``cracksam stream``: one video source segmented frame by frame."""
 
     # An int too: a YAML file's `source: 0` is a camera index, as `cracksam stream 0` is.
-    source: str | int | None = field(default=None, metadata=_help(
+    source: str | int | None = field(default=None, metadata=help_meta(
         "Video file, stream URL (e.g. http://cam/video.mjpg) or camera index (0); the SOURCE argument."))
-    stream: StreamOptions = field(default_factory=StreamOptions, metadata=_help("Frames, outputs and stopping."))
-    predictor: PredictOptions = field(default_factory=PredictOptions, metadata=_help("The model and how it runs."))
-    json: bool = field(default=False, metadata=_help("Print the run's statistics as JSON."))
-    progress: bool = field(default=True, metadata=_help("Show a live frames-per-second line."))
+    stream: StreamOptions = field(default_factory=StreamOptions, metadata=help_meta("Frames, outputs and stopping."))
+    predictor: PredictOptions = field(default_factory=PredictOptions, metadata=help_meta("The model and how it runs."))
+    json: bool = field(default=False, metadata=help_meta("Print the run's statistics as JSON."))
+    progress: bool = field(default=True, metadata=help_meta("Show a live frames-per-second line."))
 
     def __post_init__(self) -> None:
         check_options(self.predictor.mode, self.predictor.scale)

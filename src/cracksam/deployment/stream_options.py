@@ -8,33 +8,30 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cracksam.config import help_meta
 from cracksam.deployment.video import DEFAULT_SCENE_CUT
 from cracksam.errors import ConfigError
 
 
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
 @dataclass
 class StreamOptions:
-    every: int = field(default=1, metadata=_help(
+    every: int = field(default=1, metadata=help_meta(
         "Segment every N-th frame (0, N, 2N, ...); the others reuse the last mask."))
-    max_frames: int | None = field(default=None, metadata=_help("Stop after reading this many frames."))
-    out_video: Path | None = field(default=None, metadata=_help("Annotated video to write (.mp4 or .avi)."))
-    frames_dir: Path | None = field(default=None, metadata=_help(
+    max_frames: int | None = field(default=None, metadata=help_meta("Stop after reading this many frames."))
+    out_video: Path | None = field(default=None, metadata=help_meta("Annotated video to write (.mp4 or .avi)."))
+    frames_dir: Path | None = field(default=None, metadata=help_meta(
         "Folder for each segmented frame (.jpg) and its mask (_mask.png)."))
-    codec: str | None = field(default=None, metadata=_help(
+    codec: str | None = field(default=None, metadata=help_meta(
         "FourCC of the output video; None: from out_video's extension (.mp4 H.264 where available, .avi MJPG)."))
-    fps: float | None = field(default=None, metadata=_help(
+    fps: float | None = field(default=None, metadata=help_meta(
         "Frame rate of the output video; None: the source's (25 when it is unknown)."))
-    threshold: float | None = field(default=None, metadata=_help(
+    threshold: float | None = field(default=None, metadata=help_meta(
         "Crack probability threshold of the masks; None: the predictor's."))
-    timeout_s: float = field(default=10.0, metadata=_help(
+    timeout_s: float = field(default=10.0, metadata=help_meta(
         "Seconds to wait when opening or reading a network stream."))
     # With every > 1: segment a frame early when its scene_change() score against the last
     # segmented frame exceeds this (0..1); None turns the detection off.
-    scene_cut: float | None = field(default=DEFAULT_SCENE_CUT, metadata=_help(
+    scene_cut: float | None = field(default=DEFAULT_SCENE_CUT, metadata=help_meta(
         "With every > 1: how much a frame may differ from the last segmented one (0-1) before it is segmented "
         "at once; 0 or None turns this off."))
 

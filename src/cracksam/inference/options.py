@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from cracksam.config import help_meta
 from cracksam.errors import ConfigError
 from cracksam.inference_modes import DEFAULT_WINDOW, DEFAULT_WINDOW_OVERLAP
 
@@ -19,40 +20,37 @@ from cracksam.inference_modes import DEFAULT_WINDOW, DEFAULT_WINDOW_OVERLAP
 RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
 
 
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
 @dataclass(frozen=True)
 class PredictOptions:
     """How to open and run a model; the defaults are those of ``cracksam predict``."""
 
-    model: str | None = field(default=None, metadata=_help(
+    model: str | None = field(default=None, metadata=help_meta(
         "Checkpoint folder, training run folder (its best/), .onnx file or OpenVINO .xml; "
         "None or 'default' is the bundled model."))
-    base: str | None = field(default=None, metadata=_help(
+    base: str | None = field(default=None, metadata=help_meta(
         "SAM base checkpoint (path or vit_b/vit_l/vit_h) for a delta checkpoint."))
-    device: str = field(default="cpu", metadata=_help("cpu, cuda or cuda:N."))
-    threads: int | None = field(default=None, metadata=_help("CPU threads of the runtime (None: its default)."))
-    allow_random_base: bool = field(default=False, metadata=_help(
+    device: str = field(default="cpu", metadata=help_meta("cpu, cuda or cuda:N."))
+    threads: int | None = field(default=None, metadata=help_meta("CPU threads of the runtime (None: its default)."))
+    allow_random_base: bool = field(default=False, metadata=help_meta(
         "Keep random SAM base weights of a delta checkpoint without its base (tiny models, tests)."))
-    trust: bool = field(default=False, metadata=_help("Accept checkpoint folders without checksums."))
-    runtime: str = field(default="auto", metadata=_help(
+    trust: bool = field(default=False, metadata=help_meta("Accept checkpoint folders without checksums."))
+    runtime: str = field(default="auto", metadata=help_meta(
         "auto (the fastest installed runtime whose export passed its parity check), torch, onnxruntime "
         "or openvino."))
-    mode: str | None = field(default=None, metadata=_help(
+    mode: str | None = field(default=None, metadata=help_meta(
         "resize, tile or native; None: the model's own default."))
-    scale: float | None = field(default=None, metadata=_help(
+    scale: float | None = field(default=None, metadata=help_meta(
         "Image scale in tile / native mode; None: the model's own default."))
-    window: int = field(default=DEFAULT_WINDOW, metadata=_help(
+    window: int = field(default=DEFAULT_WINDOW, metadata=help_meta(
         "Native mode on a dynamic-shape model: the largest side run whole, and the window size above it."))
-    window_overlap: int | None = field(default=None, metadata=_help(
+    window_overlap: int | None = field(default=None, metadata=help_meta(
         f"Native mode: the least overlap of those windows, px, spread evenly (None: {DEFAULT_WINDOW_OVERLAP}, "
         "or a quarter of a smaller window)."))
-    tile_overlap: float = field(default=0.25, metadata=_help("Tile mode: overlap of neighbouring windows, in [0, 1)."))
-    batch_size: int = field(default=4, metadata=_help("Windows or images per forward pass."))
-    threshold: float = field(default=0.5, metadata=_help("Crack probability threshold of the masks, in (0, 1)."))
-    in_flight: int = field(default=1, metadata=_help("Batches run at once (1: lowest latency per batch)."))
+    tile_overlap: float = field(default=0.25, metadata=help_meta(
+        "Tile mode: overlap of neighbouring windows, in [0, 1)."))
+    batch_size: int = field(default=4, metadata=help_meta("Windows or images per forward pass."))
+    threshold: float = field(default=0.5, metadata=help_meta("Crack probability threshold of the masks, in (0, 1)."))
+    in_flight: int = field(default=1, metadata=help_meta("Batches run at once (1: lowest latency per batch)."))
 
     def __post_init__(self) -> None:
         # The rest is checked by the Predictor and the loaders, where the message can name the file.
