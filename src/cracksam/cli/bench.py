@@ -142,6 +142,8 @@ def bench(print_config: bool, **values: Any) -> None:
         time_throughput,
     )
     from cracksam.inference.backends import TARGETS, open_backend, target_name
+    from cracksam.models.io import checkpoint_folder
+    from cracksam.models.quantizers import QUANTIZERS_JSON, has_quantizer_files
     from cracksam.threads import resolve_threads
 
     # Always an explicit figure: each runtime's own default differs, and the table must say what ran.
@@ -170,12 +172,21 @@ def bench(print_config: bool, **values: Any) -> None:
             net = export_cli._load_torch_model(m, base, allow_random_base, trust)
             sample_x, where = inputs_for_model(net, samples or calib or [], limit=16, synthetic_fallback=4)
             entries += _torch_entries(net, names, threads, sample_x, console)
-            if targets:
+            folder = checkpoint_folder(m)
+            mine = list(targets)
+            if "openvino-int8-qat" in mine and not has_quantizer_files(folder):
+                if not cfg.default_backends:
+                    raise ConfigError(f"openvino-int8-qat needs a model trained with --qat; {m} has no "
+                                      f"{QUANTIZERS_JSON}")
+                console.print(f"openvino-int8-qat: skipped for {m.name} (not trained with --qat)")
+                mine.remove("openvino-int8-qat")
+            if mine:
                 output_dir(export_dir, "--export-dir")
                 calib_x = inputs_for_model(net, calib, limit=64)[0] if calib else None
-                console.print(f"exporting {m} to {', '.join(targets)} in {export_dir / m.name}; parity on {where}")
+                console.print(f"exporting {m} to {', '.join(mine)} in {export_dir / m.name}; parity on {where}")
                 overrides = {p: min_iou for p in ("fp32", "fp16", "int8")} if min_iou is not None else None
-                run = export_all(net, export_dir / m.name, targets, sample_x, calib_x, overrides, threads=threads)
+                run = export_all(net, export_dir / m.name, mine, sample_x, calib_x, overrides, threads=threads,
+                                 model_dir=folder)
                 for r in run.results:
                     if not r.passed:
                         console.print(f"[red]{r.target}: parity IoU {r.parity['mask_iou']:.4f} < {r.min_iou}, "

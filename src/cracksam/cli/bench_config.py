@@ -17,7 +17,7 @@ from cracksam.threads import check_threads
 
 TORCH_BACKENDS = ("torch", "torch-compile")
 DEFAULT_BACKENDS = ("torch", "torch-compile", "onnx", "onnx-fused", "onnx-int8", "onnx-int8-static",
-                    "openvino-fp32", "openvino-fp16", "openvino-int8")
+                    "openvino-fp32", "openvino-fp16", "openvino-int8", "openvino-int8-qat")
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,8 @@ class BenchConfig:
         "Checkpoint folders, training run folders or .onnx/.xml files (none: the bundled model)."))
     backends: list[str] = field(default_factory=lambda: list(DEFAULT_BACKENDS), metadata=help_meta(
         "For checkpoint folders: torch, torch-compile and the export targets to build and time (onnx-int8-static "
-        "and openvino-int8 need calib; without it they are skipped when the list is the default)."))
+        "and openvino-int8 need calib, openvino-int8-qat a model trained with --qat; without them they are skipped "
+        "when the list is the default)."))
     batch: int = field(default=1, metadata=help_meta("Batch size."))
     threads: int | None = field(default=None, metadata=help_meta("CPU threads of every runtime (None: every core)."))
     iterations: int = field(default=10, metadata=help_meta(

@@ -34,7 +34,7 @@ class ExportConfig:
     out: str = field(default="export", metadata=help_meta("Output folder."))
     targets: list[str] = field(default_factory=lambda: ["onnx", "openvino-fp16"], metadata=help_meta(
         "onnx, onnx-fused, onnx-int8 (dynamic), onnx-int8-static (QDQ, needs calib), openvino-fp32, openvino-fp16, "
-        "openvino-int8 (NNCF, needs calib)."))
+        "openvino-int8 (NNCF, needs calib), openvino-int8-qat (a model trained with --qat: its own quantisers)."))
     base: str | None = field(default=None, metadata=help_meta("SAM base checkpoint for a delta checkpoint."))
     allow_random_base: bool = field(default=False, metadata=help_meta(RANDOM_BASE_HELP))
     trust: bool = field(default=False, metadata=help_meta(TRUST_HELP))

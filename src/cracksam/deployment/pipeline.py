@@ -20,17 +20,19 @@ from cracksam.data.io import read_image
 from cracksam.data.synthetic import synthetic_pair
 from cracksam.data.transforms import build_transform
 from cracksam.deployment.export import MIN_IOU, export_onnx, export_openvino, parity_report
+from cracksam.deployment.export_qat import export_openvino_qat
 from cracksam.deployment.quantize import fuse_onnx, quantize_int8, quantize_onnx_dynamic, quantize_onnx_static
 from cracksam.errors import ConfigError, CrackSAMError
 from cracksam.inference.backends import TARGETS, OnnxRuntimeBackend, OpenVINOBackend, TorchBackend
 from cracksam.inference.tiling import scale_image, tile_origins
 from cracksam.models.cracksam import CrackSAM
+from cracksam.models.quantizers import QUANTIZERS_JSON, has_quantizer_files
 
 # File name of each target in an export folder.
 TARGET_FILES: dict[str, str] = {
     "onnx": "model.onnx", "onnx-fused": "model_fused.onnx", "onnx-int8": "model_int8_dynamic.onnx",
     "onnx-int8-static": "model_int8_static.onnx", "openvino-fp32": "model_fp32.xml",
-    "openvino-fp16": "model_fp16.xml", "openvino-int8": "model_int8.xml",
+    "openvino-fp16": "model_fp16.xml", "openvino-int8": "model_int8.xml", "openvino-int8-qat": "model_int8_qat.xml",
 }
 CALIBRATED = ("onnx-int8-static", "openvino-int8")  # targets that need calibration images
 
@@ -156,12 +158,14 @@ def export_all(
     opset: int = 17,
     threads: int | None = None,
     dynamic_shape: bool = False,
+    model_dir: str | Path | None = None,
 ) -> ExportRun:
     """Export ``model`` (an ``nn.Module`` with ``config.image_size``) to each target in
     ``out_dir``, then compare each export with PyTorch on ``samples``.  An export whose masks
     disagree beyond its tolerance is deleted (never left to be deployed) and reported failed.
     ``dynamic_shape``: ONNX graphs with dynamic height and width for fully convolutional models
-    (native-resolution prediction in ONNX Runtime / OpenVINO)."""
+    (native-resolution prediction in ONNX Runtime / OpenVINO).  ``model_dir``: the folder ``model``
+    was loaded from, for ``openvino-int8-qat`` (its trained quantisers, see ``train --qat``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tolerance = {**MIN_IOU, **(min_iou or {})}
@@ -175,6 +179,8 @@ def export_all(
         path = out / TARGET_FILES[target]
         if target in CALIBRATED and (calibration is None or len(calibration) == 0):
             raise CrackSAMError(f"{target} needs calibration images (--calib FOLDER)")
+        if target == "openvino-int8-qat" and (model_dir is None or not has_quantizer_files(model_dir)):
+            raise CrackSAMError(f"{target} needs a model folder trained with --qat (it has no {QUANTIZERS_JSON})")
         if target == "onnx":
             made.append((target, onnx_path, t1 - t0))
             continue
@@ -184,6 +190,8 @@ def export_all(
             quantize_onnx_dynamic(onnx_path, path)
         elif target == "onnx-int8-static":
             quantize_onnx_static(onnx_path, path, calibration)  # type: ignore[arg-type]  # checked above
+        elif target == "openvino-int8-qat":
+            export_openvino_qat(model_dir, path, dynamic_shape=dynamic_shape)  # type: ignore[arg-type]  # checked
         elif target == "openvino-int8":
             # NNCF's transformer handling is for the ViT; a CNN is quantised as one.
             kind = "transformer" if isinstance(model, CrackSAM) else None

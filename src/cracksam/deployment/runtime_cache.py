@@ -40,7 +40,10 @@ if TYPE_CHECKING:
 
 ENV_RUNTIME = "CRACKSAM_RUNTIME"
 MANIFEST = "manifest.json"
-_FILES = {"onnxruntime": "model.onnx", "openvino": "model_fp16.xml"}
+_FILES = {"onnxruntime": "model.onnx", "openvino": "model_fp16.xml", "openvino-int8": "model_int8_qat.xml"}
+# Cache candidates by name -> the runtime that opens them; openvino-int8 only for a model trained
+# with --qat (its own quantisers; post-training INT8 of the bundled model fails parity).
+_RUNTIME_OF = {"onnxruntime": "onnxruntime", "openvino": "openvino", "openvino-int8": "openvino"}
 RUNTIME_HELP = ("auto: the fastest installed runtime whose cached export passed its parity check against PyTorch "
                 "(exported once per model); or torch, onnxruntime, openvino. Env: CRACKSAM_RUNTIME.")
 
@@ -102,10 +105,21 @@ def _open(runtime: str, path: Path, threads: int | None) -> Any:
     return OpenVINOBackend(path, threads=threads)
 
 
-def build_entry(model: Any, folder: Path, threads: int | None = None) -> dict[str, Any]:
+def _qat_ready(model_dir: Path | None) -> bool:
+    import importlib.util
+
+    from cracksam.models.quantizers import has_quantizer_files
+
+    return (model_dir is not None and has_quantizer_files(model_dir) and _installed("openvino")
+            and importlib.util.find_spec("nncf") is not None)
+
+
+def build_entry(model: Any, folder: Path, threads: int | None = None, model_dir: Path | None = None) -> dict[str, Any]:
     """Export ``model`` to every installed runtime in ``folder``, check and time each; write and
-    return the manifest.  Exports failing parity are deleted."""
+    return the manifest.  Exports failing parity are deleted.  ``model_dir``: the folder ``model``
+    was loaded from; when it holds QAT quantisers an INT8 OpenVINO export is a candidate too."""
     from cracksam.deployment.export import MIN_IOU, export_onnx, export_openvino, parity_report
+    from cracksam.deployment.export_qat import export_openvino_qat
     from cracksam.inference.backends import TorchBackend
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -117,14 +131,17 @@ def build_entry(model: Any, folder: Path, threads: int | None = None) -> dict[st
     export_onnx(model, onnx_path, dynamic_shape=True)
     if _installed("openvino"):
         export_openvino(onnx_path, folder / _FILES["openvino"], fp16=True)
-    for runtime in ("onnxruntime", "openvino"):
-        path = folder / _FILES[runtime]
+    if _qat_ready(model_dir):
+        assert model_dir is not None  # _qat_ready says so
+        export_openvino_qat(model_dir, folder / _FILES["openvino-int8"], dynamic_shape=True)
+    for name, runtime in _RUNTIME_OF.items():
+        path = folder / _FILES[name]
         if not path.is_file() or not _installed(runtime):
             continue
         backend = _open(runtime, path, threads)
         report = parity_report(reference, backend, samples)
         floor = MIN_IOU[backend.precision]
-        entry = {"runtime": runtime, "precision": backend.precision, "file": path.name,
+        entry = {"name": name, "runtime": runtime, "precision": backend.precision, "file": path.name,
                  "dynamic_shape": bool(getattr(backend, "dynamic", False)), "mask_iou": report["mask_iou"],
                  "max_abs_prob_diff": report["max_abs_prob_diff"], "min_iou": floor,
                  "passed": report["mask_iou"] >= floor}
@@ -142,7 +159,7 @@ def build_entry(model: Any, folder: Path, threads: int | None = None) -> dict[st
         "cracksam_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "parity_images": f"{len(samples)} synthetic crack images at {reference.image_size} px",
         "torch_ms_per_image": torch_ms, "candidates": candidates,
-        "fastest": best["runtime"] if best and best["ms_per_image"] < torch_ms else "torch",
+        "fastest": best["name"] if best and best["ms_per_image"] < torch_ms else "torch",
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -160,7 +177,7 @@ def _entry(model_dir: Path, model: Any, threads: int | None, announce: Any) -> t
             announce(f"exporting {model_dir} once for faster runtimes (checked against PyTorch; cached in {folder})")
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
         try:
-            build_entry(model, tmp, threads)
+            build_entry(model, tmp, threads, model_dir=model_dir)
             try:
                 os.rename(tmp, folder)
             except OSError:  # another process finished first: use its entry
@@ -195,7 +212,8 @@ def select_backend(model_dir: Path, model: Any, runtime: str = "auto", threads: 
     elif not _installed(runtime):
         raise ConfigError(f"--runtime {runtime}: {runtime} (and onnx) is not installed; pip install 'cracksam[deploy]'")
     folder, manifest = _entry(Path(model_dir), model, threads, announce)
-    candidates = {c["runtime"]: c for c in manifest.get("candidates", [])}
+    # Entries written before candidates had names are keyed by their runtime, as they were.
+    candidates = {c.get("name", c["runtime"]): c for c in manifest.get("candidates", [])}
     torch_ms = float(manifest.get("torch_ms_per_image") or 0.0)
     if runtime != "auto":
         chosen = candidates.get(runtime)
@@ -206,7 +224,7 @@ def select_backend(model_dir: Path, model: Any, runtime: str = "auto", threads: 
         reason = "asked for"
     else:
         name = manifest.get("fastest", "torch")
-        chosen = candidates.get(name) if name != "torch" and _installed(name) else None
+        chosen = candidates.get(name) if name in _RUNTIME_OF and _installed(_RUNTIME_OF[name]) else None
         if chosen is None or not chosen.get("passed") or not (folder / chosen["file"]).is_file():
             return TorchBackend(model, threads=threads), {
                 **torch_info, "reason": "no export passed its parity check faster than PyTorch", "cache": str(folder)}

@@ -60,6 +60,7 @@ TARGETS: dict[str, tuple[str, str]] = {
     "openvino-fp32": ("openvino", "fp32"),
     "openvino-fp16": ("openvino", "fp16"),
     "openvino-int8": ("openvino", "int8"),
+    "openvino-int8-qat": ("openvino", "int8"),  # from a model trained with --qat (its own quantisers)
 }
 
 

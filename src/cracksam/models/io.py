@@ -43,6 +43,7 @@ from cracksam.models.integrity import (
     verify_config_digest,
     verify_weights_digest,
 )
+from cracksam.models.quantizers import remove_quantizer_files, save_quantizers, split_quantizers
 from cracksam.models.sam_checkpoint import load_sam_checkpoint
 from cracksam.models.segmodels import SegModel, SegModelConfig, build_segmodel
 
@@ -93,9 +94,15 @@ def _save(model: CrackSAM | SegModel, directory: str | os.PathLike[str], kind: K
         raise CheckpointError(f"{directory}: exists and is not a folder")
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / WEIGHTS_NAME
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    # A model trained with QAT carries NNCF's quantisers: they go to their own files, the float
+    # weights stay a plain checkpoint (cracksam.models.quantizers).
+    tensors, quantizers = split_quantizers({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()})
     params = {name for name, _ in model.named_parameters()}
     _atomic_save_file(tensors, weights, metadata={"format": FORMAT, "kind": kind})
+    if quantizers:
+        save_quantizers(model, directory, sha256_file(weights))
+    else:
+        remove_quantizer_files(directory)
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -168,6 +175,11 @@ def _locate(path: str | os.PathLike[str]) -> tuple[Path, Path]:
             "official SAM .pth files are given as the base checkpoint instead"
         )
     return config, weights
+
+
+def checkpoint_folder(path: str | os.PathLike[str]) -> Path:
+    """The folder holding the checkpoint ``path`` names ("default", a run folder's best/, a folder)."""
+    return _locate(path)[0].parent
 
 
 def read_checkpoint_config(path: str | os.PathLike[str], trust: bool = False) -> dict[str, Any]:

@@ -78,6 +78,7 @@ def model_folder(path: str | os.PathLike[str]) -> Path:
     from cracksam.config import from_dict
     from cracksam.models.cracksam import CrackSAM, CrackSAMConfig, build_cracksam
     from cracksam.models.io import save_trained
+    from cracksam.models.quantizers import split_quantizers
     from cracksam.models.segmodels import SegModel, SegModelConfig, build_segmodel
 
     path = Path(path)
@@ -98,7 +99,8 @@ def model_folder(path: str | os.PathLike[str]) -> Path:
         model = build_segmodel(from_dict(SegModelConfig, record["model"], f"{path}: model"))
     else:
         model = build_cracksam(from_dict(CrackSAMConfig, record["model"], f"{path}: model"))
-    weights = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
+    # A QAT run's quantisers are left out: the folder is the float model (its best/ has them).
+    weights, _ = split_quantizers({k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()})
     missing = sorted(set(model.trainable_state_dict()) - set(weights))
     result = model.load_state_dict(weights, strict=False)
     if missing or result.unexpected_keys:

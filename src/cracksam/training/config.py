@@ -8,6 +8,7 @@ from typing import Literal
 from cracksam.errors import ConfigError
 from cracksam.models.cracksam import CrackSAMConfig
 from cracksam.models.segmodels import SegModelConfig
+from cracksam.training.qat import QATConfig
 
 
 @dataclass
@@ -104,6 +105,8 @@ class TrainConfig:
     # CrackSAM; ``model`` is then unused.
     network: SegModelConfig | None = None
     distill: DistillConfig | None = None
+    # Quantisation-aware training: INT8 fake quantisers in the network (cracksam.training.qat).
+    qat: QATConfig | None = None
     # Official SAM checkpoint (path, or vit_b/vit_l/vit_h to download); None = random base,
     # only sensible for the tiny config and smoke tests.
     base_checkpoint: str | None = None
@@ -150,6 +153,10 @@ class TrainConfig:
         return f"cracksam_{self.model.backbone}_{self.model.delta.kind.replace('+', '_')}"
 
     @property
+    def quantization_aware(self) -> bool:
+        return self.qat is not None and self.qat.enabled
+
+    @property
     def native(self) -> bool:
         """Whether training uses the native-scale pipeline (default: conventional networks trained
         without a teacher)."""
@@ -187,6 +194,9 @@ class TrainConfig:
                               "set data.pipeline: resize")
         if self.native and self.data.crop is None:
             self.data.crop = 256
+        if self.quantization_aware and self.network is None and not self.init_from:
+            raise ConfigError("qat (--qat) is for conventional networks: give --arch or --init-from one; CrackSAM's "
+                              "INT8 export is post-training (cracksam export --targets onnx-int8)")
         if self.native and self.network is not None:
             from cracksam.models.segmodels import get_architecture
 

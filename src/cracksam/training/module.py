@@ -23,6 +23,7 @@ from cracksam.models.run_checkpoint import MODEL_KEY, model_record
 from cracksam.models.segmodels import SegModel
 from cracksam.training.config import TrainConfig
 from cracksam.training.losses import CrackLoss, channel_wise_distillation_loss
+from cracksam.training.qat import agreement_loss, quantizers_off
 from cracksam.training.schedule import lr_factor
 from cracksam.training.val_metrics import SetStatScores
 
@@ -63,6 +64,13 @@ class SegmentationModule(L.LightningModule):
         bs = batch["image"].shape[0]
         if self.loss_fn.last_terms:
             self.log_dict({f"train/{k}": v for k, v in self.loss_fn.last_terms.items()}, batch_size=bs)
+        qat = self.config.qat
+        if qat is not None and qat.enabled and qat.agreement > 0:
+            with torch.no_grad(), quantizers_off(self.model):
+                reference = self.model(batch["image"])
+            agree = agreement_loss(logits, reference)
+            self.log("train/agreement", agree.detach(), batch_size=bs)
+            loss = loss + qat.agreement * agree
         kd = self.config.distill
         if kd is not None:
             soft = channel_wise_distillation_loss(logits, batch["teacher"], kd.temperature)

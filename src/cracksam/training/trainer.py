@@ -34,6 +34,8 @@ from cracksam.config import load_yaml, save_yaml
 from cracksam.data import load_split
 from cracksam.errors import ConfigError, CrackSAMWarning
 from cracksam.models.cracksam import build_cracksam
+from cracksam.models.io import checkpoint_folder
+from cracksam.models.quantizers import attach_quantizers, has_quantizer_files
 from cracksam.models.sam_checkpoint import load_sam_checkpoint
 from cracksam.models.segmodels import build_segmodel
 from cracksam.training.checkpoints import (
@@ -51,6 +53,7 @@ from cracksam.training.datamodule import CrackDataModule
 from cracksam.training.init_from import apply_init_from, load_init_model
 from cracksam.training.module import BestDeltaCheckpoint, SegmentationModule, steps_per_epoch
 from cracksam.training.progress import progress_callback, quiet_lightning
+from cracksam.training.qat import calibration_batches, insert_quantizers, keep_float
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +205,18 @@ def _fit(config: TrainConfig, resume: bool, extra_callbacks: list[L.Callback] | 
                     else batches * config.val_every)
 
     model = _build_model(config, allow_random_base=allow_random_base or resume)
+    if config.quantization_aware:
+        # Before the module and the optimiser exist (the quantisers train too) and before a
+        # resumed checkpoint is loaded (its state holds the trained quantisers).
+        assert config.qat is not None  # quantization_aware says so
+        source = checkpoint_folder(config.init_from) if config.init_from else None
+        if source is not None and has_quantizer_files(source):
+            model = attach_quantizers(model, source).train()  # fine-tuning a QAT model: keep its quantisers
+        else:
+            first = calibration_batches(CrackDataModule(train, val, config).train_dataloader(),
+                                        config.qat.calibration_batches)
+            model = insert_quantizers(model, first)
+            keep_float(model, config.qat.float_layers)
     module = SegmentationModule(model, config, max_iters)
 
     # The teacher is opened (and its logits cached) before the run's config is written, so a bad
