@@ -89,14 +89,16 @@ def test_predict_an_unknown_key_is_named_by_its_dotted_path(where, tmp_path, mon
 
 
 def test_predict_checks_run_once_whichever_way_a_value_came(tmp_path, monkeypatch, capsys):
-    msg = "--mm-per-px only apply with --measure or --report"
+    msg = "--mm-per-px only applies with --measure or --report"
     assert msg in refused(capsys, "predict", "--mm-per-px", "0.1")
     assert msg in refused(capsys, "predict", "--set", "mm_per_px=0.1")
     cfg = tmp_path / "p.yaml"
     cfg.write_text("mm_per_px: 0.1\nmeasure: true\n")
     assert resolved(capsys, "predict", "-c", str(cfg))["mm_per_px"] == 0.1
     assert msg in refused(capsys, "predict", "-c", str(cfg), "--no-measure")
-    assert "--min-length only apply" in refused(capsys, "predict", "--min-length", "3")
+    assert "--min-length only applies" in refused(capsys, "predict", "--min-length", "3")
+    both = refused(capsys, "predict", "--min-length", "3", "--mm-per-px", "0.1")
+    assert "--mm-per-px and --min-length only apply with" in both
     assert "--max-pixels must be >= 1, got 0" in refused(capsys, "predict", "--max-pixels", "0")
     monkeypatch.setenv("CRACKSAM_PREDICT__MAX_PIXELS", "-5")
     assert "--max-pixels must be >= 1, got -5" in refused(capsys, "predict")

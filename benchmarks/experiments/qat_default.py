@@ -34,9 +34,10 @@ def calibration(dm, n=16):
     return [next(it)["image"] for _ in range(n)]
 
 
-def wrap(model, calib):
+def wrap(model, calib, preset="performance"):
+    preset = nncf.QuantizationPreset.MIXED if preset == "mixed" else nncf.QuantizationPreset.PERFORMANCE
     return nncf.quantize(model, nncf.Dataset(calib), subset_size=len(calib) * calib[0].shape[0],
-                         preset=nncf.QuantizationPreset.PERFORMANCE, fast_bias_correction=True)
+                         preset=preset, fast_bias_correction=True)
 
 
 def build(out):
@@ -103,7 +104,12 @@ def agree(src: Path, out: Path, steps: int, lr: float, weight: float, float_stem
     from cracksam.deployment.export_qat import export_openvino_qat
     out.mkdir(parents=True, exist_ok=True)
     cfg, dm = data()
-    q = load_quantized(src).train()
+    if src is None:  # a fresh start from the bundled weights, asymmetric activations (NNCF's "mixed")
+        model = load_model(default_model_path()).train()
+        torch.manual_seed(0)
+        q = wrap(model, calibration(dm), preset="mixed").train()
+    else:
+        q = load_quantized(src).train()
     flags = {n: b for n, b in q.named_buffers() if n.startswith(HOOK_PREFIX) and n.endswith(".enabled")}
     keep_off = {n for n in flags if float_stem and "act1/" in n}
     def quantisers(on):

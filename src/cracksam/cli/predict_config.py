@@ -61,9 +61,10 @@ class PredictConfig:
         check_options(p.mode, p.scale)
         check_threads(p.threads)
         if not (self.measure or self.report) and (self.mm_per_px is not None or self.min_length is not None):
-            given = " and ".join(o for o, v in (("--mm-per-px", self.mm_per_px), ("--min-length", self.min_length))
-                                 if v is not None)
-            raise ConfigError(f"{given} only apply with --measure or --report; add one (or drop them)")
+            named = [o for o, v in (("--mm-per-px", self.mm_per_px), ("--min-length", self.min_length))
+                     if v is not None]
+            verb = "only applies" if len(named) == 1 else "only apply"
+            raise ConfigError(f"{' and '.join(named)} {verb} with --measure or --report; add one (or drop them)")
         if self.max_pixels < 1:
             raise ConfigError(f"--max-pixels must be >= 1, got {self.max_pixels}")
         if self.mm_per_px is not None and (self.mm_per_px <= 0 or not math.isfinite(self.mm_per_px)):

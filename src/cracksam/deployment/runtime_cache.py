@@ -11,6 +11,10 @@ and the result is kept in ``$CRACKSAM_CACHE/runtimes/<name>-<hash>/`` (default
 An export that fails parity is deleted and recorded as refused: it is never used.  Later runs
 read the manifest and open the chosen file directly.
 
+A folder trained with ``train --qat`` also gets an INT8 OpenVINO candidate built from its own
+quantisers (:mod:`cracksam.deployment.export_qat`; needs nncf), held to the INT8 floor.  The check
+uses synthetic images, so it is weaker than ``cracksam export --samples`` on real photos.
+
 ``--runtime torch|onnxruntime|openvino`` forces one (an explicitly named runtime that failed
 parity is an error, not a silent fallback).  ``auto`` keeps PyTorch for CrackSAM (SAM ViT)
 models, whose exports take minutes and gigabytes (make them with ``cracksam export``), and off

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from cracksam.config import atomic_write_text
-from cracksam.errors import CheckpointError
+from cracksam.errors import CheckpointError, CrackSAMError
 from cracksam.models.integrity import sha256_file
 
 HOOK_PREFIX = "__nncf_hooks."
@@ -63,9 +63,8 @@ def _nncf() -> Any:
         import nncf
         import nncf.torch
     except ImportError:
-        from cracksam.inference.backends import missing_dependency
-
-        raise missing_dependency("nncf") from None
+        raise CrackSAMError("nncf is not installed; install it (pip install 'cracksam[deploy]') to use QAT "
+                            "quantisers") from None
     return nncf
 
 
