@@ -340,3 +340,16 @@ def test_a_qat_training_run_saves_its_quantisers_with_best(dark_arch, tmp_path, 
                             batch_size=2, max_iters=1, out_dir=str(tmp_path / "again"), progress=False,
                             qat=QATConfig()))
     assert (again.best_dir / QUANTIZERS_JSON).is_file()
+
+
+def test_nncf_gets_time_to_build_its_kernels_unless_the_user_said_otherwise(monkeypatch):
+    from cracksam.models.quantizers import _nncf
+
+    monkeypatch.delenv("NNCF_EXTENSION_LOAD_TIMEOUT", raising=False)
+    _nncf()
+    import os
+
+    assert os.environ["NNCF_EXTENSION_LOAD_TIMEOUT"] == "600"  # NNCF's own 60 s fails a first build on 2 cores
+    monkeypatch.setenv("NNCF_EXTENSION_LOAD_TIMEOUT", "0")
+    _nncf()
+    assert os.environ["NNCF_EXTENSION_LOAD_TIMEOUT"] == "0"

@@ -59,6 +59,10 @@ def remove_quantizer_files(directory: str | os.PathLike[str]) -> None:
 
 
 def _nncf() -> Any:
+    # NNCF compiles its CPU quantiser kernels on first use and gives up after 60 s by default, which a
+    # first build on 2 cores can exceed (a failed build falls back to plain torch ops; a slow one
+    # raised).  Ten minutes still ends a wait on a stale build lock.
+    os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "600")
     try:
         import nncf
         import nncf.torch
