@@ -353,3 +353,13 @@ def test_nncf_gets_time_to_build_its_kernels_unless_the_user_said_otherwise(monk
     monkeypatch.setenv("NNCF_EXTENSION_LOAD_TIMEOUT", "0")
     _nncf()
     assert os.environ["NNCF_EXTENSION_LOAD_TIMEOUT"] == "0"
+
+
+def test_export_refuses_the_qat_target_for_a_model_without_quantisers(tmp_path, capsys):
+    from cracksam.cli.main import main
+
+    out = tmp_path / "export"
+    rc = main(["export", "--targets", "openvino-int8-qat", "--out", str(out)])  # the bundled model: float only
+    assert rc == 2
+    assert "openvino-int8-qat needs a model trained with --qat" in capsys.readouterr().err
+    assert not out.exists()
