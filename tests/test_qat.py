@@ -225,6 +225,13 @@ def test_the_runtime_cache_offers_the_qat_int8_export_only_for_qat_models(qat, d
     names = {c["name"]: c for c in manifest["candidates"]}
     assert names["openvino-int8"]["precision"] == "int8" and names["openvino-int8"]["file"] == "model_int8_qat.xml"
     assert names["openvino-int8"]["passed"] == (names["openvino-int8"]["mask_iou"] >= 0.97)
+    # Damaged quantisers: no INT8 candidate, the reason recorded, the float exports still made.
+    damaged = tmp_path / "damaged"
+    shutil.copytree(folder, damaged)
+    (damaged / QUANTIZERS_TENSORS).write_bytes(b"\0" * 64)
+    manifest = build_entry(load_model(damaged).eval(), tmp_path / "damaged-cache", threads=1, model_dir=damaged)
+    assert "does not match the checksum" in manifest["skipped"]["openvino-int8"]
+    assert {c["name"] for c in manifest["candidates"]} == {"onnxruntime", "openvino"}
     plain = save_trained(SegModel(SegModelConfig(arch=dark_arch, image_size=SIZE)), tmp_path / "plain")
     manifest = build_entry(load_model(plain).eval(), tmp_path / "plain-cache", threads=1, model_dir=plain)
     assert "openvino-int8" not in {c["name"] for c in manifest["candidates"]}

@@ -135,9 +135,13 @@ def build_entry(model: Any, folder: Path, threads: int | None = None, model_dir:
     export_onnx(model, onnx_path, dynamic_shape=True)
     if _installed("openvino"):
         export_openvino(onnx_path, folder / _FILES["openvino"], fp16=True)
+    skipped: dict[str, str] = {}
     if _qat_ready(model_dir):
         assert model_dir is not None  # _qat_ready says so
-        export_openvino_qat(model_dir, folder / _FILES["openvino-int8"], dynamic_shape=True)
+        try:
+            export_openvino_qat(model_dir, folder / _FILES["openvino-int8"], dynamic_shape=True)
+        except CrackSAMError as exc:  # damaged quantisers: the float model still runs; say why INT8 did not
+            skipped["openvino-int8"] = str(exc)
     for name, runtime in _RUNTIME_OF.items():
         path = folder / _FILES[name]
         if not path.is_file() or not _installed(runtime):
@@ -162,7 +166,7 @@ def build_entry(model: Any, folder: Path, threads: int | None = None, model_dir:
     manifest = {
         "cracksam_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "parity_images": f"{len(samples)} synthetic crack images at {reference.image_size} px",
-        "torch_ms_per_image": torch_ms, "candidates": candidates,
+        "torch_ms_per_image": torch_ms, "candidates": candidates, "skipped": skipped,
         "fastest": best["name"] if best and best["ms_per_image"] < torch_ms else "torch",
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
