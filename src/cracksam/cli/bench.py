@@ -135,6 +135,7 @@ def bench(print_config: bool, **values: Any) -> None:
     from cracksam.config import atomic_write_text
     from cracksam.deployment.pipeline import (
         CALIBRATED,
+        check_qat_model,
         export_all,
         inputs_for_model,
         parse_targets,
@@ -143,7 +144,7 @@ def bench(print_config: bool, **values: Any) -> None:
     )
     from cracksam.inference.backends import TARGETS, open_backend, target_name
     from cracksam.models.io import checkpoint_folder
-    from cracksam.models.quantizers import QUANTIZERS_JSON, has_quantizer_files
+    from cracksam.models.quantizers import has_quantizer_files
     from cracksam.threads import resolve_threads
 
     # Always an explicit figure: each runtime's own default differs, and the table must say what ran.
@@ -176,8 +177,7 @@ def bench(print_config: bool, **values: Any) -> None:
             mine = list(targets)
             if "openvino-int8-qat" in mine and not has_quantizer_files(folder):
                 if not cfg.default_backends:
-                    raise ConfigError(f"openvino-int8-qat needs a model trained with --qat; {m} has no "
-                                      f"{QUANTIZERS_JSON}")
+                    check_qat_model(folder)  # refuses, naming the missing file
                 console.print(f"openvino-int8-qat: skipped for {m.name} (not trained with --qat)")
                 mine.remove("openvino-int8-qat")
             if mine:

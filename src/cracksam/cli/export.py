@@ -106,11 +106,12 @@ def export(print_config: bool, **values: Any) -> None:
     samples, calib = [Path(p) for p in cfg.samples], [Path(p) for p in cfg.calib]
     model_path = model_path_option(cfg.model)
     net = _load_torch_model(model_path, cfg.base, cfg.allow_random_base, cfg.trust)
+    from cracksam.deployment.pipeline import check_qat_model
     from cracksam.models.io import checkpoint_folder
-    from cracksam.models.quantizers import QUANTIZERS_JSON, has_quantizer_files
 
-    if "openvino-int8-qat" in names and not has_quantizer_files(checkpoint_folder(model_path)):
-        raise ConfigError(f"openvino-int8-qat needs a model trained with --qat; {model_path} has no {QUANTIZERS_JSON}")
+    folder = checkpoint_folder(model_path)
+    if "openvino-int8-qat" in names:
+        check_qat_model(folder)
     size = net.config.image_size
     # Photos as the model sees them: resized for CrackSAM, native-scale windows for the others.
     sample_x, where = inputs_for_model(net, samples or calib or [], limit=32, synthetic_fallback=8)
@@ -125,7 +126,7 @@ def export(print_config: bool, **values: Any) -> None:
     console = Console(stderr=True, soft_wrap=True)
     console.print(f"exporting {model_path} ({size}×{size}) to {', '.join(names)}; parity on {where}")
     run = export_all(net, out, names, sample_x, calib_x, overrides, opset, threads, dynamic_shape=cfg.dynamic_shape,
-                     model_dir=checkpoint_folder(model_path))
+                     model_dir=folder)
     run.samples = where
     write_report(run, out / "parity.json")
     table = Table(title=f"parity against PyTorch ({where})")

@@ -21,7 +21,7 @@ from cracksam.deployment.export import _check_xml_path, _import_openvino, _save_
 from cracksam.deployment.export_onnx import _onnx_metadata
 from cracksam.errors import CheckpointError
 from cracksam.inference.backend_openvino import write_openvino_metadata
-from cracksam.models.quantizers import QUANTIZERS_JSON, load_quantized, read_quantizer_record
+from cracksam.models.quantizers import QUANTIZERS_JSON, load_quantized
 
 
 def export_openvino_qat(model_dir: str | os.PathLike[str], xml_path: str | os.PathLike[str],
@@ -33,8 +33,8 @@ def export_openvino_qat(model_dir: str | os.PathLike[str], xml_path: str | os.Pa
     Raises :class:`CheckpointError` for a folder without (valid) quantisers."""
     ov = _import_openvino()
     xml = _check_xml_path(xml_path)
-    model = load_quantized(model_dir)
-    record = read_quantizer_record(model_dir)
+    model = load_quantized(model_dir)  # verifies quantizers.json and both checksums
+    record = json.loads((Path(model_dir) / QUANTIZERS_JSON).read_text())
     config = getattr(model, "config", None)
     size = int(getattr(config, "image_size", 0) or 0)
     if size < 1:

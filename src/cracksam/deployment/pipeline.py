@@ -37,6 +37,14 @@ TARGET_FILES: dict[str, str] = {
 CALIBRATED = ("onnx-int8-static", "openvino-int8")  # targets that need calibration images
 
 
+def check_qat_model(model_dir: str | Path | None) -> None:
+    """Refuse ``openvino-int8-qat`` for a model folder without trained quantisers (``train --qat``);
+    called before anything is exported."""
+    if model_dir is None or not has_quantizer_files(model_dir):
+        raise ConfigError(f"openvino-int8-qat needs a model trained with --qat; {model_dir or 'this model'} has no "
+                          f"{QUANTIZERS_JSON}")
+
+
 def parse_targets(text: str) -> list[str]:
     names = [t.strip() for t in text.split(",") if t.strip()]
     bad = [t for t in names if t not in TARGETS]
@@ -179,8 +187,8 @@ def export_all(
         path = out / TARGET_FILES[target]
         if target in CALIBRATED and (calibration is None or len(calibration) == 0):
             raise CrackSAMError(f"{target} needs calibration images (--calib FOLDER)")
-        if target == "openvino-int8-qat" and (model_dir is None or not has_quantizer_files(model_dir)):
-            raise CrackSAMError(f"{target} needs a model folder trained with --qat (it has no {QUANTIZERS_JSON})")
+        if target == "openvino-int8-qat":
+            check_qat_model(model_dir)
         if target == "onnx":
             made.append((target, onnx_path, t1 - t0))
             continue

@@ -169,6 +169,4 @@ def load_quantized(directory: str | os.PathLike[str], map_location: str | torch.
     computes (up to rounding order)."""
     from cracksam.models.io import load_model
 
-    if not has_quantizer_files(directory):  # before the weights are read: the clearer message
-        raise CheckpointError(f"{directory}: has no {QUANTIZERS_JSON}; it was not trained with --qat")
     return attach_quantizers(load_model(directory, map_location=map_location), directory, map_location)

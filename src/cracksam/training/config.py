@@ -8,7 +8,7 @@ from typing import Literal
 from cracksam.errors import ConfigError
 from cracksam.models.cracksam import CrackSAMConfig
 from cracksam.models.segmodels import SegModelConfig
-from cracksam.training.qat import QATConfig
+from cracksam.training.qat import CONVENTIONAL_ONLY, QATConfig
 
 
 @dataclass
@@ -195,8 +195,7 @@ class TrainConfig:
         if self.native and self.data.crop is None:
             self.data.crop = 256
         if self.quantization_aware and self.network is None and not self.init_from:
-            raise ConfigError("qat (--qat) is for conventional networks: give --arch or --init-from one; CrackSAM's "
-                              "INT8 export is post-training (cracksam export --targets onnx-int8)")
+            raise ConfigError(CONVENTIONAL_ONLY)
         if self.native and self.network is not None:
             from cracksam.models.segmodels import get_architecture
 

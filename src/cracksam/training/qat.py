@@ -25,6 +25,9 @@ from cracksam.config import help_meta
 from cracksam.errors import ConfigError
 from cracksam.models.quantizers import HOOK_PREFIX, _nncf, has_quantizers
 
+CONVENTIONAL_ONLY = ("qat (--qat) is for conventional networks: give --arch or --init-from one; CrackSAM's INT8 "
+                     "export is post-training (cracksam export --targets onnx-int8)")
+
 
 @dataclass
 class QATConfig:
@@ -66,8 +69,7 @@ def insert_quantizers(model: torch.nn.Module, batches: list[torch.Tensor]) -> to
     from cracksam.models.cracksam import CrackSAM
 
     if isinstance(model, CrackSAM):
-        raise ConfigError("qat is for conventional networks (--arch or --init-from one); CrackSAM's INT8 export "
-                          "is post-training (cracksam export --targets onnx-int8)")
+        raise ConfigError(CONVENTIONAL_ONLY)
     if has_quantizers(model):
         raise ConfigError("this model already carries quantisers")
     nncf = _nncf()
