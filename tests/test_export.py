@@ -211,6 +211,26 @@ def test_parity_iou_is_pooled_and_one_when_both_empty():
         parity_report(empty, empty, np.zeros((0, 3, size, size), np.float32))
 
 
+def test_parity_tolerance_f1_forgives_a_boundary_moved_by_two_pixels_not_three():
+    """A 1-px crack drawn 2 px off has strict IoU 0 but matches within the field's 2-px tolerance;
+    3 px off it matches nothing; pooled over images, half right gives F1 0.5."""
+    size = 16
+    ref = np.zeros((2, size, size), bool)
+    ref[:, 8, 2:14] = True
+    near, far = np.zeros_like(ref), np.zeros_like(ref)
+    near[:, 10, 2:14] = True
+    far[:, 11, 2:14] = True
+    images = np.zeros((2, 3, size, size), np.float32)
+    close = parity_report(_Fixed(_logits(ref)), _Fixed(_logits(near)), images)
+    assert close["mask_iou"] == 0.0
+    assert close["mask_f1_2px"] == pytest.approx(1.0)
+    assert parity_report(_Fixed(_logits(ref)), _Fixed(_logits(far)), images)["mask_f1_2px"] == 0.0
+    half = np.stack([near[0], far[1]])  # image 0 within tolerance, image 1 beyond it
+    assert parity_report(_Fixed(_logits(ref)), _Fixed(_logits(half)), images)["mask_f1_2px"] == pytest.approx(0.5)
+    empty = _Fixed(_logits(np.zeros_like(ref)))
+    assert parity_report(empty, empty, images)["mask_f1_2px"] == 1.0
+
+
 # -- opening files ---------------------------------------------------------------------------------
 
 

@@ -211,7 +211,8 @@ def bench(print_config: bool, **values: Any) -> None:
                 t.update(time_throughput(through, x, in_flight, requests=max(iterations, 2 * in_flight)))
             rows.append({"model": str(m), "backend": label, "runtime": backend.name, "precision": backend.precision,
                          "threads": threads, **t, "parity_mask_iou": parity["mask_iou"] if parity else None,
-                         "parity_logit_cosine": parity["logit_cosine"] if parity else None})
+                         "parity_logit_cosine": parity["logit_cosine"] if parity else None,
+                         "parity_mask_f1_2px": parity["mask_f1_2px"] if parity else None})
     _add_speedups(rows)
     _print_table(rows, batch, threads, in_flight, stderr=json_out)
     document = json.dumps({"batch": batch, "threads": threads, "in_flight": in_flight, "results": rows}, indent=2)
@@ -237,7 +238,7 @@ def _print_table(rows: list[dict[str, Any]], batch: int, threads: int, in_flight
     heads = ["model", "backend", "p50 ms", "p90 ms", "images/s", "× eager"]
     if in_flight > 1:
         heads += [f"images/s, {in_flight} in flight", "× eager (in flight)"]
-    for col in (*heads, "mask IoU vs PyTorch"):
+    for col in (*heads, "mask IoU vs PyTorch", "F1 (2 px) vs PyTorch"):
         table.add_column(col)
     for r in rows:
         cells = [Path(r["model"]).name, r["backend"], f"{r['latency_ms_median']:.1f}", f"{r['latency_ms_p90']:.1f}",
@@ -245,6 +246,7 @@ def _print_table(rows: list[dict[str, Any]], batch: int, threads: int, in_flight
         if in_flight > 1:
             through, up = r.get("throughput_images_per_s"), r.get("throughput_speedup_vs_torch")
             cells += [f"{through:.2f}" if through else "–", f"{up:.2f}" if up else "–"]
-        cells.append(f"{r['parity_mask_iou']:.4f}" if r["parity_mask_iou"] is not None else "–")
+        for key in ("parity_mask_iou", "parity_mask_f1_2px"):
+            cells.append(f"{r[key]:.4f}" if r[key] is not None else "–")
         table.add_row(*cells)
     Console(soft_wrap=True, stderr=stderr).print(table)

@@ -130,13 +130,14 @@ def export(print_config: bool, **values: Any) -> None:
     run.samples = where
     write_report(run, out / "parity.json")
     table = Table(title=f"parity against PyTorch ({where})")
-    for col in ("target", "file", "mask IoU", "max |Δp|", "tolerance", "result"):
+    for col in ("target", "file", "mask IoU", "F1 (2 px)", "max |Δp|", "tolerance", "result"):
         table.add_column(col)
     for r in run.results:
         table.add_row(
             r.target,
             str(r.path),
             f"{r.parity['mask_iou']:.4f}",
+            f"{r.parity['mask_f1_2px']:.4f}",
             f"{r.parity['max_abs_prob_diff']:.2e}",
             f"≥ {r.min_iou}",
             "ok" if r.passed else "REFUSED (deleted)",

@@ -100,7 +100,10 @@ def parity_report(reference: Any, candidate: Any, images: np.ndarray, threshold:
     Returns ``max_abs_prob_diff`` (largest difference of softmax crack probabilities over all
     pixels), ``mean_abs_prob_diff``, ``max_abs_logit_diff``, ``mask_iou`` (IoU of the two crack
     masks ``prob >= threshold`` pooled over all images; 1.0 when both are empty),
-    ``pixel_agreement``, ``crack_fraction`` (of the reference), ``logit_cosine`` (cosine
+    ``mask_f1_2px`` (F1 of the candidate's crack pixels against the reference's with the field's
+    2-px matching tolerance: how many of the strict-IoU disagreements are a boundary moved by a
+    pixel or two; reported beside the strict IoU, never the gate), ``pixel_agreement``,
+    ``crack_fraction`` (of the reference), ``logit_cosine`` (cosine
     similarity of the two crack-vs-background logit maps ``l1 - l0`` over all pixels: the
     accuracy measure for models with random weights, whose masks mean little), ``n_images``,
     ``threshold`` and the two backends' ``name``/``precision``."""
@@ -111,7 +114,10 @@ def parity_report(reference: Any, candidate: Any, images: np.ndarray, threshold:
         raise CrackSAMError(f"parity needs a non-empty (N, 3, S, S) batch of images, got shape {images.shape}")
     if reference.image_size != candidate.image_size:
         raise CrackSAMError(f"the two models take different sizes: {reference.image_size} vs {candidate.image_size}")
+    from cracksam.evaluation.thin_metrics import tolerance_counts, tolerance_f1_from_counts
+
     inter = union = agree = ref_pos = total = 0
+    tolerant = np.zeros(4, np.int64)
     max_prob = max_logit = sum_prob = dot = norm_a = norm_b = 0.0
     for start in range(0, len(images), max(1, int(batch_size))):
         x = images[start:start + batch_size]
@@ -130,6 +136,8 @@ def parity_report(reference: Any, candidate: Any, images: np.ndarray, threshold:
         agree += int(np.count_nonzero(ma == mb))
         ref_pos += int(np.count_nonzero(ma))
         total += ma.size
+        for ref_mask, cand_mask in zip(ma.reshape(-1, *ma.shape[-2:]), mb.reshape(-1, *mb.shape[-2:]), strict=True):
+            tolerant += tolerance_counts(cand_mask, ref_mask)[0]
     return {
         "n_images": int(len(images)),
         "threshold": float(threshold),
@@ -137,6 +145,7 @@ def parity_report(reference: Any, candidate: Any, images: np.ndarray, threshold:
         "mean_abs_prob_diff": sum_prob / total,
         "max_abs_logit_diff": max_logit,
         "mask_iou": inter / union if union else 1.0,
+        "mask_f1_2px": float(tolerance_f1_from_counts(tolerant)["f1"]),
         "pixel_agreement": agree / total,
         "crack_fraction": ref_pos / total,
         "logit_cosine": dot / np.sqrt(norm_a * norm_b) if norm_a > 0 and norm_b > 0 else float(norm_a == norm_b),
