@@ -131,3 +131,16 @@ def test_predict_gives_the_same_mask_with_every_runtime(tiny_ckpt, tmp_path):
         for other in ("onnx", "ov"):
             diff = (ref != masks[other][key]).mean()
             assert diff < 0.001, (other, key, diff)
+
+
+def test_bench_names_a_refused_export_with_both_agreements_and_does_not_time_it(tiny_ckpt, tmp_path, capsys):
+    ckpt, base, photos = tiny_ckpt
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--model", str(ckpt), "--base", str(base), "--backends", "torch,onnx", "--iterations", "2",
+               "--warmup", "1", "--threads", "1", "--samples", str(photos), "--min-iou", "1.01",
+               "--export-dir", str(tmp_path / "ex"), "-o", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "onnx: parity IoU 1.0000 < 1.01, refused and deleted (F1 with 2-px tolerance 1.0000)" in " ".join(err.split())
+    assert [r["backend"] for r in json.loads(out.read_text())["results"]] == ["torch"]
+    assert not (tmp_path / "ex" / ckpt.name / "model.onnx").exists()

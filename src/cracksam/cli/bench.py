@@ -190,7 +190,7 @@ def bench(print_config: bool, **values: Any) -> None:
                 for r in run.results:
                     if not r.passed:
                         console.print(f"[red]{r.target}: parity IoU {r.parity['mask_iou']:.4f} < {r.min_iou}, "
-                                      "refused and deleted")
+                                      f"refused and deleted (F1 with 2-px tolerance {r.parity['mask_f1_2px']:.4f})")
                         continue
                     runtime = TARGETS[r.target][0]
                     latency = open_backend(r.path, threads=threads)
