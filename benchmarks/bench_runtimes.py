@@ -126,15 +126,16 @@ def native_photo(threads: int, smoke: bool) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
     lines = ["| backend | precision | p50 ms | p90 ms | images/s | × eager | images/s, 2 in flight | "
-             "× eager (in flight) | mask IoU vs PyTorch | logit cosine |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "× eager (in flight) | mask IoU vs PyTorch | F1 (2 px) vs PyTorch | logit cosine |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         def f(key: str, fmt: str, r: dict = r) -> str:
             return format(r[key], fmt) if r.get(key) is not None else "–"
         lines.append(f"| {r['backend']} | {r['precision']} | {f('latency_ms_median', '.1f')} | "
                      f"{f('latency_ms_p90', '.1f')} | {f('images_per_s', '.2f')} | {f('speedup_vs_torch', '.2f')} | "
                      f"{f('throughput_images_per_s', '.2f')} | {f('throughput_speedup_vs_torch', '.2f')} | "
-                     f"{f('parity_mask_iou', '.4f')} | {f('parity_logit_cosine', '.4f')} |")
+                     f"{f('parity_mask_iou', '.4f')} | {f('parity_mask_f1_2px', '.4f')} | "
+                     f"{f('parity_logit_cosine', '.4f')} |")
     return "\n".join(lines)
 
 
