@@ -105,7 +105,7 @@ def test_bench_times_each_backend(tiny_ckpt, tmp_path, capsys):
     for r in rows.values():
         assert r["images_per_s"] > 0 and r["batch"] == 2 and r["latency_ms_p90"] >= r["latency_ms_min"]
     assert rows["onnx"]["parity_mask_iou"] >= 0.99
-    # the tolerant agreement is at least the strict one (a fp32 export: both near 1); torch has none
+    # a fp32 export agrees within the 2-px tolerance too; PyTorch itself is the reference and has no figure
     assert rows["onnx"]["parity_mask_f1_2px"] >= 0.99 and rows["torch"]["parity_mask_f1_2px"] is None
     # An exported file can be timed on its own too, and is named as the export target it is
     # (one vocabulary: "onnx", not "onnxruntime-fp32"); --json prints to stdout as everywhere.

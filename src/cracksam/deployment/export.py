@@ -114,6 +114,7 @@ def parity_report(reference: Any, candidate: Any, images: np.ndarray, threshold:
         raise CrackSAMError(f"parity needs a non-empty (N, 3, S, S) batch of images, got shape {images.shape}")
     if reference.image_size != candidate.image_size:
         raise CrackSAMError(f"the two models take different sizes: {reference.image_size} vs {candidate.image_size}")
+    # Here, not at the top: thin_metrics pulls in scikit-image, which importing this module need not load.
     from cracksam.evaluation.thin_metrics import tolerance_counts, tolerance_f1_from_counts
 
     inter = union = agree = ref_pos = total = 0
@@ -136,7 +137,7 @@ def parity_report(reference: Any, candidate: Any, images: np.ndarray, threshold:
         agree += int(np.count_nonzero(ma == mb))
         ref_pos += int(np.count_nonzero(ma))
         total += ma.size
-        for ref_mask, cand_mask in zip(ma.reshape(-1, *ma.shape[-2:]), mb.reshape(-1, *mb.shape[-2:]), strict=True):
+        for ref_mask, cand_mask in zip(ma, mb, strict=True):  # (B, H, W): one H x W mask per image
             tolerant += tolerance_counts(cand_mask, ref_mask)[0]
     return {
         "n_images": int(len(images)),
