@@ -428,6 +428,26 @@ def test_backends_are_made_safe_for_concurrent_calls(tmp_path):
         np.testing.assert_allclose(prob, expected[k % 8], atol=1e-5)
 
 
+def test_openvino_in_the_service_runs_a_photo_at_its_own_size(tmp_path):
+    """The service's per-thread OpenVINO requests take a non-square, non-448 photo through a
+    dynamic-shape export, as predict does (it once refused every shape but S×S)."""
+    from cracksam.deployment.export import export_onnx, export_openvino
+    from tests.test_runtime_cache import conv_segmodel
+
+    model = conv_segmodel()
+    onnx = export_onnx(model, tmp_path / "m.onnx", dynamic_shape=True)
+    predictor = Predictor(OpenVINOBackend(export_openvino(onnx, tmp_path / "m.xml", fp16=False)))
+    safe = thread_safe(predictor)
+    assert isinstance(safe.backend, ThreadLocalOpenVINO) and safe.dynamic
+    image = crack_rgb(120, 200, seed=5)
+    served = safe.predict_one(image).prob
+    reference = Predictor(TorchBackend(model)).predict_one(image).prob
+    assert served.shape == (120, 200)
+    np.testing.assert_allclose(served, reference, atol=1e-4)
+    with pytest.raises(ValueError, match="multiples of 8"):
+        safe.backend.run(np.zeros((1, 3, 60, 64), np.float32))
+
+
 def test_settings_from_environment():
     env = {"CRACKSAM_PORT": "9001", "CRACKSAM_MAX_UPLOAD_MB": "1.5", "CRACKSAM_BACKEND": "cuda",
            "CRACKSAM_TIMEOUT_S": "2", "CRACKSAM_MODE": "tile", "CRACKSAM_THREADS": "3", "CRACKSAM_HOST": ""}

@@ -54,9 +54,9 @@ def _build_segmodel_for_counting(config: Any) -> Any:
     from cracksam.models.segmodels import build_segmodel
 
     try:
-        return build_segmodel(config, device="meta")
+        return build_segmodel(config, device="meta", load_pretrained=False)
     except (RuntimeError, NotImplementedError):
-        return build_segmodel(config)
+        return build_segmodel(config, load_pretrained=False)
 
 
 def _segmodel_info(config: Any, as_json: bool) -> None:

@@ -66,9 +66,9 @@ def _exported_eval_model(path: Path, device: str, name: str | None) -> EvalModel
     backbone, total, trainable = f"{backend.name}-{backend.precision}", 0, 0
     if isinstance(config, SegModelConfig):
         try:
-            net = build_segmodel(config, device="meta")
+            net = build_segmodel(config, device="meta", load_pretrained=False)
         except (RuntimeError, NotImplementedError):  # builders that read tensor values need real ones
-            net = build_segmodel(config)
+            net = build_segmodel(config, load_pretrained=False)
         backbone, total = config.arch, sum(p.numel() for p in net.parameters())
         trainable = total
     elif isinstance(config, CrackSAMConfig):

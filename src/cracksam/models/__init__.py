@@ -24,7 +24,7 @@ from cracksam.models.segmodels import SegModel, SegModelConfig, build_segmodel, 
 
 # The modules that register conventional networks; imported here (never by the registry) so that
 # importing any part of cracksam.models sees every registered name.
-from cracksam.models import zoo, zoo_thin  # noqa: E402, F401  isort: skip
+from cracksam.models import zoo, zoo_lite, zoo_thin  # noqa: E402, F401  isort: skip
 
 __all__ = [
     "BACKBONES",

@@ -298,7 +298,7 @@ def load_model(
     if isinstance(config, SegModelConfig):
         if meta["kind"] != "full":
             raise CheckpointError(f"{config_path}: a {config.arch} checkpoint must be a full one")
-        model: CrackSAM | SegModel = build_segmodel(config)
+        model: CrackSAM | SegModel = build_segmodel(config, load_pretrained=False)
         tensors = _read_weights(weights_path, meta, map_location, trust)
         try:
             model.load_state_dict(tensors, strict=True)

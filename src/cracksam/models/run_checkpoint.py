@@ -96,7 +96,7 @@ def model_folder(path: str | os.PathLike[str]) -> Path:
                               f"give the run folder {_run_of(path)} (its best/ model) instead")
     model: CrackSAM | SegModel
     if record.get("architecture") == "segmodel":
-        model = build_segmodel(from_dict(SegModelConfig, record["model"], f"{path}: model"))
+        model = build_segmodel(from_dict(SegModelConfig, record["model"], f"{path}: model"), load_pretrained=False)
     else:
         model = build_cracksam(from_dict(CrackSAMConfig, record["model"], f"{path}: model"))
     # A QAT run's quantisers are left out: the folder is the float model (its best/ has them).

@@ -54,6 +54,13 @@ class ArchSpec:
     dynamic: bool = True
     paper_params_m: float | None = None  # parameter count the paper reports, where it gives one
     backbone: str = ""
+    # How the network wants its 0..255 RGB input scaled (ImageNet statistics unless its pretrained
+    # weights were trained otherwise): part of the model, so users always pass 0..255.
+    input_mean: tuple[float, float, float] = IMAGENET_MEAN
+    input_std: tuple[float, float, float] = IMAGENET_STD
+    # ``build(True, ...)`` loads ImageNet weights from an installed package (no hub download).
+    # Networks without such weights refuse ``pretrained=True`` (this project never downloads).
+    offline_weights: bool = False
 
 
 def _entry(spec: ArchSpec) -> registry.ModelEntry:
@@ -120,9 +127,10 @@ def list_architectures(role: str | None = None) -> list[str]:
 class SegModelConfig:
     """What rebuilds a :class:`SegModel` (its weights are stored separately).
 
-    ``pretrained``: ImageNet weights for the encoder were requested (downloaded from the hub
-    where the user is online).  Recorded in checkpoints so a run says whether it started from
-    random weights.
+    ``pretrained``: the encoder started from ImageNet weights, read from an installed package
+    (:mod:`cracksam.models.lite_weights`); ``init_weights`` records which (package, version, file,
+    sha256), so a trained model says where its initial weights came from.  Loading a trained model
+    never reads them again: its own weights replace them.
 
     ``inference_mode`` / ``inference_scale``: how ``cracksam predict``, ``evaluate``, ``serve``
     and ``stream`` run this model unless told otherwise (see :mod:`cracksam.inference_modes`):
@@ -133,6 +141,7 @@ class SegModelConfig:
     arch: str = "unet_mobilenetv3_small"
     image_size: int = 448
     pretrained: bool = False
+    init_weights: dict[str, str] | None = None
     class_names: list[str] = field(default_factory=lambda: ["background", "crack"])
     inference_mode: str = "native"
     inference_scale: float = 1.0
@@ -168,17 +177,25 @@ class SegModel(nn.Module):
     # Set on loading (models.io): the input size the weights were trained at; absent on a new model.
     trained_image_size: int
 
-    def __init__(self, config: SegModelConfig) -> None:
+    def __init__(self, config: SegModelConfig, load_pretrained: bool = True) -> None:
         super().__init__()
         self.config = config
         spec = get_architecture(config.arch)
-        self.net = spec.build(config.pretrained, config.image_size)
+        pretrained = config.pretrained and load_pretrained
+        if pretrained and not spec.offline_weights:
+            offline = ", ".join(n for n in list_architectures() if get_architecture(n).offline_weights)
+            raise ConfigError(f"{config.arch} has no ImageNet weights that can be installed offline (this project "
+                              f"never downloads from a hub); train it with --random-init, or pick one of: {offline}")
+        self.net = spec.build(pretrained, config.image_size)
+        if pretrained:
+            # The builder says which package the weights came from (models.lite_weights).
+            config.init_weights = dict(getattr(self.net, "init_weights", None) or {}) or None
         self.input_multiple: int = spec.multiple
         # timm's ViT / Swin patch embeddings assert the size they were built for unless told otherwise.
         fixed = any(getattr(m, "strict_img_size", False) is True for m in self.net.modules())
         self.dynamic_input: bool = spec.dynamic and not fixed
-        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_mean", torch.tensor(spec.input_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(spec.input_std).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != 3:
@@ -200,8 +217,11 @@ class SegModel(nn.Module):
         return self
 
 
-def build_segmodel(config: SegModelConfig, device: str | torch.device | None = None) -> SegModel:
+def build_segmodel(config: SegModelConfig, device: str | torch.device | None = None,
+                   load_pretrained: bool = True) -> SegModel:
+    """A :class:`SegModel`; ``load_pretrained=False`` skips the ImageNet weights even where the
+    config asks for them (a trained model's own weights are about to replace them)."""
     if device is None:
-        return SegModel(config)
+        return SegModel(config, load_pretrained)
     with torch.device(device):
-        return SegModel(config)
+        return SegModel(config, load_pretrained)

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from cracksam._files import safe_name, update_digest
+from cracksam.inference.backend_torch import check_input
 from cracksam.inference.backends import OnnxRuntimeBackend, OpenVINOBackend, TorchBackend
 from cracksam.inference.predictor import Predictor
 from cracksam.inference.protocol import Backend
@@ -82,11 +83,9 @@ class ThreadLocalOpenVINO(_Delegating):
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self.inner.compiled.create_infer_request()
-        size = int(self.inner.image_size)
-        x = np.asarray(x)
-        if x.ndim != 4 or x.shape[1] != 3 or x.shape[2:] != (size, size):
-            raise ValueError(f"expected images of shape (B, 3, {size}, {size}), got {x.shape}")
-        result = request.infer({0: np.ascontiguousarray(x, dtype=np.float32)})
+        # The backend's own check: a dynamic-shape IR runs a photo at its own size, as predict does.
+        x = check_input(x, int(self.inner.image_size), self.inner.multiple if self.inner.dynamic else None)
+        result = request.infer({0: x})
         return np.array(result[self.inner.compiled.outputs[0]], dtype=np.float32, copy=True)
 
 

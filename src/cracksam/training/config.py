@@ -56,6 +56,8 @@ class OptimConfig:
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     warmup_iters: int = 300
     poly_power: float = 6.0
+    encoder_lr_scale: float = field(default=1.0, metadata={
+        "help": "learning rate of a pretrained network's encoder as a fraction of lr (1 = same; 0 = frozen)"})
 
 
 @dataclass
@@ -221,6 +223,8 @@ class TrainConfig:
             raise ConfigError(f"optim.lr must be > 0, got {self.optim.lr}")
         if self.optim.warmup_iters < 0:
             raise ConfigError("optim.warmup_iters must be >= 0")
+        if not 0.0 <= self.optim.encoder_lr_scale <= 1.0:
+            raise ConfigError(f"optim.encoder_lr_scale must be between 0 and 1, got {self.optim.encoder_lr_scale}")
         if len(self.optim.betas) != 2:
             raise ConfigError(f"optim.betas needs two values, got {self.optim.betas}")
         if not 0.0 <= self.loss.ce_weight <= 1.0:

@@ -85,9 +85,8 @@ class SegmentationModule(L.LightningModule):
 
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         opt = self.config.optim
-        params = [p for p in self.model.parameters() if p.requires_grad]
         betas = (opt.betas[0], opt.betas[1])
-        optimizer = torch.optim.AdamW(params, lr=opt.lr, betas=betas, weight_decay=opt.weight_decay)
+        optimizer = torch.optim.AdamW(self._param_groups(), lr=opt.lr, betas=betas, weight_decay=opt.weight_decay)
         # The schedule spans max_iters, the step count fit() computes (the Trainer needs it as
         # max_steps before it exists).  Not trainer.estimated_stepping_batches here: asked this early
         # it builds the train loader before a resumed run's loader state is restored, and the resumed
@@ -96,6 +95,20 @@ class SegmentationModule(L.LightningModule):
             optimizer, lambda step: lr_factor(step, opt.warmup_iters, self.max_iters, opt.poly_power)
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _param_groups(self) -> list[dict]:
+        """One group, or two where ``optim.encoder_lr_scale`` slows a pretrained encoder (an smp
+        network's ``encoder``) down against the freshly initialised decoder."""
+        opt = self.config.optim
+        trainable = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        if opt.encoder_lr_scale == 1.0:
+            return [{"params": [p for _, p in trainable]}]
+        encoder = [p for n, p in trainable if n.startswith("net.encoder.")]
+        if not encoder:
+            raise ValueError("optim.encoder_lr_scale needs a network with an encoder (net.encoder)")
+        rest = [p for n, p in trainable if not n.startswith("net.encoder.")]
+        # LambdaLR multiplies each group's initial lr, so the ratio holds through warm-up and decay.
+        return [{"params": rest}, {"params": encoder, "lr": opt.lr * opt.encoder_lr_scale}]
 
     def on_train_start(self) -> None:
         # The train loader exists by now (and a resumed run's position is restored), so asking

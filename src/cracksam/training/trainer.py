@@ -109,7 +109,7 @@ def _build_model(config: TrainConfig, allow_random_base: bool = False):
         return load_init_model(config, allow_random_base=allow_random_base)
     if config.network is not None:
         if config.network.pretrained:
-            log.info("%s: ImageNet encoder weights requested (downloaded from the hub)", config.network.arch)
+            log.info("%s: ImageNet encoder weights from an installed package", config.network.arch)
         else:
             log.info("%s: starting from random weights", config.network.arch)
         return build_segmodel(config.network)
