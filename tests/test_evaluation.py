@@ -216,3 +216,32 @@ def test_pooled_test_sets_are_also_scored_one_by_one(tmp_path, capsys):
     capsys.readouterr()
     assert main([*argv[:5], "--name", "two", *argv[5:]]) == 2
     assert "one --name per --model" in capsys.readouterr().err
+
+
+def test_evaluate_prints_the_images_scored_per_set(tmp_path, capsys):
+    """A line per set: the split and how many images; a folder without split files says its test
+    split is a seeded share of it, and how to score all of it."""
+    from cracksam.models import create, save_trained
+
+    listed = _write_set(tmp_path / "seta", [(64, 64)] * 4, width=8)
+    (listed / "train.txt").write_text("im0\nim1\n")
+    (listed / "test.txt").write_text("im2\nim3\n")
+    plain = _write_set(tmp_path / "setb", [(64, 64)] * 5, width=8)  # no split files
+    unseen = _write_set(tmp_path / "setc", [(64, 64)] * 3, width=8)
+    ckpt = save_trained(create("unet_mobilenetv3_small", image_size=64), tmp_path / "student")
+    argv = ["evaluate", "-m", str(ckpt), "--test", str(listed), "--test", str(plain), "--unseen", str(unseen),
+            "--conditions", "clean", "--out", str(tmp_path / "ev"), "--no-progress"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "scored: seta (--test): test split, 2 image(s)\n" in out
+    assert "scored: setb (--test): test split, 1 of 5 image(s) (no split files: a 15% share" in out
+    assert "--test-split all scores every image" in out
+    assert "scored: setc (--unseen): all images, 3 image(s)\n" in out
+    doc = json.loads((tmp_path / "ev" / "table.json").read_text())
+    assert [(e["dataset"], e["images"]) for e in doc["scored"]] == [("seta", 2), ("setb", 1), ("setc", 3)]
+    assert "(3 images)" in doc["caption"]
+    # Scoring every image of the folder: the count says so, without the note.
+    assert main([*argv[:3], "--test", str(plain), "--test-split", "all", "--conditions", "clean",
+                 "--out", str(tmp_path / "all"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "scored: setb (--test): all images, 5 image(s)\n" in out and "no split files" not in out

@@ -170,3 +170,36 @@ def test_predict_report_writes_the_report_from_the_predictions(tmp_path, capsys)
                  "--json", "--no-progress"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["cracks"] == 1 and again["total_length"] == doc["summary"]["total_length"]
+
+
+def test_a_folder_of_photos_is_refused_before_any_report(tmp_path, capsys):
+    from cracksam.data.synthetic import make_dataset
+
+    photos = make_dataset(tmp_path / "data", n=3, size=(64, 64)) / "images"
+    for argv in (["report", str(photos)], ["report", str(photos), "--out", str(tmp_path / "rep")]):
+        assert main([*argv, "--no-progress"]) == 2
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:") and "run `cracksam predict" in lines[0], lines
+    assert not (photos / "report").exists() and not (tmp_path / "rep").exists()
+    # The masks of the same set are a folder of masks: inspected as before.
+    assert main(["report", str(photos.parent / "masks"), "--out", str(tmp_path / "masks"), "--no-progress"]) == 0
+    assert (tmp_path / "masks" / "report.html").is_file()
+
+
+def test_severity_without_a_scale_is_labelled_pixel_based(tmp_path, capsys):
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    cv2.imwrite(str(masks / "wide_mask.png"), bar(300, 12, 0).astype(np.uint8) * 255)  # 12 px: "high" in pixel bands
+    doc = build_survey(*discover_items(masks)[:1], tmp_path / "px")
+    s = doc["summary"]
+    assert s["worst_severity"] == "high" and s["severity_headline"] == "high (pixel bands; no scale given)"
+    page = parse(tmp_path / "px" / "report.html")
+    assert page.cards["severity_headline"][1].strip() == "high (pixel bands; no scale given)"
+    assert "worst severity (pixel bands; no scale given)" in (tmp_path / "px" / "report.html").read_text()
+    # The command's summary line says so too.
+    assert main(["report", str(masks), "--out", str(tmp_path / "cli"), "--no-progress"]) == 0
+    assert "worst severity high (pixel bands; no scale given)" in capsys.readouterr().err
+    # With a scale the grade is in millimetres (ASTM bands): a bare label.
+    scaled = build_survey(*discover_items(masks)[:1], tmp_path / "mm", SurveyOptions(mm_per_px=0.25))["summary"]
+    assert scaled["severity_headline"] == scaled["worst_severity"] == "low"
+    assert parse(tmp_path / "mm" / "report.html").cards["severity_headline"][1].strip() == "low"

@@ -146,10 +146,13 @@ def test_the_bundled_model_is_every_commands_default(monkeypatch, tmp_path, caps
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
 def test_cuda_without_a_gpu_is_one_error_line(tiny_full, tmp_path, capsys):
     ckpt, image = tiny_full
+    from .test_stream import write_video
+
     data = make_dataset(tmp_path / "data", n=2, size=(64, 64))
+    video = write_video(tmp_path / "video.mp4", n=2)  # a real video: a missing one is refused before the model
     commands = [
         ["predict", str(image), "-m", str(ckpt), "--out", str(tmp_path / "p")],
-        ["stream", str(tmp_path / "video.mp4"), "-m", str(ckpt), "--frames-dir", str(tmp_path / "f")],
+        ["stream", str(video), "-m", str(ckpt), "--frames-dir", str(tmp_path / "f")],
         ["evaluate", "-m", str(ckpt), "--test", str(data), "--out", str(tmp_path / "ev")],
     ]
     for argv in commands:

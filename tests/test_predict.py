@@ -226,7 +226,7 @@ def test_predict_cli_rejects_bad_arguments(tmp_path, tiny_checkpoint, capsys):
         assert main(base + extra) == 2, extra
         assert needle in capsys.readouterr().err
     assert main(["predict", str(tmp_path / "nothing*.png"), "--model", str(tiny_checkpoint), "--allow-random-base",
-                 "--out", str(tmp_path / "o")]) == 1
+                 "--out", str(tmp_path / "o")]) == 2  # nothing to segment: bad input, before the model loads
     assert "no file matches" in capsys.readouterr().err
     assert main(["predict", str(img), "--model", str(tmp_path / "missing.onnx"), "--out", str(tmp_path / "o")]) == 2
     assert "missing.onnx" in capsys.readouterr().err
@@ -238,3 +238,30 @@ def test_predict_cli_rejects_bad_arguments(tmp_path, tiny_checkpoint, capsys):
     a = Predictor(TorchBackend(model)).predict_one(_crack_rgb())
     b = Predictor.from_path(full).predict_one(_crack_rgb())
     np.testing.assert_allclose(a.prob, b.prob, atol=1e-5)
+
+
+def _no_model(monkeypatch) -> None:
+    """Opening a model fails the test: the commands must refuse their inputs before they load one."""
+    import cracksam.deployment.runtime_cache as runtime_cache
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was opened for inputs that could not run")
+
+    monkeypatch.setattr(runtime_cache, "open_predictor", refuse)
+
+
+def test_predict_on_nothing_to_segment_fails_before_the_model_loads(tmp_path, monkeypatch, capsys):
+    _no_model(monkeypatch)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no photos here")
+    out = tmp_path / "out"
+    for inputs, needles in [([str(tmp_path / "no" / "such" / "dir")], ["dir: file not found"]),
+                            ([str(empty)], ["empty: folder contains no image files"]),
+                            ([str(tmp_path / "gone.jpg"), str(tmp_path / "*.png")],
+                             ["gone.jpg: file not found", "no file matches"])]:
+        assert main(["predict", *inputs, "--out", str(out), "--no-progress"]) == 2, inputs
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:"), lines
+        assert all(n in lines[0] for n in needles), lines
+        assert not out.exists()  # no summary.json, not even an empty folder

@@ -210,3 +210,18 @@ def test_mjpeg_over_http(tmp_path, dark_onnx, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "stopped after 3 frames" in err and "Traceback" not in err
     assert len(read_video(cut)) == 3
+
+
+def test_a_missing_or_unreadable_video_fails_before_the_model_loads(tmp_path, monkeypatch, capsys):
+    from .test_predict import _no_model
+
+    _no_model(monkeypatch)
+    (tmp_path / "notes.txt").write_text("not a video")
+    out, frames = tmp_path / "out.mp4", tmp_path / "frames"
+    for source, needle in [(tmp_path / "missing.mp4", "missing.mp4: file not found"),
+                           (tmp_path / "notes.txt", "cannot open"), (tmp_path, "not a file")]:
+        assert main(["stream", str(source), "--out-video", str(out), "--frames-dir", str(frames),
+                     "--no-progress"]) == 2, source
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], lines
+    assert not out.exists() and not frames.exists()

@@ -192,9 +192,15 @@ def test_train_cli(synthetic_root, tmp_path, capsys):
         "--no-progress",
     ]
     assert main(argv) == 0
-    printed = capsys.readouterr().out
+    printed, err = capsys.readouterr()
     summary = json.loads(printed[printed.rindex('{\n  "run"') :])
     assert summary["steps"] == 3 and summary["best"] == str(out / "best")
+    # The split sizes, once, at the start: the test split is counted though training never reads it.
+    from cracksam.data import load_split
+
+    n = {split: len(load_split([synthetic_root], split)) for split in ("train", "val", "test")}
+    assert n["test"] > 0 and err.count("test image(s)") == 1
+    assert f"data: {n['train']} train, {n['val']} val, {n['test']} test image(s)" in err
     assert (out / "best" / "config.json").exists() and (out / "checkpoints" / "last.ckpt").exists()
     assert main(argv) == 2  # existing run, no --resume
     assert "--resume" in capsys.readouterr().err

@@ -122,9 +122,27 @@ def evaluate(model: list[str] | None, name: list[str] | None, base: str | None, 
     for row in summary["rows"]:
         table.add_row(*row)
     Console().print(table)
+    for line in scored_lines(summary["scored"]):
+        typer.echo(line)
     extras = [summary.get("blur_sweep"), summary.get("per_dataset"), *summary.get("measurement", [])]
     written = [*summary["table"], *extras]
     typer.echo("wrote " + ", ".join(str(p) for p in written if p))
+
+
+def scored_lines(scored: list[dict[str, Any]]) -> list[str]:
+    """A line per dataset folder: how many images were scored, from which split; a folder without
+    split files says that its split was drawn by seed and how to score all of its images."""
+    lines = []
+    for e in scored:
+        split = "all images" if e["split"] == "all" else f"{e['split']} split"
+        seeded = e.get("seeded")
+        count = f"{e['images']} of {seeded['of']}" if seeded else str(e["images"])
+        text = f"scored: {e['dataset']} (--{e['set']}): {split}, {count} image(s)"
+        if seeded:
+            text += (f" (no split files: a {seeded['share']:.0%} share drawn with --split-seed {seeded['seed']}, "
+                     f"as training splits it; --{e['set']}-split all scores every image)")
+        lines.append(text)
+    return lines
 
 
 def register(app: typer.Typer) -> None:

@@ -93,6 +93,9 @@ def predict(print_config: bool, **values: Any) -> None:
         # The same options as the plain predict: --runtime auto builds the runtime cache once in
         # the driver (survey_command opens the model there first), so local Ray workers find it built.
         return survey_command(cfg, model=model, model_path=model_path)  # the results table (cracksam.survey)
+    files, problems = expand_inputs(cfg.inputs)
+    if not files:  # nothing to segment: one line, before the model loads or --out is made
+        raise ConfigError("; ".join(f"{name}: {problem}" for name, problem in problems) or "no input images")
     import numpy as np
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -109,9 +112,6 @@ def predict(print_config: bool, **values: Any) -> None:
     options = cfg.predictor.replace(model=str(model_path), threads=threads)
     out, threshold, json_out, min_length, mm_per_px = (Path(cfg.out), cfg.predictor.threshold, cfg.json,
                                                        cfg.min_length_px, cfg.mm_per_px)
-    files, problems = expand_inputs(cfg.inputs)
-    if not files and not problems:
-        raise ConfigError("no input images")
     console = Console(stderr=True, soft_wrap=True)  # error lines must not be cut at the terminal width
     announce = None if json_out else (lambda text: console.print(text, highlight=False))
     predictor = open_predictor(options, announce)

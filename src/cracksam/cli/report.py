@@ -120,7 +120,8 @@ def run_survey(items, out: Path, options, problems, quiet: bool = False, no_prog
     s = doc["summary"]
     if not quiet:
         console.print(f"{s['images']} image(s) inspected, {s['failed']} failed, {s['cracks']} crack(s), "
-                      f"total length {s['total_length']:.1f} {s['unit']}; report: {out / 'report.html'}",
+                      f"total length {s['total_length']:.1f} {s['unit']}, worst severity {s['severity_headline']}; "
+                      f"report: {out / 'report.html'}",
                       highlight=False)
         if s["severity_note"]:
             console.print(s["severity_note"], style="dim", highlight=False)

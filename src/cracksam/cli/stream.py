@@ -102,9 +102,10 @@ def stream(print_config: bool, **values: Any) -> None:
     from cracksam.cli.inputs import output_dir
     from cracksam.cli.options import model_path_option
     from cracksam.deployment.runtime_cache import describe_choice, open_predictor
-    from cracksam.deployment.stream import StreamStats, run_stream
+    from cracksam.deployment.stream import StreamStats, check_source, run_stream
     from cracksam.threads import resolve_threads
 
+    check_source(str(cfg.source))  # a missing or unreadable video: one line, before the model loads
     options, json_out = cfg.stream, cfg.json
     out_video, frames_dir = options.out_video, options.frames_dir
     if out_video is not None and out_video.is_dir():

@@ -172,7 +172,7 @@ def _run(command: str, resume: bool, print_config_only: bool, **values: Any) -> 
         check_random_base(cfg, allow_random_base)
     output_dir(Path(cfg.out_dir))
 
-    result = fit(cfg, resume=resume, allow_random_base=allow_random_base)
+    result = fit(cfg, resume=resume, allow_random_base=allow_random_base, extra_callbacks=[_data_counts()])
     if result.interrupted:
         # Ctrl-C: training stopped at a step boundary after writing the checkpoint.
         typer.secho(f"interrupted at step {result.global_step} of {result.max_iters}; checkpoint: {result.checkpoint}",
@@ -188,6 +188,32 @@ def _run(command: str, resume: bool, print_config_only: bool, **values: Any) -> 
         "steps": result.global_step,
         "max_iters": result.max_iters,
     }))
+
+
+def data_counts_line(data_config: Any, train: list[Any], val: list[Any]) -> str:
+    """``data: N train, N val, N test image(s) ...``: the sizes of the splits, once at the start of a
+    run; the test split of the training folders is not read by training, only counted."""
+    from cracksam.data import scan_folder, split_samples
+
+    d = data_config
+    test = sum(len(split_samples(scan_folder(root, validate=False), root, "test", d.ratios, d.split_seed,
+                                 d.split_source)) for root in d.train)
+    return (f"data: {len(train)} train, {len(val)} val, {test} test image(s) (data.split_seed {d.split_seed}; "
+            "the test split is held out for `cracksam evaluate --test`)")
+
+
+def _data_counts() -> Any:
+    """A Lightning callback printing :func:`data_counts_line` when the run starts (the samples the
+    data module of the run holds), on the first process only."""
+    import lightning as L
+
+    class DataCounts(L.Callback):
+        def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+            data = getattr(trainer, "datamodule", None)
+            if trainer.is_global_zero and data is not None:
+                typer.echo(data_counts_line(data.config.data, data.train_samples, data.val_samples), err=True)
+
+    return DataCounts()
 
 
 def _check_resume(cfg: Any, given: list[Any]) -> None:

@@ -48,6 +48,7 @@ __all__ = [
     "SplitName",
     "SplitSource",
     "assign_groups",
+    "has_split_files",
     "load_split",
     "split_assignment",
     "split_samples",
@@ -119,6 +120,12 @@ def assign_groups(
         members[donor].remove(moved)
         members[k].append(moved)
     return {key: SPLIT_NAMES[k] for k in range(3) for key in members[k]}
+
+
+def has_split_files(root: str | os.PathLike[str]) -> bool:
+    """Whether ``root`` names its split (rule 1 or 2 above); without, the split is drawn by seed (rule 3)."""
+    root = Path(root)
+    return any((root / f"{name}.txt").is_file() for name in SPLIT_NAMES) or (root / "splits.tsv").is_file()
 
 
 def _read_split_lists(root: Path, stems: set[str]) -> dict[str, str] | None:

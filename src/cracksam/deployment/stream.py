@@ -93,6 +93,22 @@ def is_live(source: str) -> bool:
     return source.isdigit() or "://" in source
 
 
+def _check_file(source: str) -> None:
+    if "://" not in source:
+        path = Path(source)
+        if not path.exists():
+            raise StreamError(f"{source}: file not found")
+        if not path.is_file():
+            raise StreamError(f"{source}: not a file")
+
+
+def check_source(source: str) -> None:
+    """Raise :class:`StreamError` for a video file that is missing, not a file or not a video, before
+    anything slow (loading the model) runs; live sources (cameras, URLs) are checked when opened."""
+    if not is_live(source):
+        open_capture(source).release()
+
+
 def open_capture(source: str, timeout_s: float = 10.0) -> cv2.VideoCapture:
     """``VideoCapture`` for a file, a URL (e.g. ``http://host/stream.mjpg``) or a camera index.
 
@@ -102,12 +118,7 @@ def open_capture(source: str, timeout_s: float = 10.0) -> cv2.VideoCapture:
         cap = cv2.VideoCapture(int(source))
         what = f"camera {source}"
     else:
-        if "://" not in source:
-            path = Path(source)
-            if not path.exists():
-                raise StreamError(f"{source}: file not found")
-            if not path.is_file():
-                raise StreamError(f"{source}: not a file")
+        _check_file(source)
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
         cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG, params)
         if not cap.isOpened():  # not every build has FFmpeg for every source: let OpenCV pick

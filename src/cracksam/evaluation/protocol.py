@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from cracksam.config import atomic_write_text
-from cracksam.data import Sample, load_split
+from cracksam.data import Sample, has_split_files, load_split, scan_folder
 from cracksam.errors import ConfigError
 from cracksam.evaluation.report import Column, blur_sweep_plot, build_table, write_table
 from cracksam.evaluation.runner import EvalModel, PassResult, eval_backend, evaluate_samples
@@ -130,6 +130,22 @@ def _samples(roots: Sequence[str], split: str, cfg: ProtocolConfig) -> list[Samp
                       mask_threshold=cfg.mask_threshold)
 
 
+def _scored(cfg: ProtocolConfig, test: Sequence[Sample], unseen: dict[str, list[Sample]]) -> list[dict[str, Any]]:
+    """Per column and dataset folder: the split scored and how many images; for a folder without
+    split files (its split drawn by seed from the ratios) also how many images it has in all."""
+    sets = [("test", root, cfg.test_split, test) for root in cfg.test] if test else []
+    sets += [("unseen", root, cfg.unseen_split, unseen[Path(root).name]) for root in cfg.unseen]
+    scored = []
+    for role, root, split, samples in sets:
+        entry: dict[str, Any] = {"set": role, "dataset": Path(root).name, "split": split,
+                                 "images": sum(1 for s in samples if s.dataset == Path(root).name)}
+        if split != "all" and not has_split_files(root):
+            entry["seeded"] = {"of": len(scan_folder(root, validate=False)), "seed": cfg.split_seed,
+                               "share": cfg.ratios[("train", "val", "test").index(split)]}
+        scored.append(entry)
+    return scored
+
+
 def _per_dataset_table(results: Sequence[PassResult], reduction: str) -> str:
     """Markdown: every metric per model, dataset and condition, for passes that pooled several sets
     (each set scored on its own, plus the pooled row)."""
@@ -220,16 +236,18 @@ def run_protocol(models: Sequence[EvalModel], cfg: ProtocolConfig, out_dir: str 
 
     caption = (
         f"{METRIC_LABELS[cfg.metric]} of the crack class, threshold "
-        f"{cfg.threshold}, {cfg.reduction}-level; test = {cfg.test_split} split of {test_name or '-'}; "
-        f"unseen sets: {cfg.unseen_split} split; inference: "
+        f"{cfg.threshold}, {cfg.reduction}-level; test = {cfg.test_split} split of {test_name or '-'}"
+        + (f" ({len(test)} images); " if test else "; ")
+        + f"unseen sets: {cfg.unseen_split} split; inference: "
         + ", ".join(f"{name} {how['mode']} x{how['scale']:g}" for name, how in inference.items())
     )
     header, rows, doc = build_table(models, columns, results, cfg.metric, cfg.reduction)
     doc["caption"] = caption
     doc["inference"] = inference
+    doc["scored"] = _scored(cfg, test, unseen)  # images scored per set, and which split
     files = write_table(out, "table", header, rows, doc, caption)
     summary: dict[str, Any] = {"table": [str(p) for p in files], "header": header, "rows": rows,
-                               "inference": inference}
+                               "inference": inference, "scored": doc["scored"]}
     if sweep:
         png = blur_sweep_plot(
             out / "blur_sweep.png",

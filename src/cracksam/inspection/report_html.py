@@ -122,9 +122,11 @@ def render_report(doc: dict[str, Any], thumbs: dict[str, str]) -> str:
     p.append('<h2>Summary</h2><div class="cards" id="summary">')
     p += [_card("images", s["images"], "images"), _card("failed", s["failed"], "failed"),
           _card("cracks", s["cracks"], "cracks"), _card(f"total length ({unit})", s["total_length"], "total_length"),
-          _card(f"total area ({unit}²)", s["total_area"], "total_area")]
-    p.append("</div><h3>Images by worst severity</h3><table id=\"worst\"><thead><tr><th class=\"t\">worst severity"
-             "</th><th>images</th><th>share</th></tr></thead><tbody>")
+          _card(f"total area ({unit}²)", s["total_area"], "total_area"),
+          _card("worst severity", s["severity_headline"], "severity_headline")]
+    basis = f" ({s['severity_basis']})" if s.get("severity_basis") else ""  # pixel bands: never a bare "high"
+    p.append(f'</div><h3>Images by worst severity{_e(basis)}</h3><table id="worst"><thead><tr><th class="t">'
+             f"worst severity{_e(basis)}</th><th>images</th><th>share</th></tr></thead><tbody>")
     for label, count in s["images_by_worst_severity"].items():
         share = s["share_by_worst_severity"][label]
         p.append(f"<tr>{_sev(None if label == 'none' else label, colours)}{_num(count)}"
@@ -139,7 +141,7 @@ def render_report(doc: dict[str, Any], thumbs: dict[str, str]) -> str:
     p.append("</div>")
     heads = [("t", "", "image"), ("t", "", "name"), ("n", "", "cracks"), ("n", "", f"length ({unit})"),
              ("n", "", f"mean width ({unit})"), ("n", "", f"max width ({unit})"), ("n", "", s["density_label"]),
-             ("t", "", "worst severity"), ("t", "", "types")]
+             ("t", "", f"worst severity{basis}"), ("t", "", "types")]
     p.append('<h2>Images</h2><table class="sortable" id="images"><thead><tr>')
     for kind, _, title in heads:
         p.append(f'<th class="{"t" if kind == "t" else ""}" data-type="{"text" if kind == "t" else "number"}">'

@@ -32,7 +32,8 @@ from typing import Any
 from cracksam.errors import ConfigError
 from cracksam.measurement import Crack
 
-__all__ = ["SCHEMES", "Band", "Grade", "SeverityScheme", "effective_scheme", "grade", "load_scheme"]
+__all__ = ["SCHEMES", "Band", "Grade", "SeverityScheme", "effective_scheme", "grade", "load_scheme",
+           "severity_basis", "severity_headline"]
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,22 @@ def effective_scheme(scheme: SeverityScheme, mm_per_px: float | None) -> tuple[S
                                    f"standard); {scheme.name!r} needs millimetres: give --mm-per-px or "
                                    "reference points")
     return scheme, None
+
+
+def severity_basis(scheme: SeverityScheme, mm_per_px: float | None) -> str | None:
+    """What a grade of ``scheme`` (the scheme applied) rests on, when it is not a width in mm: pixel
+    bands are no standard and say nothing about real widths, so a grade in them is never shown bare."""
+    if scheme.unit != "px":
+        return None
+    return "pixel bands; no scale given" if mm_per_px is None else "pixel bands"
+
+
+def severity_headline(label: str | None, scheme: SeverityScheme, mm_per_px: float | None) -> str:
+    """A severity as a headline: ``high``, ``high (pixel bands; no scale given)`` or ``none``."""
+    basis = severity_basis(scheme, mm_per_px)
+    if label is None:
+        return "none"
+    return f"{label} ({basis})" if basis else label
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from cracksam.inspection.exports import (
     photos_geojson,
     read_exif_gps,
 )
-from cracksam.inspection.severity import effective_scheme, load_scheme
+from cracksam.inspection.severity import effective_scheme, load_scheme, severity_basis, severity_headline
 from cracksam.inspection.types import CRACK_TYPES, TypeRules
 
 __all__ = ["SurveyItem", "SurveyOptions", "build_survey", "discover_items"]
@@ -103,12 +103,27 @@ def discover_items(folder: Path, images: Path | None = None) -> tuple[list[Surve
     if not masks:
         masks = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
                        and not p.stem.endswith(_BYPRODUCTS))
+        if masks and not any(_is_mask(p) for p in masks):
+            raise ConfigError(f"{folder}: {len(masks)} photo(s) and no masks; run `cracksam predict {folder} --out "
+                              "RESULTS` first, then `cracksam report RESULTS`")
     if not masks:
         raise ConfigError(f"{folder}: no masks found (expected predict's <stem>_mask.png or mask images)")
     for mask in masks:
         name = mask.name.removesuffix("_mask.png") if mask.name.endswith("_mask.png") else mask.stem
         items.append(SurveyItem(name, mask, _photo_by_stem(images, name)))
     return items, problems
+
+
+def _is_mask(path: Path) -> bool:
+    """Whether ``path`` reads as a two-level mask (a photo does not); unreadable files count as masks
+    here so that the survey reports them by name."""
+    from cracksam.measurement import MeasurementError, read_mask
+
+    try:
+        read_mask(path)
+    except MeasurementError as exc:
+        return "not a binary mask" not in str(exc)
+    return True
 
 
 def _r(v: float | None, digits: int = 4) -> float | None:
@@ -141,6 +156,8 @@ def _summary(entries: list[dict[str, Any]], inspections: list[Inspection], faile
         for crack, cls in zip(ins.measure.cracks, ins.classes, strict=True):
             by_type[cls.type] = by_type.get(cls.type, 0.0) + crack.length_px
     n = len(entries)
+    grades = [scheme.labels.index(label) for label in worst if label in scheme.labels]
+    top = scheme.labels[max(grades)] if grades else None
     return {
         "images": n, "failed": failed, "cracks": len(cracks), "unit": unit,
         "total_length": round(length_px * f, 4), "total_area": round(area_px * f * f, 4),
@@ -152,6 +169,9 @@ def _summary(entries: list[dict[str, Any]], inspections: list[Inspection], faile
         "density_key": "m_per_m2" if mm is not None else "px_per_mpx",
         "density_label": "crack length per area (m/m²)" if mm is not None else "crack length per image (px/Mpx)",
         "severity_scheme": scheme.to_dict(), "severity_note": note,
+        # The survey's worst grade; without a scale it is in pixel bands, and the headline says so.
+        "worst_severity": top, "severity_basis": severity_basis(scheme, mm),
+        "severity_headline": severity_headline(top, scheme, mm),
     }
 
 
