@@ -4,6 +4,7 @@ once per model into a cache keyed by the weights' hash (here a tmp $CRACKSAM_CAC
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -180,3 +181,270 @@ def test_survey_mode_runs_the_runtime_asked_for(tmp_path, cache, photo, capsys):
     assert main(["predict", str(photo), "-m", str(ckpt), "--runtime", "torch", "--threads", "1", "--no-progress",
                  "--table", "--out", str(tmp_path / "t")]) == 0
     assert json.loads((tmp_path / "t" / "summary.json").read_text())["runtime"]["runtime"] == "torch"
+
+
+# -- issue 28: a cache that cannot lie and never blocks prediction -----------------------------------
+
+
+def _predict(photo: Path, ckpt: Path, out: Path, runtime: str) -> int:
+    return main(["predict", str(photo), "-m", str(ckpt), "--runtime", runtime, "--threads", "1", "--out", str(out),
+                 "--no-progress"])
+
+
+def _mask(out: Path) -> np.ndarray:
+    return cv2.imread(str(out / "photo_mask.png"), 0)
+
+
+def _ran(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text())["runtime"]
+
+
+def _warnings(err: str) -> list[str]:
+    assert "Traceback" not in err
+    return [line for line in err.splitlines() if line.startswith("warning:")]
+
+
+@pytest.fixture(scope="module")
+def _built_once(tmp_path_factory):
+    """A checkpoint, its cache entry and PyTorch's mask of the ``photo`` image, made once."""
+    root = tmp_path_factory.mktemp("built")
+    image = root / "photo.png"
+    cv2.imwrite(str(image), cv2.cvtColor(synthetic_pair((96, 136), seed=5)[0], cv2.COLOR_RGB2BGR))
+    ckpt = conv_checkpoint(root / "m")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CRACKSAM_CACHE", str(root / "cache"))
+        assert _predict(image, ckpt, root / "first", "auto") == 0
+        assert _predict(image, ckpt, root / "torch", "torch") == 0
+    (entry,) = (root / "cache" / "runtimes").iterdir()
+    return ckpt, entry, _mask(root / "torch")
+
+
+@pytest.fixture
+def built(_built_once, cache):
+    """``_built_once``'s entry copied into this test's cache (the checkpoint is shared: read only)."""
+    ckpt, template, eager = _built_once
+    entry = cache / template.name
+    shutil.copytree(template, entry)
+    return ckpt, entry, eager
+
+
+def _same(mask: np.ndarray, eager: np.ndarray) -> bool:
+    return bool(eager.any() and (mask != eager).mean() < 0.001)
+
+
+def _sound(entry: Path) -> dict:
+    """The entry's manifest, after checking it and every file it names against their checksums."""
+    from cracksam.deployment import cache_integrity as ci
+
+    manifest, problem = ci.read_manifest(entry)
+    assert problem is None and manifest is not None
+    assert all(ci.verify_files(entry, c["file"], manifest["sha256"]) is None
+               for c in manifest["candidates"] if c["passed"])
+    return manifest
+
+
+@pytest.mark.parametrize("name, runtime, damage", [
+    ("model.onnx", "onnxruntime", "flip"), ("model.onnx", "onnxruntime", "truncate"),
+    ("model_fp16.xml", "openvino", "flip"), ("model_fp16.xml", "openvino", "truncate"),
+    ("model_fp16.bin", "openvino", "flip"), ("model_fp16.bin", "openvino", "truncate"),
+])
+def test_a_damaged_cached_file_is_re_exported_never_run(tmp_path, built, photo, capsys, name, runtime,
+                                                         damage):
+    pytest.importorskip("openvino")
+    ckpt, entry, eager = built
+    manifest = _sound(entry)
+    assert {name, "manifest.json"} <= {p.name for p in entry.iterdir()} and name in manifest["sha256"]
+    data = bytearray((entry / name).read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+    else:
+        del data[len(data) // 2:]
+    (entry / name).write_bytes(bytes(data))
+    out = tmp_path / "after"
+    assert _predict(photo, ckpt, out, runtime) == 0
+    err = capsys.readouterr().err
+    (line,) = _warnings(err)
+    assert name in line and "checksum" in line and "re-exported" in line
+    assert _ran(out)["runtime"] == runtime and f"runtime: {runtime}" in err
+    assert _same(_mask(out), eager)
+    # The new entry replaced the damaged one in place; its figures are those of files that match.
+    assert [p.name for p in entry.parent.iterdir()] == [entry.name]
+    rebuilt = _sound(entry)
+    chosen = next(c for c in rebuilt["candidates"] if c["name"] == runtime)
+    assert _ran(out)["mask_iou"] == chosen["mask_iou"] and f"mask IoU {chosen['mask_iou']:.4f}" in err
+
+
+def test_a_damaged_file_that_cannot_be_re_exported_is_skipped_for_pytorch(tmp_path, built, photo, capsys,
+                                                                           monkeypatch):
+    ckpt, entry, eager = built
+    data = bytearray((entry / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (entry / "model.onnx").write_bytes(bytes(data))
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(rc, "build_entry", full)
+    out = tmp_path / "after"
+    assert _predict(photo, ckpt, out, "onnxruntime") == 0
+    err = capsys.readouterr().err
+    (line,) = _warnings(err)
+    assert "model.onnx does not match its checksum" in line and "No space left" in line and "PyTorch" in line
+    assert _ran(out)["runtime"] == "torch" and "mask IoU" not in err
+    assert np.array_equal(_mask(out), eager)
+    assert [p.name for p in entry.parent.iterdir()] == [entry.name]  # no temporary folder left
+
+
+@pytest.mark.parametrize("patch, says", [
+    ("verify_files", "re-exported, but model.onnx does not match its checksum"),
+    ("_open", "re-exported, but cannot open model.onnx (RuntimeError: Exception from"),
+])
+def test_an_entry_still_unusable_after_re_exporting_runs_pytorch(tmp_path, built, photo, capsys, monkeypatch, patch,
+                                                                   says):
+    ckpt, entry, eager = built
+    real_open = rc._open
+
+    def cannot_open(runtime, path, threads):  # the entry's file, not the re-export's parity check
+        if path.parent == entry:
+            raise RuntimeError("Exception from src/inference/src/cpp/core.cpp:97:\n[ ERROR ] cannot read model")
+        return real_open(runtime, path, threads)
+
+    monkeypatch.setattr(rc, patch, {"verify_files": lambda folder, file, sums: f"{file} does not match its checksum",
+                                    "_open": cannot_open}[patch])
+    out = tmp_path / "after"
+    assert _predict(photo, ckpt, out, "onnxruntime") == 0
+    (line,) = _warnings(capsys.readouterr().err)
+    assert says in line and line.endswith("running PyTorch")
+    assert _ran(out)["runtime"] == "torch" and np.array_equal(_mask(out), eager)
+
+
+def _edited_figure(manifest_path: Path) -> bytes:
+    manifest = json.loads(manifest_path.read_text())
+    for c in manifest["candidates"]:
+        c["mask_iou"] = 0.5  # a parity figure that was never measured
+    return json.dumps(manifest).encode()
+
+
+@pytest.mark.parametrize("content", [
+    lambda path: np.random.default_rng(0).bytes(4096), lambda path: b"[]", lambda path: b'{"candidates": [{}]}',
+    lambda path: path.read_bytes()[:100], _edited_figure,
+], ids=["random-bytes", "list", "wrong-shape", "truncated", "edited-figure"])
+def test_a_malformed_manifest_is_re_exported(tmp_path, built, photo, capsys, content):
+    ckpt, entry, eager = built
+    (entry / "manifest.json").write_bytes(content(entry / "manifest.json"))
+    out = tmp_path / "after"
+    assert _predict(photo, ckpt, out, "auto") == 0
+    err = capsys.readouterr().err
+    (line,) = _warnings(err)
+    assert "manifest.json" in line and "re-exported" in line and "mask IoU 0.5000" not in err
+    assert _same(_mask(out), eager)
+    assert _sound(entry)["fastest"] == _ran(out)["runtime"] or _ran(out)["runtime"] == "torch"
+
+
+def test_a_malformed_manifest_is_reported_when_pytorch_is_all_that_passes(tmp_path, built, photo, capsys,
+                                                                            monkeypatch):
+    import cracksam.deployment.export as export
+
+    ckpt, entry, eager = built
+    (entry / "manifest.json").write_bytes(b"[]")
+    for precision in ("fp32", "fp16"):
+        monkeypatch.setitem(export.MIN_IOU, precision, 1.01)  # the re-export passes nothing: PyTorch runs
+    out = tmp_path / "after"
+    assert _predict(photo, ckpt, out, "auto") == 0
+    (line,) = _warnings(capsys.readouterr().err)
+    assert "manifest.json is a JSON list" in line and "re-exported" in line
+    assert _ran(out)["runtime"] == "torch" and np.array_equal(_mask(out), eager)
+
+
+def _read_only(monkeypatch, root: Path) -> None:
+    """Nothing can be created under ``root`` (as on a read-only mount; chmod does not stop root)."""
+    import errno
+    import os
+
+    real_mkdir, real_open = os.mkdir, os.open
+
+    def refuse(path) -> None:
+        if isinstance(path, (str, os.PathLike)) and Path(os.fspath(path)).is_relative_to(root):
+            raise OSError(errno.EROFS, "Read-only file system", os.fspath(path))
+
+    def mkdir(path, *args, **kwargs):
+        refuse(path)
+        return real_mkdir(path, *args, **kwargs)
+
+    def open_(path, flags, *args, **kwargs):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            refuse(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(os, "open", open_)
+
+
+@pytest.mark.parametrize("manifest", [None, b"[]"], ids=["empty", "damaged-manifest"])
+def test_a_read_only_cache_runs_pytorch_in_one_line(tmp_path, cache, photo, capsys, monkeypatch, manifest):
+    ckpt = conv_checkpoint(tmp_path / "m")
+    assert _predict(photo, ckpt, tmp_path / "torch", "torch") == 0
+    cache.mkdir(parents=True)
+    if manifest is not None:
+        (cache / rc.model_key(ckpt)).mkdir()
+        (cache / rc.model_key(ckpt) / "manifest.json").write_bytes(manifest)
+    capsys.readouterr()
+    _read_only(monkeypatch, cache)
+    out = tmp_path / "after"
+    assert _predict(photo, ckpt, out, "auto") == 0
+    (line,) = _warnings(capsys.readouterr().err)
+    assert "Read-only file system" in line and "running PyTorch" in line
+    assert _ran(out)["runtime"] == "torch" and np.array_equal(_mask(out), _mask(tmp_path / "torch"))
+
+
+def _fail_onnx_write(monkeypatch) -> None:
+    import importlib
+
+    export_onnx = importlib.import_module("cracksam.deployment.export_onnx")  # the package exports a function
+
+    def write(path, data) -> None:
+        Path(path).write_bytes(data[: len(data) // 2])
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(export_onnx, "atomic_write_bytes", write)
+
+
+def _fail_openvino_write(monkeypatch) -> None:
+    pytest.importorskip("openvino")
+    import cracksam.deployment.export as export
+
+    def save(ov, model, xml_path, compress_to_fp16):
+        raise RuntimeError("Exception from src/core/src/pass/serialize.cpp:1\nbasic_ios::clear: iostream error")
+
+    monkeypatch.setattr(export, "_save_ir", save)
+
+
+@pytest.mark.parametrize("fail", [_fail_onnx_write, _fail_openvino_write], ids=["onnx", "openvino"])
+def test_a_full_cache_disk_runs_pytorch_in_one_line(tmp_path, cache, photo, capsys, monkeypatch, fail):
+    ckpt = conv_checkpoint(tmp_path / "m")
+    assert _predict(photo, ckpt, tmp_path / "torch", "torch") == 0
+    capsys.readouterr()
+    fail(monkeypatch)
+    out = tmp_path / "after"
+    assert _predict(photo, ckpt, out, "auto") == 0
+    (line,) = _warnings(capsys.readouterr().err)
+    assert ("No space left on device" in line or "basic_ios::clear" in line) and "running PyTorch" in line
+    assert _ran(out)["runtime"] == "torch" and np.array_equal(_mask(out), _mask(tmp_path / "torch"))
+    assert list(cache.iterdir()) == []  # neither an entry nor its temporary folder
+
+
+def test_stale_temporary_folders_are_removed_when_an_entry_is_built(tmp_path, cache, photo):
+    import os
+    import time
+
+    ckpt = conv_checkpoint(tmp_path / "m")
+    key = rc.model_key(ckpt)
+    stale, young, other = cache / f".{key}.k1ll3d_x", cache / f".{key}.runn1ng_", cache / ".not-ours"
+    for folder in (stale, young, other):
+        folder.mkdir(parents=True)
+        (folder / "model.onnx").write_bytes(b"\0" * 1000)
+    two_hours_ago = time.time() - 7200
+    for folder in (stale, other):
+        os.utime(folder, (two_hours_ago, two_hours_ago))
+    assert _predict(photo, ckpt, tmp_path / "out", "auto") == 0
+    assert sorted(p.name for p in cache.iterdir()) == sorted([key, young.name, other.name])

@@ -9,7 +9,13 @@ images (mask IoU >= :data:`~cracksam.deployment.export.MIN_IOU`), timed briefly 
 and the result is kept in ``$CRACKSAM_CACHE/runtimes/<name>-<hash>/`` (default
 ``~/.cache/cracksam``), keyed by the SHA-256 of the model's files and the cracksam version.
 An export that fails parity is deleted and recorded as refused: it is never used.  Later runs
-read the manifest and open the chosen file directly.
+read the manifest and open the chosen file once its bytes match the SHA-256 the manifest recorded
+when it was exported and checked (:mod:`cracksam.deployment.cache_integrity`).
+
+The cache never blocks prediction and never lies: a damaged entry (a file failing its checksum,
+a manifest unreadable or of the wrong shape) is re-exported once; when the cache cannot be
+written (read-only, full) or the entry is still unusable, one warning line says why and PyTorch
+runs.
 
 A folder trained with ``train --qat`` also gets an INT8 OpenVINO candidate built from its own
 quantisers (:mod:`cracksam.deployment.export_qat`; needs nncf), held to the INT8 floor.  The check
@@ -24,10 +30,6 @@ the CPU.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +38,16 @@ import numpy as np
 
 from cracksam import __version__
 from cracksam._files import safe_name, update_digest
+from cracksam.deployment.cache_integrity import (
+    SUMS,
+    build_in_place,
+    file_sums,
+    one_line,
+    read_manifest,
+    verify_files,
+    warn,
+    write_manifest,
+)
 from cracksam.errors import ConfigError, CrackSAMError
 from cracksam.inference.options import RUNTIMES, PredictOptions
 
@@ -43,7 +55,6 @@ if TYPE_CHECKING:
     from cracksam.inference.predictor import Predictor
 
 ENV_RUNTIME = "CRACKSAM_RUNTIME"
-MANIFEST = "manifest.json"
 _FILES = {"onnxruntime": "model.onnx", "openvino": "model_fp16.xml", "openvino-int8": "model_int8_qat.xml"}
 # Cache candidates by name -> the runtime that opens them; openvino-int8 only for a model trained
 # with --qat (its own quantisers; post-training INT8 of the bundled model fails parity).
@@ -142,6 +153,7 @@ def build_entry(model: Any, folder: Path, threads: int | None = None, model_dir:
             export_openvino_qat(model_dir, folder / _FILES["openvino-int8"], dynamic_shape=True)
         except CrackSAMError as exc:  # damaged quantisers: the float model still runs; say why INT8 did not
             skipped["openvino-int8"] = str(exc)
+    sums = file_sums(folder)  # of the bytes the parity check below measures
     for name, runtime in _RUNTIME_OF.items():
         path = folder / _FILES[name]
         if not path.is_file() or not _installed(runtime):
@@ -159,6 +171,7 @@ def build_entry(model: Any, folder: Path, threads: int | None = None, model_dir:
             del backend
             path.unlink(missing_ok=True)
             path.with_suffix(".bin").unlink(missing_ok=True)
+            sums = {f: s for f, s in sums.items() if f not in (path.name, path.with_suffix(".bin").name)}
         candidates.append(entry)
     torch_ms = _ms_per_image(reference, one)
     passed = [c for c in candidates if c["passed"]]
@@ -167,35 +180,81 @@ def build_entry(model: Any, folder: Path, threads: int | None = None, model_dir:
         "cracksam_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "parity_images": f"{len(samples)} synthetic crack images at {reference.image_size} px",
         "torch_ms_per_image": torch_ms, "candidates": candidates, "skipped": skipped,
-        "fastest": best["name"] if best and best["ms_per_image"] < torch_ms else "torch",
+        "fastest": best["name"] if best and best["ms_per_image"] < torch_ms else "torch", SUMS: sums,
     }
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_manifest(folder, manifest)
     return manifest
 
 
-def _entry(model_dir: Path, model: Any, threads: int | None, announce: Any) -> tuple[Path, dict[str, Any]]:
-    """The cache folder of ``model_dir`` and its manifest, building it the first time.  Built in a
-    temporary folder and renamed into place, so a concurrent process sees a whole entry or none."""
-    root = cache_root()
-    folder = root / model_key(model_dir)
-    manifest_path = folder / MANIFEST
-    if not manifest_path.is_file():
-        root.mkdir(parents=True, exist_ok=True)
-        if announce:
-            announce(f"exporting {model_dir} once for faster runtimes (checked against PyTorch; cached in {folder})")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
-        try:
-            build_entry(model, tmp, threads, model_dir=model_dir)
+def _choose(manifest: dict[str, Any], runtime: str, model_dir: Path) -> dict[str, Any] | None:
+    """The candidate of ``manifest`` to run for ``runtime`` (None: PyTorch is fastest or nothing
+    passed).  An explicitly named runtime whose export was refused is an error."""
+    candidates = {c["name"]: c for c in manifest["candidates"]}
+    if runtime != "auto":
+        chosen = candidates.get(runtime)
+        if chosen is None or not chosen["passed"]:
+            why = (f"mask IoU {chosen['mask_iou']:.4f} < {chosen['min_iou']}" if chosen else "no export was made")
+            raise CrackSAMError(f"--runtime {runtime}: the {runtime} export of {model_dir} was refused ({why}); "
+                                "use --runtime auto or torch")
+        return chosen
+    name = manifest["fastest"]
+    chosen = candidates.get(name) if name in _RUNTIME_OF and _installed(_RUNTIME_OF[name]) else None
+    return chosen if chosen is not None and chosen["passed"] else None
+
+
+def _pytorch(folder: Path, why: str) -> tuple[None, dict[str, Any]]:
+    warn(f"runtime cache {folder}: {why}; running PyTorch")
+    return None, {"reason": "runtime cache unusable, see the warning", "cache_problem": why, "cache": str(folder)}
+
+
+def _cached_backend(model_dir: Path, model: Any, runtime: str, threads: int | None,
+                    announce: Any) -> tuple[Any, dict[str, Any]]:
+    """``(backend, info)`` of the cached export to run, ``(None, info)`` for PyTorch.  The entry is
+    built the first time; a damaged one (manifest or files failing their checksums, an export that
+    cannot be opened) is re-exported once; an entry that cannot be written or stays damaged is
+    reported in one warning line and PyTorch runs: the cache never stops a prediction."""
+    folder = cache_root() / model_key(model_dir)
+    manifest, damage = read_manifest(folder)
+    rebuilt, why = False, damage  # why: what was wrong with the entry before it was re-exported
+    while True:
+        if manifest is None:
+            if rebuilt:
+                return _pytorch(folder, f"{why}; re-exported, but {damage}" if why else f"new entry: {damage}")
+            if damage is None and announce:
+                announce(f"exporting {model_dir} once for faster runtimes "
+                         f"(checked against PyTorch; cached in {folder})")
             try:
-                os.rename(tmp, folder)
-            except OSError:  # another process finished first: use its entry
-                pass
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        return folder, json.loads(manifest_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CrackSAMError(f"{manifest_path}: unreadable runtime cache entry ({exc}); delete {folder}") from None
+                build_in_place(folder, lambda tmp: build_entry(model, tmp, threads, model_dir=model_dir),
+                               replace=damage is not None)
+            except Exception as exc:  # read-only, full disk, an exporter's error: PyTorch still runs
+                return _pytorch(folder, f"{damage}; cannot re-export ({one_line(exc)})" if damage
+                                else f"cannot export ({one_line(exc)})")
+            rebuilt, why = True, damage
+            manifest, damage = read_manifest(folder)
+            continue
+        chosen = _choose(manifest, runtime, model_dir)
+        repaired = f"runtime cache {folder}: {why}; re-exported it and checked it against PyTorch again"
+        if chosen is None:
+            if why:
+                warn(repaired)
+            return None, {"reason": "no export passed its parity check faster than PyTorch", "cache": str(folder)}
+        damage = verify_files(folder, chosen["file"], manifest[SUMS])
+        if damage is None:
+            try:
+                backend = _open(chosen["runtime"], folder / chosen["file"], threads)
+            except Exception as exc:  # verified bytes this runtime cannot open (e.g. another version)
+                damage = f"cannot open {chosen['file']} ({one_line(exc, 120)})"
+            else:
+                if why:
+                    warn(repaired)
+                torch_ms = float(manifest["torch_ms_per_image"])
+                speedup = torch_ms / chosen["ms_per_image"] if chosen.get("ms_per_image") else None
+                return backend, {  # the parity figure measured on these very bytes (checksummed)
+                    "runtime": chosen["runtime"], "precision": chosen["precision"],
+                    "reason": "asked for" if runtime != "auto" else "fastest runtime that passed its parity check",
+                    "file": str(folder / chosen["file"]), "mask_iou": chosen["mask_iou"],
+                    "speedup_vs_torch": speedup, "cache": str(folder)}
+        manifest = None  # re-export once (replacing the damaged entry), else PyTorch
 
 
 def select_backend(model_dir: Path, model: Any, runtime: str = "auto", threads: int | None = None,
@@ -219,29 +278,10 @@ def select_backend(model_dir: Path, model: Any, runtime: str = "auto", threads: 
                 **torch_info, "reason": "neither onnxruntime nor openvino is installed"}
     elif not _installed(runtime):
         raise ConfigError(f"--runtime {runtime}: {runtime} (and onnx) is not installed; pip install 'cracksam[deploy]'")
-    folder, manifest = _entry(Path(model_dir), model, threads, announce)
-    # Entries written before candidates had names are keyed by their runtime, as they were.
-    candidates = {c.get("name", c["runtime"]): c for c in manifest.get("candidates", [])}
-    torch_ms = float(manifest.get("torch_ms_per_image") or 0.0)
-    if runtime != "auto":
-        chosen = candidates.get(runtime)
-        if chosen is None or not chosen.get("passed"):
-            why = (f"mask IoU {chosen['mask_iou']:.4f} < {chosen['min_iou']}" if chosen else "no export was made")
-            raise CrackSAMError(f"--runtime {runtime}: the {runtime} export of {model_dir} was refused ({why}); "
-                                "use --runtime auto or torch")
-        reason = "asked for"
-    else:
-        name = manifest.get("fastest", "torch")
-        chosen = candidates.get(name) if name in _RUNTIME_OF and _installed(_RUNTIME_OF[name]) else None
-        if chosen is None or not chosen.get("passed") or not (folder / chosen["file"]).is_file():
-            return TorchBackend(model, threads=threads), {
-                **torch_info, "reason": "no export passed its parity check faster than PyTorch", "cache": str(folder)}
-        reason = "fastest runtime that passed its parity check"
-    backend = _open(chosen["runtime"], folder / chosen["file"], threads)
-    speedup = torch_ms / chosen["ms_per_image"] if chosen.get("ms_per_image") else None
-    return backend, {"runtime": chosen["runtime"], "precision": chosen["precision"], "reason": reason,
-                     "file": str(folder / chosen["file"]), "mask_iou": chosen["mask_iou"],
-                     "speedup_vs_torch": speedup}
+    backend, info = _cached_backend(Path(model_dir), model, runtime, threads, announce)
+    if backend is None:
+        return TorchBackend(model, threads=threads), {**torch_info, **info}
+    return backend, info
 
 
 def open_predictor(options: PredictOptions, announce: Any = None) -> Predictor:
