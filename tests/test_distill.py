@@ -219,7 +219,7 @@ def test_distill_cli_records_the_setup(data_root, teacher_dir, tmp_path, capsys)
 
     cfg = yaml.safe_load(capsys.readouterr().out)
     assert cfg["network"] == {"arch": "unet_mobilenetv3_small", "image_size": 64, "pretrained": False,
-                              "class_names": ["background", "crack"], "inference_mode": "native",
+                              "init_weights": None, "class_names": ["background", "crack"], "inference_mode": "native",
                               "inference_scale": 1.0}
     assert cfg["distill"]["teacher"] == str(teacher_dir)
     assert cfg["distill"]["weight"] == 2.5 and cfg["distill"]["temperature"] == 3.0
