@@ -74,6 +74,21 @@ def test_export_refuses_and_deletes_an_export_that_disagrees(tiny_ckpt, tmp_path
     assert not (out / "model_fp16.bin").exists()
 
 
+def test_export_adds_targets_without_touching_other_files(tiny_ckpt, tmp_path, capsys):
+    """A second export into the same folder adds its files: the first export's model.onnx (and any
+    user file) stays as it was."""
+    ckpt, base, photos = tiny_ckpt
+    out = tmp_path / "export"
+    common = ["export", "--model", str(ckpt), "--base", str(base), "--out", str(out), "--samples", str(photos)]
+    assert main([*common, "--targets", "onnx"]) == 0, capsys.readouterr().err
+    first = (out / "model.onnx").read_bytes()
+    (out / "notes.txt").write_text("mine")
+    assert main([*common, "--targets", "openvino-fp16"]) == 0, capsys.readouterr().err
+    assert (out / "model.onnx").read_bytes() == first
+    assert (out / "notes.txt").read_text() == "mine" and (out / "model_fp16.xml").is_file()
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no scratch folder left
+
+
 def test_export_and_bench_reject_bad_options(tiny_ckpt, tmp_path, capsys):
     ckpt, base, photos = tiny_ckpt
     common = ["--model", str(ckpt), "--base", str(base), "--out", str(tmp_path / "e")]

@@ -6,7 +6,9 @@ Used by ``cracksam export`` and ``cracksam bench``.
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -178,7 +180,21 @@ def export_all(
     out.mkdir(parents=True, exist_ok=True)
     tolerance = {**MIN_IOU, **(min_iou or {})}
     reference = TorchBackend(model, threads=threads)
-    onnx_path = out / TARGET_FILES["onnx"]
+    # Without the onnx target the ONNX file is only a step towards the others: it goes to a scratch
+    # folder, so a model.onnx already in --out (an earlier export of the user's) is never replaced or deleted.
+    scratch = None if "onnx" in targets else Path(tempfile.mkdtemp(prefix=".onnx-", dir=out))
+    try:
+        return _export_targets(model, out, scratch or out, targets, samples, calibration, tolerance, reference,
+                               opset, threads, dynamic_shape, model_dir)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _export_targets(model: Any, out: Path, onnx_dir: Path, targets: Sequence[str], samples: np.ndarray,
+                    calibration: np.ndarray | None, tolerance: dict[str, float], reference: Any, opset: int,
+                    threads: int | None, dynamic_shape: bool, model_dir: str | Path | None) -> ExportRun:
+    onnx_path = onnx_dir / TARGET_FILES["onnx"]
     t0 = time.perf_counter()
     export_onnx(model, onnx_path, opset=opset, dynamic_shape=dynamic_shape)  # every target starts from it
     made: list[tuple[str, Path, float]] = []
@@ -223,8 +239,6 @@ def export_all(
     for r in run.failed:
         r.path.unlink(missing_ok=True)
         r.path.with_suffix(".bin").unlink(missing_ok=True)
-    if "onnx" not in targets:
-        onnx_path.unlink(missing_ok=True)  # only an intermediate step here
     return run
 
 
