@@ -339,3 +339,60 @@ def test_sam_checkpoint_names_resolve_to_cache(monkeypatch, tmp_path):
 
     assert resolve_checkpoint("vit_b") == fake
     assert Path(resolve_checkpoint(str(fake))) == fake
+
+
+# -- a training checkpoint given as a model (predict -m run/checkpoints/last.ckpt) ----------------------
+
+
+def _run_checkpoint(folder, seed=0):
+    from cracksam.models import SegModelConfig, build_segmodel
+    from cracksam.models.run_checkpoint import MODEL_KEY, model_record
+
+    torch.manual_seed(seed)
+    model = build_segmodel(SegModelConfig("unet_mobilenetv3_small", image_size=64))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "last.ckpt"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, "loops": {},
+                "global_step": 3, MODEL_KEY: model_record(model, None)}, path)
+    return path, model
+
+
+def test_checkpoint_model_folder_never_replaces_a_users_folder(tmp_path, monkeypatch):
+    from cracksam.models import load_model
+    from cracksam.models.run_checkpoint import model_folder
+
+    monkeypatch.setenv("CRACKSAM_CACHE", str(tmp_path / "cache"))
+    path, model = _run_checkpoint(tmp_path / "run" / "checkpoints")
+    users = path.with_name("last.model")
+    users.mkdir()
+    (users / "notes.txt").write_text("mine")
+    folder = model_folder(path)
+    assert (users / "notes.txt").read_text() == "mine" and sorted(p.name for p in users.iterdir()) == ["notes.txt"]
+    assert folder.parent == tmp_path / "cache" / "checkpoint-models"
+    loaded = load_model(folder)
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
+    assert model_folder(path) == folder  # reused while the checkpoint is unchanged
+
+
+def test_checkpoint_model_folder_of_a_read_only_run_goes_to_the_cache(tmp_path, monkeypatch):
+    import tempfile
+
+    from cracksam.models.run_checkpoint import model_folder
+
+    monkeypatch.setenv("CRACKSAM_CACHE", str(tmp_path / "cache"))
+    path, _ = _run_checkpoint(tmp_path / "run" / "checkpoints")
+    real = tempfile.mkdtemp
+
+    def read_only(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == path.parent:
+            raise PermissionError(13, "Read-only file system", str(dir))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    folder = model_folder(path)
+    assert folder.parent == tmp_path / "cache" / "checkpoint-models" and (folder / "config.json").is_file()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]
+    # Where the run folder can be written, the folder goes beside the checkpoint (as before).
+    monkeypatch.setattr(tempfile, "mkdtemp", real)
+    other, _ = _run_checkpoint(tmp_path / "run2", seed=1)
+    assert model_folder(other) == other.with_name("last.model")

@@ -22,6 +22,7 @@ import torch
 
 from cracksam._files import sha256_file
 from cracksam.errors import CheckpointError
+from cracksam.models.sam_checkpoint import cache_dir
 
 MODEL_KEY = "cracksam_model"
 
@@ -77,18 +78,16 @@ def model_folder(path: str | os.PathLike[str]) -> Path:
     ``<stem>.model/`` the first time, rewritten when the checkpoint changes)."""
     from cracksam.config import from_dict
     from cracksam.models.cracksam import CrackSAM, CrackSAMConfig, build_cracksam
-    from cracksam.models.io import save_trained
     from cracksam.models.quantizers import split_quantizers
     from cracksam.models.segmodels import SegModel, SegModelConfig, build_segmodel
 
     path = Path(path)
     digest = sha256_file(path) if path.is_file() else ""
-    target = path.with_name(f"{path.stem}.model")
-    try:
-        if json.loads((target / "config.json").read_text())["checkpoint_sha256"] == digest:
+    beside = path.with_name(f"{path.stem}.model")
+    cached = cache_dir() / "checkpoint-models" / digest[:32]
+    for target in (beside, cached):
+        if _made_from(target) == digest:
             return target
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
     ckpt = load_checkpoint_file(path)
     record = ckpt.get(MODEL_KEY)
     if not isinstance(record, dict):
@@ -107,12 +106,40 @@ def model_folder(path: str | os.PathLike[str]) -> Path:
         raise CheckpointError(f"{path}: weights do not fit the recorded model (missing {missing[:3]}, "
                               f"unexpected {result.unexpected_keys[:3]})")
     extra = {"step": int(ckpt.get("global_step", -1)), "from_checkpoint": str(path), "checkpoint_sha256": digest}
-    # Written aside and renamed into place: a reader never sees a half-written folder.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=path.parent))
+    # Beside the checkpoint unless a folder of that name is not one of ours (a user's folder is never
+    # replaced) or the run folder is read-only: then in the user cache, keyed by the checkpoint's hash.
+    if (not beside.exists() or _made_from(beside) is not None) and _write_folder(model, record, extra, beside):
+        return beside
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    if not _write_folder(model, record, extra, cached):
+        raise CheckpointError(f"{path}: cannot write its model folder beside it nor in {cached.parent}")
+    return cached
+
+
+def _made_from(folder: Path) -> str | None:
+    """The checkpoint hash a model folder was written from (None: not such a folder, e.g. a user's)."""
+    try:
+        digest = json.loads((folder / "config.json").read_text())["checkpoint_sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return digest if isinstance(digest, str) else None
+
+
+def _write_folder(model: Any, record: dict[str, Any], extra: dict[str, Any], target: Path) -> bool:
+    """Write the model folder aside and rename it into place (a reader never sees half a folder);
+    False where the parent folder cannot be written."""
+    from cracksam.models.io import save_trained
+
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError:
+        return False
     try:
         save_trained(model, tmp, base=record.get("base_checkpoint"), extra=extra)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
+    except OSError:
+        return False
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return True
