@@ -265,3 +265,21 @@ def test_predict_on_nothing_to_segment_fails_before_the_model_loads(tmp_path, mo
         assert len(lines) == 1 and lines[0].startswith("error:"), lines
         assert all(n in lines[0] for n in needles), lines
         assert not out.exists()  # no summary.json, not even an empty folder
+
+
+def test_predict_refuses_to_write_into_the_folder_of_its_photos(tmp_path, monkeypatch, capsys):
+    """--out equal to the photo folder would replace the user's files there (a ground-truth
+    001_mask.png) and feed the outputs back as photos next time: refused before the model loads."""
+    _no_model(monkeypatch)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "001.png"), np.full((32, 32, 3), 90, np.uint8))
+    truth = np.zeros((32, 32), np.uint8)
+    truth[10:20, 5] = 255
+    cv2.imwrite(str(photos / "001_mask.png"), truth)
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    for inputs, out in [([str(photos)], photos), ([str(photos / "001.png")], photos / ".")]:
+        assert main(["predict", *inputs, "--out", str(out), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert "is the folder of the input photos" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == before

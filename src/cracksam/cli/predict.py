@@ -77,6 +77,17 @@ def resolve_config(values: dict[str, Any], environ: Mapping[str, str] | None = N
     return cfg
 
 
+def _check_out_apart(out: Path, files: list[Path]) -> None:
+    """Outputs (``<stem>_mask.png``, overlays, summary.json) never go into a folder of input photos:
+    they could replace the user's files there (a ground-truth ``<stem>_mask.png``) and would be read
+    back as photos by the next run on that folder."""
+    target = out.resolve()
+    shared = sorted({str(f.parent) for f in files if f.parent.resolve() == target})
+    if shared:
+        raise ConfigError(f"--out {out} is the folder of the input photos ({shared[0]}): outputs would overwrite "
+                          "files there and be read as photos next time; give another --out folder")
+
+
 def predict(print_config: bool, **values: Any) -> None:
     """Segment cracks; writes <stem>_mask.png (0/255, same size as the input) per image and summary.json.
 
@@ -96,6 +107,7 @@ def predict(print_config: bool, **values: Any) -> None:
     files, problems = expand_inputs(cfg.inputs)
     if not files:  # nothing to segment: one line, before the model loads or --out is made
         raise ConfigError("; ".join(f"{name}: {problem}" for name, problem in problems) or "no input images")
+    _check_out_apart(Path(cfg.out), files)
     import numpy as np
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
