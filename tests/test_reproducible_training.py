@@ -184,3 +184,29 @@ def test_a_torch_file_with_python_objects_is_refused(tmp_path):
     torch.save({"state_dict": {}, "loops": {}, "x": Path("/etc")}, path)  # needs a full unpickler
     with pytest.raises(CheckpointError, match="Python objects"):
         load_checkpoint_file(path)
+
+
+def test_a_flipped_byte_in_the_latest_checkpoint_resumes_from_the_previous_one(tmp_path):
+    """Checkpoints carry a sha256 written beside them: a byte changed on disk inside a tensor (which
+    torch would load without complaint) is refused by name and the resume takes previous.ckpt."""
+    from cracksam.models.run_checkpoint import checksum_file
+    from cracksam.training.checkpoints import SafeCheckpointIO
+
+    io, ckpts = SafeCheckpointIO(), tmp_path / "checkpoints"
+    for step in (2, 4):
+        io.save_checkpoint({"state_dict": {"w": torch.full((4096,), float(step))}, "loops": {}, "global_step": step},
+                           ckpts / "last.ckpt")
+    assert checksum_file(ckpts / "last.ckpt").is_file() and checksum_file(ckpts / "previous.ckpt").is_file()
+    assert load_checkpoint_file(ckpts / "previous.ckpt")["global_step"] == 2  # its own checksum moved with it
+    raw = bytearray((ckpts / "last.ckpt").read_bytes())
+    at = raw.index(np.float32(4.0).tobytes() * 64) + 100  # inside the tensor's data
+    raw[at] ^= 0x10
+    (ckpts / "last.ckpt").write_bytes(bytes(raw))
+    assert torch.load(ckpts / "last.ckpt", weights_only=True)["global_step"] == 4  # torch alone does not notice
+    with pytest.raises(CheckpointError, match=r"last\.ckpt: damaged checkpoint: its bytes do not match"):
+        load_checkpoint_file(ckpts / "last.ckpt")
+    with pytest.warns(UserWarning, match=r"do not match.*previous\.ckpt \(step 2\)"):
+        assert choose_resume_checkpoint(ckpts) == ckpts / "previous.ckpt"
+    # The next save starts a clean pair again.
+    io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "loops": {}, "global_step": 6}, ckpts / "last.ckpt")
+    assert load_checkpoint_file(ckpts / "last.ckpt")["global_step"] == 6

@@ -119,7 +119,8 @@ def test_two_process_ddp_run_keeps_ranks_equal_and_validates_the_whole_set(data,
     assert_same_weights(ranks[0], ranks[1])
     # Written once, by rank 0: one log part, the checkpoints and best/ whole and nothing half-written.
     assert sorted(p.name for p in (out / "logs").iterdir()) == ["part0"]
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last.ckpt", "previous.ckpt"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
+        "last.ckpt", "last.ckpt.sha256", "previous.ckpt", "previous.ckpt.sha256"]
     assert load_checkpoint_file(out / "checkpoints" / "last.ckpt")["global_step"] == 4
     assert json.loads((out / "best" / "config.json").read_text())["step"] in (3, 4)
 

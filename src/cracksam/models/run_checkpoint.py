@@ -27,16 +27,33 @@ from cracksam.models.sam_checkpoint import cache_dir
 MODEL_KEY = "cracksam_model"
 
 
+def checksum_file(path: str | os.PathLike[str]) -> Path:
+    """The sidecar holding a checkpoint's sha256 (``last.ckpt.sha256``), written with it by training."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
 def load_checkpoint_file(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
     """Read a training checkpoint without running code from it; every failure (missing, empty,
-    truncated, random bytes, a pickle with Python objects, not one of our checkpoints) becomes a
-    :class:`CheckpointError` naming the file and the problem, in one line."""
+    truncated, random bytes, bytes that no longer match the checksum written beside it, a pickle
+    with Python objects, not one of our checkpoints) becomes a :class:`CheckpointError` naming the
+    file and the problem, in one line.  Checkpoints without a checksum file (written by older
+    versions, or copied without it) are read unverified."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     size = path.stat().st_size
     if size == 0:
         raise CheckpointError(f"{path}: damaged checkpoint: the file is empty (0 bytes)")
+    sums = checksum_file(path)
+    if sums.is_file():
+        try:
+            expected = sums.read_text().split()[0]
+        except (OSError, UnicodeDecodeError, IndexError):
+            expected = "unreadable"
+        if sha256_file(path) != expected:
+            raise CheckpointError(f"{path}: damaged checkpoint: its bytes do not match {sums.name} "
+                                  f"(changed since training wrote it), {size} bytes")
     if not zipfile.is_zipfile(path):
         with open(path, "rb") as fh:
             head = fh.read(2)

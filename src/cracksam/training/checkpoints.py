@@ -23,8 +23,9 @@ import lightning as L
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from cracksam._files import sha256_file
 from cracksam.errors import CheckpointError, CrackSAMWarning
-from cracksam.models.run_checkpoint import load_checkpoint_file
+from cracksam.models.run_checkpoint import checksum_file, load_checkpoint_file
 
 LAST, PREVIOUS = "last.ckpt", "previous.ckpt"
 
@@ -38,16 +39,28 @@ class SafeCheckpointIO(TorchCheckpointIO):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        tmp_sum = path.with_name(f".{path.name}.sha256.tmp{os.getpid()}")
+        sums = checksum_file(path)
         try:
             with open(tmp, "wb") as fh:
                 torch.save(checkpoint, fh)
                 fh.flush()
                 os.fsync(fh.fileno())
+            # The checksum lets a resume tell a byte flipped on disk from a good checkpoint
+            # (load_checkpoint_file verifies it; a damaged last.ckpt falls back to previous.ckpt).
+            tmp_sum.write_text(f"{sha256_file(tmp)}  {path.name}\n")
             if path.name == LAST and path.exists():
-                os.replace(path, path.with_name(PREVIOUS))
+                previous = path.with_name(PREVIOUS)
+                os.replace(path, previous)
+                if sums.exists():
+                    os.replace(sums, checksum_file(previous))
+                else:  # a stale sidecar would call the rotated checkpoint damaged
+                    checksum_file(previous).unlink(missing_ok=True)
             os.replace(tmp, path)
+            os.replace(tmp_sum, sums)
         finally:
             tmp.unlink(missing_ok=True)
+            tmp_sum.unlink(missing_ok=True)
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
         return load_checkpoint_file(path, map_location=map_location or "cpu")
@@ -75,6 +88,8 @@ def choose_resume_checkpoint(ckpt_dir: Path, move_damaged: bool = True) -> Path:
         raise CheckpointError(f"{problem}; the previous checkpoint is no better: {exc}") from None
     if move_damaged and last.exists():
         os.replace(last, last.with_name(LAST + ".damaged"))
+        if checksum_file(last).exists():
+            os.replace(checksum_file(last), checksum_file(last.with_name(LAST + ".damaged")))
     warnings.warn(f"{problem}; resuming from {previous} (step {step}) instead", CrackSAMWarning, stacklevel=2)
     return previous
 
