@@ -36,8 +36,12 @@ async function loadModelCard() {
       setTimeout(loadModelCard, 2000);  // still loading: ask again
       return;
     }
-    $("model").textContent = `Model: ${card.id} · ${card.runtime} ${card.precision} · ${card.image_size} px · ` +
-      `mode ${card.mode} · threshold ${card.threshold}`;
+    // Name the network (the bundled model is a U-Net, not SAM); a native-mode model runs at the
+    // photo's own size, so its training size is not shown as if it were the input size.
+    const network = card.arch || card.backbone;
+    const size = card.mode === "native" ? "photo's own size" : `${card.image_size} px`;
+    $("model").textContent = `Model: ${network ? `${network} (${card.id})` : card.id} · ${card.runtime} ` +
+      `${card.precision} · ${size} · mode ${card.mode} · threshold ${card.threshold}`;
   } catch (err) {
     $("model").textContent = `Model: cannot reach the server (${err.message})`;
   }
