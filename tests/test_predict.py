@@ -283,3 +283,29 @@ def test_predict_refuses_to_write_into_the_folder_of_its_photos(tmp_path, monkey
         err = capsys.readouterr().err
         assert "is the folder of the input photos" in err and "Traceback" not in err
     assert {p.name: p.read_bytes() for p in photos.iterdir()} == before
+
+
+def test_ctrl_c_during_predict_still_writes_the_summary_of_what_was_done(tmp_path, tiny_checkpoint, monkeypatch,
+                                                                        capsys):
+    photos = tmp_path / "in"
+    photos.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(photos / f"{i:03d}.png"), _crack_rgb()[:, :, ::-1])
+    real, calls = Predictor.predict_one, []
+
+    def ctrl_c_on_the_third(self, image):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, image)
+
+    monkeypatch.setattr(Predictor, "predict_one", ctrl_c_on_the_third)
+    out = tmp_path / "out"
+    rc = main(["predict", str(photos), "--model", str(tiny_checkpoint), "--allow-random-base", "--out", str(out),
+               "--no-progress", "--report"])
+    assert rc == 130
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["images"] == 2 and summary["not_run"] == 2
+    assert [Path(r["file"]).name for r in summary["results"]] == ["000.png", "001.png"]
+    assert sorted(p.name for p in out.glob("*_mask.png")) == ["000_mask.png", "001_mask.png"]
+    assert "interrupted: 2 of 4 image(s) done" in capsys.readouterr().err

@@ -108,22 +108,18 @@ def predict(print_config: bool, **values: Any) -> None:
     if not files:  # nothing to segment: one line, before the model loads or --out is made
         raise ConfigError("; ".join(f"{name}: {problem}" for name, problem in problems) or "no input images")
     _check_out_apart(Path(cfg.out), files)
-    import numpy as np
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from cracksam._files import atomic_write_bytes, atomic_write_text, encode_mask_png, encode_png
-    from cracksam.data.io import read_image
+    from cracksam._files import atomic_write_text
     from cracksam.deployment.runtime_cache import describe_choice, open_predictor
-    from cracksam.evaluation.visualize import overlay as blend
-    from cracksam.measurement.files import write_measurement as _measure
     from cracksam.service.inference import model_id_for
     from cracksam.threads import resolve_threads
 
     threads = resolve_threads(cfg.predictor.threads)
     options = cfg.predictor.replace(model=str(model_path), threads=threads)
-    out, threshold, json_out, min_length, mm_per_px = (Path(cfg.out), cfg.predictor.threshold, cfg.json,
-                                                       cfg.min_length_px, cfg.mm_per_px)
+    out, json_out, min_length, mm_per_px = (Path(cfg.out), cfg.json,
+                                            cfg.min_length_px, cfg.mm_per_px)
     console = Console(stderr=True, soft_wrap=True)  # error lines must not be cut at the terminal width
     announce = None if json_out else (lambda text: console.print(text, highlight=False))
     predictor = open_predictor(options, announce)
@@ -146,49 +142,13 @@ def predict(print_config: bool, **values: Any) -> None:
         disable=not cfg.progress,
         transient=True,
     )
+    interrupted = False
     with progress:
         task = progress.add_task("segmenting", total=len(files))
-        for path in files:
-            row: dict[str, Any] = {"file": str(path)}
-            written: list[str] = []  # what this image left on disk, whatever happens after
-
-            def put(target: Path, data: bytes, written: list[str] = written) -> None:
-                atomic_write_bytes(target, data)
-                written.append(str(target))
-
-            t0 = time.perf_counter()
-            try:
-                image = read_image(path, max_pixels=cfg.max_pixels)
-                pred = predictor.predict_one(image)
-                mask = pred.mask(threshold)
-                stem = unique_stem(path, used)
-                h, w = mask.shape
-                crack = int(mask.sum())
-                put(out / f"{stem}_mask.png", encode_mask_png(mask))
-                row.update(mask=str(out / f"{stem}_mask.png"), width=w, height=h, crack_pixels=crack,
-                           crack_fraction=crack / (h * w))
-                if cfg.overlay:
-                    rgb = blend(image, mask, (255, 40, 40), 0.7)
-                    put(out / f"{stem}_overlay.png", encode_png(rgb))
-                if cfg.prob:
-                    put(out / f"{stem}_prob.png", encode_png(np.round(pred.prob * 255).astype(np.uint8)))
-                if cfg.measure:
-                    row["measurement"] = _measure(mask, image, out, stem, mm_per_px, min_length, written)
-            except CrackSAMError as exc:
-                row["error"] = str(exc)
-                console.print(f"[red]error[/red]: {exc}")
-            except OSError as exc:  # a write failure (full disk, permissions): the message names the file
-                where = exc.filename or path
-                row["error"] = f"{path}: cannot write {where}: {exc.strerror or exc}"
-                console.print(f"[red]error[/red]: {row['error']}")
-            except (ValueError, MemoryError) as exc:  # an odd image: skip it
-                row["error"] = f"{path}: {type(exc).__name__}: {exc}"
-                console.print(f"[red]error[/red]: {row['error']}")
-            if written:
-                row["written"] = written
-            row["seconds"] = round(time.perf_counter() - t0, 4)
-            rows.append(row)
-            progress.advance(task)
+        try:
+            _segment_all(files, rows, used, progress, task, predictor, out, cfg, console)
+        except KeyboardInterrupt:  # Ctrl-C: what was done so far still gets its summary.json
+            interrupted = True
     total = time.perf_counter() - start
     ok = [r for r in rows if "error" not in r]
     failed = [r for r in rows if "error" in r] + [{"file": n, "error": p} for n, p in problems]
@@ -212,7 +172,9 @@ def predict(print_config: bool, **values: Any) -> None:
         "results": rows,
         "errors": failed,
     }
-    if cfg.report:
+    if interrupted:
+        summary.update(interrupted=True, not_run=len(files) - len(rows))
+    if cfg.report and not interrupted:
         summary["report"] = _report(ok, out, mm_per_px, min_length, quiet=json_out, no_progress=not cfg.progress)
     try:
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -230,8 +192,66 @@ def predict(print_config: bool, **values: Any) -> None:
         )
     if summary_error is not None:
         console.print(f"[red]error[/red]: {summary_error}")
+    if interrupted:
+        console.print(f"interrupted: {len(rows)} of {len(files)} image(s) done; {out / 'summary.json'} lists them")
+        raise typer.Exit(130)
     if failed or summary_error is not None:
         raise typer.Exit(1)
+
+
+def _segment_all(files: list[Path], rows: list[dict[str, Any]], used: set[str], progress: Any, task: Any,
+                 predictor: Any, out: Path, cfg: Any, console: Any) -> None:
+    """Segment ``files`` one by one, appending a row per image to ``rows`` as soon as it is done (so an
+    interrupted run still knows what it wrote)."""
+    import numpy as np
+
+    from cracksam._files import atomic_write_bytes, encode_mask_png, encode_png
+    from cracksam.data.io import read_image
+    from cracksam.evaluation.visualize import overlay as blend
+    from cracksam.measurement.files import write_measurement as _measure
+
+    threshold, min_length, mm_per_px = cfg.predictor.threshold, cfg.min_length_px, cfg.mm_per_px
+    for path in files:
+        row: dict[str, Any] = {"file": str(path)}
+        written: list[str] = []  # what this image left on disk, whatever happens after
+
+        def put(target: Path, data: bytes, written: list[str] = written) -> None:
+            atomic_write_bytes(target, data)
+            written.append(str(target))
+
+        t0 = time.perf_counter()
+        try:
+            image = read_image(path, max_pixels=cfg.max_pixels)
+            pred = predictor.predict_one(image)
+            mask = pred.mask(threshold)
+            stem = unique_stem(path, used)
+            h, w = mask.shape
+            crack = int(mask.sum())
+            put(out / f"{stem}_mask.png", encode_mask_png(mask))
+            row.update(mask=str(out / f"{stem}_mask.png"), width=w, height=h, crack_pixels=crack,
+                       crack_fraction=crack / (h * w))
+            if cfg.overlay:
+                rgb = blend(image, mask, (255, 40, 40), 0.7)
+                put(out / f"{stem}_overlay.png", encode_png(rgb))
+            if cfg.prob:
+                put(out / f"{stem}_prob.png", encode_png(np.round(pred.prob * 255).astype(np.uint8)))
+            if cfg.measure:
+                row["measurement"] = _measure(mask, image, out, stem, mm_per_px, min_length, written)
+        except CrackSAMError as exc:
+            row["error"] = str(exc)
+            console.print(f"[red]error[/red]: {exc}")
+        except OSError as exc:  # a write failure (full disk, permissions): the message names the file
+            where = exc.filename or path
+            row["error"] = f"{path}: cannot write {where}: {exc.strerror or exc}"
+            console.print(f"[red]error[/red]: {row['error']}")
+        except (ValueError, MemoryError) as exc:  # an odd image: skip it
+            row["error"] = f"{path}: {type(exc).__name__}: {exc}"
+            console.print(f"[red]error[/red]: {row['error']}")
+        if written:
+            row["written"] = written
+        row["seconds"] = round(time.perf_counter() - t0, 4)
+        rows.append(row)
+        progress.advance(task)
 
 
 def _report(ok: list[dict[str, Any]], out: Path, mm_per_px, min_length: float, quiet: bool,
