@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train and evaluate the default model (see MODEL_CARD.md).  Needs ../shared/datasets.
-# On 2 idle CPU cores about 1.1 s per step of 8 crops (256 px): the 2,500 steps of
-# configs/default_model.yaml take about 50 minutes.  Resumable: run it again after a crash or Ctrl-C
+# On 2 idle CPU cores about 1.6 s per step of 8 crops (256 px): the 2,000 steps of
+# configs/default_model.yaml take about 60 minutes (validation every 500 steps included).  Resumable: run it again after a crash or Ctrl-C
 # and it continues from runs/default-model/checkpoints/last.ckpt.
 # Ship the result with:  cp runs/default-model/best/{config.json,weights.safetensors} src/cracksam/weights/default/
 set -euo pipefail
