@@ -1,6 +1,6 @@
 """The README / model card figure: the example photos, their ground truth, and two models' masks.
 
-    python scripts/example_figure.py OLD_MODEL NEW_MODEL docs/figures/examples_old_new.png
+    python scripts/example_figure.py OLD_MODEL NEW_MODEL docs/figures/examples_old_new.jpg
 
 One row per photo in examples/images (CrackSC test photos; truth from ../shared/datasets/cracksc):
 truth (yellow) | old model | new model, each model coloured found (green) / false alarm (red) /
@@ -48,7 +48,7 @@ def main(old: str, new: str, out: str) -> None:
         rows.append(np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=1))
         rows.append(np.full((4, rows[-1].shape[1], 3), 255, np.uint8))
     figure = np.concatenate(rows + [colour_key(rows[0].shape[1])], axis=0)
-    cv2.imwrite(out, cv2.cvtColor(figure, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(out, cv2.cvtColor(figure, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
     print(out, figure.shape)
 
 
