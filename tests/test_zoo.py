@@ -28,7 +28,10 @@ HEAVY = {"resnet101_deeplabv3plus", "resnet101_pspnet", "segformer_mit_b5", "swi
          "vit_b_upernet"}
 STUDENTS = {"unet_mobilenetv3_small", "hrnet_w18_fcn", "resnet50_fcn", "resnet50_deeplabv3plus", "mobilenetv3_lraspp",
             # compared for thin cracks at native scale (models/zoo_thin.py)
-            "unet_mobilenetv3_small_fr", "unet_resnet18", "unet_resnet34", "unet_resnet18_fr", "hrnet_w18_small_fcn"}
+            "unet_mobilenetv3_small_fr", "unet_resnet18", "unet_resnet34", "unet_resnet18_fr", "hrnet_w18_small_fcn",
+            # ImageNet encoders from installed wheels (models/zoo_lite.py)
+            "unet_efficientnet_lite0", "unet_efficientnet_lite1", "unet_efficientnet_lite2",
+            "unet_efficientnet_lite0_wide"}
 BASELINES = {"vgg16_unet", "unet", "swin_t_upernet", "swin_b_upernet", "resnet101_deeplabv3plus", "resnet101_pspnet",
              "vit_b_upernet", "segformer_mit_b5"}
 LIGHT_LIMIT = 35_000_000  # a model above this belongs in HEAVY (the default test set stays fast)
@@ -106,7 +109,7 @@ def test_image_size_must_be_a_multiple(name):
 
 def test_pretrained_is_recorded_and_passed_to_the_builder(monkeypatch):
     calls = []
-    spec = get_architecture("unet_mobilenetv3_small")
+    spec = get_architecture("unet_efficientnet_lite0")  # one with offline ImageNet weights
 
     def fake_build(pretrained, image_size):
         calls.append((pretrained, image_size))
@@ -134,10 +137,11 @@ def _asks_for_imagenet(kwargs: dict) -> bool:
     return kwargs.get("pretrained") is True  # timm
 
 
-@pytest.mark.parametrize("name", list_architectures())
+@pytest.mark.parametrize("name", [n for n in list_architectures() if not get_architecture(n).offline_weights])
 def test_pretrained_builders_ask_for_imagenet_weights(name, monkeypatch):
     """``pretrained=True`` requests ImageNet encoder weights from each library (intercepted: no
-    download) and ``pretrained=False`` requests none."""
+    download) and ``pretrained=False`` requests none.  (SegModel refuses ``pretrained`` for these:
+    only the EfficientNet-Lite U-Nets have offline weights, tested in test_lite_weights.py.)"""
     import segmentation_models_pytorch as smp
     import timm
     import torchvision.models.segmentation as tvseg
