@@ -428,13 +428,23 @@ def test_backends_are_made_safe_for_concurrent_calls(tmp_path):
         np.testing.assert_allclose(prob, expected[k % 8], atol=1e-5)
 
 
-def test_openvino_in_the_service_runs_a_photo_at_its_own_size(tmp_path):
+@pytest.fixture
+def conv_model():
+    """test_runtime_cache's toy fully convolutional network, unregistered afterwards (the zoo and
+    registry tests list every registered network)."""
+    from cracksam.models.registry import unregister_model
+    from tests.test_runtime_cache import ARCH, conv_segmodel
+
+    yield conv_segmodel()
+    unregister_model(ARCH)
+
+
+def test_openvino_in_the_service_runs_a_photo_at_its_own_size(tmp_path, conv_model):
     """The service's per-thread OpenVINO requests take a non-square, non-448 photo through a
     dynamic-shape export, as predict does (it once refused every shape but S×S)."""
     from cracksam.deployment.export import export_onnx, export_openvino
-    from tests.test_runtime_cache import conv_segmodel
 
-    model = conv_segmodel()
+    model = conv_model
     onnx = export_onnx(model, tmp_path / "m.onnx", dynamic_shape=True)
     predictor = Predictor(OpenVINOBackend(export_openvino(onnx, tmp_path / "m.xml", fp16=False)))
     safe = thread_safe(predictor)
