@@ -283,3 +283,30 @@ def test_resume_after_the_process_is_killed(synthetic_root, tmp_path):
     with open(out / "logs" / "part1" / "metrics.csv") as fh:
         steps = [int(r["step"]) for r in csv.DictReader(fh)]
     assert min(steps) >= step  # continued, not restarted from 0
+
+
+def test_encoder_lr_scale_gives_a_pretrained_encoder_its_own_learning_rate(tiny_config):
+    """``optim.encoder_lr_scale``: the smp encoder's parameters in a group of their own at a fraction of
+    the learning rate (kept through the schedule, which multiplies each group's initial lr); every
+    trainable parameter in exactly one group; a model without such an encoder refused by name."""
+    from cracksam.models import build_cracksam, create_model
+    from cracksam.training.config import OptimConfig
+    from cracksam.training.module import SegmentationModule
+
+    model = create_model("unet_efficientnet_lite0", image_size=64)
+    scaled = TrainConfig(optim=OptimConfig(lr=0.002, encoder_lr_scale=0.1))
+    optimizer = SegmentationModule(model, scaled, max_iters=10).configure_optimizers()["optimizer"]
+    rest, encoder = optimizer.param_groups
+    encoder_ids = {id(p) for p in model.net.encoder.parameters()}
+    assert {id(p) for p in encoder["params"]} == encoder_ids
+    assert not encoder_ids & {id(p) for p in rest["params"]}
+    assert len(rest["params"]) + len(encoder["params"]) == len(list(model.parameters()))
+    # (the scheduler has set "lr" to the warm-up start; "initial_lr" is what it scales)
+    assert encoder["initial_lr"] == pytest.approx(0.0002) and rest["initial_lr"] == pytest.approx(0.002)
+    (one,) = SegmentationModule(model, TrainConfig(optim=OptimConfig(lr=0.002)), 10).configure_optimizers()[
+        "optimizer"].param_groups
+    assert len(one["params"]) == len(list(model.parameters()))
+    with pytest.raises(ConfigError, match="encoder_lr_scale 0.1 needs a network with a pretrained encoder"):
+        SegmentationModule(build_cracksam(tiny_config("lora")), scaled, 10).configure_optimizers()
+    with pytest.raises(ConfigError, match="encoder_lr_scale must be between 0 and 1"):
+        TrainConfig(optim=OptimConfig(encoder_lr_scale=1.5))

@@ -13,7 +13,6 @@ weights, so inference never needs the wheels.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import re
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from cracksam._files import sha256_file
 from cracksam.errors import ConfigError
 
 EXTRA = "pretrained"  # pyproject's optional dependency group that installs the wheels
@@ -64,14 +64,6 @@ def wheel_file(variant: str) -> tuple[Path, str]:
     if len(files) != 1:
         raise ConfigError(f"{wheel.distribution}: expected one .pth file in its models/ folder, found {len(files)}")
     return files[0], metadata.version(wheel.distribution)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # The kind of layer a tensor belongs to, for both layouts: a convolution, a batch norm or the
@@ -145,7 +137,7 @@ def lite_imagenet_state(variant: str) -> tuple[dict[str, torch.Tensor], dict[str
     target = timm.create_model(WHEELS[variant].timm_name, pretrained=False).state_dict()
     state = convert_state_dict(source, target, where=str(path))
     provenance = {"package": WHEELS[variant].distribution, "version": version, "file": path.name,
-                  "sha256": _sha256(path)}
+                  "sha256": sha256_file(path)}
     return state, provenance
 
 

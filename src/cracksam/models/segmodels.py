@@ -189,7 +189,7 @@ class SegModel(nn.Module):
         self.net = spec.build(pretrained, config.image_size)
         if pretrained:
             # The builder says which package the weights came from (models.lite_weights).
-            config.init_weights = dict(getattr(self.net, "init_weights", None) or {}) or None
+            config.init_weights = getattr(self.net, "init_weights", None)
         self.input_multiple: int = spec.multiple
         # timm's ViT / Swin patch embeddings assert the size they were built for unless told otherwise.
         fixed = any(getattr(m, "strict_img_size", False) is True for m in self.net.modules())

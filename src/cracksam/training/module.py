@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torchmetrics.classification import BinaryStatScores
 
+from cracksam.errors import ConfigError
 from cracksam.evaluation.metrics import metrics_from_counts
 from cracksam.models.cracksam import CrackSAM
 from cracksam.models.io import save_trained
@@ -105,7 +106,8 @@ class SegmentationModule(L.LightningModule):
             return [{"params": [p for _, p in trainable]}]
         encoder = [p for n, p in trainable if n.startswith("net.encoder.")]
         if not encoder:
-            raise ValueError("optim.encoder_lr_scale needs a network with an encoder (net.encoder)")
+            raise ConfigError(f"optim.encoder_lr_scale {opt.encoder_lr_scale} needs a network with a pretrained "
+                              "encoder (an smp U-Net such as unet_efficientnet_lite0); this model has none")
         rest = [p for n, p in trainable if not n.startswith("net.encoder.")]
         # LambdaLR multiplies each group's initial lr, so the ratio holds through warm-up and decay.
         return [{"params": rest}, {"params": encoder, "lr": opt.lr * opt.encoder_lr_scale}]
