@@ -196,3 +196,34 @@ def test_dataset_serves_native_crops_and_skeletons(tmp_path: Path) -> None:
     assert item["skeleton"].sum(1).max() <= 2 and item["skeleton"].sum() > 0
     whole = CrackDataset([sample], native_eval=True)[0]
     assert whole["image"].shape == (3, 50, 50) and int(whole["mask"].sum()) == 150
+
+
+def _sharpness(img: np.ndarray) -> float:
+    import cv2
+
+    return float(cv2.Laplacian(img[..., 0].astype(np.float32), cv2.CV_32F).var())
+
+
+def test_degrade_blurs_or_darkens_every_crop_and_leaves_the_mask() -> None:
+    """``degrade=1``: every crop loses sharpness (each branch ends in a blur or a down-up sampling)
+    while the mask stays exact; ``degrade=0`` leaves the pixels untouched (mutants: the option not
+    wired into the transform, a branch without blur, the mask degraded with the image)."""
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    mask = np.zeros((96, 96), np.uint8)
+    mask[:, 40:43] = 1
+    plain = _fixed(1.0, crop=96)(image=img, mask=mask)
+    assert np.array_equal(plain["image"], img)
+    t = _fixed(1.0, crop=96, degrade=1.0)
+    darker = 0
+    for _ in range(12):
+        out = t(image=img, mask=mask)
+        assert np.array_equal(out["mask"], mask)
+        assert _sharpness(out["image"]) < 0.5 * _sharpness(img)
+        darker += out["image"].mean() < img.mean() - 10
+    assert 0 < darker < 12  # the darkening branch is drawn sometimes, not always
+
+
+def test_degrade_is_a_probability() -> None:
+    with pytest.raises(ValueError, match="degrade must be in"):
+        NativeTransform(degrade=1.5)

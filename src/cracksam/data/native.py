@@ -16,9 +16,13 @@ way looks for cracks several times thicker than those in whole photos. Here inst
 4. **Geometry**: flips, 90-degree turns, a small rotation (reflected border), as in the paper
    pipeline.
 5. **Photometric** (image only): brightness/contrast, gamma, hue/saturation, a mild blur or
-   down-up sampling, noise, JPEG quality, grayscale. Deliberately NOT the evaluation protocol's
-   ``dim`` / ``blurry`` recipes (V - 50 then a 9x9 blur; a 21x21 blur then x0.5 bicubic): those test
-   sets measure robustness to conditions the model was not trained on.
+   down-up sampling, noise, JPEG quality, grayscale.
+6. **Degradation** (image only, off by default): with probability ``degrade``, one strong loss of
+   sharpness or light (Gaussian blur sigma 1.5-4; blur then down-up sampling x0.35-0.6; or darkening
+   then a blur). These overlap the evaluation protocol's ``dim`` / ``blurry`` conditions (V - 50 then
+   a 9x9 blur; a 21x21 blur then x0.5 bicubic), so a model trained with ``degrade > 0`` no longer meets
+   those conditions unseen; its model card must say so. Photos from drones, phones in poor light and
+   video frames are blurred and dim this way, which is why the option exists.
 
 Randomness: one ``numpy.random.Generator`` for steps 1-3 and albumentations' own seeded rng for
 4-5; :meth:`NativeTransform.set_random_seed` seeds both, so a seed reproduces a run.
@@ -36,7 +40,7 @@ import numpy as np
 
 from cracksam.errors import InvalidValueError
 
-__all__ = ["NativeTransform", "build_photometric", "rescale_pair"]
+__all__ = ["NativeTransform", "build_degrade", "build_photometric", "rescale_pair"]
 
 
 def rescale_pair(image: np.ndarray, mask: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -96,6 +100,19 @@ def build_photometric(strength: float = 1.0) -> list[A.BasicTransform]:
     ]
 
 
+def build_degrade(p: float) -> list[A.BasicTransform]:
+    """With probability ``p``, one strong blur / resolution loss / darkening (image only); 0 disables it."""
+    if p <= 0:
+        return []
+    return [A.OneOf([
+        A.GaussianBlur(sigma_limit=(1.5, 4.0), p=1.0),
+        A.Sequential([A.GaussianBlur(sigma_limit=(1.0, 3.0), p=1.0),
+                      A.Downscale(scale_range=(0.35, 0.6), p=1.0)], p=1.0),
+        A.Sequential([A.RandomBrightnessContrast(brightness_limit=(-0.45, -0.15), contrast_limit=(-0.3, 0.0), p=1.0),
+                      A.GaussianBlur(sigma_limit=(1.0, 2.0), p=1.0)], p=1.0),
+    ], p=min(float(p), 1.0))]
+
+
 @dataclass
 class NativeTransform:
     """``t(image=H x W x 3 uint8, mask=H x W uint8)`` -> dict with ``crop x crop`` image and mask.
@@ -106,6 +123,7 @@ class NativeTransform:
         crack_centred: probability that the window is centred on a crack pixel.
         augment_geometry: flips, 90-degree turns, small rotation.
         photometric: strength of :func:`build_photometric` (0 = off).
+        degrade: probability of :func:`build_degrade`'s strong blur or darkening (0 = off).
         rotate_limit: degrees of the small rotation.
         seed: seed of all its randomness (``None``: from the OS); see :meth:`set_random_seed`.
     """
@@ -115,6 +133,7 @@ class NativeTransform:
     crack_centred: float = 0.5
     augment_geometry: bool = True
     photometric: float = 1.0
+    degrade: float = 0.0
     rotate_limit: float = 20.0
     seed: int | None = None
 
@@ -126,6 +145,8 @@ class NativeTransform:
             raise InvalidValueError(f"crop must be >= 1, got {self.crop}")
         if not 0.0 <= self.crack_centred <= 1.0:
             raise InvalidValueError(f"crack_centred must be in [0, 1], got {self.crack_centred}")
+        if not 0.0 <= self.degrade <= 1.0:
+            raise InvalidValueError(f"degrade must be in [0, 1], got {self.degrade}")
         self.scale_range = (lo, hi)
         self.rng = np.random.default_rng(self.seed)
         steps: list[A.BasicTransform] = []
@@ -138,6 +159,7 @@ class NativeTransform:
                          border_mode=cv2.BORDER_REFLECT_101, p=0.3),
             ]
         steps += build_photometric(self.photometric)
+        steps += build_degrade(self.degrade)
         self.augment = A.Compose(steps, seed=self.seed)
 
     def set_random_seed(self, seed: int) -> None:

@@ -39,6 +39,8 @@ class DataConfig:
                                      metadata={"help": "native: [low, high] of the log-uniform scale"})
     crack_centred: float = field(default=0.5, metadata={"help": "native: share of crops centred on a crack pixel"})
     photometric: float = field(default=1.0, metadata={"help": "native: strength of the photometric jitter (0 = off)"})
+    degrade: float = field(default=0.0, metadata={
+        "help": "native: probability of a strong blur, resolution loss or darkening (0 = off; overlaps evaluate's dim/blurry)"})
     # How an epoch draws from several datasets: size (flat shuffle), sqrt, equal, or {name: weight}.
     weighting: str | dict[str, float] = field(
         default="size", metadata={"help": "how an epoch draws from several sets: size, sqrt, equal or {name: weight}"})
@@ -180,6 +182,8 @@ class TrainConfig:
             raise ConfigError(f"data.crack_centred must be in [0, 1], got {d.crack_centred}")
         if d.photometric < 0:
             raise ConfigError(f"data.photometric must be >= 0, got {d.photometric}")
+        if not 0.0 <= d.degrade <= 1.0:
+            raise ConfigError(f"data.degrade must be in [0, 1], got {d.degrade}")
         if d.samples_per_epoch is not None and d.samples_per_epoch < 1:
             raise ConfigError(f"data.samples_per_epoch must be >= 1, got {d.samples_per_epoch}")
         if isinstance(d.weighting, str) and d.weighting not in ("size", "sqrt", "equal"):

@@ -80,7 +80,8 @@ class CrackDataModule(L.LightningDataModule):
             assert data.crop is not None  # TrainConfig.validate sets it for the native pipeline
             native = NativeTransform(crop=data.crop, scale_range=(data.scale_range[0], data.scale_range[1]),
                                      crack_centred=data.crack_centred, augment_geometry=data.augment,
-                                     photometric=data.photometric if data.augment else 0.0, seed=config.seed)
+                                     photometric=data.photometric if data.augment else 0.0,
+                                     degrade=data.degrade if data.augment else 0.0, seed=config.seed)
         dataset = CrackDataset(self.train_samples, config.image_size, augment=data.augment, crop=data.crop,
                                teacher=self.teacher, native=native, skeleton=skeleton, seed=config.seed)
         weights = None
