@@ -59,6 +59,8 @@ _FILES = {"onnxruntime": "model.onnx", "openvino": "model_fp16.xml", "openvino-i
 # Cache candidates by name -> the runtime that opens them; openvino-int8 only for a model trained
 # with --qat (its own quantisers; post-training INT8 of the bundled model fails parity).
 _RUNTIME_OF = {"onnxruntime": "onnxruntime", "openvino": "openvino", "openvino-int8": "openvino"}
+# The extra that installs every runtime (onnxruntime comes with the base install, openvino with this).
+INSTALL_HINT = "pip install 'cracksam[deploy]'"
 RUNTIME_HELP = ("auto: the fastest installed runtime whose cached export passed its parity check against PyTorch "
                 "(exported once per model); or torch, onnxruntime, openvino. Env: CRACKSAM_RUNTIME.")
 
@@ -77,20 +79,26 @@ def cache_root() -> Path:
 
 
 def model_key(model_dir: Path) -> str:
-    """``<folder name>-<16 hex>``: SHA-256 of the folder's files (names and bytes) and the cracksam
-    version, so retrained weights or a new exporter get a new entry."""
+    """``<folder name>-<16 hex>``: SHA-256 of the folder's files (names and bytes), the cracksam
+    version and the runtimes installed, so retrained weights, a new exporter or a runtime installed
+    since (``pip install 'cracksam[deploy]'`` after the base install) get a new entry."""
     digest = hashlib.sha256(__version__.encode())
+    digest.update(",".join(m for m in ("onnxruntime", "openvino", "nncf") if _found(m)).encode())
     for file in sorted(p for p in Path(model_dir).rglob("*") if p.is_file() and not p.name.startswith(".")):
         digest.update(str(file.relative_to(model_dir)).encode())
         update_digest(digest, file)
     return f"{safe_name(Path(model_dir).name, 48)}-{digest.hexdigest()[:16]}"
 
 
-def _installed(runtime: str) -> bool:
+def _found(module: str) -> bool:
     import importlib.util
 
+    return importlib.util.find_spec(module) is not None
+
+
+def _installed(runtime: str) -> bool:
     module = {"onnxruntime": "onnxruntime", "openvino": "openvino"}[runtime]
-    return importlib.util.find_spec(module) is not None and importlib.util.find_spec("onnx") is not None
+    return _found(module) and _found("onnx")
 
 
 def _samples(image_size: int, n: int = 6) -> np.ndarray:
@@ -121,12 +129,10 @@ def _open(runtime: str, path: Path, threads: int | None) -> Any:
 
 
 def _qat_ready(model_dir: Path | None) -> bool:
-    import importlib.util
-
     from cracksam.models.quantizers import has_quantizer_files
 
     return (model_dir is not None and has_quantizer_files(model_dir) and _installed("openvino")
-            and importlib.util.find_spec("nncf") is not None)
+            and _found("nncf"))
 
 
 def build_entry(model: Any, folder: Path, threads: int | None = None, model_dir: Path | None = None) -> dict[str, Any]:
@@ -275,10 +281,14 @@ def select_backend(model_dir: Path, model: Any, runtime: str = "auto", threads: 
         missing = [r for r in ("onnxruntime", "openvino") if not _installed(r)]
         if len(missing) == 2:
             return TorchBackend(model, threads=threads), {
-                **torch_info, "reason": "neither onnxruntime nor openvino is installed"}
+                **torch_info, "reason": "neither onnxruntime nor openvino is installed", "not_installed": missing}
     elif not _installed(runtime):
-        raise ConfigError(f"--runtime {runtime}: {runtime} (and onnx) is not installed; pip install 'cracksam[deploy]'")
+        raise ConfigError(f"--runtime {runtime}: {runtime} (and onnx) is not installed; {INSTALL_HINT}")
+    else:
+        missing = []
     backend, info = _cached_backend(Path(model_dir), model, runtime, threads, announce)
+    if missing:
+        info = {**info, "not_installed": missing}
     if backend is None:
         return TorchBackend(model, threads=threads), {**torch_info, **info}
     return backend, info
@@ -316,10 +326,12 @@ def describe_choice(info: dict[str, Any]) -> str:
     """One line for the console, e.g. ``runtime: onnxruntime fp32 (fastest runtime that passed its
     parity check: mask IoU 1.0000 vs PyTorch, 1.9x PyTorch when cached)``."""
     head = f"runtime: {info['runtime']} {info.get('precision', '')}".rstrip()
+    # A runtime --runtime auto could have tried but did not find: say how to get it.
+    hint = f"; {' and '.join(info['not_installed'])} not installed: {INSTALL_HINT}" if info.get("not_installed") else ""
     if "mask_iou" in info:
         speed = f", {info['speedup_vs_torch']:.1f}x PyTorch when cached" if info.get("speedup_vs_torch") else ""
-        return f"{head} ({info['reason']}: mask IoU {info['mask_iou']:.4f} vs PyTorch{speed})"
-    return f"{head} ({info['reason']})"
+        return f"{head} ({info['reason']}: mask IoU {info['mask_iou']:.4f} vs PyTorch{speed}{hint})"
+    return f"{head} ({info['reason']}{hint})"
 
 
 __all__ = ["ENV_RUNTIME", "RUNTIMES", "RUNTIME_HELP", "build_entry", "cache_root", "check_runtime",
