@@ -15,7 +15,7 @@ from rich.table import Table
 from cracksam.cli.bench_config import DEFAULT_BACKENDS  # light: the runtimes load only when it is built
 from cracksam.cli.inputs import output_dir
 from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP, TRUST_HELP, model_path_option
-from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, as_strs, resolve_tree, switch
+from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, as_strs, resolve_tree, set_option, switch
 from cracksam.cli.tree import print_config as show_config
 from cracksam.errors import ConfigError
 
@@ -102,7 +102,7 @@ ALIASES: dict[str, Alias] = {
 PARAMS: dict[str, tuple[Any, Any]] = {
     **alias_params(ALIASES),
     "config": COMMON["config"],
-    "set_items": COMMON["set_items"],
+    "set_items": set_option("iterations=20"),
     "print_config": COMMON["print_config"],
     "help_config": COMMON["help_config"],
 }

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from cracksam.cli.inputs import check_output_dir
 from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP, trust_option
-from cracksam.cli.tree import COMMON, Alias, alias_params, as_strs, comma_list, make_command, resolve_tree
+from cracksam.cli.tree import COMMON, Alias, alias_params, as_strs, comma_list, make_command, resolve_tree, set_option
 from cracksam.cli.tree import print_config as show_config
 from cracksam.errors import ConfigError
 from cracksam.inference_modes import MODE_HELP, SCALE_HELP
@@ -85,7 +85,7 @@ PARAMS: dict[str, tuple[Any, Any]] = {
     "allow_random_base": (bool, typer.Option(False, "--allow-random-base", help=RANDOM_BASE_HELP)),
     "trust": (bool, trust_option()),
     "out": (Path, typer.Option(Path("eval"), "--out", "-o", help="Output folder.")),
-    "set_items": COMMON["set_items"],
+    "set_items": set_option("test_split=all"),
     "print_config": COMMON["print_config"],
     "help_config": COMMON["help_config"],
 }

@@ -13,7 +13,17 @@ from rich.table import Table
 
 from cracksam.cli.inputs import output_dir
 from cracksam.cli.options import RANDOM_BASE_HELP, TRUST_HELP, model_path_option
-from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, as_strs, make_command, resolve_tree, switch
+from cracksam.cli.tree import (
+    COMMON,
+    Alias,
+    alias_params,
+    as_str,
+    as_strs,
+    make_command,
+    resolve_tree,
+    set_option,
+    switch,
+)
 from cracksam.cli.tree import print_config as show_config
 from cracksam.errors import ConfigError
 
@@ -73,7 +83,7 @@ ALIASES: dict[str, Alias] = {
 PARAMS: dict[str, tuple[Any, Any]] = {
     **alias_params(ALIASES),
     "config": COMMON["config"],
-    "set_items": COMMON["set_items"],
+    "set_items": set_option("calib_size=32"),
     "print_config": COMMON["print_config"],
     "help_config": COMMON["help_config"],
 }

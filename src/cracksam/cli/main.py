@@ -22,12 +22,17 @@ if TYPE_CHECKING:
     # Typer builds its commands from its own vendored copy of click, not the installed ``click``.
     from typer._click import Command, Parameter
 
+_ROOT_HELP = ("Crack segmentation of photos: a small bundled U-Net by default, and CrackSAM (fine-tuned Segment "
+              "Anything) models.")
 app = typer.Typer(
     name="cracksam",
-    help="Crack segmentation with the Segment Anything Model (CrackSAM).",
+    help=_ROOT_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Click's plain help: it wraps words within the terminal width, where rich's option tables cut
+    # them ("<stem>_overlay.pn…") and leave a help column of ~20 characters at 80 columns.
+    rich_markup_mode=None,
 )
 
 
@@ -41,7 +46,8 @@ def _version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
 ) -> None:
-    """Crack segmentation with the Segment Anything Model (CrackSAM)."""
+    # No docstring: it would replace the Typer(help=...) text in ``cracksam --help``.
+    return None
 
 
 def _register_all() -> None:
@@ -97,9 +103,28 @@ def _readable_metavars(command: Command) -> Command:
     return command
 
 
+# The command list of ``cracksam --help``: click cuts a longer first sentence with "..." to fit 80 columns.
+SHORT_HELP = {
+    "info": "Parameter counts and input size of a model.",
+    "train": "Fine-tune a model on your photos (CrackSAM or --arch).",
+    "distill": "Train a small student from a --teacher model.",
+    "evaluate": "Score models on test, noisy and unseen sets.",
+    "predict": "Segment cracks in photos (masks, overlays, report).",
+    "export": "Export to ONNX / OpenVINO, checked against PyTorch.",
+    "bench": "Time each runtime and precision against PyTorch.",
+    "measure": "Crack length, width, area of binary masks.",
+    "report": "Crack types, severity and an HTML report of results.",
+    "serve": "Serve segmentation over HTTP, with a web page.",
+    "stream": "Segment a video, stream or camera.",
+}
+
+
 def cli_command() -> Command:
     """The click command behind ``cracksam`` (what :func:`main` runs), with readable metavars."""
-    return _readable_metavars(typer.main.get_command(app))
+    command = _readable_metavars(typer.main.get_command(app))
+    for name, sub in getattr(command, "commands", {}).items():
+        sub.short_help = SHORT_HELP.get(name, sub.short_help)
+    return command
 
 
 @contextmanager

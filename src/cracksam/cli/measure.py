@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from cracksam.cli.inputs import expand_inputs, output_dir, unique_stem
-from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, make_command, resolve_tree, switch
+from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, make_command, resolve_tree, set_option, switch
 from cracksam.cli.tree import print_config as show_config
 from cracksam.errors import ConfigError, CrackSAMError
 
@@ -117,7 +117,7 @@ ALIASES: dict[str, Alias] = {
 PARAMS: dict[str, tuple[Any, Any]] = {
     **alias_params(ALIASES),
     "config": COMMON["config"],
-    "set_items": COMMON["set_items"],
+    "set_items": set_option("min_length=20"),
     "print_config": COMMON["print_config"],
     "help_config": COMMON["help_config"],
 }

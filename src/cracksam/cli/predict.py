@@ -15,7 +15,7 @@ from cracksam import __version__
 from cracksam.cli.inputs import expand_inputs, output_dir, unique_stem
 from cracksam.cli.options import DEFAULT_MODEL_NAME, model_path_option
 from cracksam.cli.predictor_flags import predictor_aliases, runtime_env_alias
-from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, make_command, resolve_tree, switch
+from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, make_command, resolve_tree, set_option, switch
 from cracksam.cli.tree import print_config as show_config
 from cracksam.errors import ConfigError, CrackSAMError
 from cracksam.survey.cli import ENGINE_HELP, survey_command
@@ -62,7 +62,7 @@ ALIASES: dict[str, Alias] = {
 PARAMS: dict[str, tuple[Any, Any]] = {
     **alias_params(ALIASES),
     "config": COMMON["config"],
-    "set_items": COMMON["set_items"],
+    "set_items": set_option("predictor.threshold=0.4"),
     "print_config": COMMON["print_config"],
     "help_config": COMMON["help_config"],
 }

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from cracksam.cli.options import MODEL_HELP, RANDOM_BASE_HELP, RUNTIME_HELP, TRUST_HELP
-from cracksam.cli.tree import COMMON, Alias, alias_params, make_command, resolve_tree
+from cracksam.cli.tree import COMMON, Alias, alias_params, make_command, resolve_tree, set_option
 from cracksam.cli.tree import print_config as show_config
 from cracksam.inference_modes import MODE_HELP, SCALE_HELP
 from cracksam.service.settings import ENV_VARS, ServiceSettings, env_settings
@@ -81,7 +81,7 @@ PARAMS: dict[str, tuple[Any, Any]] = {
     "workers": (int | None, typer.Option(None, "--workers", hidden=True,
                                          help="Deprecated name of --concurrency (in train/evaluate --workers means "
                                          "data-loader processes).")),
-    "set_items": COMMON["set_items"],
+    "set_items": set_option("port=8080"),
     "print_config": COMMON["print_config"],
     "help_config": COMMON["help_config"],
 }

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from cracksam.cli.predictor_flags import predictor_aliases, runtime_env_alias
-from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, make_command, resolve_tree, switch
+from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, make_command, resolve_tree, set_option, switch
 from cracksam.cli.tree import print_config as show_config
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ ALIASES: dict[str, Alias] = {
 PARAMS: dict[str, tuple[Any, Any]] = {
     **alias_params(ALIASES),
     "config": COMMON["config"],
-    "set_items": COMMON["set_items"],
+    "set_items": set_option("stream.every=5"),
     "print_config": COMMON["print_config"],
     "help_config": COMMON["help_config"],
 }

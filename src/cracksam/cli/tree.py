@@ -69,13 +69,18 @@ def as_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def set_option(example: str) -> tuple[Any, Any]:
+    """``--set KEY=VALUE`` whose help shows ``example``, a key of the command's own config."""
+    return (list[str] | None, typer.Option(
+        None, "--set", metavar="KEY=VALUE", help=f"Set any config key by its dotted name, e.g. --set {example} "
+        "(repeatable; values read as YAML; see --help-config)."))
+
+
 COMMON: dict[str, tuple[Any, Any]] = {
     "config": (Path | None, typer.Option(
         None, "--config", "-c", help="YAML config file (see --print-config); flags, --set and CRACKSAM_<COMMAND>__* "
         "variables go on top.")),
-    "set_items": (list[str] | None, typer.Option(
-        None, "--set", metavar="KEY=VALUE", help="Set any config key by its dotted name, e.g. --set optim.lr=1e-4 "
-        "(repeatable; values read as YAML; see --help-config).")),
+    "set_items": set_option("optim.lr=1e-4"),  # train's; the other commands pass their own example
     "print_config": (bool, typer.Option(False, "--print-config", help="Print the resolved config as YAML and exit.")),
     "help_config": (bool, typer.Option(
         False, "--help-config", help="List every config key (dotted) with its type, default and help, and exit.")),
