@@ -173,7 +173,10 @@ def test_an_upload_that_does_not_fit_the_budget_is_refused_before_its_body_is_re
 
 
 def test_abandoned_uploads_hold_the_budget_and_later_ones_get_503_until_they_go():
-    settings = ServiceSettings(max_upload_mb=1.0, max_inflight_upload_mb=1.5, header_timeout_s=30)
+    # All from one address: client_upload_share=1 leaves only the global budget (the per-client share
+    # is tested in tests/test_service_uploads.py).
+    settings = ServiceSettings(max_upload_mb=1.0, max_inflight_upload_mb=1.5, header_timeout_s=30,
+                               client_upload_share=1.0)
     app = create_app(settings, predictor=Predictor(CountingBackend()))
     size = 900 * 1024
     with ThreadedServer(app, settings=settings) as server:

@@ -24,7 +24,8 @@ request is its own forward pass: concurrent requests are not micro-batched (a po
 optimisation; on CPU, parallel single-image calls already keep the cores busy).
 
 Resources stay bounded whatever clients do: uploads are spooled to temporary files under a
-byte budget shared by all requests (:mod:`cracksam.service.uploads`), decoded pixels in flight
+byte budget shared by all requests, of which one client holds only its share and a stalled body is
+cut off after a few idle seconds (:mod:`cracksam.service.uploads`), decoded pixels in flight
 under a pixel budget (503 with ``Retry-After`` past either), and a request whose client has gone
 is skipped before its forward pass, or stopped between tiles (:class:`~cracksam.service.inference.
 CancellableBackend`).  Connection-level limits are in :mod:`cracksam.service.protocol`.
@@ -58,7 +59,7 @@ from cracksam.service.routes import STATIC_DIR, SeverityName, add_routes
 from cracksam.service.segment import warm_measurement
 from cracksam.service.settings import ServiceSettings
 from cracksam.service.state import ServiceState
-from cracksam.service.uploads import Budget
+from cracksam.service.uploads import Budget, ClientBudgets
 
 # Names that lived here before the routes, negotiation and state got modules of their own.
 __all__ = ["IMAGE_FORMATS", "STATIC_DIR", "ServiceState", "SeverityName", "app_from_env", "create_app", "negotiate"]
@@ -121,6 +122,8 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         state.runner = JobRunner(settings.workers, settings.max_pending)
         state.uploads = Budget(settings.inflight_upload_bytes, "bytes")
+        # share 1: no per-client cap (behind a proxy every request has the proxy's address)
+        state.client_uploads = ClientBudgets(settings.client_upload_bytes) if settings.client_upload_share < 1 else None
         state.pixels = Budget(settings.inflight_pixels, "pixels")
         threading.Thread(target=warm_measurement, name="cracksam-warm-measure", daemon=True).start()
         if state.model is not None:

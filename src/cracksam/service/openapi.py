@@ -42,11 +42,11 @@ SEGMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     400: error_doc("Empty body or malformed multipart."),
     406: error_doc("The Accept header allows neither JSON nor PNG."),
-    408: error_doc("The body did not arrive within the timeout."),
+    408: error_doc("The body did not arrive within the timeout, or stalled (no byte for upload_idle_timeout_s)."),
     413: error_doc("Upload over the byte limit, or image over the pixel limit (both quoted)."),
     415: error_doc("Content-Type is not an image, octet-stream or multipart."),
     422: error_doc("Not an image, a corrupt or truncated image, or bad query values."),
     503: error_doc("Model not loaded yet, too many requests waiting, or the upload-byte / decoded-pixel "
-                   "budget in flight is spent (see Retry-After)."),
+                   "budget in flight (or this client's share of the upload bytes) is spent (see Retry-After)."),
     504: error_doc("Processing took longer than the timeout."),
 }

@@ -46,6 +46,8 @@ def _model_card(state: ServiceState, model: LoadedModel) -> dict[str, Any]:
         "cracksam_version": __version__,
         "limits": {"max_upload_bytes": s.max_upload_bytes, "max_pixels": s.max_pixels, "timeout_s": s.timeout_s,
                    "workers": s.workers, "max_inflight_upload_bytes": s.inflight_upload_bytes,
+                   "max_client_inflight_upload_bytes": s.client_upload_bytes,
+                   "upload_idle_timeout_s": s.upload_idle_timeout_s,
                    "max_inflight_pixels": s.inflight_pixels, "max_connections": s.max_connections,
                    "max_connections_per_client": s.max_connections_per_client,
                    "header_timeout_s": s.header_timeout_s},
@@ -109,7 +111,9 @@ def add_routes(app: FastAPI, state: ServiceState) -> None:
             raise ApiError(422, "invalid_query", [{"parameter": "measure", "in": "query",
                                                    "message": "measurements come in JSON; use format=json"}])
         try:
-            upload = await asyncio.wait_for(read_upload(request, state.uploads, log), timeout=settings.timeout_s)
+            upload = await asyncio.wait_for(read_upload(request, state.uploads, log, clients=state.client_uploads,
+                                                        idle_timeout_s=settings.upload_idle_timeout_s),
+                                            timeout=settings.timeout_s)
         except asyncio.TimeoutError:
             raise ApiError(408, "request_timeout", f"the upload did not arrive within {settings.timeout_s:g} s",
                            headers={"Connection": "close"}) from None

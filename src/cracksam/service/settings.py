@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
+from cracksam.config import help_meta
 from cracksam.errors import ConfigError
 from cracksam.inference_modes import check_mode, check_scale
 from cracksam.threads import default_threads, default_workers
@@ -48,6 +49,8 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "trust": ("CRACKSAM_TRUST",),
     "max_inflight_upload_mb": ("CRACKSAM_MAX_INFLIGHT_UPLOAD_MB",),
     "max_inflight_pixels": ("CRACKSAM_MAX_INFLIGHT_PIXELS",),
+    "client_upload_share": ("CRACKSAM_CLIENT_UPLOAD_SHARE",),
+    "upload_idle_timeout_s": ("CRACKSAM_UPLOAD_IDLE_TIMEOUT_S",),
     "max_connections": ("CRACKSAM_MAX_CONNECTIONS",),
     "max_connections_per_client": ("CRACKSAM_MAX_CONNECTIONS_PER_CLIENT",),
     "header_timeout_s": ("CRACKSAM_HEADER_TIMEOUT_S",),
@@ -76,7 +79,9 @@ class ServiceSettings:
     being processed at once (an image's whole-image arrays -- RGB, logits, probabilities, mask --
     cost ~20 bytes per pixel, on top of one forward pass per worker, which is capped at one
     2048x2048 window: :data:`~cracksam.service.inference.PASS_PIXELS`); past either the service
-    answers 503 with ``Retry-After``.  At the
+    answers 503 with ``Retry-After``.  One client address may hold only ``client_upload_share`` of the
+    upload budget, and an upload body that stalls for ``upload_idle_timeout_s`` is answered 408 and
+    its bytes freed, so one client's stalled uploads cannot lock the others out.  At the
     connection level ``max_connections`` (all clients) and ``max_connections_per_client`` (one IP
     address; 0: no per-client cap) bound open sockets, ``header_timeout_s`` closes a connection
     whose request headers have not all arrived in time (slow-header attacks) and ``keep_alive_s``
@@ -107,6 +112,13 @@ class ServiceSettings:
     trust: bool = False  # load checkpoint folders without checksums (--trust)
     max_inflight_upload_mb: float | None = None  # None: 256 MiB, or max_upload_mb when larger
     max_inflight_pixels: int | None = None  # None: DEFAULT_INFLIGHT_PIXELS, or max_pixels when larger
+    client_upload_share: float = field(default=0.25, metadata=help_meta(
+        "Fraction of the in-flight upload budget (max_inflight_upload_mb) one client address may hold at once, "
+        "in (0, 1]; one upload of max_upload_mb always fits; 503 client_upload_budget past it.  Behind a reverse "
+        "proxy every client has the proxy's address: set 1 there (no per-client cap)."))
+    upload_idle_timeout_s: float = field(default=5.0, metadata=help_meta(
+        "Seconds an upload's body may go without a byte arriving before it is answered 408 upload_stalled and "
+        "its share of the upload budget freed."))
     max_connections: int = 256
     max_connections_per_client: int = 32
     header_timeout_s: float = 10.0
@@ -137,6 +149,11 @@ class ServiceSettings:
         """The budget of upload bytes held at once: one upload at the byte limit always fits."""
         mb = self.max_inflight_upload_mb if self.max_inflight_upload_mb is not None else max(256.0, self.max_upload_mb)
         return int(mb * MIB)
+
+    @property
+    def client_upload_bytes(self) -> int:
+        """One client address's share of :attr:`inflight_upload_bytes`; one upload at the byte limit always fits."""
+        return max(int(self.client_upload_share * self.inflight_upload_bytes), self.max_upload_bytes)
 
     @property
     def inflight_pixels(self) -> int:
@@ -180,7 +197,11 @@ class ServiceSettings:
         if self.max_inflight_upload_mb is not None and self.max_inflight_upload_mb < self.max_upload_mb:
             raise ConfigError(f"max inflight upload ({self.max_inflight_upload_mb:g} MiB) must be >= max upload "
                               f"({self.max_upload_mb:g} MiB), or an upload at the limit could never be received")
-        for name in ("max_upload_mb", "timeout_s", "header_timeout_s", "keep_alive_s", "max_inflight_upload_mb"):
+        if not (math.isfinite(self.client_upload_share) and 0.0 < self.client_upload_share <= 1.0):
+            raise ConfigError(f"client upload share must be in (0, 1] (1: no per-client cap), got "
+                              f"{self.client_upload_share}")
+        for name in ("max_upload_mb", "timeout_s", "header_timeout_s", "keep_alive_s", "max_inflight_upload_mb",
+                     "upload_idle_timeout_s"):
             value = getattr(self, name)
             if value is None:
                 continue

@@ -9,7 +9,7 @@ from typing import Literal
 from cracksam.service.inference import JobRunner, LoadedModel
 from cracksam.service.problems import ApiError
 from cracksam.service.settings import ServiceSettings
-from cracksam.service.uploads import Budget
+from cracksam.service.uploads import Budget, ClientBudgets
 
 
 @dataclass
@@ -23,6 +23,7 @@ class ServiceState:
     load_error: str | None = None
     formats: tuple[str, ...] = field(default_factory=tuple)
     uploads: Budget | None = None  # upload bytes in flight, all requests together
+    client_uploads: ClientBudgets | None = None  # upload bytes in flight per client address
     pixels: Budget | None = None  # decoded pixels in flight, all requests together
     skipped_before_start: int = 0  # requests whose client had gone before their job was queued
 

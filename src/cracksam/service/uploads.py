@@ -8,12 +8,19 @@ does not fit is answered 503 with ``Retry-After`` before its body is read, and a
 cut off as soon as it stops fitting.  So twelve clients that each stop one byte short of a 45 MiB
 upload hold neither 540 MB of memory nor more than the budget of disk.
 
+One client must not be able to hold that whole budget (six connections declaring 50 MiB each and
+sending nothing locked every other client out until they timed out): each client address may hold
+only its share (:class:`ClientBudgets`, ``client_upload_share``; over it, 503 ``client_upload_budget``),
+and a body that goes ``upload_idle_timeout_s`` without a byte is answered 408 ``upload_stalled`` and
+its bytes given back, instead of waiting for the whole request's ``timeout_s``.
+
 A multipart body that ends without its closing boundary (a truncated upload) is told apart from
 one that lacks the ``file`` field: Starlette parses both into a form without the file.
 """
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -60,6 +67,35 @@ class Budget:
             self._used = max(0, self._used - amount)
 
 
+class ClientBudgets:
+    """Upload bytes in flight per client address, each capped at ``per_client``; ``take`` never waits.
+    An address is forgotten when it holds nothing, so the table stays as small as the clients uploading."""
+
+    def __init__(self, per_client: int) -> None:
+        self.per_client = per_client
+        self._used: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def used(self, client: str) -> int:
+        return self._used.get(client, 0)
+
+    def take(self, client: str, amount: int) -> bool:
+        with self._lock:
+            used = self._used.get(client, 0)
+            if used + amount > self.per_client:
+                return False
+            self._used[client] = used + amount
+            return True
+
+    def give(self, client: str, amount: int) -> None:
+        with self._lock:
+            left = self._used.get(client, 0) - amount
+            if left > 0:
+                self._used[client] = left
+            else:
+                self._used.pop(client, None)
+
+
 @dataclass
 class Upload:
     """An upload as received: a readable file (positioned at 0), its size and a name for messages."""
@@ -70,12 +106,22 @@ class Upload:
     _budget: Budget | None = None
     _held: int = 0
     _closers: list[Any] = field(default_factory=list)
+    _clients: ClientBudgets | None = None
+    _client: str = "unknown"
 
     def hold(self, amount: int) -> None:
-        """Count ``amount`` more bytes against the shared budget, or answer 503."""
+        """Count ``amount`` more bytes against the client's share and the shared budget, or answer 503."""
         if self._budget is None or amount <= 0:
             return
+        clients = self._clients
+        if clients is not None and not clients.take(self._client, amount):
+            raise ApiError(503, "client_upload_budget",
+                           f"this client ({self._client}) is sending {clients.used(self._client)} bytes of uploads "
+                           f"already (limit {clients.per_client} bytes in flight per client); retry when they are "
+                           "done", headers={"Retry-After": "2"})
         if not self._budget.take(amount):
+            if clients is not None:
+                clients.give(self._client, amount)
             raise ApiError(503, "upload_budget",
                            f"the service is receiving {self._budget.used} bytes of uploads already (limit "
                            f"{self._budget.total} bytes in flight); retry shortly", headers={"Retry-After": "2"})
@@ -91,6 +137,8 @@ class Upload:
         self._closers.clear()
         if self._budget is not None and self._held:
             self._budget.give(self._held)
+            if self._clients is not None:
+                self._clients.give(self._client, self._held)
             self._held = 0
 
 
@@ -111,8 +159,17 @@ def _declared_length(request: Request) -> int | None:
         return None
 
 
-async def read_upload(request: Request, budget: Budget | None, log: Any) -> Upload:
-    """The image of a request, spooled; the caller must :meth:`Upload.close` it (also on errors)."""
+def stalled(idle_timeout_s: float) -> ApiError:
+    return ApiError(408, "upload_stalled", f"no byte of the upload arrived for {idle_timeout_s:g} s; send it again",
+                    headers={"Connection": "close"})
+
+
+async def read_upload(request: Request, budget: Budget | None, log: Any, *, clients: ClientBudgets | None = None,
+                      idle_timeout_s: float | None = None) -> Upload:
+    """The image of a request, spooled; the caller must :meth:`Upload.close` it (also on errors).
+
+    ``clients``: the per-address shares (the address is the peer's, ``request.client``);
+    ``idle_timeout_s``: the longest wait for the next piece of the body (None: no limit)."""
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";")[0].strip().lower()
     multipart = media == "multipart/form-data"
@@ -122,7 +179,8 @@ async def read_upload(request: Request, budget: Budget | None, log: Any) -> Uplo
                        f"Content-Type {media!r} is not accepted; send an image as multipart/form-data (field "
                        "'file') or as the raw body with an image/* or application/octet-stream Content-Type")
     spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - closed by Upload
-    upload = Upload(spool, 0, "upload", budget)
+    upload = Upload(spool, 0, "upload", budget, _clients=clients,
+                    _client=request.client.host if request.client else "unknown")
     upload._closers.append(spool.close)
     try:
         declared = _declared_length(request)
@@ -133,7 +191,10 @@ async def read_upload(request: Request, budget: Budget | None, log: Any) -> Uplo
 
         async def counted_receive() -> Any:
             nonlocal received
-            message = await request.receive()
+            try:
+                message = await asyncio.wait_for(request.receive(), idle_timeout_s)
+            except asyncio.TimeoutError:
+                raise stalled(idle_timeout_s or 0) from None
             if message["type"] == "http.request":
                 chunk = message.get("body", b"")
                 received += len(chunk)
