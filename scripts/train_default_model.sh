@@ -2,8 +2,8 @@
 # Train and evaluate the default model (see MODEL_CARD.md).  Needs ../shared/datasets.
 # Two stages (MODEL_CARD.md): configs/default_model.yaml from ImageNet weights, then
 # configs/default_model_stage2.yaml from stage 1's best with the degradation augmentation.
-# On 2 idle CPU cores about 1.6 s per step of 8 crops (256 px): each stage's 2,000 steps take about
-# 60 minutes (validation every 500 steps included).  Resumable: run it again after a crash or Ctrl-C
+# On 2 idle CPU cores about 1.6 s per step of 8 crops (256 px): stage 1's 2,000 steps take about
+# 60 minutes (validation every 500 steps included), stage 2's 1,200 about 35.  Resumable: run it again after a crash or Ctrl-C
 # and each stage continues from its checkpoints/last.ckpt (a finished stage is skipped).
 # Ship the result with:  cp runs/default-model-s2/best/{config.json,weights.safetensors} src/cracksam/weights/default/
 set -euo pipefail
