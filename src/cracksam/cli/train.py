@@ -87,9 +87,11 @@ ALIASES: dict[str, Alias] = {
         None, "--max-iters", help="Optimiser steps (overrides --epochs).")),
     "batch_size": Alias("batch_size", int | None, typer.Option(
         None, "--batch-size", help="Samples per step (default 8).")),
-    "lr": Alias("optim.lr", float | None, typer.Option(None, "--lr", help="AdamW learning rate (default 4e-4).")),
+    # The --init-from defaults are FINETUNE_DEFAULTS (training.init_from, not imported here: heavy).
+    "lr": Alias("optim.lr", float | None, typer.Option(
+        None, "--lr", help="AdamW learning rate (default 4e-4; 1e-4 with --init-from).")),
     "warmup": Alias("optim.warmup_iters", int | None, typer.Option(
-        None, "--warmup", help="Warm-up iterations (default 300).")),
+        None, "--warmup", help="Warm-up iterations (default 300; 10 with --init-from).")),
     "poly_power": Alias("optim.poly_power", float | None, typer.Option(
         None, "--poly-power", help="Power of the poly decay (default 6).")),
     "out": Alias("out_dir", Path | None, typer.Option(
@@ -149,20 +151,25 @@ def _run(command: str, resume: bool, print_config_only: bool, **values: Any) -> 
     if command == "distill" and cfg.distill is None:
         raise ConfigError("distill needs a teacher: --teacher MODEL (or distill.teacher in --config, --set or "
                           "CRACKSAM_DISTILL__DISTILL__TEACHER)")
+    finetune_defaults: list[str] = []
     if cfg.init_from:
         shaped = sorted({a.source for a in from_cli if a.key.startswith(SHAPE_KEYS)})
         if shaped:
             raise ConfigError(f"{', '.join(shaped)} cannot be combined with --init-from: the architecture comes "
                               "from the model fine-tuned")
-        from cracksam.training.init_from import apply_init_from
+        from cracksam.training.init_from import apply_finetune_defaults, apply_init_from
 
         apply_init_from(cfg)
+        finetune_defaults = apply_finetune_defaults(cfg, [a.key.replace("?", "") for a in given])
         cfg = build(TrainConfig, to_dict(cfg))  # the new architecture's checks and defaults (crop)
     if resume:
         _check_resume(cfg, given)
     if print_config_only:
         print_config(cfg)
         return
+    if cfg.init_from and finetune_defaults and not resume:
+        typer.echo(f"fine-tuning defaults: {', '.join(finetune_defaults)} (set --lr / --warmup to change them)",
+                   err=True)
 
     from cracksam.cli.inputs import output_dir
     from cracksam.training.trainer import check_random_base, fit  # heavy import (lightning) only when training
@@ -185,6 +192,7 @@ def _run(command: str, resume: bool, print_config_only: bool, **values: Any) -> 
         "run": str(result.out_dir),
         "best": str(result.best_dir) if result.best_dir else None,
         "best_val_iou": result.best_iou,
+        "start_val_iou": result.start_iou,  # fine-tuning: the start model's score (step 0)
         "steps": result.global_step,
         "max_iters": result.max_iters,
     }))
@@ -220,14 +228,16 @@ def _check_resume(cfg: Any, given: list[Any]) -> None:
     """A resumed run continues with the config it was started with (its optimiser state fits no
     other): options that would change it are refused, naming them; repeating the original command
     line with --resume is fine, as are --out and --progress."""
-    from cracksam.config import load_yaml, to_dict
+    from cracksam.config import load_yaml
     from cracksam.overrides import lookup
     from cracksam.training.config import TrainConfig
+    from cracksam.training.run_config import used_sections
 
     saved_path = Path(cfg.out_dir) / "config.yaml"
     if not saved_path.is_file():
         return  # fit() says there is nothing to resume
-    saved, mine = to_dict(load_yaml(TrainConfig, saved_path)), to_dict(cfg)
+    # Both as written to config.yaml: a section the run does not use is in neither.
+    saved, mine = used_sections(load_yaml(TrainConfig, saved_path)), used_sections(cfg)
     changed = []
     for a in given:
         key = a.key.replace("?", "")

@@ -7,6 +7,7 @@ a conventional network (whole), optionally distilled from a teacher's cached log
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import Any, cast
 
@@ -174,9 +175,15 @@ class BestDeltaCheckpoint(L.Callback):
     """Keeps the best model by validation IoU (``<run>/best``): CrackSAM's delta, or a whole
     student/baseline, in our checkpoint format."""
 
-    def __init__(self, directory: Path, base: str | None, monitor: str = "val/iou") -> None:
+    def __init__(self, directory: Path, base: str | None, monitor: str = "val/iou",
+                 score_start: bool = False) -> None:
         # "val/iou" (pooled) or "val/iou_mean_sets" (see TrainConfig.monitor).
         self.directory, self.base, self.monitor = Path(directory), base, monitor
+        # Fine-tuning: the validation Lightning runs before the first step (its sanity check, made
+        # to cover the whole validation set by fit) scores the start model, which then is best/
+        # until a trained one beats it; a run whose steps only hurt ends with the model it began from.
+        self.score_start = score_start
+        self.start_score: float | None = None
         self.best: float = -math.inf
         self.best_step: int = -1
         # Step of the last validation seen (this process): fit() validates once more at the end
@@ -184,13 +191,17 @@ class BestDeltaCheckpoint(L.Callback):
         self.validated_step: int = -1
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking:
+        start = trainer.sanity_checking
+        if start and not (self.score_start and trainer.global_step == 0):
             return
         metric = trainer.callback_metrics.get(self.monitor)
         if metric is None:
             return
         value = float(metric)
-        self.validated_step = trainer.global_step
+        if start:
+            self._record_start(trainer, value)
+        else:
+            self.validated_step = trainer.global_step
         if value > self.best:
             self.best, self.best_step = value, trainer.global_step
             if trainer.is_global_zero:
@@ -198,15 +209,33 @@ class BestDeltaCheckpoint(L.Callback):
                     cast(SegmentationModule, pl_module).model,  # the only module this callback is given
                     self.directory,
                     base=self.base,
-                    extra={"val_iou": value, "step": trainer.global_step, "epoch": trainer.current_epoch},
+                    # start_model: best/ is still the model the run was started from.
+                    extra={"val_iou": value, "step": trainer.global_step, "epoch": trainer.current_epoch,
+                           **({"start_model": True} if start else {})},
                 )
 
+    def _record_start(self, trainer: L.Trainer, value: float) -> None:
+        """The start model's score: kept, printed, and logged at step 0 as ``val/start_*`` (Lightning
+        sends nothing of its sanity check to the loggers, and writes the first real validation at
+        step 0 too, so the names must differ)."""
+        self.start_score = value
+        if not trainer.is_global_zero:
+            return
+        scores = {f"val/start_{k[4:]}": float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        for logger in trainer.loggers:
+            logger.log_metrics(scores, step=0)
+        name = self.monitor.removeprefix("val/")
+        print(f"start model (step 0, before any training step): validation {name} {value:.4f}; it stays best/ "
+              "until a validation beats it", file=sys.stderr, flush=True)
+
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "best_step": self.best_step}
+        return {"best": self.best, "best_step": self.best_step, "start_score": self.start_score}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best = float(state_dict.get("best", -math.inf))
         self.best_step = int(state_dict.get("best_step", -1))
+        start = state_dict.get("start_score")
+        self.start_score = None if start is None else float(start)
         self._reconcile()
 
     def _reconcile(self) -> None:

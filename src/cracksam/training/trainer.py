@@ -2,8 +2,9 @@
 
 Run folder layout::
 
-    <out_dir>/config.yaml             resolved config of the run
-    <out_dir>/best/                   best model by validation IoU (CrackSAM delta, or a whole student)
+    <out_dir>/config.yaml             resolved config of the run (the sections it uses)
+    <out_dir>/best/                   best model by validation IoU (CrackSAM delta, or a whole student;
+                                      when fine-tuning, the start model until one beats it)
     <out_dir>/teacher_cache/          cached teacher logits when distilling (float16 .npy)
     <out_dir>/checkpoints/last.ckpt   resumable Lightning checkpoint (trainable weights, optimiser,
                                       scheduler, loop and data state, best-model record), written
@@ -30,7 +31,7 @@ import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from cracksam.config import load_yaml, save_yaml
+from cracksam.config import load_yaml
 from cracksam.data import load_split
 from cracksam.errors import ConfigError, CrackSAMWarning
 from cracksam.models.cracksam import build_cracksam
@@ -54,6 +55,7 @@ from cracksam.training.init_from import apply_init_from, load_init_model
 from cracksam.training.module import BestDeltaCheckpoint, SegmentationModule, steps_per_epoch
 from cracksam.training.progress import progress_callback, quiet_lightning
 from cracksam.training.qat import calibration_batches, insert_quantizers, keep_float
+from cracksam.training.run_config import save_run_config
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ class FitResult:
     max_iters: int
     interrupted: bool = False  # stopped by Ctrl-C (at a step boundary, checkpoint written)
     checkpoint: Path | None = None  # the resumable checkpoint
+    start_iou: float | None = None  # fine-tuning: the start model's validation score (step 0)
 
 
 def _load_samples(config: TrainConfig):
@@ -224,8 +227,11 @@ def _fit(config: TrainConfig, resume: bool, extra_callbacks: list[L.Callback] | 
     teacher = _teacher_cache(config, train, out) if config.distill is not None else None
     out.mkdir(parents=True, exist_ok=True)
     if not resume:
-        save_yaml(config, out / "config.yaml")
-    best = BestDeltaCheckpoint(out / "best", config.base_checkpoint, monitor=f"val/{config.monitor}")
+        save_run_config(config, out / "config.yaml")
+    # Fine-tuning scores its start model before the first step (a resumed run did so already).
+    score_start = bool(config.init_from) and not resume
+    best = BestDeltaCheckpoint(out / "best", config.base_checkpoint, monitor=f"val/{config.monitor}",
+                               score_start=score_start)
     interrupt = InterruptFlag()
     steps = StepCheckpoint(last, config.checkpoint_every, interrupt, max_steps=max_iters)
     # steps after best: a checkpoint written at a validation step holds the updated best record.
@@ -245,7 +251,7 @@ def _fit(config: TrainConfig, resume: bool, extra_callbacks: list[L.Callback] | 
         max_epochs=epochs,
         check_val_every_n_epoch=None,
         val_check_interval=val_interval,
-        num_sanity_val_steps=0,
+        num_sanity_val_steps=-1 if score_start else 0,  # -1: the whole validation set
         callbacks=callbacks,
         logger=[CSVLogger(out, name="logs", version=part), TensorBoardLogger(out, name="tb", version=part)],
         log_every_n_steps=max(1, min(50, per_epoch)),
@@ -274,4 +280,5 @@ def _fit(config: TrainConfig, resume: bool, extra_callbacks: list[L.Callback] | 
         raise
     best_dir = out / "best" if (out / "best" / "config.json").exists() else None
     return FitResult(out, best_dir, None if best.best == -math.inf else best.best, trainer.global_step, max_iters,
-                     interrupted=interrupted is not None, checkpoint=last if last.exists() else None)
+                     interrupted=interrupted is not None, checkpoint=last if last.exists() else None,
+                     start_iou=best.start_score)
