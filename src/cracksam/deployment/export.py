@@ -10,6 +10,7 @@ metadata (version, model config JSON, image size, precision) that the backends o
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -29,6 +30,40 @@ from cracksam.inference.backends import (
 
 # Mask IoU an exported model must reach against PyTorch, by precision.
 MIN_IOU: dict[str, float] = {"fp32": 0.99, "fp16": 0.99, "int8": 0.97}
+
+#: errno of a full disk: no space left, or the user's quota spent.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+#: Free bytes under which a writer library's own error is taken for a full disk: OpenVINO's C++
+#: streams report one as ``RuntimeError: ... basic_ios::clear``, without an errno.
+LOW_SPACE_BYTES = 1 << 20
+
+
+# -- a full disk -----------------------------------------------------------------------------------
+
+
+def disk_full(exc: BaseException, folder: str | os.PathLike[str]) -> bool:
+    """Whether ``exc`` (or an error it was raised from) is a full disk or quota, or a library's
+    errno-less error raised while ``folder``'s file system has (almost) no space left."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in DISK_FULL_ERRNOS:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(exc, (CrackSAMError, OSError)):  # ours say what went wrong; an OSError carries its errno
+        return False
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:  # the folder may not have been made yet
+        probe = probe.parent
+    try:
+        return shutil.disk_usage(probe).free < LOW_SPACE_BYTES
+    except OSError:
+        return False
+
+
+def no_space(folder: str | os.PathLike[str], what: str) -> CrackSAMError:
+    """The one-line error of a full disk while writing ``what`` into ``folder``."""
+    return CrackSAMError(f"{folder}: no space left on the device (or quota exceeded) while writing {what}; free some "
+                         "space and run it again")
 
 
 # -- OpenVINO --------------------------------------------------------------------------------------
@@ -185,6 +220,8 @@ __all__ = [
     "check_parity",
     "export_onnx",
     "export_openvino",
+    "disk_full",
+    "no_space",
     "fuse_onnx",
     "parity_report",
     "quantize_int8",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import io
 import json
 import os
@@ -242,6 +243,8 @@ def export_onnx(
             if verify:
                 _verify(data, net, dynamic_batch, multiple if dyn else None)
         except Exception as exc:  # try the next exporter, report all if none works
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise  # a full disk: the next exporter would not fare better, and the caller names it
             shape = "dynamic H, W" if dyn else "fixed S×S"
             errors.append(f"{name} ({shape}): {type(exc).__name__}: {str(exc).strip()[:500]}")
             continue

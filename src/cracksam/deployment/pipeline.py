@@ -21,7 +21,7 @@ from cracksam.config import atomic_write_text
 from cracksam.data.io import read_image
 from cracksam.data.synthetic import synthetic_pair
 from cracksam.data.transforms import build_transform
-from cracksam.deployment.export import MIN_IOU, export_onnx, export_openvino, parity_report
+from cracksam.deployment.export import MIN_IOU, disk_full, export_onnx, export_openvino, no_space, parity_report
 from cracksam.deployment.export_qat import export_openvino_qat
 from cracksam.deployment.quantize import fuse_onnx, quantize_int8, quantize_onnx_dynamic, quantize_onnx_static
 from cracksam.errors import ConfigError, CrackSAMError
@@ -175,28 +175,57 @@ def export_all(
     disagree beyond its tolerance is deleted (never left to be deployed) and reported failed.
     ``dynamic_shape``: ONNX graphs with dynamic height and width for fully convolutional models
     (native-resolution prediction in ONNX Runtime / OpenVINO).  ``model_dir``: the folder ``model``
-    was loaded from, for ``openvino-int8-qat`` (its trained quantisers, see ``train --qat``)."""
+    was loaded from, for ``openvino-int8-qat`` (its trained quantisers, see ``train --qat``).
+
+    An export that fails part way (a full disk, an exporter's error) leaves none of its files: each
+    file is written atomically, and those already written are deleted, as they were never checked.
+    A full disk (or quota) is a :class:`CrackSAMError` of one line naming ``out``."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if disk_full(exc, out):
+            raise no_space(out, "the export") from None
+        raise
     tolerance = {**MIN_IOU, **(min_iou or {})}
     reference = TorchBackend(model, threads=threads)
-    # Without the onnx target the ONNX file is only a step towards the others: it goes to a scratch
-    # folder, so a model.onnx already in --out (an earlier export of the user's) is never replaced or deleted.
-    scratch = None if "onnx" in targets else Path(tempfile.mkdtemp(prefix=".onnx-", dir=out))
+    written: list[Path] = []  # files of this run in out, removed if it does not finish
+    scratch: Path | None = None
     try:
+        # Without the onnx target the ONNX file is only a step towards the others: it goes to a scratch
+        # folder, so a model.onnx already in --out (an earlier export of the user's) is never replaced or deleted.
+        scratch = None if "onnx" in targets else Path(tempfile.mkdtemp(prefix=".onnx-", dir=out))
         return _export_targets(model, out, scratch or out, targets, samples, calibration, tolerance, reference,
-                               opset, threads, dynamic_shape, model_dir)
+                               opset, threads, dynamic_shape, model_dir, written)
+    except BaseException as exc:  # Ctrl-C too: files never checked against PyTorch are not left to be deployed
+        _remove(written)
+        if isinstance(exc, Exception) and disk_full(exc, out):
+            raise no_space(out, f"the {', '.join(targets)} export") from None
+        raise
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _remove(paths: Sequence[Path]) -> None:
+    """Delete export files (an IR's .bin with its .xml); what cannot be deleted is left, not raised."""
+    for path in paths:
+        for file in (path, path.with_suffix(".bin")) if path.suffix == ".xml" else (path,):
+            try:
+                file.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+
 def _export_targets(model: Any, out: Path, onnx_dir: Path, targets: Sequence[str], samples: np.ndarray,
                     calibration: np.ndarray | None, tolerance: dict[str, float], reference: Any, opset: int,
-                    threads: int | None, dynamic_shape: bool, model_dir: str | Path | None) -> ExportRun:
+                    threads: int | None, dynamic_shape: bool, model_dir: str | Path | None,
+                    written: list[Path]) -> ExportRun:
     onnx_path = onnx_dir / TARGET_FILES["onnx"]
     t0 = time.perf_counter()
     export_onnx(model, onnx_path, opset=opset, dynamic_shape=dynamic_shape)  # every target starts from it
+    if onnx_dir == out:
+        written.append(onnx_path)
     made: list[tuple[str, Path, float]] = []
     for target in targets:
         t1 = time.perf_counter()
@@ -222,6 +251,7 @@ def _export_targets(model: Any, out: Path, onnx_dir: Path, targets: Sequence[str
             quantize_int8(onnx_path, path, calibration, model_type=kind)  # type: ignore[arg-type]
         else:
             export_openvino(onnx_path, path, fp16=TARGETS[target][1] == "fp16")
+        written.append(path)
         made.append((target, path, time.perf_counter() - t1))
     run = ExportRun()
     for target, path, seconds in made:
@@ -243,7 +273,13 @@ def _export_targets(model: Any, out: Path, onnx_dir: Path, targets: Sequence[str
 
 
 def write_report(run: ExportRun, path: Path) -> None:
-    atomic_write_text(path, json.dumps(run.to_dict(), indent=2) + "\n")
+    """``parity.json`` (atomic: a full disk leaves the previous one, and says so in one line)."""
+    try:
+        atomic_write_text(path, json.dumps(run.to_dict(), indent=2) + "\n")
+    except OSError as exc:
+        if disk_full(exc, path.parent):
+            raise no_space(path.parent, path.name) from None
+        raise
 
 
 # -- timing ---------------------------------------------------------------------------------------

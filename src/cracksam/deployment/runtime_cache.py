@@ -233,8 +233,13 @@ def _cached_backend(model_dir: Path, model: Any, runtime: str, threads: int | No
                 build_in_place(folder, lambda tmp: build_entry(model, tmp, threads, model_dir=model_dir),
                                replace=damage is not None)
             except Exception as exc:  # read-only, full disk, an exporter's error: PyTorch still runs
-                return _pytorch(folder, f"{damage}; cannot re-export ({one_line(exc)})" if damage
-                                else f"cannot export ({one_line(exc)})")
+                from cracksam.deployment.export import disk_full
+
+                cause = one_line(exc, 160)
+                if disk_full(exc, folder.parent):  # OpenVINO says only "basic_ios::clear"
+                    cause = f"no space left on the device: {cause}"
+                return _pytorch(folder, f"{damage}; cannot re-export ({cause})" if damage
+                                else f"cannot export ({cause})")
             rebuilt, why = True, damage
             manifest, damage = read_manifest(folder)
             continue
