@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cracksam.cli.options import DEFAULT_MODEL_NAME, trust_option
+from cracksam.cli.options import DEFAULT_MODEL_NAME, how_it_runs, trust_option
 
 # The CrackSAM options default to None so that `info` with none of them describes the bundled
 # model; their usual values are filled in when one is given.
@@ -78,7 +78,10 @@ def _segmodel_info(config: Any, as_json: bool) -> None:
         }
         typer.echo(json.dumps(payload, indent=2))
         return
-    table = Table(title=f"{config.arch} @ {config.image_size} ({spec.role})", caption=spec.description)
+    console = Console()
+    console.print(f"{config.arch} ({spec.role}) {how_it_runs(config.inference_mode, config.image_size)}",
+                  highlight=False)
+    table = Table()
     table.add_column("parameters")
     table.add_column("count (M)", justify="right")
     table.add_column("exact", justify="right")
@@ -86,7 +89,29 @@ def _segmodel_info(config: Any, as_json: bool) -> None:
     table.add_row("trainable", _millions(trainable), f"{trainable:,}")
     if spec.paper_params_m is not None:
         table.add_row("reported in the paper", f"{spec.paper_params_m:.1f}", "")
-    Console().print(table)
+    console.print(table)
+    console.print(spec.description, style="dim", highlight=False)
+
+
+def _recorded_info(meta: dict[str, Any], as_json: bool) -> None:
+    """A full SegModel checkpoint from its config.json (every parameter of a SegModel is trainable)."""
+    config, total = meta["model"], int(meta["num_parameters"])
+    if as_json:
+        payload = {"model": config, "total_parameters": total, "trainable_parameters": total,
+                   "buffer_values": meta.get("num_buffer_values")}
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    console = Console()
+    console.print(f"{config['arch']} {how_it_runs(config.get('inference_mode', 'native'), config['image_size'])}",
+                  highlight=False)
+    table = Table()
+    table.add_column("parameters")
+    table.add_column("count (M)", justify="right")
+    table.add_column("exact", justify="right")
+    table.add_row("total", _millions(total), f"{total:,}")
+    table.add_row("trainable", _millions(total), f"{total:,}")
+    console.print(table)
+    console.print(f"cracksam info --model {config['arch']} describes the architecture.", style="dim", highlight=False)
 
 
 def info(
@@ -109,12 +134,6 @@ def info(
 ) -> None:
     """Print total and trainable parameters of the bundled model, a checkpoint, a registered model or a
     CrackSAM configuration."""
-    from cracksam.cli.options import model_config_from_options, model_path_option
-    from cracksam.models.cracksam import CrackSAMConfig
-    from cracksam.models.io import read_checkpoint_config
-    from cracksam.models.registry import create
-    from cracksam.models.segmodels import SegModelConfig, list_architectures
-
     if list_names:
         _print_model_list(as_json)
         return
@@ -122,6 +141,19 @@ def info(
              "scale": scale, "image_size": image_size}
     if model is None and all(v is None for v in given.values()):
         model = DEFAULT_MODEL_NAME
+    if model is not None and (Path(model).exists() or model == DEFAULT_MODEL_NAME):
+        from cracksam.cli.light_models import light_segmodel_meta
+
+        meta = light_segmodel_meta(model, trust)  # the counts config.json records: no torch needed
+        if meta is not None:
+            _recorded_info(meta, as_json)
+            return
+    from cracksam.cli.options import model_config_from_options, model_path_option
+    from cracksam.models.cracksam import CrackSAMConfig
+    from cracksam.models.io import read_checkpoint_config
+    from cracksam.models.registry import create
+    from cracksam.models.segmodels import SegModelConfig, list_architectures
+
     options: dict[str, Any] = {k: _CRACKSAM_DEFAULTS[k] if v is None else v for k, v in given.items()}
     config: Any
     if model is not None and (Path(model).exists() or model == DEFAULT_MODEL_NAME):

@@ -1,14 +1,15 @@
-"""Output folders of the commands; input expansion lives in :mod:`cracksam.data.inputs` (re-exported)."""
+"""Output folders of the commands; input expansion lives in :mod:`cracksam.data.inputs`."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from cracksam.data.inputs import IMAGE_SUFFIXES, expand_inputs, unique_stem
 from cracksam.errors import ConfigError
 
-__all__ = ["IMAGE_SUFFIXES", "check_output_dir", "expand_inputs", "output_dir", "unique_stem"]
+# Input expansion is cracksam.data.inputs' (it imports OpenCV and numpy): importing it here would
+# make registering the commands, which all import this module, pay for them.
+__all__ = ["check_output_dir", "output_dir"]
 
 
 def output_dir(path: Path, option: str = "--out") -> Path:

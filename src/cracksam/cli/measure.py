@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from cracksam.cli.inputs import expand_inputs, output_dir, unique_stem
+from cracksam.cli.inputs import output_dir
 from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, make_command, resolve_tree, set_option, switch
 from cracksam.cli.tree import print_config as show_config
 from cracksam.errors import ConfigError, CrackSAMError
@@ -40,6 +40,8 @@ def _collect_masks(patterns: list[str]) -> tuple[list[Path], list[tuple[str, str
     """The mask files named by ``patterns``, problems, and (folder, skipped) for folders holding
     ``predict`` output: there only ``*_mask.png`` are masks, the overlays and probability maps next
     to them are not (measured, an overlay is one crack as wide as the photo)."""
+    from cracksam.data.inputs import expand_inputs
+
     files: list[Path] = []
     problems: list[tuple[str, str]] = []
     skipped: list[tuple[str, int]] = []
@@ -144,6 +146,7 @@ def measure(print_config: bool, **values: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from cracksam.data.inputs import unique_stem
     from cracksam.measurement import (
         measure_mask,
         read_image,

@@ -32,6 +32,17 @@ MODEL_HELP = ("Checkpoint folder, training run folder (its best/), .onnx file or
               "'default' (the default) is the bundled model.")
 
 
+def how_it_runs(mode: str, size: int) -> str:
+    """How a model sees a photo, for ``info`` and ``export``: ``@ 448`` only where the photo is
+    resized to S×S (CrackSAM, resize-mode networks); a native-mode network runs the photo at its
+    own size, S being only the size of its training crops."""
+    if mode == "native":
+        return f"runs at the photo's own size (native; trained on {size}×{size} crops)"
+    if mode == "tile":
+        return f"runs {size}×{size} windows at the photo's own resolution (tile)"
+    return f"@ {size}"
+
+
 RANDOM_BASE_HELP = "Keep random SAM base weights of a delta checkpoint without its base (tiny models, tests)."
 TRUST_HELP = ("Load checkpoint folders that carry no checksums (written by cracksam before format 2) "
               "without verifying them.  A checksum that is present must still match.")

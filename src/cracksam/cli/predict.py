@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from cracksam import __version__
-from cracksam.cli.inputs import expand_inputs, output_dir, unique_stem
+from cracksam.cli.inputs import output_dir
 from cracksam.cli.options import DEFAULT_MODEL_NAME, model_path_option
 from cracksam.cli.predictor_flags import predictor_aliases, runtime_env_alias
 from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, make_command, resolve_tree, set_option, switch
@@ -104,6 +104,8 @@ def predict(print_config: bool, **values: Any) -> None:
         # The same options as the plain predict: --runtime auto builds the runtime cache once in
         # the driver (survey_command opens the model there first), so local Ray workers find it built.
         return survey_command(cfg, model=model, model_path=model_path)  # the results table (cracksam.survey)
+    from cracksam.data.inputs import expand_inputs
+
     files, problems = expand_inputs(cfg.inputs)
     if not files:  # nothing to segment: one line, before the model loads or --out is made
         raise ConfigError("; ".join(f"{name}: {problem}" for name, problem in problems) or "no input images")
@@ -206,6 +208,7 @@ def _segment_all(files: list[Path], rows: list[dict[str, Any]], used: set[str], 
     import numpy as np
 
     from cracksam._files import atomic_write_bytes, encode_mask_png, encode_png
+    from cracksam.data.inputs import unique_stem
     from cracksam.data.io import read_image
     from cracksam.evaluation.visualize import overlay as blend
     from cracksam.measurement.files import write_measurement as _measure

@@ -73,12 +73,12 @@ def crack_polylines(labels: np.ndarray, crack_id: int, bbox: tuple[int, int, int
     if len(pts) == 1:  # a dot: a zero-length line would be invalid, give it one pixel
         r, c = pts[0]
         return [[[float(x0 + c), float(y0 + r) + 0.5], [float(x0 + c) + 1.0, float(y0 + r) + 0.5]]]
-    from skan import Skeleton
+    from cracksam.measurement.skeleton_graph import skeleton_paths
 
-    sk = Skeleton(skel)
+    sk = skeleton_paths(skel)
     lines = []
     for i in range(sk.n_paths):
-        coords = sk.path_coordinates(i)  # (row, col)
+        coords = sk.coordinates[sk.indices[sk.indptr[i]:sk.indptr[i + 1]]]  # (row, col)
         xy: np.ndarray = np.stack([coords[:, 1] + x0 + 0.5, coords[:, 0] + y0 + 0.5], axis=1).astype(np.float32)
         if len(xy) > 2:
             xy = cv2.approxPolyDP(xy.reshape(-1, 1, 2), tolerance_px, False).reshape(-1, 2)

@@ -79,7 +79,8 @@ def crack_skeleton(binary: np.ndarray, labels: np.ndarray, n_labels: int, dist: 
 
 @dataclass(frozen=True)
 class BranchGraph:
-    """The skeleton as branches between nodes (skan's ``Skeleton``): path ``i`` runs through the
+    """The skeleton as branches between nodes (skan's ``Skeleton``, built by
+    :mod:`~cracksam.measurement.skeleton_graph`): path ``i`` runs through the
     nodes ``indices[indptr[i]:indptr[i + 1]]``, from ``src[i]`` to ``dst[i]``."""
 
     nodes: np.ndarray  # (N, 2) row, column of each skeleton pixel
@@ -101,14 +102,14 @@ def branch_graph(skel: np.ndarray) -> BranchGraph:
     kernel = np.ones((3, 3), np.float32)
     neighbours = cv2.filter2D(skel.astype(np.uint8), -1, kernel, borderType=cv2.BORDER_CONSTANT) - skel
     if np.any(neighbours[skel] > 0):
-        from skan import Skeleton  # measure_mask checked that it is installed
+        from cracksam.measurement.skeleton_graph import skeleton_paths
 
-        sk = Skeleton(skel)
+        sk = skeleton_paths(skel)
         nodes = sk.coordinates.astype(np.intp)
         degree = np.asarray(sk.degrees)
-        indptr, indices = sk.paths.indptr, sk.paths.indices
+        indptr, indices = sk.indptr, sk.indices
         n_paths = sk.n_paths
-    else:  # only isolated pixels: skan builds no graph
+    else:  # only isolated pixels: no graph (as skan, whose graph this is)
         nodes = np.argwhere(skel).astype(np.intp)
         degree = np.zeros(len(nodes), dtype=np.int64)
         indptr, indices = np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)

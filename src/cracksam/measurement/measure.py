@@ -4,7 +4,8 @@ Method (all in pixels, converted to millimetres when a scale is known):
 
 * **Cracks** are the 8-connected components of the mask (``cv2.connectedComponentsWithStats``).
 * **Skeleton**: ``skimage.morphology.skeletonize(method="lee")`` (Zhang's method, the default,
-  erases half of some 45-degree strokes), turned into a graph of branches by ``skan.Skeleton``.
+  erases half of some 45-degree strokes), turned into a graph of branches as ``skan.Skeleton`` does
+  (:mod:`~cracksam.measurement.skeleton_graph`: the same graph, without skan's per-start compilation).
   Short terminal branches (*spurs*: from a junction to a free end, shorter than the crack width
   at the junction) are boundary noise of the skeletonisation, not crack branches; they are
   dropped from the length and width statistics.
@@ -152,11 +153,6 @@ def measure_mask(mask: np.ndarray, mm_per_px: float | None = None, min_length_px
     counted in ``totals.n_discarded``).  An empty mask gives zero cracks.  See the module
     docstring for the length, width and orientation conventions.
     """
-    try:
-        import skan  # noqa: F401 - checked first, so a missing package is said whatever the mask
-    except ImportError:  # pragma: no cover - dependency missing
-        raise MeasurementError("crack measurement needs the 'skan' package: pip install skan") from None
-
     scale = _check_scale(mm_per_px)
     min_length_px = _check_min_length(min_length_px)
     binary = as_binary(mask)
