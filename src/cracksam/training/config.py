@@ -40,7 +40,8 @@ class DataConfig:
     crack_centred: float = field(default=0.5, metadata={"help": "native: share of crops centred on a crack pixel"})
     photometric: float = field(default=1.0, metadata={"help": "native: strength of the photometric jitter (0 = off)"})
     degrade: float = field(default=0.0, metadata={
-        "help": "native: probability of a strong blur, resolution loss or darkening (0 = off; overlaps evaluate's dim/blurry)"})
+        "help": "native: probability of a strong blur, resolution loss or darkening "
+                "(0 = off; overlaps evaluate's dim/blurry)"})
     # How an epoch draws from several datasets: size (flat shuffle), sqrt, equal, or {name: weight}.
     weighting: str | dict[str, float] = field(
         default="size", metadata={"help": "how an epoch draws from several sets: size, sqrt, equal or {name: weight}"})
