@@ -3,6 +3,9 @@
 * Embedded and local by default (``ray.init`` on this machine, stopped at the end), a running
   cluster with ``address`` (``auto``, ``ray://head:10001``, ``host:6379``); a process already
   connected to Ray (a notebook, the tests) is used as it is and left running.
+* Ray started here ends with its driver even when the driver is SIGKILLed: a watcher
+  (:mod:`cracksam.survey.ray_reaper`) ends the raylet's agents, which Ray itself leaves running
+  for about a minute.
 * Images are decoded in the workers; what travels are paths in and small rows out (masks are
   written by the workers, so ``--out`` must be a folder every node sees).
 * Bounded in flight: each actor has at most ``MAX_IN_FLIGHT`` batches queued and the driver pulls
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from cracksam.errors import ConfigError, CrackSAMError
 from cracksam.survey.manifest import INSTALL_HINT
+from cracksam.survey.ray_reaper import Watcher
 from cracksam.survey.rows import ImageOptions, process_batch
 
 if TYPE_CHECKING:
@@ -54,10 +58,11 @@ class SurveyWorker:
         return {"row": np.array([json.dumps(r) for r in rows], dtype=object)}
 
 
-def _start(ray: Any, address: str | None, cpus_needed: int) -> bool:
-    """Connect (or start local Ray); True when this call started it (and so must stop it)."""
+def _start(ray: Any, address: str | None, cpus_needed: int) -> tuple[bool, Watcher | None]:
+    """Connect (or start local Ray); True when this call started it (and so must stop it), and the
+    watcher that ends local Ray if this process dies (None: connected to a cluster, or not Linux)."""
     if ray.is_initialized():
-        return False
+        return False, None
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
                               "log_to_driver": False}
     if address is None:
@@ -71,13 +76,20 @@ def _start(ray: Any, address: str | None, cpus_needed: int) -> bool:
 
         # Enough logical CPUs for the pool asked for, or its actors would wait for ever.
         kwargs["num_cpus"] = max(cpu_cores(), cpus_needed)
+    watcher = Watcher.start() if address is None else None
     try:
         ray.init(address=address, **kwargs)
-    except (ConnectionError, ValueError, RuntimeError) as exc:
+    except BaseException as exc:
+        if watcher is not None:
+            watcher.stop(kill=True)  # whatever a failed start left running
+        if not isinstance(exc, (ConnectionError, ValueError, RuntimeError)):
+            raise
         where = address or "a local Ray instance"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"--address {where}: cannot connect to Ray ({first})") from None
-    return True
+    if watcher is not None:
+        watcher.unmark()
+    return True, watcher
 
 
 def ray_batches(
@@ -92,7 +104,7 @@ def ray_batches(
     """Rows of ``tasks`` as they come back from ``workers`` actors of ``threads`` CPUs each (None:
     the cluster's CPUs / ``threads``)."""
     ray = import_ray()
-    started = _start(ray, address, (workers or 1) * threads)
+    started, watcher = _start(ray, address, (workers or 1) * threads)
     try:
         if workers is None:  # a cluster: as many workers as its CPUs allow
             workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
@@ -125,5 +137,9 @@ def ray_batches(
                 raise cause from None
             raise
     finally:
-        if started:
-            ray.shutdown()
+        try:
+            if started:
+                ray.shutdown()
+        finally:
+            if watcher is not None:
+                watcher.stop()
