@@ -1,5 +1,6 @@
 """The OpenVINO backend (:class:`OpenVINOBackend`) and the rt_info metadata of OpenVINO IRs.
-Re-exported by :mod:`cracksam.inference.backends`.
+Re-exported by :mod:`cracksam.inference.backends`; what it shares with the ONNX Runtime backend
+(metadata keys and readers, file checks) is in :mod:`cracksam.inference.backend_common`.
 
 Performance hints: ``LATENCY`` (one request as fast as possible: all cores on one inference) or
 ``THROUGHPUT`` (several CPU streams, each a few cores, so several requests run at once).  For a
@@ -18,18 +19,18 @@ from typing import Any
 import numpy as np
 
 from cracksam.errors import CheckpointError, ConfigError
-from cracksam.inference.backend_torch import check_input
-from cracksam.inference.backends import (
+from cracksam.inference.backend_common import (
     META_KEYS,
     META_PREFIX,
-    _dynamic_from,
-    _first_line,
-    _image_size_from,
-    _parse_config,
-    _precision_from_name,
+    dynamic_from,
+    first_line,
+    image_size_from,
     missing_dependency,
+    parse_config,
+    precision_from_name,
     require_file,
 )
+from cracksam.inference.backend_torch import check_input
 
 HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 
@@ -70,7 +71,7 @@ def read_openvino_model(core: Any, xml: Path) -> Any:
     try:
         return core.read_model(str(xml))
     except Exception as exc:
-        raise CheckpointError(f"{xml}: cannot read model ({_first_line(exc)})") from None
+        raise CheckpointError(f"{xml}: cannot read model ({first_line(exc)})") from None
 
 
 class OpenVINOBackend:
@@ -110,11 +111,11 @@ class OpenVINOBackend:
         self.metadata = read_openvino_metadata(model)
         shape = model.inputs[0].get_partial_shape()
         dims: list[Any] = [d.get_length() if d.is_static else None for d in shape] if shape.rank.is_static else []
-        self.image_size = _image_size_from(self.metadata, dims, str(self.path))
-        self.dynamic, self.multiple = _dynamic_from(self.metadata)
-        self.precision = (self.metadata.get("precision") or _precision_from_name(self.path)
+        self.image_size = image_size_from(self.metadata, dims, str(self.path))
+        self.dynamic, self.multiple = dynamic_from(self.metadata)
+        self.precision = (self.metadata.get("precision") or precision_from_name(self.path)
                           or _openvino_graph_precision(model))
-        self.model_config = _parse_config(self.metadata.get("config"), str(self.path))
+        self.model_config = parse_config(self.metadata.get("config"), str(self.path))
         properties: dict[str, Any] = {}
         if device.upper().startswith("CPU"):
             if threads is not None:
@@ -129,7 +130,7 @@ class OpenVINOBackend:
         try:
             self.compiled = core.compile_model(model, device, properties)
         except Exception as exc:
-            raise CheckpointError(f"{self.path}: cannot compile model for {device} ({_first_line(exc)})") from None
+            raise CheckpointError(f"{self.path}: cannot compile model for {device} ({first_line(exc)})") from None
         self._request = self.compiled.create_infer_request()
         self._output = self.compiled.outputs[0]
         self.threads = threads
@@ -170,8 +171,6 @@ class OpenVINOBackend:
     def __repr__(self) -> str:
         return (f"OpenVINOBackend({str(self.path)!r}, device={self.device!r}, image_size={self.image_size}, "
                 f"precision={self.precision})")
-
-
 
 
 def _raise_incomplete() -> list[np.ndarray]:

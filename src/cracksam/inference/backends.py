@@ -21,14 +21,14 @@ calling ``run`` on each.
 
 ONNX Runtime and OpenVINO are optional dependencies: they are imported when a backend is
 opened, and a missing one is reported as a :class:`CrackSAMError`.  :class:`TorchBackend` lives in
-:mod:`cracksam.inference.backend_torch` and is re-exported here.
+:mod:`cracksam.inference.backend_torch` and :class:`OpenVINOBackend` in
+:mod:`cracksam.inference.backend_openvino`, both re-exported here; the metadata keys and readers the
+two exported-file backends share are in :mod:`cracksam.inference.backend_common`.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,18 +36,25 @@ from typing import Any
 
 import numpy as np
 
-from cracksam.errors import CheckpointError, ConfigError, CrackSAMError, CrackSAMWarning
+from cracksam.errors import CheckpointError, ConfigError, CrackSAMWarning
+from cracksam.inference.backend_common import (
+    META_KEYS,
+    META_PREFIX,
+    PRECISIONS,
+    dynamic_from,
+    first_line,
+    image_size_from,
+    missing_dependency,
+    parse_config,
+    precision_from_name,
+    require_file,
+)
+from cracksam.inference.backend_openvino import OpenVINOBackend, read_openvino_metadata, write_openvino_metadata
 from cracksam.inference.backend_torch import TorchBackend, check_input, model_metadata
 from cracksam.inference.protocol import Backend
-from cracksam.models.cracksam import CrackSAM, CrackSAMConfig
-from cracksam.models.segmodels import SegModel, SegModelConfig
+from cracksam.models.cracksam import CrackSAM
+from cracksam.models.segmodels import SegModel
 
-# Metadata keys written at export time.  ONNX stores them in ``metadata_props`` as
-# ``cracksam.<key>``; OpenVINO IRs in ``rt_info`` under ``cracksam/<key>``.
-META_PREFIX = "cracksam"
-META_KEYS = ("format", "version", "config", "image_size", "precision", "lora_merged", "exporter", "source",
-             "quantization", "fusion", "dynamic", "multiple")
-PRECISIONS = ("fp32", "fp16", "int8")
 SUFFIXES = {".onnx": "onnxruntime", ".xml": "openvino"}
 
 # Export targets by name: (runtime, precision).  Variants of one runtime and precision (onnx-fused,
@@ -73,61 +80,6 @@ def target_name(runtime: str, precision: str) -> str:
     return "torch" if (runtime, precision) == ("torch", "fp32") else f"{runtime}-{precision}"
 
 
-def missing_dependency(package: str, extra: str = "deploy") -> CrackSAMError:
-    """The error for an optional dependency that is not installed (raise it ``from None``)."""
-    return CrackSAMError(f"{package} is not installed; install it (pip install 'cracksam[{extra}]') to use this")
-
-
-def _parse_config(text: str | None, where: str) -> CrackSAMConfig | SegModelConfig | None:
-    """The model config stored in an exported file; None when absent or not understood (a file
-    from a newer cracksam still runs, it just has no model card)."""
-    if not text:
-        return None
-    from cracksam.models.io import parse_model_config
-
-    try:
-        return parse_model_config(json.loads(text), where=f"{where}:config")
-    except (json.JSONDecodeError, ConfigError) as exc:
-        warnings.warn(f"{where}: ignoring unreadable cracksam config metadata ({exc})", CrackSAMWarning, stacklevel=3)
-        return None
-
-
-def _image_size_from(meta: dict[str, str], shape: Sequence[Any], where: str) -> int:
-    """Image size from the metadata, checked against the graph's input shape (B, 3, S, S)."""
-    static = [d if isinstance(d, int) and d > 0 else None for d in list(shape)[2:4]]
-    if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3):
-        raise CheckpointError(f"{where}: input shape {list(shape)} is not (B, 3, S, S); not a CrackSAM model")
-    size: int | None = None
-    if meta.get("image_size"):
-        try:
-            size = int(meta["image_size"])
-        except ValueError:
-            raise CheckpointError(f"{where}: bad image_size metadata {meta['image_size']!r}") from None
-    if size is None:
-        if static[0] is None or static[0] != static[1]:
-            raise CheckpointError(f"{where}: cannot tell the input size (no metadata, input shape {list(shape)})")
-        size = static[0]
-    if any(s is not None and s != size for s in static):
-        raise CheckpointError(f"{where}: metadata says image size {size} but the graph's input is {list(shape)}")
-    return size
-
-
-def _precision_from_name(path: Path) -> str | None:
-    match = re.search(r"(?:^|[^a-z0-9])(fp32|fp16|int8)(?:[^a-z0-9]|$)", path.stem.lower())
-    return match.group(1) if match else None
-
-
-def require_file(path: str | os.PathLike[str], kind: str) -> Path:
-    """``path`` as a Path when it is an existing file; a :class:`CheckpointError` saying "not found" or
-    "is not a file" (naming ``kind``) otherwise, before any optional runtime is imported."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: {kind} file not found")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: is not a file (expected a {kind} file)")
-    return path
-
-
 def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """The ``cracksam.*`` metadata of an ONNX file (keys without the prefix)."""
     path = require_file(path, "ONNX model")
@@ -141,15 +93,6 @@ def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
         raise CheckpointError(f"{path}: not a readable ONNX model ({exc})") from None
     prefix = META_PREFIX + "."
     return {p.key[len(prefix):]: p.value for p in proto.metadata_props if p.key.startswith(prefix)}
-
-
-def _dynamic_from(meta: dict[str, str]) -> tuple[bool, int]:
-    """(dynamic, multiple) from an export's metadata; fixed-shape when absent or malformed."""
-    try:
-        multiple = int(meta.get("multiple", "1"))
-    except ValueError:
-        return False, 1
-    return meta.get("dynamic") == "true" and multiple >= 1, max(1, multiple)
 
 
 class OnnxRuntimeBackend:
@@ -197,7 +140,7 @@ class OnnxRuntimeBackend:
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=chosen)
         except Exception as exc:  # onnxruntime raises its own RuntimeError subclasses
-            raise CheckpointError(f"{self.path}: cannot load ONNX model ({_first_line(exc)})") from None
+            raise CheckpointError(f"{self.path}: cannot load ONNX model ({first_line(exc)})") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or not outputs:
             raise CheckpointError(f"{self.path}: expected one image input, got {len(inputs)} inputs")
@@ -205,10 +148,10 @@ class OnnxRuntimeBackend:
         meta_map = self.session.get_modelmeta().custom_metadata_map
         prefix = META_PREFIX + "."
         self.metadata = {k[len(prefix):]: v for k, v in meta_map.items() if k.startswith(prefix)}
-        self.image_size = _image_size_from(self.metadata, inputs[0].shape, str(self.path))
-        self.dynamic, self.multiple = _dynamic_from(self.metadata)
-        self.precision = self.metadata.get("precision") or _precision_from_name(self.path) or "fp32"
-        self.model_config = _parse_config(self.metadata.get("config"), str(self.path))
+        self.image_size = image_size_from(self.metadata, inputs[0].shape, str(self.path))
+        self.dynamic, self.multiple = dynamic_from(self.metadata)
+        self.precision = self.metadata.get("precision") or precision_from_name(self.path) or "fp32"
+        self.model_config = parse_config(self.metadata.get("config"), str(self.path))
         self.providers: list[str] = self.session.get_providers()
         self.threads = threads
 
@@ -225,18 +168,6 @@ class OnnxRuntimeBackend:
     def __repr__(self) -> str:
         return (f"OnnxRuntimeBackend({str(self.path)!r}, image_size={self.image_size}, precision={self.precision}, "
                 f"providers={self.providers})")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
-
-
-from cracksam.inference.backend_openvino import (  # noqa: E402  (re-exported; it uses the helpers above)
-    OpenVINOBackend,
-    read_openvino_metadata,
-    write_openvino_metadata,
-)
 
 
 def open_backend(path_or_model: Any, **kw: Any) -> Backend:
@@ -273,6 +204,8 @@ def open_backend(path_or_model: Any, **kw: Any) -> Backend:
 
 __all__ = [
     "Backend",
+    "META_KEYS",
+    "META_PREFIX",
     "OnnxRuntimeBackend",
     "OpenVINOBackend",
     "PRECISIONS",
