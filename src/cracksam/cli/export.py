@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cracksam.cli.inputs import output_dir
-from cracksam.cli.options import RANDOM_BASE_HELP, TRUST_HELP, model_path_option
+from cracksam.cli.options import DYNAMIC_HELP, RANDOM_BASE_HELP, TRUST_HELP, model_path_option
 from cracksam.cli.tree import (
     COMMON,
     Alias,
@@ -76,8 +76,7 @@ ALIASES: dict[str, Alias] = {
     "opset": Alias("opset", int | None, typer.Option(None, "--opset", help="ONNX opset (>= 17; default 17).")),
     "threads": Alias("threads", int | None, typer.Option(
         None, "--threads", help="CPU threads for the parity runs (default: every core).")),
-    "dynamic_shape": switch("dynamic_shape", "--dynamic-shape/--no-dynamic-shape",
-                            "Fully convolutional models: dynamic height and width (native resolution)."),
+    "dynamic_shape": switch("dynamic_shape", "--dynamic-shape/--no-dynamic-shape", DYNAMIC_HELP),
 }
 
 PARAMS: dict[str, tuple[Any, Any]] = {
@@ -100,6 +99,10 @@ def resolve_config(values: dict[str, Any], environ: Mapping[str, str] | None = N
 def export(print_config: bool, **values: Any) -> None:
     """Export to ONNX (LoRA merged, upsampling in the graph, dynamic batch) and OpenVINO FP32/FP16/INT8,
     then check every export against PyTorch; exits 1 (and deletes the export) when masks disagree.
+
+    A fully convolutional model (the bundled one) is exported with any height and width and checked
+    on whole photos, so predict -m model.onnx runs a photo at its own size as with the checkpoint;
+    CrackSAM is exported at its fixed size.
 
     Every option is also a config key: --config, --set KEY=VALUE, CRACKSAM_EXPORT__* (--help-config).
     """
@@ -125,6 +128,13 @@ def export(print_config: bool, **values: Any) -> None:
     size = net.config.image_size
     # Photos as the model sees them: resized for CrackSAM, native-scale windows for the others.
     sample_x, where = inputs_for_model(net, samples or calib or [], limit=32, synthetic_fallback=8)
+    dynamic = cfg.dynamic_shape and bool(getattr(net, "dynamic_input", False))
+    photos = None
+    if dynamic and getattr(net.config, "inference_mode", "resize") == "native":
+        from cracksam.deployment.parity_photos import photos_for_model
+
+        photos, photo_where = photos_for_model(net, samples or calib or [])
+        where = f"{photo_where}; {where} for fixed-size targets"
     calib_x = None
     needs = [n for n in names if n in CALIBRATED]
     if needs:
@@ -134,18 +144,20 @@ def export(print_config: bool, **values: Any) -> None:
     output_dir(out)  # after every check: a refused export leaves no empty folder behind
     overrides = {p: min_iou for p in ("fp32", "fp16", "int8")} if min_iou is not None else None
     console = Console(stderr=True, soft_wrap=True)
-    console.print(f"exporting {model_path} ({size}×{size}) to {', '.join(names)}; parity on {where}")
+    shape = "any height and width: runs at the photo's own size, as predict" if dynamic else f"{size}×{size}"
+    console.print(f"exporting {model_path} ({shape}) to {', '.join(names)}; parity on {where}")
     run = export_all(net, out, names, sample_x, calib_x, overrides, opset, threads, dynamic_shape=cfg.dynamic_shape,
-                     model_dir=folder)
+                     model_dir=folder, photos=photos)
     run.samples = where
     write_report(run, out / "parity.json")
     table = Table(title=f"parity against PyTorch ({where})")
-    for col in ("target", "file", "mask IoU", "F1 (2 px)", "max |Δp|", "tolerance", "result"):
+    for col in ("target", "file", "checked on", "mask IoU", "F1 (2 px)", "max |Δp|", "tolerance", "result"):
         table.add_column(col)
     for r in run.results:
         table.add_row(
             r.target,
             str(r.path),
+            r.parity["inputs"],
             f"{r.parity['mask_iou']:.4f}",
             f"{r.parity['mask_f1_2px']:.4f}",
             f"{r.parity['max_abs_prob_diff']:.2e}",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cracksam.cli.options import RANDOM_BASE_HELP, TRUST_HELP
+from cracksam.cli.options import DYNAMIC_HELP, RANDOM_BASE_HELP, TRUST_HELP
 from cracksam.config import help_meta
 from cracksam.errors import ConfigError
 from cracksam.threads import check_threads
@@ -47,8 +47,7 @@ class ExportConfig:
     opset: int = field(default=17, metadata=help_meta("ONNX opset (>= 17)."))
     threads: int | None = field(default=None, metadata=help_meta(
         "CPU threads for the parity runs (None: every core)."))
-    dynamic_shape: bool = field(default=False, metadata=help_meta(
-        "Fully convolutional models: dynamic height and width (native resolution)."))
+    dynamic_shape: bool = field(default=True, metadata=help_meta(DYNAMIC_HELP))
 
     def __post_init__(self) -> None:
         check_threads(self.threads)

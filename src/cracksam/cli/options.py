@@ -32,6 +32,11 @@ MODEL_HELP = ("Checkpoint folder, training run folder (its best/), .onnx file or
               "'default' (the default) is the bundled model.")
 
 
+DYNAMIC_HELP = ("Fully convolutional models: dynamic height and width, so the export runs whole photos as predict "
+                "does, checked on whole photos (default); off: a fixed S×S graph, run in S×S windows. CrackSAM is "
+                "always S×S.")
+
+
 def how_it_runs(mode: str, size: int) -> str:
     """How a model sees a photo, for ``info`` and ``export``: ``@ 448`` only where the photo is
     resized to S×S (CrackSAM, resize-mode networks); a native-mode network runs the photo at its

@@ -128,9 +128,10 @@ def _crack_probability(logits: np.ndarray) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -d))
 
 
-def parity_report(reference: Any, candidate: Any, images: np.ndarray, threshold: float = 0.5,
+def parity_report(reference: Any, candidate: Any, images: np.ndarray | list[np.ndarray], threshold: float = 0.5,
                   batch_size: int = 4) -> dict[str, Any]:
-    """Compare two backends on ``images`` ((N, 3, S, S) float32 RGB 0..255).
+    """Compare two backends on ``images`` ((N, 3, S, S) float32 RGB 0..255), or on a list of
+    (1, 3, H, W) photos of different sizes (dynamic-shape exports: whole photos, one at a time).
 
     Returns ``max_abs_prob_diff`` (largest difference of softmax crack probabilities over all
     pixels), ``mean_abs_prob_diff``, ``max_abs_logit_diff``, ``mask_iou`` (IoU of the two crack
@@ -142,11 +143,19 @@ def parity_report(reference: Any, candidate: Any, images: np.ndarray, threshold:
     similarity of the two crack-vs-background logit maps ``l1 - l0`` over all pixels: the
     accuracy measure for models with random weights, whose masks mean little), ``n_images``,
     ``threshold`` and the two backends' ``name``/``precision``."""
-    images = np.asarray(images, dtype=np.float32)
-    if images.ndim == 3:
-        images = images[None]
-    if images.ndim != 4 or images.shape[0] == 0:
-        raise CrackSAMError(f"parity needs a non-empty (N, 3, S, S) batch of images, got shape {images.shape}")
+    batches: list[np.ndarray]
+    if isinstance(images, list):  # photos of different sizes: one forward pass each
+        batches = [np.asarray(x, dtype=np.float32).reshape(-1, *np.shape(x)[-3:]) for x in images]
+        if not batches or any(b.ndim != 4 or b.shape[1] != 3 for b in batches):
+            raise CrackSAMError("parity needs a non-empty list of (1, 3, H, W) photos")
+    else:
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim == 3:
+            images = images[None]
+        if images.ndim != 4 or images.shape[0] == 0:
+            raise CrackSAMError(f"parity needs a non-empty (N, 3, S, S) batch of images, got shape {images.shape}")
+        step = max(1, int(batch_size))
+        batches = [images[start:start + step] for start in range(0, len(images), step)]
     if reference.image_size != candidate.image_size:
         raise CrackSAMError(f"the two models take different sizes: {reference.image_size} vs {candidate.image_size}")
     # Here, not at the top: thin_metrics pulls in scikit-image, which importing this module need not load.
@@ -155,8 +164,7 @@ def parity_report(reference: Any, candidate: Any, images: np.ndarray, threshold:
     inter = union = agree = ref_pos = total = 0
     tolerant = np.zeros(4, np.int64)
     max_prob = max_logit = sum_prob = dot = norm_a = norm_b = 0.0
-    for start in range(0, len(images), max(1, int(batch_size))):
-        x = images[start:start + batch_size]
+    for x in batches:
         a, b = reference.run(x), candidate.run(x)
         if a.shape != b.shape:
             raise CrackSAMError(f"output shapes differ: {reference.name} {a.shape} vs {candidate.name} {b.shape}")
@@ -175,7 +183,7 @@ def parity_report(reference: Any, candidate: Any, images: np.ndarray, threshold:
         for ref_mask, cand_mask in zip(ma, mb, strict=True):  # (B, H, W): one H x W mask per image
             tolerant += tolerance_counts(cand_mask, ref_mask)[0]
     return {
-        "n_images": int(len(images)),
+        "n_images": sum(len(x) for x in batches),
         "threshold": float(threshold),
         "max_abs_prob_diff": max_prob,
         "mean_abs_prob_diff": sum_prob / total,

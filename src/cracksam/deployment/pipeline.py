@@ -169,6 +169,7 @@ def export_all(
     threads: int | None = None,
     dynamic_shape: bool = False,
     model_dir: str | Path | None = None,
+    photos: list[np.ndarray] | None = None,
 ) -> ExportRun:
     """Export ``model`` (an ``nn.Module`` with ``config.image_size``) to each target in
     ``out_dir``, then compare each export with PyTorch on ``samples``.  An export whose masks
@@ -176,6 +177,8 @@ def export_all(
     ``dynamic_shape``: ONNX graphs with dynamic height and width for fully convolutional models
     (native-resolution prediction in ONNX Runtime / OpenVINO).  ``model_dir``: the folder ``model``
     was loaded from, for ``openvino-int8-qat`` (its trained quantisers, see ``train --qat``).
+    ``photos``: whole (1, 3, H, W) photos (:mod:`~cracksam.deployment.parity_photos`) on which the
+    dynamic-shape exports are checked instead of ``samples``, as they will run in ``predict``.
 
     An export that fails part way (a full disk, an exporter's error) leaves none of its files: each
     file is written atomically, and those already written are deleted, as they were never checked.
@@ -196,7 +199,7 @@ def export_all(
         # folder, so a model.onnx already in --out (an earlier export of the user's) is never replaced or deleted.
         scratch = None if "onnx" in targets else Path(tempfile.mkdtemp(prefix=".onnx-", dir=out))
         return _export_targets(model, out, scratch or out, targets, samples, calibration, tolerance, reference,
-                               opset, threads, dynamic_shape, model_dir, written)
+                               opset, threads, dynamic_shape, model_dir, written, photos)
     except BaseException as exc:  # Ctrl-C too: files never checked against PyTorch are not left to be deployed
         _remove(written)
         if isinstance(exc, Exception) and disk_full(exc, out):
@@ -220,7 +223,7 @@ def _remove(paths: Sequence[Path]) -> None:
 def _export_targets(model: Any, out: Path, onnx_dir: Path, targets: Sequence[str], samples: np.ndarray,
                     calibration: np.ndarray | None, tolerance: dict[str, float], reference: Any, opset: int,
                     threads: int | None, dynamic_shape: bool, model_dir: str | Path | None,
-                    written: list[Path]) -> ExportRun:
+                    written: list[Path], photos: list[np.ndarray] | None = None) -> ExportRun:
     onnx_path = onnx_dir / TARGET_FILES["onnx"]
     t0 = time.perf_counter()
     export_onnx(model, onnx_path, opset=opset, dynamic_shape=dynamic_shape)  # every target starts from it
@@ -260,7 +263,9 @@ def _export_targets(model: Any, out: Path, onnx_dir: Path, targets: Sequence[str
             OnnxRuntimeBackend(path, threads=threads) if runtime == "onnxruntime"
             else OpenVINOBackend(path, threads=threads)
         )
-        report = parity_report(reference, backend, samples)
+        inputs = photos if photos and getattr(backend, "dynamic", False) else samples
+        report = parity_report(reference, backend, inputs)
+        report["inputs"] = "whole photos" if inputs is photos else "S×S windows"
         run.results.append(
             ExportResult(
                 target, path, report, tolerance[precision], report["mask_iou"] >= tolerance[precision], seconds
