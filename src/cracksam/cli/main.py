@@ -7,6 +7,7 @@ so that users never see a traceback for bad input.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -146,8 +147,19 @@ def _one_line_warnings() -> Iterator[None]:
         warnings.showwarning = previous
 
 
+def _caches_in_the_cache() -> None:
+    """matplotlib's font cache and config folder (~/.cache/matplotlib, ~/.config/matplotlib) go
+    under $CRACKSAM_CACHE, the one cache cracksam documents; a MPLCONFIGDIR of the user's is kept.
+    Only for the ``cracksam`` program: a Python session importing cracksam keeps its own settings."""
+    cache = os.environ.get("CRACKSAM_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "cracksam")
+    os.environ.setdefault("MPLCONFIGDIR", os.path.join(cache, "matplotlib"))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 some inputs failed, 2 bad usage or input)."""
+    """Run the CLI; returns the exit code (0 ok, 1 some inputs failed, 2 bad usage or input).
+    ``argv`` None: the ``cracksam`` program itself, reading ``sys.argv`` (tests pass ``argv``)."""
+    if argv is None:
+        _caches_in_the_cache()
     with _one_line_warnings():
         return _run(argv)
 
