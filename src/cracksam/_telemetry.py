@@ -7,7 +7,7 @@ them) through the ``openvino_telemetry`` package, and fall back to their own no-
 package cannot be imported.  Both are switched off when cracksam is imported, before either runtime
 is.  ``CRACKSAM_ALLOW_TELEMETRY=1`` leaves them as they come (an ``ORT_DISABLE_TELEMETRY`` of the
 user's own is always kept).
-What cracksam writes, and where: ``docs/files-written.md``.
+What cracksam writes, and where: ``docs/configuration.md`` (Files written outside --out).
 """
 
 from __future__ import annotations
