@@ -154,7 +154,7 @@ def test_save_is_atomic_on_failure(tmp_path, tiny_base, monkeypatch):
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("cracksam.models.io.save_file", boom)
+    monkeypatch.setattr("cracksam.models.layout.save_file", boom)
     with pytest.raises(OSError):
         save_delta(model, out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # old checkpoint intact, no temp files

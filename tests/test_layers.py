@@ -75,10 +75,6 @@ KNOWN_CYCLES: dict[tuple[str, ...], str] = {
     # issue 29: quantize takes export's private _check_xml_path, _import_openvino, _save_ir; goes when
     # they move to their own module (deployment/openvino_ir.py)
     ("cracksam.deployment.export", "cracksam.deployment.quantize"): "issue 29, deployment/",
-    # issue 29: default -> run_checkpoint -> io -> default, and io <-> quantizers; goes when the
-    # checkpoint layout and the saving side sit below the loading side
-    ("cracksam.models.default", "cracksam.models.io", "cracksam.models.quantizers",
-     "cracksam.models.run_checkpoint"): "issue 29, models/",
 }
 
 

@@ -9,17 +9,10 @@ from cracksam.models.cracksam import (
     count_parameters,
 )
 from cracksam.models.deltas import AdapterConfig, DeltaConfig, LoRAConfig, apply_delta, merge_lora
-from cracksam.models.io import (
-    apply_delta_checkpoint,
-    export_full,
-    load_model,
-    parse_model_config,
-    read_checkpoint_config,
-    save_delta,
-    save_trained,
-)
+from cracksam.models.io import apply_delta_checkpoint, load_model, parse_model_config, read_checkpoint_config
 from cracksam.models.registry import ModelEntry, create, create_model, list_models, model_entry, register_model
 from cracksam.models.sam_checkpoint import LoadReport, download_official, load_sam_checkpoint
+from cracksam.models.saving import export_full, save_delta, save_trained
 from cracksam.models.segmodels import SegModel, SegModelConfig, build_segmodel, list_architectures
 
 # The modules that register conventional networks; imported here (never by the registry) so that

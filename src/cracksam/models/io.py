@@ -12,61 +12,36 @@ A checkpoint is a folder with two files:
   swapped or edited file is caught (see :mod:`cracksam.models.integrity`, which also bounds
   every number).  Folders without the checksums (format 1) load only with ``trust=True``.
 
-Both files are written atomically (weights first, config last), so a crash mid-save leaves the
-previous checkpoint readable.
+This module reads them: :func:`load_model` takes whatever a user names as a model (``default``, a
+run folder, a training ``.ckpt``: :func:`cracksam.models.default.resolve_model_path`).  The savers
+(:func:`save_trained`, :func:`save_delta`, :func:`export_full`) live in :mod:`cracksam.models.saving`
+and the file names in :mod:`cracksam.models.layout`, below the resolver that needs them; both are
+re-exported here.  Both files are written atomically (weights first, config last), so a crash
+mid-save leaves the previous checkpoint readable.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from cracksam import __version__
-from cracksam.config import atomic_write_text, default_file_mode, from_dict, to_dict
+from cracksam.config import from_dict, to_dict
 from cracksam.errors import CheckpointError, ConfigError
 from cracksam.models.cracksam import CrackSAM, CrackSAMConfig, build_cracksam
-from cracksam.models.deltas import has_lora
-from cracksam.models.integrity import (
-    CONFIG_DIGEST_KEY,
-    canonicalize_safetensors,
-    check_bounds,
-    check_trained_size,
-    config_digest,
-    sha256_file,
-    verify_config_digest,
-    verify_weights_digest,
-)
-from cracksam.models.quantizers import remove_quantizer_files, save_quantizers, split_quantizers
+from cracksam.models.default import resolve_model_path
+from cracksam.models.integrity import check_bounds, check_trained_size, verify_config_digest, verify_weights_digest
+from cracksam.models.layout import CONFIG_NAME, FORMAT, FORMAT_VERSION, WEIGHTS_NAME
 from cracksam.models.sam_checkpoint import load_sam_checkpoint
+from cracksam.models.saving import export_full, save_delta, save_trained
 from cracksam.models.segmodels import SegModel, SegModelConfig, build_segmodel
 
 ModelConfig = CrackSAMConfig | SegModelConfig
-
-FORMAT = "cracksam"
-FORMAT_VERSION = 2  # 2: config_sha256 and trained_image_size; weights_sha256 required
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "weights.safetensors"
-Kind = Literal["delta", "full"]
-
-
-def _atomic_save_file(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        canonicalize_safetensors(Path(tmp))  # identical weights -> identical bytes -> identical model id
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def parse_model_config(data: dict[str, Any], where: str = "model") -> ModelConfig:
@@ -79,91 +54,7 @@ def parse_model_config(data: dict[str, Any], where: str = "model") -> ModelConfi
     return from_dict(CrackSAMConfig, data, where=where)
 
 
-def _architecture(model: Any) -> str:
-    if isinstance(model, CrackSAM):
-        return "cracksam"
-    if isinstance(model, SegModel):
-        return "segmodel"
-    raise CheckpointError(f"cannot save a {type(model).__name__}: expected CrackSAM or a registry model")
-
-
-def _save(model: CrackSAM | SegModel, directory: str | os.PathLike[str], kind: Kind, tensors: dict[str, torch.Tensor],
-          base: str | None, extra: dict[str, Any] | None) -> Path:
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise CheckpointError(f"{directory}: exists and is not a folder")
-    directory.mkdir(parents=True, exist_ok=True)
-    weights = directory / WEIGHTS_NAME
-    # A model trained with QAT carries NNCF's quantisers: they go to their own files, the float
-    # weights stay a plain checkpoint (cracksam.models.quantizers).
-    tensors, quantizers = split_quantizers({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()})
-    params = {name for name, _ in model.named_parameters()}
-    _atomic_save_file(tensors, weights, metadata={"format": FORMAT, "kind": kind})
-    if quantizers:
-        save_quantizers(model, directory, sha256_file(weights))
-    else:
-        remove_quantizer_files(directory)
-    config = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "kind": kind,
-        "architecture": _architecture(model),
-        "model": to_dict(model.config),
-        "lora_merged": kind == "full",
-        "base_checkpoint": base,
-        "cracksam_version": __version__,
-        "num_tensors": len(tensors),
-        # Learnable parameters, counted as `cracksam info` and papers count them; buffers (batch-norm
-        # statistics) are stored too but are not parameters.
-        "num_parameters": int(sum(t.numel() for k, t in tensors.items() if k in params)),
-        "num_buffer_values": int(sum(t.numel() for k, t in tensors.items() if k not in params)),
-        # What the weights were trained at: kept through re-exports of a loaded model.
-        "trained_image_size": int(getattr(model, "trained_image_size", None) or model.config.image_size),
-        "weights_sha256": sha256_file(weights),
-        **(extra or {}),
-    }
-    check_bounds(config, str(directory / CONFIG_NAME))  # never write what we would refuse to read
-    config[CONFIG_DIGEST_KEY] = config_digest(config)
-    atomic_write_text(directory / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
-    return directory
-
-
-def save_delta(model: CrackSAM, directory: str | os.PathLike[str], base: str | None = None,
-               extra: dict[str, Any] | None = None) -> Path:
-    """Save only the trained part of ``model`` (what ``requires_grad``) into ``directory``."""
-    if not has_lora(model) and model.config.delta.uses_lora:
-        raise CheckpointError("LoRA is already merged into this model; save it with export_full instead")
-    return _save(model, directory, "delta", model.trainable_state_dict(), base, extra)
-
-
-def save_trained(model: CrackSAM | SegModel, directory: str | os.PathLike[str], base: str | None = None,
-                 extra: dict[str, Any] | None = None) -> Path:
-    """Save what training produced: CrackSAM's delta, or a whole student/baseline."""
-    if isinstance(model, SegModel):
-        return _save(model, directory, "full", model.trainable_state_dict(), None, extra)
-    return save_delta(model, directory, base=base, extra=extra)
-
-
-def export_full(model: CrackSAM | SegModel, directory: str | os.PathLike[str], base: str | None = None) -> Path:
-    """Save every weight of ``model`` with LoRA merged (adapters stay as modules), for deployment.
-
-    ``model`` itself is left unchanged (the merge happens on a copy of the weights)."""
-    tensors = {k: v.clone() for k, v in model.state_dict().items()}
-    # Fold each LoRA pair into its linear, then drop the factors.
-    for name, module in model.named_modules():
-        if hasattr(module, "delta_weight"):
-            tensors[f"{name}.weight"] = tensors[f"{name}.weight"] + module.delta_weight().detach()
-            for key in [k for k in tensors if k.startswith(f"{name}.lora_")]:
-                del tensors[key]
-    return _save(model, directory, "full", tensors, base, None)
-
-
-# -- loading ------------------------------------------------------------------------------------
-
-
 def _locate(path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    from cracksam.models.default import resolve_model_path
-
     path = resolve_model_path(path)  # "default", or a training run folder -> its best/
     directory = path.parent if path.is_file() else path
     config, weights = directory / CONFIG_NAME, directory / WEIGHTS_NAME
@@ -332,3 +223,20 @@ def _ready(model: CrackSAM | SegModel, meta: dict[str, Any], config_path: Path,
     # Remembered so that export_full of this model records the size the weights were trained at.
     model.trained_image_size = int(meta.get("trained_image_size") or model.config.image_size)
     return model.to(map_location).eval()
+
+
+__all__ = [
+    "CONFIG_NAME",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "WEIGHTS_NAME",
+    "ModelConfig",
+    "apply_delta_checkpoint",
+    "checkpoint_folder",
+    "export_full",
+    "load_model",
+    "parse_model_config",
+    "read_checkpoint_config",
+    "save_delta",
+    "save_trained",
+]

@@ -11,7 +11,10 @@ A model folder trained with ``qat`` (:mod:`cracksam.training.qat`) holds two mor
 The float weights stay a plain cracksam checkpoint: :func:`cracksam.models.io.load_model` ignores
 these files and PyTorch runs the model in fp32, which is the reference every export is checked
 against.  :func:`load_quantized` rebuilds the fake-quantised network, the one the INT8 export
-converts.  NNCF is imported only here, only when quantisers are saved or loaded.
+converts.  NNCF is imported only when quantisers are saved or loaded.
+
+Their file names and writing them are in :mod:`cracksam.models.quantizer_files` (the saving side of a
+checkpoint uses them; the names are re-exported here); reading them back and attaching them are here.
 """
 
 from __future__ import annotations
@@ -23,78 +26,23 @@ from typing import Any
 
 import torch
 
-from cracksam.config import atomic_write_text
-from cracksam.errors import CheckpointError, CrackSAMError
+from cracksam.errors import CheckpointError
 from cracksam.models.integrity import sha256_file
+from cracksam.models.layout import WEIGHTS_NAME
+from cracksam.models.quantizer_files import (
+    FORMAT,
+    HOOK_PREFIX,
+    QUANTIZERS_JSON,
+    QUANTIZERS_TENSORS,
+    has_quantizer_files,
+    has_quantizers,
+)
+from cracksam.models.quantizer_files import import_nncf as _nncf  # the name training.qat imports
 
-HOOK_PREFIX = "__nncf_hooks."
-QUANTIZERS_JSON = "quantizers.json"
-QUANTIZERS_TENSORS = "quantizers.safetensors"
-FORMAT = "cracksam-quantizers"
 # The only classes a quantizers.json may ask NNCF to build: load_from_config imports whatever
 # module path the file names, so a file from elsewhere must not choose it.
 ALLOWED_MODULES = ("nncf.torch.quantization.layers",)
 ALLOWED_CLASSES = ("SymmetricQuantizer", "AsymmetricQuantizer")
-
-
-def split_quantizers(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """(float weights, quantiser tensors) of a state dict of a model that may carry quantisers."""
-    plain = {k: v for k, v in tensors.items() if not k.startswith(HOOK_PREFIX)}
-    quant = {k: v for k, v in tensors.items() if k.startswith(HOOK_PREFIX)}
-    return plain, quant
-
-
-def has_quantizers(model: torch.nn.Module) -> bool:
-    return any(k.startswith(HOOK_PREFIX) for k in model.state_dict())
-
-
-def has_quantizer_files(directory: str | os.PathLike[str]) -> bool:
-    return (Path(directory) / QUANTIZERS_JSON).is_file()
-
-
-def remove_quantizer_files(directory: str | os.PathLike[str]) -> None:
-    """Drop a folder's quantisers (a float model saved over a QAT one must not inherit them)."""
-    for name in (QUANTIZERS_JSON, QUANTIZERS_TENSORS):
-        (Path(directory) / name).unlink(missing_ok=True)
-
-
-def _nncf() -> Any:
-    # NNCF compiles its CPU quantiser kernels on first use and gives up after 60 s by default, which a
-    # first build on 2 cores can exceed (a failed build falls back to plain torch ops; a slow one
-    # raised).  Ten minutes still ends a wait on a stale build lock.
-    os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "600")
-    try:
-        import nncf
-        import nncf.torch
-    except ImportError:
-        raise CrackSAMError("nncf is not installed; install it (pip install 'cracksam[deploy]') to use QAT "
-                            "quantisers") from None
-    return nncf
-
-
-def save_quantizers(model: torch.nn.Module, directory: str | os.PathLike[str], weights_sha256: str) -> None:
-    """Write ``model``'s quantisers into ``directory`` (tensors first, the JSON that vouches for
-    them last, each atomically), bound to the float weights file whose digest is given."""
-    from cracksam.models.io import _atomic_save_file  # io calls us while saving; no cycle at import
-
-    nncf = _nncf()
-    directory = Path(directory)
-    # Cloned: NNCF shares one quantiser between inputs that must agree (a skip connection's
-    # two branches), and safetensors refuses tensors that share memory.
-    _, quant = split_quantizers({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
-    if not quant:
-        raise CheckpointError("the model has no quantisers to save (it was not prepared for QAT)")
-    tensors = directory / QUANTIZERS_TENSORS
-    _atomic_save_file(quant, tensors, metadata={"format": FORMAT})
-    record = {
-        "format": FORMAT,
-        "tool": f"nncf {nncf.__version__}",
-        "nncf_config": nncf.torch.get_config(model),
-        "num_tensors": len(quant),
-        "tensors_sha256": sha256_file(tensors),
-        "weights_sha256": weights_sha256,
-    }
-    atomic_write_text(directory / QUANTIZERS_JSON, json.dumps(record, indent=1) + "\n")
 
 
 def read_quantizer_record(directory: str | os.PathLike[str]) -> dict[str, Any]:
@@ -122,8 +70,6 @@ def read_quantizer_record(directory: str | os.PathLike[str]) -> dict[str, Any]:
     if sha256_file(tensors) != record.get("tensors_sha256"):
         raise CheckpointError(f"{tensors}: does not match the checksum in {QUANTIZERS_JSON} (truncated, corrupt "
                               "or replaced)")
-    from cracksam.models.io import WEIGHTS_NAME
-
     if sha256_file(directory / WEIGHTS_NAME) != record.get("weights_sha256"):
         raise CheckpointError(f"{path}: these quantisers were trained with other weights than {WEIGHTS_NAME} "
                               "(saved with another model, or the weights were replaced)")
@@ -170,3 +116,18 @@ def load_quantized(directory: str | os.PathLike[str], map_location: str | torch.
     from cracksam.models.io import load_model
 
     return attach_quantizers(load_model(directory, map_location=map_location), directory, map_location)
+
+
+__all__ = [
+    "ALLOWED_CLASSES",
+    "ALLOWED_MODULES",
+    "FORMAT",
+    "HOOK_PREFIX",
+    "QUANTIZERS_JSON",
+    "QUANTIZERS_TENSORS",
+    "attach_quantizers",
+    "has_quantizer_files",
+    "has_quantizers",
+    "load_quantized",
+    "read_quantizer_record",
+]

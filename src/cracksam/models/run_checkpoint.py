@@ -95,7 +95,7 @@ def model_folder(path: str | os.PathLike[str]) -> Path:
     ``<stem>.model/`` the first time, rewritten when the checkpoint changes)."""
     from cracksam.config import from_dict
     from cracksam.models.cracksam import CrackSAM, CrackSAMConfig, build_cracksam
-    from cracksam.models.quantizers import split_quantizers
+    from cracksam.models.quantizer_files import split_quantizers
     from cracksam.models.segmodels import SegModel, SegModelConfig, build_segmodel
 
     path = Path(path)
@@ -145,7 +145,7 @@ def _made_from(folder: Path) -> str | None:
 def _write_folder(model: Any, record: dict[str, Any], extra: dict[str, Any], target: Path) -> bool:
     """Write the model folder aside and rename it into place (a reader never sees half a folder);
     False where the parent folder cannot be written."""
-    from cracksam.models.io import save_trained
+    from cracksam.models.saving import save_trained
 
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
