@@ -1,10 +1,14 @@
-"""Reading crack masks: two-level masks checked as such, or thresholded at a fraction of their
-full scale (JPEG and anti-aliased masks).  Errors are :class:`~cracksam.errors.DatasetError`
-subclasses naming the file, as for images (:mod:`cracksam.data.io`)."""
+"""Reading crack masks, the one mask reader of the project (training and evaluation data here,
+``cracksam measure`` and the inspection survey through :mod:`cracksam.measurement.io`): two-level
+masks checked as such, or thresholded at a fraction of their full scale (JPEG and anti-aliased
+masks).  Errors are :class:`~cracksam.errors.DatasetError` subclasses naming the file, as for images
+(:mod:`cracksam.data.io`): :class:`MaskFileError` (nothing to decode), :class:`MaskLevelError` (not
+two levels), and those of :mod:`cracksam.data.opening` (not an image, corrupt, too large)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -12,11 +16,28 @@ from PIL import Image
 from cracksam.data.opening import DEFAULT_MAX_PIXELS, open_path, oriented
 from cracksam.errors import ConfigError, DatasetError
 
-__all__ = ["MaskLevelError", "check_mask_threshold", "mask_full_scale", "read_mask"]
+__all__ = ["MaskFileError", "MaskLevelError", "check_mask_threshold", "mask_full_scale", "read_mask"]
+
+
+class MaskFileError(DatasetError):
+    """The mask file is missing, a folder or empty: there is nothing to decode."""
 
 
 class MaskLevelError(DatasetError):
     """A mask has more than two distinct values (or two that do not include 0 for background)."""
+
+
+# Modes with a real alpha channel (RGBX's fourth band is padding).
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
+def _without_alpha(values: np.ndarray) -> np.ndarray:
+    """The colour (or palette index) bands of ``H x W x (C + 1)`` values, or the alpha band where the
+    colour is black everywhere and the alpha is not uniform: such a mask draws its crack in alpha."""
+    colour, alpha = values[:, :, :-1], values[:, :, -1]
+    if not colour.any() and alpha.size and alpha.min() != alpha.max():
+        return alpha
+    return colour[:, :, 0] if colour.shape[2] == 1 else colour
 
 
 def _mask_values(im: Image.Image) -> np.ndarray:
@@ -27,10 +48,11 @@ def _mask_values(im: Image.Image) -> np.ndarray:
     if mode == "P":
         # Palette masks are label maps (VOC style): the index is the label, the colour only a display.
         return np.asarray(im)
-    if mode in ("RGBA", "RGBX", "RGBa"):
-        return np.asarray(im.convert("RGBA"))[:, :, :3]
-    if mode in ("LA", "La", "PA"):
-        return np.asarray(im)[:, :, 0]
+    if mode in _ALPHA_MODES:
+        # A palette's index stays the label (PA); premultiplied RGBa is taken back to RGBA.
+        return _without_alpha(np.asarray(im.convert("RGBA") if mode == "RGBa" else im))
+    if mode == "RGBX":
+        return np.asarray(im.convert("RGB"))
     if mode in ("L", "I", "RGB") or mode.startswith("I;16"):
         return np.asarray(im)
     if mode == "F":
@@ -79,6 +101,20 @@ def mask_full_scale(values: np.ndarray) -> float:
     return float(np.iinfo(values.dtype).max)
 
 
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise MaskFileError(f"{path}: file not found")
+    if path.is_dir():
+        raise MaskFileError(f"{path}: is a folder, not an image file")
+    try:
+        with open(path, "rb") as fh:  # an unreadable file (permissions) named as such, not as "corrupt"
+            empty = not fh.read(1)
+    except OSError as exc:
+        raise MaskFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if empty:
+        raise MaskFileError(f"{path}: file is empty")
+
+
 def read_mask(
     path: str | os.PathLike[str],
     strict: bool = True,
@@ -87,8 +123,10 @@ def read_mask(
 ) -> np.ndarray:
     """Read a binary crack mask.
 
-    Accepted encodings: 0/255 or 0/1 (or 0/any value), single channel, RGB(A) or palette.
-    A pixel is crack (1) when any channel is non-zero.
+    Accepted encodings: 0/255 or 0/1 (or 0/any value), single channel, RGB(A) or palette (the
+    index is the label, whatever colour it shows as).  A pixel is crack (1) when any channel is
+    non-zero.  An alpha channel is ignored unless the colour is black everywhere and the alpha is
+    not uniform: then the alpha channel is the mask.
 
     Args:
         path: mask file.
@@ -106,9 +144,11 @@ def read_mask(
         ``H x W`` ``uint8`` array with values in ``{0, 1}``, EXIF orientation applied.
 
     Raises:
-        DatasetError: unreadable/too-large file; :class:`MaskLevelError` (a ``DatasetError``) for a
-            mask with values other than two levels when ``strict``.
+        DatasetError: :class:`MaskFileError` for a missing, empty file or a folder; those of
+            :func:`~cracksam.data.opening.open_source` for an unreadable or too large one;
+            :class:`MaskLevelError` for a mask with values other than two levels when ``strict``.
     """
+    _check_file(Path(path))
     with open_path(path, max_pixels) as im:
         values = _mask_values(oriented(im))
     if values.dtype.kind == "f":

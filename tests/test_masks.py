@@ -1,0 +1,128 @@
+"""The one mask reader (:func:`cracksam.data.masks.read_mask`) and measurement's view of it
+(:func:`cracksam.measurement.io.read_mask`: bool, MeasurementError in the words of ``measure``).
+
+Until issue 29 measurement had its own OpenCV reader with other rules; the cases where the two
+readers disagreed are pinned here with what the one reader now says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cracksam.data import masks
+from cracksam.data.io import read_image
+from cracksam.data.masks import MaskFileError, MaskLevelError
+from cracksam.data.masks import read_mask as read_data_mask
+from cracksam.measurement import MeasurementError
+from cracksam.measurement import read_mask as read_measure_mask
+
+
+def _cross() -> np.ndarray:
+    mask = np.zeros((6, 10), np.uint8)
+    mask[1, :] = 255
+    mask[:, 2] = 255
+    return mask
+
+
+def _save(path: Path, array: np.ndarray, mode: str | None = None, **kw) -> Path:
+    Image.fromarray(array, mode).save(path, **kw)
+    return path
+
+
+def test_measurement_reads_every_encoding_as_the_data_reader_does(tmp_path):
+    mask = _cross()
+    red = np.zeros((*mask.shape, 3), np.uint8)
+    red[..., 0] = mask
+    grey = mask.copy()
+    grey[3, 5] = 100  # a third level: refused without a threshold, below 0.5 with one
+    cases = {
+        "m255.png": _save(tmp_path / "m255.png", mask),
+        "m01.png": _save(tmp_path / "m01.png", mask // 255),
+        "red.png": _save(tmp_path / "red.png", red),
+        "m16.png": _save(tmp_path / "m16.png", mask.astype(np.uint16) * 257),
+        "grey.png": _save(tmp_path / "grey.png", grey),
+    }
+    for name, path in cases.items():
+        for threshold in ((0.5,) if name == "grey.png" else (None, 0.5)):
+            got = read_measure_mask(path, threshold=threshold)
+            assert got.dtype == bool, name
+            np.testing.assert_array_equal(got, read_data_mask(path, threshold=threshold).astype(bool), err_msg=name)
+            np.testing.assert_array_equal(got, mask > 0, err_msg=name)
+    assert not read_measure_mask(cases["grey.png"], threshold=0.5)[3, 5]
+    assert read_measure_mask(cases["grey.png"], threshold=0.3)[3, 5]
+
+
+def test_a_mask_is_read_upright_as_its_photo_is(tmp_path):
+    """OpenCV's unchanged read ignored EXIF orientation: the mask of a portrait photo came out
+    landscape and no longer fitted the photo (read_image applies the tag)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    path = _save(tmp_path / "m.png", _cross(), "L", exif=exif)
+    photo = _save(tmp_path / "p.png", np.zeros((6, 10, 3), np.uint8), "RGB", exif=exif)
+    upright = np.rot90(_cross(), k=-1) > 0
+    np.testing.assert_array_equal(read_measure_mask(path), upright)
+    assert read_image(photo).shape[:2] == read_measure_mask(path).shape == (10, 6)
+
+
+def test_a_palette_mask_is_read_by_its_index_not_its_colour(tmp_path):
+    """A label map whose background index shows as white: OpenCV read the colours, so the
+    measurement measured the background as crack."""
+    labels = Image.fromarray((_cross() > 0).astype(np.uint8), "P")
+    labels.putpalette([255, 255, 255, 0, 0, 0] + [0] * 762)
+    labels.save(tmp_path / "labels.png")
+    np.testing.assert_array_equal(read_measure_mask(tmp_path / "labels.png"), _cross() > 0)
+
+
+def test_two_crack_colours_are_refused_by_measure_too(tmp_path):
+    """Measurement accepted a red and a green crack on black (two levels per channel); the data
+    reader refused three colours.  The stricter rule holds for both now."""
+    rgb = np.zeros((6, 10, 3), np.uint8)
+    rgb[1, :] = (255, 0, 0)
+    rgb[:, 2] = (0, 255, 0)
+    path = _save(tmp_path / "two.png", rgb)
+    with pytest.raises(MaskLevelError):
+        read_data_mask(path)
+    with pytest.raises(MeasurementError, match=r"two\.png: not a binary mask .*--threshold"):
+        read_measure_mask(path)
+    assert read_measure_mask(path, threshold=0.5).sum() == (_cross() > 0).sum()
+
+
+def test_a_crack_drawn_in_alpha_on_black_is_the_mask(tmp_path):
+    """The data reader dropped alpha and read such a mask as empty; measurement took the alpha."""
+    rgba = np.zeros((6, 10, 4), np.uint8)
+    rgba[..., 3] = _cross()
+    grey_alpha = np.dstack([np.zeros((6, 10), np.uint8), _cross()])
+    for path in (_save(tmp_path / "a.png", rgba, "RGBA"), _save(tmp_path / "la.png", grey_alpha, "LA")):
+        np.testing.assert_array_equal(read_data_mask(path), (_cross() > 0).astype(np.uint8), err_msg=path.name)
+        np.testing.assert_array_equal(read_measure_mask(path), _cross() > 0, err_msg=path.name)
+    # Opaque (uniform alpha) or with a coloured crack: alpha is ignored.
+    rgba[..., 3] = 255
+    rgba[..., 0] = _cross()
+    np.testing.assert_array_equal(read_data_mask(_save(tmp_path / "b.png", rgba, "RGBA")), _cross() > 0)
+
+
+def test_files_with_nothing_to_decode_are_named_errors(tmp_path, monkeypatch):
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "text.png").write_text("not an image")
+    for name, words in (("empty.png", "file is empty"), ("folder.png", "is a folder"),
+                        ("gone.png", "file not found")):
+        with pytest.raises(MaskFileError, match=f"{name}: {words}"):
+            read_data_mask(tmp_path / name)
+        with pytest.raises(MeasurementError, match=f"{name}: {words}"):
+            read_measure_mask(tmp_path / name)
+    with pytest.raises(MeasurementError, match=r"text\.png: not a readable image"):
+        read_measure_mask(tmp_path / "text.png")
+
+    def denied(*_a, **_k):
+        raise PermissionError(13, "Permission denied")
+
+    good = _save(tmp_path / "good.png", _cross())
+    monkeypatch.setattr(masks, "open", denied, raising=False)  # root reads any file; pretend it cannot
+    with pytest.raises(MaskFileError, match=r"good\.png: cannot read \(Permission denied\)"):
+        read_data_mask(good)
+    with pytest.raises(MeasurementError, match=r"good\.png: cannot read \(Permission denied\)"):
+        read_measure_mask(good)
