@@ -15,4 +15,5 @@ cracksam distill -c configs/kd_student.yaml --teacher "$TEACHER" ${TEACHER_BASE:
 D=../shared/datasets
 cracksam evaluate -m "$OUT/student-plain/best" --name "student" -m "$OUT/student-kd/best" --name "student + CWD" \
   -m "$TEACHER" --name "teacher" \
-  --test $D/cfd --test $D/cracksc --test $D/crack500_crops --unseen $D/aiglern_crops --out "$OUT/eval"
+  --test $D/cfd --test $D/cracksc --test $D/crack500_crops --test-split test --unseen $D/aiglern_crops \
+  --out "$OUT/eval"

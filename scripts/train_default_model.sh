@@ -23,8 +23,10 @@ RUN=runs/default-model-s2
 stage configs/default_model_stage2.yaml "$RUN"
 # Model card figures: dataset-level scores on each set's test split, clean and corrupted, and
 # zero-shot on aiglern_crops (never trained on); scored the way `predict` runs the model (native).
+# --test-split test: cfd and cracksc have no split files, and evaluate's default (auto) would score
+# them whole, training images included; their test split is drawn by seed as training draws it.
 D=../shared/datasets
-cracksam evaluate -m "$RUN/best" --name default \
+cracksam evaluate -m "$RUN/best" --name default --test-split test \
   --test $D/cfd --test $D/cracksc --test $D/crack500_crops --test $D/deepcrack_crops \
   --test $D/gaps384_crops --test $D/shadowcrack_crops --unseen $D/aiglern_crops \
   --out "$RUN/eval"

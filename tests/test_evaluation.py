@@ -219,8 +219,9 @@ def test_pooled_test_sets_are_also_scored_one_by_one(tmp_path, capsys):
 
 
 def test_evaluate_prints_the_images_scored_per_set(tmp_path, capsys):
-    """A line per set: the split and how many images; a folder without split files says its test
-    split is a seeded share of it, and how to score all of it."""
+    """A line per set: the split and how many images; with an explicit --test-split test, a folder
+    without split files says its test split is a seeded share of it, and how to score all of it
+    (the default, auto, scores such a folder whole: tests/test_evaluate_split_auto.py)."""
     from cracksam.models import create, save_trained
 
     listed = _write_set(tmp_path / "seta", [(64, 64)] * 4, width=8)
@@ -230,7 +231,7 @@ def test_evaluate_prints_the_images_scored_per_set(tmp_path, capsys):
     unseen = _write_set(tmp_path / "setc", [(64, 64)] * 3, width=8)
     ckpt = save_trained(create("unet_mobilenetv3_small", image_size=64), tmp_path / "student")
     argv = ["evaluate", "-m", str(ckpt), "--test", str(listed), "--test", str(plain), "--unseen", str(unseen),
-            "--conditions", "clean", "--out", str(tmp_path / "ev"), "--no-progress"]
+            "--test-split", "test", "--conditions", "clean", "--out", str(tmp_path / "ev"), "--no-progress"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "scored: seta (--test): test split, 2 image(s)\n" in out

@@ -30,7 +30,8 @@ def _ints(text: str | None) -> list[int] | None:
 # --set < flags); the models and where the tables go are the command's own arguments.
 ALIASES: dict[str, Alias] = {
     "test": Alias("test", list[Path] | None, typer.Option(
-        None, "--test", help="Dataset whose test split is scored (repeat to combine)."), as_strs),
+        None, "--test", help="Dataset folder to score (repeat to combine): its test split if it has split "
+        "files, else all its images (see --test-split)."), as_strs),
     "unseen": Alias("unseen", list[Path] | None, typer.Option(
         None, "--unseen", help="Dataset never trained on (zero-shot column)."), as_strs),
     "conditions": Alias("conditions", str | None, typer.Option(
@@ -40,9 +41,11 @@ ALIASES: dict[str, Alias] = {
     "blur_sweep": Alias("blur_kernels", str | None, typer.Option(
         None, "--blur-sweep", help="Kernel sizes for the blur sweep, e.g. 1,5,9,13,17,21,25 (default none)."), _ints),
     "test_split": Alias("test_split", str | None, typer.Option(
-        None, "--test-split", help="Split of --test datasets: train, val, test (default), all.")),
+        None, "--test-split", help="Split of --test datasets: auto (default: test if the folder has split files "
+        "train.txt/val.txt/test.txt or splits.tsv, else all images), train, val, test, all. Without split "
+        "files, train/val/test are drawn by --split-seed as in training.")),
     "unseen_split": Alias("unseen_split", str | None, typer.Option(
-        None, "--unseen-split", help="Split of --unseen datasets (default all).")),
+        None, "--unseen-split", help="Split of --unseen datasets, as --test-split (default all).")),
     "split_seed": Alias("split_seed", int | None, typer.Option(
         None, "--split-seed", help="Seed of the split, as in training (default 0).")),
     "mask_threshold": Alias("mask_threshold", float | None, typer.Option(
@@ -131,13 +134,16 @@ def evaluate(model: list[str] | None, name: list[str] | None, base: str | None, 
 
 def scored_lines(scored: list[dict[str, Any]]) -> list[str]:
     """A line per dataset folder: how many images were scored, from which split; a folder without
-    split files says that its split was drawn by seed and how to score all of its images."""
+    split files says that its split was drawn by seed and how to score all of its images, or, scored
+    whole under ``auto``, how to score its test split instead."""
     lines = []
     for e in scored:
         split = "all images" if e["split"] == "all" else f"{e['split']} split"
         seeded = e.get("seeded")
         count = f"{e['images']} of {seeded['of']}" if seeded else str(e["images"])
         text = f"scored: {e['dataset']} (--{e['set']}): {split}, {count} image(s)"
+        if e.get("requested") == "auto" and not e.get("split_files"):
+            text += f" (no split files; pass --{e['set']}-split test to score its test split)"
         if seeded:
             text += (f" (no split files: a {seeded['share']:.0%} share drawn with --split-seed {seeded['seed']}, "
                      f"as training splits it; --{e['set']}-split all scores every image)")

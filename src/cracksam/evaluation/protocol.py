@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,8 +12,8 @@ from typing import Any
 import torch
 
 from cracksam.config import atomic_write_text
-from cracksam.data import Sample, has_split_files, load_split, scan_folder
-from cracksam.errors import ConfigError
+from cracksam.data import Sample, has_split_files, scan_folder, split_samples
+from cracksam.errors import ConfigError, DatasetError
 from cracksam.evaluation.report import Column, blur_sweep_plot, build_table, write_table
 from cracksam.evaluation.runner import EvalModel, PassResult, eval_backend, evaluate_samples
 from cracksam.inference_modes import check_options
@@ -22,6 +23,17 @@ from cracksam.models.segmodels import SegModelConfig, build_segmodel
 
 METRIC_LABELS = {"iou": "IoU", "f1": "F1", "precision": "Precision", "recall": "Recall"}
 CONDITION_LABELS = {"clean": "test", "dim": "noisy 1 (dim)", "blurry": "noisy 2 (blurry)"}
+SPLIT_CHOICES = ("auto", "train", "val", "test", "all")
+
+
+def split_of(root: str | Path, requested: str) -> str:
+    """The split of dataset folder ``root`` that is scored: ``requested``, except ``auto``, which is
+    the folder's test split when it has split files (``train.txt``/``val.txt``/``test.txt`` or
+    ``splits.tsv``: :func:`cracksam.data.has_split_files`) and all of its images otherwise (a split
+    drawn by seed would leave 85 % of a folder unscored without saying so)."""
+    if requested != "auto":
+        return requested
+    return "test" if has_split_files(root) else "all"
 
 
 def load_eval_model(
@@ -83,7 +95,7 @@ class ProtocolConfig:
     unseen: list[str] = field(default_factory=list)
     conditions: list[str] = field(default_factory=lambda: ["clean", "dim", "blurry"])
     blur_kernels: list[int] = field(default_factory=list)
-    test_split: str = "test"
+    test_split: str = "auto"  # auto: the test split of a folder with split files, else all its images
     unseen_split: str = "all"
     ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)
     split_seed: int = 0
@@ -104,6 +116,9 @@ class ProtocolConfig:
     def __post_init__(self) -> None:
         if not self.test and not self.unseen:
             raise ConfigError("nothing to evaluate: give --test and/or --unseen datasets")
+        for flag, value in (("--test-split", self.test_split), ("--unseen-split", self.unseen_split)):
+            if value not in SPLIT_CHOICES:
+                raise ConfigError(f"{flag} must be one of {', '.join(SPLIT_CHOICES)}; got {value!r}")
         if self.reduction not in ("dataset", "image"):
             raise ConfigError(f"--reduction must be dataset or image, got {self.reduction!r}")
         if self.metric not in ("iou", "f1", "precision", "recall"):
@@ -125,21 +140,49 @@ class ProtocolConfig:
         check_mask_threshold(self.mask_threshold, "--mask-threshold")
 
 
-def _samples(roots: Sequence[str], split: str, cfg: ProtocolConfig) -> list[Sample]:
-    return load_split(list(roots), split, ratios=cfg.ratios, seed=cfg.split_seed,  # type: ignore[arg-type]
-                      mask_threshold=cfg.mask_threshold)
+def _samples(roots: Sequence[str], requested: str, cfg: ProtocolConfig) -> list[Sample]:
+    """The scored samples of each folder (its :func:`split_of`), in the order of ``roots``; as
+    :func:`cracksam.data.load_split`, but each folder with its own split."""
+    clashes = sorted(n for n, c in Counter(Path(r).name for r in roots).items() if c > 1)
+    if clashes:
+        raise DatasetError(
+            "dataset folders must have distinct names (the name identifies a dataset): "
+            + ", ".join(str(r) for r in roots if Path(r).name in clashes)
+        )
+    out: list[Sample] = []
+    for root in roots:
+        found = scan_folder(root, mask_threshold=cfg.mask_threshold)
+        out.extend(split_samples(found, root, split_of(root, requested),  # type: ignore[arg-type]
+                                 ratios=cfg.ratios, seed=cfg.split_seed))
+    if not out:
+        raise DatasetError(f"nothing to score in {', '.join(str(r) for r in roots)}: "
+                           f"{_describe(roots, requested)} is empty (check the split lists or the ratios)")
+    return out
+
+
+def _describe(roots: Sequence[str], requested: str) -> str:
+    """Which images of ``roots`` are scored, in words: 'test split of a+b', 'all images of c', or
+    both for folders scored differently."""
+    groups: dict[str, list[str]] = {}
+    for root in roots:
+        groups.setdefault(split_of(root, requested), []).append(Path(root).name)
+    return ", ".join(("all images" if split == "all" else f"{split} split") + " of " + "+".join(names)
+                     for split, names in groups.items())
 
 
 def _scored(cfg: ProtocolConfig, test: Sequence[Sample], unseen: dict[str, list[Sample]]) -> list[dict[str, Any]]:
-    """Per column and dataset folder: the split scored and how many images; for a folder without
-    split files (its split drawn by seed from the ratios) also how many images it has in all."""
+    """Per column and dataset folder: the split asked for and the one scored (they differ under
+    ``auto``), whether the folder has split files, and how many images were scored; for a folder
+    without split files scored by a split drawn by seed, also how many images it has in all."""
     sets = [("test", root, cfg.test_split, test) for root in cfg.test] if test else []
     sets += [("unseen", root, cfg.unseen_split, unseen[Path(root).name]) for root in cfg.unseen]
     scored = []
-    for role, root, split, samples in sets:
-        entry: dict[str, Any] = {"set": role, "dataset": Path(root).name, "split": split,
+    for role, root, requested, samples in sets:
+        split, files = split_of(root, requested), has_split_files(root)
+        entry: dict[str, Any] = {"set": role, "dataset": Path(root).name, "split": split, "requested": requested,
+                                 "split_files": files,
                                  "images": sum(1 for s in samples if s.dataset == Path(root).name)}
-        if split != "all" and not has_split_files(root):
+        if split != "all" and not files:
             entry["seeded"] = {"of": len(scan_folder(root, validate=False)), "seed": cfg.split_seed,
                                "share": cfg.ratios[("train", "val", "test").index(split)]}
         scored.append(entry)
@@ -234,17 +277,19 @@ def run_protocol(models: Sequence[EvalModel], cfg: ProtocolConfig, out_dir: str 
             r.extra["inference"] = dict(how)
         results.extend(passes)
 
+    scored = _scored(cfg, test, unseen)  # images scored per set, and which split
     caption = (
         f"{METRIC_LABELS[cfg.metric]} of the crack class, threshold "
-        f"{cfg.threshold}, {cfg.reduction}-level; test = {cfg.test_split} split of {test_name or '-'}"
-        + (f" ({len(test)} images); " if test else "; ")
-        + f"unseen sets: {cfg.unseen_split} split; inference: "
-        + ", ".join(f"{name} {how['mode']} x{how['scale']:g}" for name, how in inference.items())
+        f"{cfg.threshold}, {cfg.reduction}-level; test = "
+        + (f"{_describe(cfg.test, cfg.test_split)} ({len(test)} images); " if test else "-; ")
+        + "images scored: " + ", ".join(f"{e['dataset']} {e['images']}" for e in scored) + "; "
+        + (f"unseen sets: {_describe(cfg.unseen, cfg.unseen_split)}; " if cfg.unseen else "")
+        + "inference: " + ", ".join(f"{name} {how['mode']} x{how['scale']:g}" for name, how in inference.items())
     )
     header, rows, doc = build_table(models, columns, results, cfg.metric, cfg.reduction)
     doc["caption"] = caption
     doc["inference"] = inference
-    doc["scored"] = _scored(cfg, test, unseen)  # images scored per set, and which split
+    doc["scored"] = scored
     files = write_table(out, "table", header, rows, doc, caption)
     summary: dict[str, Any] = {"table": [str(p) for p in files], "header": header, "rows": rows,
                                "inference": inference, "scored": doc["scored"]}
@@ -254,7 +299,7 @@ def run_protocol(models: Sequence[EvalModel], cfg: ProtocolConfig, out_dir: str 
             cfg.blur_kernels,
             sweep,
             METRIC_LABELS[cfg.metric],
-            f"{METRIC_LABELS[cfg.metric]} vs blur kernel ({test_name}, {cfg.test_split})",
+            f"{METRIC_LABELS[cfg.metric]} vs blur kernel ({_describe(cfg.test, cfg.test_split)})",
         )
 
         atomic_write_text(
