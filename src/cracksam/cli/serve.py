@@ -68,6 +68,12 @@ ALIASES: dict[str, Alias] = {
     "max_inflight_pixels": _opt(
         "max_inflight_pixels", int | None, "Decoded pixels processed at once, all requests together (default: 64 M, "
         "or --max-pixels if larger); 503 past it.", default=False),
+    "client_upload_share": _opt(
+        "client_upload_share", float | None, "Share of the in-flight upload budget one client address may hold, "
+        "in (0, 1]; 503 past it. 1 behind a reverse proxy, where every client has the proxy's address."),
+    "upload_idle_timeout_s": _opt(
+        "upload_idle_timeout_s", float | None, "Seconds an upload body may send nothing before it is answered 408 "
+        "and its share of the budget freed."),
     "max_connections": _opt("max_connections", int | None, "Open connections, all clients."),
     "max_connections_per_client": _opt("max_connections_per_client", int | None,
                                        "Open connections from one address (0: no cap)."),
