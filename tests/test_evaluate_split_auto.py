@@ -119,7 +119,8 @@ def _evaluate_commands(text: str) -> list[str]:
     return [line for line in joined.splitlines() if "cracksam evaluate " in line and "--test " in line]
 
 
-@pytest.mark.parametrize("path", sorted([*ROOT.glob("scripts/*.sh"), ROOT / "docs" / "training.md"]),
+@pytest.mark.parametrize("path", sorted([*ROOT.glob("scripts/*.sh"), ROOT / "docs" / "training.md", ROOT / "README.md",
+                                          ROOT / "MODEL_CARD.md", ROOT / "benchmarks" / "RESULTS.md"]),
                          ids=lambda p: p.name)
 def test_scripts_and_docs_that_report_test_splits_ask_for_the_test_split(path):
     for command in _evaluate_commands(path.read_text()):

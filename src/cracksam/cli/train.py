@@ -207,7 +207,7 @@ def data_counts_line(data_config: Any, train: list[Any], val: list[Any]) -> str:
     test = sum(len(split_samples(scan_folder(root, validate=False), root, "test", d.ratios, d.split_seed,
                                  d.split_source)) for root in d.train)
     return (f"data: {len(train)} train, {len(val)} val, {test} test image(s) (data.split_seed {d.split_seed}; "
-            "the test split is held out for `cracksam evaluate --test`)")
+            "the test split is held out for `cracksam evaluate --test-split test`)")
 
 
 def _data_counts() -> Any:
