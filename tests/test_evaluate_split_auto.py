@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from cracksam.cli.main import main
-from cracksam.evaluation.protocol import ProtocolConfig, split_of
+from cracksam.evaluation.protocol import ProtocolConfig
+from cracksam.evaluation.selection import split_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,7 +97,7 @@ def test_unseen_sets_keep_scoring_everything_and_bad_splits_are_refused(tmp_path
 
 def test_folders_are_loaded_each_with_its_own_split_in_order(tmp_path):
     from cracksam.errors import DatasetError
-    from cracksam.evaluation.protocol import _samples
+    from cracksam.evaluation.selection import select_samples as _samples
 
     plain = _write_set(tmp_path / "b_plain", 3)
     listed = _write_set(tmp_path / "a_listed", 3)

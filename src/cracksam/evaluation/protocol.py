@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,10 +11,10 @@ from typing import Any
 import torch
 
 from cracksam.config import atomic_write_text
-from cracksam.data import Sample, has_split_files, scan_folder, split_samples
-from cracksam.errors import ConfigError, DatasetError
+from cracksam.errors import ConfigError
 from cracksam.evaluation.report import Column, blur_sweep_plot, build_table, write_table
 from cracksam.evaluation.runner import EvalModel, PassResult, eval_backend, evaluate_samples
+from cracksam.evaluation.selection import SPLIT_CHOICES, describe_selection, scored_sets, select_samples
 from cracksam.inference_modes import check_options
 from cracksam.models.cracksam import CrackSAMConfig, build_cracksam, count_parameters
 from cracksam.models.io import load_model, read_checkpoint_config
@@ -23,17 +22,6 @@ from cracksam.models.segmodels import SegModelConfig, build_segmodel
 
 METRIC_LABELS = {"iou": "IoU", "f1": "F1", "precision": "Precision", "recall": "Recall"}
 CONDITION_LABELS = {"clean": "test", "dim": "noisy 1 (dim)", "blurry": "noisy 2 (blurry)"}
-SPLIT_CHOICES = ("auto", "train", "val", "test", "all")
-
-
-def split_of(root: str | Path, requested: str) -> str:
-    """The split of dataset folder ``root`` that is scored: ``requested``, except ``auto``, which is
-    the folder's test split when it has split files (``train.txt``/``val.txt``/``test.txt`` or
-    ``splits.tsv``: :func:`cracksam.data.has_split_files`) and all of its images otherwise (a split
-    drawn by seed would leave 85 % of a folder unscored without saying so)."""
-    if requested != "auto":
-        return requested
-    return "test" if has_split_files(root) else "all"
 
 
 def load_eval_model(
@@ -140,55 +128,6 @@ class ProtocolConfig:
         check_mask_threshold(self.mask_threshold, "--mask-threshold")
 
 
-def _samples(roots: Sequence[str], requested: str, cfg: ProtocolConfig) -> list[Sample]:
-    """The scored samples of each folder (its :func:`split_of`), in the order of ``roots``; as
-    :func:`cracksam.data.load_split`, but each folder with its own split."""
-    clashes = sorted(n for n, c in Counter(Path(r).name for r in roots).items() if c > 1)
-    if clashes:
-        raise DatasetError(
-            "dataset folders must have distinct names (the name identifies a dataset): "
-            + ", ".join(str(r) for r in roots if Path(r).name in clashes)
-        )
-    out: list[Sample] = []
-    for root in roots:
-        found = scan_folder(root, mask_threshold=cfg.mask_threshold)
-        out.extend(split_samples(found, root, split_of(root, requested),  # type: ignore[arg-type]
-                                 ratios=cfg.ratios, seed=cfg.split_seed))
-    if not out:
-        raise DatasetError(f"nothing to score in {', '.join(str(r) for r in roots)}: "
-                           f"{_describe(roots, requested)} is empty (check the split lists or the ratios)")
-    return out
-
-
-def _describe(roots: Sequence[str], requested: str) -> str:
-    """Which images of ``roots`` are scored, in words: 'test split of a+b', 'all images of c', or
-    both for folders scored differently."""
-    groups: dict[str, list[str]] = {}
-    for root in roots:
-        groups.setdefault(split_of(root, requested), []).append(Path(root).name)
-    return ", ".join(("all images" if split == "all" else f"{split} split") + " of " + "+".join(names)
-                     for split, names in groups.items())
-
-
-def _scored(cfg: ProtocolConfig, test: Sequence[Sample], unseen: dict[str, list[Sample]]) -> list[dict[str, Any]]:
-    """Per column and dataset folder: the split asked for and the one scored (they differ under
-    ``auto``), whether the folder has split files, and how many images were scored; for a folder
-    without split files scored by a split drawn by seed, also how many images it has in all."""
-    sets = [("test", root, cfg.test_split, test) for root in cfg.test] if test else []
-    sets += [("unseen", root, cfg.unseen_split, unseen[Path(root).name]) for root in cfg.unseen]
-    scored = []
-    for role, root, requested, samples in sets:
-        split, files = split_of(root, requested), has_split_files(root)
-        entry: dict[str, Any] = {"set": role, "dataset": Path(root).name, "split": split, "requested": requested,
-                                 "split_files": files,
-                                 "images": sum(1 for s in samples if s.dataset == Path(root).name)}
-        if split != "all" and not files:
-            entry["seeded"] = {"of": len(scan_folder(root, validate=False)), "seed": cfg.split_seed,
-                               "share": cfg.ratios[("train", "val", "test").index(split)]}
-        scored.append(entry)
-    return scored
-
-
 def _per_dataset_table(results: Sequence[PassResult], reduction: str) -> str:
     """Markdown: every metric per model, dataset and condition, for passes that pooled several sets
     (each set scored on its own, plus the pooled row)."""
@@ -239,9 +178,9 @@ def run_protocol(models: Sequence[EvalModel], cfg: ProtocolConfig, out_dir: str 
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
     out = Path(out_dir)
-    test = _samples(cfg.test, cfg.test_split, cfg) if cfg.test else []
+    test = select_samples(cfg.test, cfg.test_split, cfg) if cfg.test else []
     test_name = "+".join(Path(t).name for t in cfg.test)
-    unseen = {Path(u).name: _samples([u], cfg.unseen_split, cfg) for u in cfg.unseen}
+    unseen = {Path(u).name: select_samples([u], cfg.unseen_split, cfg) for u in cfg.unseen}
     columns = [Column(CONDITION_LABELS.get(c, c), test_name, c) for c in cfg.conditions] if test else []
     columns += [Column(name, name, "clean") for name in unseen]
 
@@ -277,13 +216,13 @@ def run_protocol(models: Sequence[EvalModel], cfg: ProtocolConfig, out_dir: str 
             r.extra["inference"] = dict(how)
         results.extend(passes)
 
-    scored = _scored(cfg, test, unseen)  # images scored per set, and which split
+    scored = scored_sets(cfg, test, unseen)  # images scored per set, and which split
     caption = (
         f"{METRIC_LABELS[cfg.metric]} of the crack class, threshold "
         f"{cfg.threshold}, {cfg.reduction}-level; test = "
-        + (f"{_describe(cfg.test, cfg.test_split)} ({len(test)} images); " if test else "-; ")
+        + (f"{describe_selection(cfg.test, cfg.test_split)} ({len(test)} images); " if test else "-; ")
         + "images scored: " + ", ".join(f"{e['dataset']} {e['images']}" for e in scored) + "; "
-        + (f"unseen sets: {_describe(cfg.unseen, cfg.unseen_split)}; " if cfg.unseen else "")
+        + (f"unseen sets: {describe_selection(cfg.unseen, cfg.unseen_split)}; " if cfg.unseen else "")
         + "inference: " + ", ".join(f"{name} {how['mode']} x{how['scale']:g}" for name, how in inference.items())
     )
     header, rows, doc = build_table(models, columns, results, cfg.metric, cfg.reduction)
@@ -299,7 +238,7 @@ def run_protocol(models: Sequence[EvalModel], cfg: ProtocolConfig, out_dir: str 
             cfg.blur_kernels,
             sweep,
             METRIC_LABELS[cfg.metric],
-            f"{METRIC_LABELS[cfg.metric]} vs blur kernel ({_describe(cfg.test, cfg.test_split)})",
+            f"{METRIC_LABELS[cfg.metric]} vs blur kernel ({describe_selection(cfg.test, cfg.test_split)})",
         )
 
         atomic_write_text(
