@@ -67,14 +67,9 @@ MODULE_UNITS: dict[str, str] = {
 # Sets of files that import each other (sorted module names): each to be removed by the change
 # named.  Every one left here belongs to issue 29 and to a directory being reworked in that issue.
 KNOWN_CYCLES: dict[tuple[str, ...], str] = {
-    # issue 29: bench is registered from export.register; goes when cli/main.py registers every command
-    ("cracksam.cli.bench", "cracksam.cli.export"): "issue 29, cli/",
     # issue 29: survey/cli.py takes predict's _report and output_dir while cli/predict imports it;
     # goes when survey/cli.py moves into cli/ (and its MODULE_UNITS entry with it)
     ("cracksam.cli.predict", "cracksam.survey.cli"): "issue 29, cli/ and survey/",
-    # issue 29: quantize takes export's private _check_xml_path, _import_openvino, _save_ir; goes when
-    # they move to their own module (deployment/openvino_ir.py)
-    ("cracksam.deployment.export", "cracksam.deployment.quantize"): "issue 29, deployment/",
 }
 
 

@@ -149,8 +149,8 @@ def test_the_teacher_pass_reports_progress_off_a_terminal(tmp_path):
 
 @pytest.mark.parametrize("name", ["", "Intel(R) Xeon(R)"])
 def test_bench_title_has_no_trailing_separator(monkeypatch, name):
-    from cracksam.cli import export
+    from cracksam.cli import bench
 
-    monkeypatch.setattr(export.platform, "processor", lambda: name)
-    title = export._machine(2)
+    monkeypatch.setattr(bench.platform, "processor", lambda: name)
+    title = bench._machine(2)
     assert title == "threads 2" + (f", {name}" if name else "") and not title.endswith((",", ", "))

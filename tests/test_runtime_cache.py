@@ -416,7 +416,7 @@ def _fail_openvino_write(monkeypatch) -> None:
     def save(ov, model, xml_path, compress_to_fp16):
         raise RuntimeError("Exception from src/core/src/pass/serialize.cpp:1\nbasic_ios::clear: iostream error")
 
-    monkeypatch.setattr(export, "_save_ir", save)
+    monkeypatch.setattr(export, "save_ir", save)
 
 
 @pytest.mark.parametrize("fail", [_fail_onnx_write, _fail_openvino_write], ids=["onnx", "openvino"])

@@ -4,6 +4,7 @@ time) and throughput (several requests in flight) -- with each export's mask IoU
 from __future__ import annotations
 
 import json
+import platform
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,17 @@ from rich.table import Table
 from cracksam.cli.bench_config import DEFAULT_BACKENDS  # light: the runtimes load only when it is built
 from cracksam.cli.inputs import output_dir
 from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP, TRUST_HELP, model_path_option
-from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, as_strs, resolve_tree, set_option, switch
+from cracksam.cli.tree import (
+    COMMON,
+    Alias,
+    alias_params,
+    as_str,
+    as_strs,
+    make_command,
+    resolve_tree,
+    set_option,
+    switch,
+)
 from cracksam.cli.tree import print_config as show_config
 from cracksam.errors import ConfigError
 
@@ -231,9 +242,13 @@ def _add_speedups(rows: list[dict[str, Any]]) -> None:
         row["throughput_speedup_vs_torch"] = through / eager["images_per_s"] if eager and through else None
 
 
-def _print_table(rows: list[dict[str, Any]], batch: int, threads: int, in_flight: int, stderr: bool) -> None:
-    from cracksam.cli.export import _machine
+def _machine(threads: int) -> str:
+    """``threads N`` and the processor's name where the platform gives one (often empty on Linux)."""
+    name = platform.processor().strip()
+    return f"threads {threads}" + (f", {name}" if name else "")
 
+
+def _print_table(rows: list[dict[str, Any]], batch: int, threads: int, in_flight: int, stderr: bool) -> None:
     table = Table(title=f"batch {batch}, {_machine(threads)}")
     heads = ["model", "backend", "p50 ms", "p90 ms", "images/s", "× eager"]
     if in_flight > 1:
@@ -250,3 +265,7 @@ def _print_table(rows: list[dict[str, Any]], batch: int, threads: int, in_flight
             cells.append(f"{r[key]:.4f}" if r[key] is not None else "–")
         table.add_row(*cells)
     Console(soft_wrap=True, stderr=stderr).print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(make_command("bench", bench.__doc__ or "", PARAMS, bench))

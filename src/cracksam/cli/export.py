@@ -1,8 +1,7 @@
-"""``cracksam export``: deployable files, each checked against PyTorch (``bench`` is in :mod:`.bench`)."""
+"""``cracksam export``: deployable files, each checked against PyTorch."""
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,12 +39,6 @@ def _load_torch_model(model: Path, base: str | None, allow_random_base: bool, tr
 def _targets(text: str) -> list[str]:
     # An empty --targets is kept (not "not given"), so it is refused as before, not replaced by the default.
     return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def _machine(threads: int) -> str:
-    """``threads N`` and the processor's name where the platform gives one (often empty on Linux)."""
-    name = platform.processor().strip()
-    return f"threads {threads}" + (f", {name}" if name else "")
 
 
 # Every flag is an ExportConfig key (see cracksam.cli.tree: defaults < --config < CRACKSAM_EXPORT__* <
@@ -170,7 +163,4 @@ def export(print_config: bool, **values: Any) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    from cracksam.cli import bench
-
     app.command("export")(make_command("export", export.__doc__ or "", PARAMS, export))
-    app.command("bench")(make_command("bench", bench.bench.__doc__ or "", bench.PARAMS, bench.bench))

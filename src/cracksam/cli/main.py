@@ -54,9 +54,9 @@ def _root(
 def _register_all() -> None:
     # Each command module keeps its heavy imports (torch, lightning, onnx) inside the command, so
     # registering them all costs little.
-    from cracksam.cli import evaluate, export, info, measure, predict, report, serve, stream, train
+    from cracksam.cli import bench, evaluate, export, info, measure, predict, report, serve, stream, train
 
-    for module in (info, train, evaluate, predict, export, measure, report, serve, stream):
+    for module in (info, train, evaluate, predict, export, bench, measure, report, serve, stream):
         module.register(app)
 
 

@@ -14,8 +14,8 @@ from cracksam.deployment.export import (
     export_onnx,
     export_openvino,
     parity_report,
-    quantize_int8,
 )
+from cracksam.deployment.quantize import quantize_int8
 
 __all__ = [
     "DEFAULT_OPSET",

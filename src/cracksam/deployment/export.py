@@ -1,11 +1,11 @@
 """Export CrackSAM for deployment: OpenVINO IR (FP32/FP16) from an ONNX export, and the parity
 check of an exported model against a reference.
 
-The other steps live in their own modules and are re-exported here: ONNX export
-(:mod:`~cracksam.deployment.export_onnx`), INT8 quantisation by NNCF or ONNX Runtime and ONNX
-graph fusion (:mod:`~cracksam.deployment.quantize`).  Every exported file carries cracksam
-metadata (version, model config JSON, image size, precision) that the backends of
-:mod:`cracksam.inference.backends` read back.
+The other steps live in their own modules: ONNX export (:mod:`~cracksam.deployment.export_onnx`,
+re-exported here), INT8 quantisation by NNCF or ONNX Runtime and ONNX graph fusion
+(:mod:`~cracksam.deployment.quantize`), writing an IR (:mod:`~cracksam.deployment.openvino_ir`).
+Every exported file carries cracksam metadata (version, model config JSON, image size, precision)
+that the backends of :mod:`cracksam.inference.backends` read back.
 """
 
 from __future__ import annotations
@@ -13,20 +13,15 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cracksam.deployment.export_onnx import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, export_onnx
+from cracksam.deployment.openvino_ir import check_xml_path, import_openvino, save_ir
 from cracksam.errors import CheckpointError, CrackSAMError
-from cracksam.inference.backends import (
-    missing_dependency,
-    read_onnx_metadata,
-    require_file,
-    write_openvino_metadata,
-)
+from cracksam.inference.backends import read_onnx_metadata, require_file, write_openvino_metadata
 
 # Mask IoU an exported model must reach against PyTorch, by precision.
 MIN_IOU: dict[str, float] = {"fp32": 0.99, "fp16": 0.99, "int8": 0.97}
@@ -69,37 +64,6 @@ def no_space(folder: str | os.PathLike[str], what: str) -> CrackSAMError:
 # -- OpenVINO --------------------------------------------------------------------------------------
 
 
-def _import_openvino() -> Any:
-    try:
-        import openvino as ov
-    except ImportError:
-        raise missing_dependency("openvino") from None
-    return ov
-
-
-def _check_xml_path(xml_path: str | os.PathLike[str]) -> Path:
-    xml_path = Path(xml_path)
-    if xml_path.suffix.lower() != ".xml":
-        raise CrackSAMError(f"{xml_path}: an OpenVINO IR must be named *.xml (its weights go to a .bin beside it)")
-    return xml_path
-
-
-def _save_ir(ov: Any, model: Any, xml_path: Path, compress_to_fp16: bool) -> Path:
-    """Save an IR as atomically as two files allow: into a temp folder beside the target, then
-    rename the .bin and then the .xml, so a reader never sees a new .xml with an old .bin
-    missing, and a crash before the renames leaves the old IR intact."""
-    xml_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{xml_path.stem}.", suffix=".tmp", dir=xml_path.parent))
-    try:
-        tmp_xml = tmp_dir / "model.xml"
-        ov.save_model(model, str(tmp_xml), compress_to_fp16=compress_to_fp16)
-        os.replace(tmp_xml.with_suffix(".bin"), xml_path.with_suffix(".bin"))
-        os.replace(tmp_xml, xml_path)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-    return xml_path
-
-
 def export_openvino(onnx_path: str | os.PathLike[str], xml_path: str | os.PathLike[str], fp16: bool = True) -> Path:
     """Convert an ONNX export to an OpenVINO IR (``xml_path`` + the ``.bin`` beside it).
 
@@ -107,8 +71,8 @@ def export_openvino(onnx_path: str | os.PathLike[str], xml_path: str | os.PathLi
     decompressed and computed in FP32); ``fp16=False`` keeps FP32 weights.  The ONNX file's
     cracksam metadata goes to the IR's rt_info with precision ``fp16``/``fp32``."""
     onnx_path = require_file(onnx_path, "ONNX model")
-    ov = _import_openvino()
-    xml_path = _check_xml_path(xml_path)
+    ov = import_openvino()
+    xml_path = check_xml_path(xml_path)
     meta = read_onnx_metadata(onnx_path)
     try:
         model = ov.convert_model(str(onnx_path))
@@ -116,7 +80,7 @@ def export_openvino(onnx_path: str | os.PathLike[str], xml_path: str | os.PathLi
         raise CheckpointError(f"{onnx_path}: OpenVINO cannot convert this ONNX model ({exc})") from None
     meta.update(precision="fp16" if fp16 else "fp32", source=onnx_path.name)
     write_openvino_metadata(model, meta)
-    return _save_ir(ov, model, xml_path, compress_to_fp16=fp16)
+    return save_ir(ov, model, xml_path, compress_to_fp16=fp16)
 
 
 # -- parity ----------------------------------------------------------------------------------------
@@ -213,13 +177,6 @@ def check_parity(report: dict[str, Any], min_iou: float | None = None) -> None:
         )
 
 
-from cracksam.deployment.quantize import (  # noqa: E402  (re-exported; quantize_int8 imports helpers above)
-    fuse_onnx,
-    quantize_int8,
-    quantize_onnx_dynamic,
-    quantize_onnx_static,
-)
-
 __all__ = [
     "DEFAULT_OPSET",
     "INPUT_NAME",
@@ -230,9 +187,5 @@ __all__ = [
     "export_openvino",
     "disk_full",
     "no_space",
-    "fuse_onnx",
     "parity_report",
-    "quantize_int8",
-    "quantize_onnx_dynamic",
-    "quantize_onnx_static",
 ]

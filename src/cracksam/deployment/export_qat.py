@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from cracksam.deployment.export import _check_xml_path, _import_openvino, _save_ir
 from cracksam.deployment.export_onnx import _onnx_metadata
+from cracksam.deployment.openvino_ir import check_xml_path, import_openvino, save_ir
 from cracksam.errors import CheckpointError
 from cracksam.inference.backend_openvino import write_openvino_metadata
 from cracksam.models.quantizers import QUANTIZERS_JSON, load_quantized
@@ -31,8 +31,8 @@ def export_openvino_qat(model_dir: str | os.PathLike[str], xml_path: str | os.Pa
     Batch is dynamic; with ``dynamic_shape`` height and width are too (multiples of the network's
     ``input_multiple``), for native-resolution prediction of a fully convolutional network.
     Raises :class:`CheckpointError` for a folder without (valid) quantisers."""
-    ov = _import_openvino()
-    xml = _check_xml_path(xml_path)
+    ov = import_openvino()
+    xml = check_xml_path(xml_path)
     model = load_quantized(model_dir)  # verifies quantizers.json and both checksums
     record = json.loads((Path(model_dir) / QUANTIZERS_JSON).read_text())
     config = getattr(model, "config", None)
@@ -57,4 +57,4 @@ def export_openvino_qat(model_dir: str | os.PathLike[str], xml_path: str | os.Pa
          "quantizers_sha256": record.get("tensors_sha256")}))
     write_openvino_metadata(ir, meta)
     # fp32 constants: the FakeQuantize of each weight rounds from the trained fp32 values
-    return _save_ir(ov, ir, xml, compress_to_fp16=False)
+    return save_ir(ov, ir, xml, compress_to_fp16=False)

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from cracksam.deployment.export_onnx import check_onnx_path
+from cracksam.deployment.openvino_ir import check_xml_path, import_openvino, save_ir
 from cracksam.errors import CheckpointError, CrackSAMError
 from cracksam.inference.backend_openvino import read_openvino_metadata, read_openvino_model, write_openvino_metadata
 from cracksam.inference.backends import META_PREFIX, missing_dependency, read_onnx_metadata, require_file
@@ -79,15 +80,13 @@ def quantize_int8(
     transformer handling (SmoothQuant, keeping softmax/LayerNorm-sensitive ops in float), which
     is what SAM's ViT encoder is; ``None`` treats it as a plain CNN (what ``export_all`` uses
     for conv models)."""
-    from cracksam.deployment.export import _check_xml_path, _import_openvino, _save_ir  # export re-exports us
-
     source = require_file(onnx_or_xml_path, "model")
-    ov = _import_openvino()
+    ov = import_openvino()
     try:
         import nncf
     except ImportError:
         raise missing_dependency("nncf") from None
-    xml_out = _check_xml_path(xml_out)
+    xml_out = check_xml_path(xml_out)
     if preset not in ("performance", "mixed"):
         raise CrackSAMError(f"unknown quantisation preset {preset!r} (choose performance or mixed)")
     if subset_size < 1:
@@ -129,7 +128,7 @@ def quantize_int8(
                                  "calibration_images": kwargs["subset_size"]}),
     )
     write_openvino_metadata(quantized, meta)
-    return _save_ir(ov, quantized, xml_out, compress_to_fp16=True)
+    return save_ir(ov, quantized, xml_out, compress_to_fp16=True)
 
 
 
