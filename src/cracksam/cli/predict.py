@@ -15,13 +15,14 @@ from cracksam import __version__
 from cracksam.cli.inputs import output_dir
 from cracksam.cli.options import DEFAULT_MODEL_NAME, model_path_option
 from cracksam.cli.predictor_flags import predictor_aliases, runtime_env_alias
+from cracksam.cli.survey import ENGINE_HELP, survey_command
 from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, make_command, resolve_tree, set_option, switch
 from cracksam.cli.tree import print_config as show_config
 from cracksam.errors import ConfigError, CrackSAMError
-from cracksam.survey.cli import ENGINE_HELP, survey_command
 
 if TYPE_CHECKING:
     from cracksam.cli.predict_config import PredictConfig
+    from cracksam.survey.outputs import ImageOptions
 
 
 # Every flag is a PredictConfig key (see cracksam.cli.tree: defaults < --config < CRACKSAM_RUNTIME <
@@ -148,7 +149,7 @@ def predict(print_config: bool, **values: Any) -> None:
     with progress:
         task = progress.add_task("segmenting", total=len(files))
         try:
-            _segment_all(files, rows, used, progress, task, predictor, out, cfg, console)
+            _segment_all(files, rows, used, progress, task, predictor, cfg.image_options(), console)
         except KeyboardInterrupt:  # Ctrl-C: what was done so far still gets its summary.json
             interrupted = True
     total = time.perf_counter() - start
@@ -177,7 +178,10 @@ def predict(print_config: bool, **values: Any) -> None:
     if interrupted:
         summary.update(interrupted=True, not_run=len(files) - len(rows))
     if cfg.report and not interrupted:
-        summary["report"] = _report(ok, out, mm_per_px, min_length, quiet=json_out, no_progress=not cfg.progress)
+        from cracksam.cli.report import report_predictions
+
+        summary["report"] = report_predictions(ok, out, mm_per_px, min_length, quiet=json_out,
+                                               no_progress=not cfg.progress)
     try:
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
         summary_error = None
@@ -202,44 +206,21 @@ def predict(print_config: bool, **values: Any) -> None:
 
 
 def _segment_all(files: list[Path], rows: list[dict[str, Any]], used: set[str], progress: Any, task: Any,
-                 predictor: Any, out: Path, cfg: Any, console: Any) -> None:
+                 predictor: Any, options: ImageOptions, console: Any) -> None:
     """Segment ``files`` one by one, appending a row per image to ``rows`` as soon as it is done (so an
-    interrupted run still knows what it wrote)."""
-    import numpy as np
-
-    from cracksam._files import atomic_write_bytes, encode_mask_png, encode_png
+    interrupted run still knows what it wrote); the files are the survey's (one :func:`write_outputs`)."""
     from cracksam.data.inputs import unique_stem
     from cracksam.data.io import read_image
-    from cracksam.evaluation.visualize import overlay as blend
-    from cracksam.measurement.files import write_measurement as _measure
+    from cracksam.survey.outputs import write_outputs
 
-    threshold, min_length, mm_per_px = cfg.predictor.threshold, cfg.min_length_px, cfg.mm_per_px
     for path in files:
         row: dict[str, Any] = {"file": str(path)}
         written: list[str] = []  # what this image left on disk, whatever happens after
-
-        def put(target: Path, data: bytes, written: list[str] = written) -> None:
-            atomic_write_bytes(target, data)
-            written.append(str(target))
-
         t0 = time.perf_counter()
         try:
-            image = read_image(path, max_pixels=cfg.max_pixels)
+            image = read_image(path, max_pixels=options.max_pixels)
             pred = predictor.predict_one(image)
-            mask = pred.mask(threshold)
-            stem = unique_stem(path, used)
-            h, w = mask.shape
-            crack = int(mask.sum())
-            put(out / f"{stem}_mask.png", encode_mask_png(mask))
-            row.update(mask=str(out / f"{stem}_mask.png"), width=w, height=h, crack_pixels=crack,
-                       crack_fraction=crack / (h * w))
-            if cfg.overlay:
-                rgb = blend(image, mask, (255, 40, 40), 0.7)
-                put(out / f"{stem}_overlay.png", encode_png(rgb))
-            if cfg.prob:
-                put(out / f"{stem}_prob.png", encode_png(np.round(pred.prob * 255).astype(np.uint8)))
-            if cfg.measure:
-                row["measurement"] = _measure(mask, image, out, stem, mm_per_px, min_length, written)
+            write_outputs(image, pred, unique_stem(path, used), options, row, written)
         except CrackSAMError as exc:
             row["error"] = str(exc)
             console.print(f"[red]error[/red]: {exc}")
@@ -255,17 +236,6 @@ def _segment_all(files: list[Path], rows: list[dict[str, Any]], used: set[str], 
         row["seconds"] = round(time.perf_counter() - t0, 4)
         rows.append(row)
         progress.advance(task)
-
-
-def _report(ok: list[dict[str, Any]], out: Path, mm_per_px, min_length: float, quiet: bool,
-            no_progress: bool) -> str:
-    from cracksam.cli.report import run_survey
-    from cracksam.inspection.survey import SurveyItem, SurveyOptions
-
-    items = [SurveyItem(Path(r["mask"]).name.removesuffix("_mask.png"), Path(r["mask"]), Path(r["file"])) for r in ok]
-    run_survey(items, out / "report", SurveyOptions(mm_per_px=mm_per_px, min_length_px=min_length), [],
-               quiet=quiet, no_progress=no_progress)
-    return str(out / "report" / "report.html")
 
 
 def register(app: typer.Typer) -> None:

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cracksam.config import help_meta
 from cracksam.errors import ConfigError
 from cracksam.inference.options import PredictOptions
 from cracksam.inference_modes import check_options
 from cracksam.threads import check_threads
+
+if TYPE_CHECKING:
+    from cracksam.survey.outputs import ImageOptions
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: above any phone or drone camera, below a decompression bomb
 MIN_LENGTH = 10.0  # px: shorter skeleton branches are noise, not cracks
@@ -78,13 +82,23 @@ class PredictConfig:
 
     @property
     def survey(self) -> bool:
-        """Whether the run is a survey (the results table, resumable; :mod:`cracksam.survey.cli`)."""
+        """Whether the run is a survey (the results table, resumable; :mod:`cracksam.cli.survey`)."""
         return (self.engine != "plain" or self.manifest is not None or self.table or self.csv
                 or self.path_column is not None)
 
     @property
     def min_length_px(self) -> float:
         return MIN_LENGTH if self.min_length is None else self.min_length
+
+    def image_options(self, model_id: str = "model") -> ImageOptions:
+        """What is written per photo (:func:`cracksam.survey.outputs.write_outputs`), plain run or survey."""
+        from pathlib import Path
+
+        from cracksam.survey.outputs import ImageOptions
+
+        return ImageOptions(out=str(Path(self.out)), threshold=self.predictor.threshold, overlay=self.overlay,
+                            prob=self.prob, measure=self.measure, mm_per_px=self.mm_per_px,
+                            min_length=self.min_length_px, max_pixels=self.max_pixels, model_id=model_id)
 
 
 __all__ = ["DEFAULT_MAX_PIXELS", "ENGINES", "MIN_LENGTH", "PredictConfig"]

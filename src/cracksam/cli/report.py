@@ -128,5 +128,17 @@ def run_survey(items, out: Path, options, problems, quiet: bool = False, no_prog
     return s
 
 
+def report_predictions(rows: list[dict[str, Any]], out: Path, mm_per_px: float | None, min_length: float,
+                       quiet: bool = False, no_progress: bool = False) -> str:
+    """``predict --report``: the report of the masks predict has written into ``out`` (``rows``:
+    each mask and its photo, :func:`~cracksam.inspection.survey.predicted_items`), in
+    ``out/report``; returns the path of its ``report.html``."""
+    from cracksam.inspection.survey import SurveyOptions, predicted_items
+
+    run_survey(predicted_items(rows), out / "report", SurveyOptions(mm_per_px=mm_per_px, min_length_px=min_length),
+               [], quiet=quiet, no_progress=no_progress)
+    return str(out / "report" / "report.html")
+
+
 def register(app: typer.Typer) -> None:
     app.command("report", help=HELP)(make_command("report", HELP, PARAMS, report))

@@ -4,9 +4,10 @@
 with a :class:`~cracksam.inference.predictor.Predictor` (the frames in between reuse the last
 mask, so the annotated video keeps the input's frame count and timing), and writes
 
-* an annotated video (``out_video``): each frame with its mask drawn in red, written under a
-  temporary name beside the target and renamed when it is complete, so the target is never a
-  half-written file -- also after Ctrl-C or a broken stream, where the frames so far are kept;
+* an annotated video (``out_video``): each frame with its mask drawn as ``predict --overlay`` draws
+  it (:func:`~cracksam.inspection.overlay.crack_overlay`), written under a temporary name beside
+  the target and renamed when it is complete, so the target is never a half-written file -- also
+  after Ctrl-C or a broken stream, where the frames so far are kept;
 * per segmented frame (``frames_dir``): ``frame_NNNNNN.jpg`` (the frame as read) and
   ``frame_NNNNNN_mask.png`` (0/255, the frame's size).
 
@@ -55,9 +56,8 @@ from cracksam.deployment.video import (  # noqa: F401 - CODEC_BY_SUFFIX, codec_a
 )
 from cracksam.errors import CrackSAMError
 from cracksam.inference.predictor import Predictor
+from cracksam.inspection.overlay import crack_overlay
 
-OVERLAY_BGR = (40, 40, 255)  # red, as in the web page and `cracksam predict --overlay`
-OVERLAY_ALPHA = 0.6
 DEFAULT_FPS = 25.0
 
 
@@ -144,14 +144,9 @@ def _source_fps(cap: cv2.VideoCapture) -> float | None:
 # -- the outputs ------------------------------------------------------------------------------
 
 
-def annotate(frame_bgr: np.ndarray, mask: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
-    """The frame with crack pixels blended towards red."""
-    out = frame_bgr.copy()
-    if mask.any():
-        color = np.array(OVERLAY_BGR, np.float32)
-        px = out[mask].astype(np.float32)
-        out[mask] = np.clip(px * (1 - alpha) + color * alpha, 0, 255).astype(np.uint8)
-    return out
+def annotate(frame_bgr: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The frame (BGR) with its crack pixels drawn as ``predict --overlay`` draws them."""
+    return crack_overlay(frame_bgr, mask, bgr=True)
 
 
 # -- the video writer -------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from cracksam.inspection.exports import (
 from cracksam.inspection.severity import effective_scheme, load_scheme, severity_basis, severity_headline
 from cracksam.inspection.types import CRACK_TYPES, TypeRules
 
-__all__ = ["SurveyItem", "SurveyOptions", "build_survey", "discover_items"]
+__all__ = ["SurveyItem", "SurveyOptions", "build_survey", "discover_items", "predicted_items"]
 
 IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg", ".webp", ".pgm", ".ppm"}
 _BYPRODUCTS = ("_overlay", "_prob", "_measure")  # predict/measure pictures that are not masks
@@ -112,6 +112,13 @@ def discover_items(folder: Path, images: Path | None = None) -> tuple[list[Surve
         name = mask.name.removesuffix("_mask.png") if mask.name.endswith("_mask.png") else mask.stem
         items.append(SurveyItem(name, mask, _photo_by_stem(images, name)))
     return items, problems
+
+
+def predicted_items(rows: list[dict[str, Any]]) -> list[SurveyItem]:
+    """The masks ``predict`` has just written, as survey items: each row's ``mask``
+    (``<stem>_mask.png``, the item named by its stem) with its photo, ``file``."""
+    return [SurveyItem(Path(r["mask"]).name.removesuffix("_mask.png"), Path(r["mask"]), Path(r["file"]))
+            for r in rows]
 
 
 def _is_mask(path: Path) -> bool:

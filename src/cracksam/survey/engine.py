@@ -17,7 +17,8 @@ from typing import Any
 from cracksam.errors import InvalidValueError
 from cracksam.inference.options import PredictOptions
 from cracksam.survey.manifest import Inputs, done_key, file_stat
-from cracksam.survey.rows import ImageOptions, process_batch, task_of
+from cracksam.survey.outputs import ImageOptions
+from cracksam.survey.rows import process_batch, task_of
 from cracksam.survey.table import ResultsTable, check_carried_names
 
 ENGINES = ("plain", "ray")

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from cracksam.errors import ConfigError, CrackSAMError
 from cracksam.survey.manifest import INSTALL_HINT
+from cracksam.survey.outputs import ImageOptions
 from cracksam.survey.ray_reaper import Watcher
-from cracksam.survey.rows import ImageOptions, process_batch
+from cracksam.survey.rows import process_batch
 
 if TYPE_CHECKING:
     from cracksam.inference.options import PredictOptions

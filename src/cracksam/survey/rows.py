@@ -1,19 +1,18 @@
 """One batch of images in, mask files out and one results row per image back.
 
 Every engine (the plain loop and each Ray worker) calls :func:`process_batch`, so their rows and
-files are the same.  Output files are the plain ``predict``'s (``<stem>_mask.png`` and, on request,
-overlay, probability map and measurement files), each written atomically.  A bad image gives an
-error row and never stops the batch.
+files are the same.  Output files are the plain ``predict``'s, written by the same function
+(:func:`cracksam.survey.outputs.write_outputs`).  A bad image gives an error row and never stops the
+batch.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from cracksam.errors import CrackSAMError
+from cracksam.survey.outputs import ImageOptions
 
 # Errors that belong to one image (unreadable, odd, too large, its output not writable), not to the job.
 IMAGE_ERRORS = (CrackSAMError, OSError, ValueError, MemoryError)
@@ -23,21 +22,6 @@ BASE_COLUMNS = ("path", "status", "error", "mask", "width", "height", "crack_pix
 TAIL_COLUMNS = ("read_s", "predict_s", "write_s", "seconds", "model_id", "size_bytes", "mtime_ns", "key")
 #: Columns that differ between two runs of the same job (wall-clock timings).
 TIMING_COLUMNS = ("read_s", "predict_s", "write_s", "seconds")
-
-
-@dataclass(frozen=True)
-class ImageOptions:
-    """What is written per image (the plain ``predict``'s options)."""
-
-    out: str
-    threshold: float = 0.5
-    overlay: bool = False
-    prob: bool = False
-    measure: bool = False
-    mm_per_px: float | None = None
-    min_length: float = 10.0
-    max_pixels: int | None = None
-    model_id: str = "model"
 
 
 def task_of(item: Any, size: int | None, mtime_ns: int | None, key: str) -> dict[str, Any]:
@@ -110,30 +94,17 @@ def process_batch(predictor: Any, tasks: list[dict[str, Any]], opts: ImageOption
 
 
 def _write_outputs(image: Any, pred: Any, stem: str, opts: ImageOptions) -> dict[str, Any]:
-    """The plain ``predict``'s files for one image; returns the row's values."""
-    import numpy as np
+    """The plain ``predict``'s files for one image; returns the row's values (measurement columns
+    flattened: its totals, then ``mm_per_px``, ``resolution_note``, ``measure_report``)."""
+    from cracksam.survey.outputs import write_outputs
 
-    from cracksam._files import encode_mask_png, encode_png
-
-    # The plain predict's own helpers (cracksam.measurement), so the files stay the same as that command's.
-    from cracksam.config import atomic_write_bytes
-    from cracksam.evaluation.visualize import overlay as blend
-    from cracksam.measurement.files import write_measurement as _measure
-
-    out = Path(opts.out)
-    mask = pred.mask(opts.threshold)
-    atomic_write_bytes(out / f"{stem}_mask.png", encode_mask_png(mask))
-    if opts.overlay:
-        rgb = blend(image, mask, (255, 40, 40), 0.7)
-        atomic_write_bytes(out / f"{stem}_overlay.png", encode_png(rgb))
-    if opts.prob:
-        atomic_write_bytes(out / f"{stem}_prob.png", encode_png(np.round(pred.prob * 255).astype(np.uint8)))
-    h, w = mask.shape
-    crack = int(mask.sum())
-    values: dict[str, Any] = {"mask": str(out / f"{stem}_mask.png"), "width": w, "height": h,
-                              "crack_pixels": crack, "crack_fraction": crack / (h * w)}
-    if opts.measure:
-        m = _measure(mask, image, out, stem, opts.mm_per_px, opts.min_length, [])
+    values = write_outputs(image, pred, stem, opts, {}, [])
+    m = values.pop("measurement", None)
+    if m is not None:
         values.update(m["totals"])
         values.update(mm_per_px=m["mm_per_px"], resolution_note=m["resolution_note"], measure_report=m["report"])
     return values
+
+
+__all__ = ["BASE_COLUMNS", "IMAGE_ERRORS", "TAIL_COLUMNS", "TIMING_COLUMNS", "ImageOptions", "error_row",
+           "process_batch", "task_of"]

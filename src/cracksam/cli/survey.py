@@ -1,5 +1,6 @@
 """``cracksam predict`` in survey mode (``--engine ray``, ``--manifest`` or ``--table``): the table,
-resumption and the Ray options; :mod:`cracksam.cli.predict` hands its checked options over here."""
+resumption and the Ray options; :mod:`cracksam.cli.predict` hands its checked options over here and
+:mod:`cracksam.survey` runs the job."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import typer
 
 if TYPE_CHECKING:
     from cracksam.cli.predict_config import PredictConfig
+    from cracksam.survey.outputs import ImageOptions
 
 ENGINE_HELP = ("plain: this process; ray: Ray Data actors (local, or a cluster with --address). "
                "ray, --manifest and --table write results.parquet and skip images already in it.")
@@ -29,7 +31,6 @@ def survey_command(cfg: PredictConfig, *, model: str, model_path: Path) -> None:
     from cracksam.service.inference import model_id_for
     from cracksam.survey.engine import SurveyJob, run_survey
     from cracksam.survey.manifest import collect_inputs, require_pyarrow
-    from cracksam.survey.rows import ImageOptions
     from cracksam.threads import cpu_cores
 
     # The options were checked when the config was built (cracksam.cli.predict_config).
@@ -65,10 +66,7 @@ def survey_command(cfg: PredictConfig, *, model: str, model_path: Path) -> None:
         gpu = str(device).lower().startswith(("cuda", "gpu"))
         ray_options = {"address": address, "workers": workers, "threads": threads,
                        "gpus_per_worker": 1.0 if gpu else 0.0}
-    image_options: dict[str, Any] = dict(
-        threshold=cfg.predictor.threshold, overlay=cfg.overlay, prob=cfg.prob, measure=cfg.measure,
-        mm_per_px=cfg.mm_per_px, min_length=cfg.min_length_px, max_pixels=cfg.max_pixels)
-    options = ImageOptions(out=str(out), model_id=model_id, **image_options)
+    options = cfg.image_options(model_id)
     job = SurveyJob(spec, options, job_inputs, batch_size=spec.batch_size, csv=csv)
     if not json_out:
         where = (f"ray, {workers or 'one per free CPU'} worker(s) x {threads} thread(s)" if engine == "ray"
@@ -106,7 +104,7 @@ def survey_command(cfg: PredictConfig, *, model: str, model_path: Path) -> None:
         "errors": result.error_messages[:1000] + [f"{n}: {p}" for n, p in job_inputs.problems],
     }
     if cfg.report and not result.interrupted:
-        summary["report"] = _report(job_inputs.items, out, result.table, image_options, json_out, no_progress)
+        summary["report"] = _report(job_inputs.items, out, result.table, options, json_out, no_progress)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
@@ -122,13 +120,13 @@ def survey_command(cfg: PredictConfig, *, model: str, model_path: Path) -> None:
         raise typer.Exit(1)
 
 
-def _report(items: list[Any], out: Path, table: Path | None, image_options: dict[str, Any], quiet: bool,
+def _report(items: list[Any], out: Path, table: Path | None, options: ImageOptions, quiet: bool,
             no_progress: bool) -> str | None:
     """The plain predict's ``--report`` (types, severity, HTML, COCO/GeoJSON/CSV) over the job's
     images that are ``ok`` in the table, this run's and earlier runs' alike."""
     import pyarrow.parquet as pq
 
-    from cracksam.cli.predict import _report as plain_report
+    from cracksam.cli.report import report_predictions
 
     if table is None or not table.is_file():
         return None
@@ -137,5 +135,5 @@ def _report(items: list[Any], out: Path, table: Path | None, image_options: dict
     rows = [{"mask": str(out / f"{it.stem}_mask.png"), "file": it.file} for it in items if it.path in ok]
     if not rows:
         return None
-    return plain_report(rows, out, image_options["mm_per_px"], image_options["min_length"], quiet=quiet,
-                        no_progress=no_progress)
+    return report_predictions(rows, out, options.mm_per_px, options.min_length, quiet=quiet,
+                              no_progress=no_progress)
