@@ -78,11 +78,11 @@ def test_thread_defaults_never_exceed_the_cores(monkeypatch, cores):
 
 
 def test_predict_and_bench_run_with_threads_within_the_cores(monkeypatch, tiny_full, tmp_path, capsys):
-    import cracksam.deployment.runtime_cache as runtime_cache
+    import cracksam.inference.predictor as door
 
     ckpt, image = tiny_full
     seen: list[int | None] = []
-    original = runtime_cache.open_predictor
+    original = door.open_predictor
 
     def spy(options, *args, **kwargs):
         seen.append(options.threads)
@@ -90,7 +90,7 @@ def test_predict_and_bench_run_with_threads_within_the_cores(monkeypatch, tiny_f
 
     before = torch.get_num_threads()
     try:
-        monkeypatch.setattr(runtime_cache, "open_predictor", spy)
+        monkeypatch.setattr(door, "open_predictor", spy)
         _pretend_cores(monkeypatch, 1)
         assert main(["predict", str(image), "-m", str(ckpt), "--out", str(tmp_path / "p"), "--no-progress"]) == 0
         assert seen == [1]

@@ -242,12 +242,12 @@ def test_predict_cli_rejects_bad_arguments(tmp_path, tiny_checkpoint, capsys):
 
 def _no_model(monkeypatch) -> None:
     """Opening a model fails the test: the commands must refuse their inputs before they load one."""
-    import cracksam.deployment.runtime_cache as runtime_cache
+    import cracksam.inference.predictor as door
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model was opened for inputs that could not run")
 
-    monkeypatch.setattr(runtime_cache, "open_predictor", refuse)
+    monkeypatch.setattr(door, "open_predictor", refuse)
 
 
 def test_predict_on_nothing_to_segment_fails_before_the_model_loads(tmp_path, monkeypatch, capsys):

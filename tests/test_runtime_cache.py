@@ -19,7 +19,7 @@ from cracksam.cli.main import main  # noqa: E402
 from cracksam.data.synthetic import synthetic_pair  # noqa: E402
 from cracksam.errors import ConfigError, CrackSAMError  # noqa: E402
 from cracksam.inference.options import PredictOptions  # noqa: E402
-from cracksam.inference.predictor import Predictor  # noqa: E402
+from cracksam.inference.predictor import Predictor, open_predictor  # noqa: E402
 from cracksam.models import SegModel, SegModelConfig, save_trained, segmodels  # noqa: E402
 from cracksam.models.registry import unregister_model  # noqa: E402
 from tests._convnet import DarkConvNet  # noqa: E402
@@ -95,7 +95,7 @@ def test_auto_exports_once_caches_by_weights_hash_and_says_which(tmp_path, cache
 
 
 def _open(model: Path, **kw) -> Predictor:
-    return rc.open_predictor(PredictOptions(model=str(model), **kw))
+    return open_predictor(PredictOptions(model=str(model), **kw), rc.select_backend)
 
 
 def test_an_export_failing_parity_is_deleted_and_never_used(tmp_path, cache, photo, monkeypatch):

@@ -13,7 +13,7 @@ import typer
 
 from cracksam import __version__
 from cracksam.cli.inputs import output_dir
-from cracksam.cli.options import DEFAULT_MODEL_NAME, model_path_option
+from cracksam.cli.options import DEFAULT_MODEL_NAME
 from cracksam.cli.predictor_flags import predictor_aliases, runtime_env_alias
 from cracksam.cli.survey import ENGINE_HELP, survey_command
 from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, make_command, resolve_tree, set_option, switch
@@ -100,11 +100,10 @@ def predict(print_config: bool, **values: Any) -> None:
         show_config(cfg)
         return
     model = cfg.predictor.model or DEFAULT_MODEL_NAME
-    model_path = model_path_option(model)
     if cfg.survey:
         # The same options as the plain predict: --runtime auto builds the runtime cache once in
         # the driver (survey_command opens the model there first), so local Ray workers find it built.
-        return survey_command(cfg, model=model, model_path=model_path)  # the results table (cracksam.survey)
+        return survey_command(cfg, model=model)  # the results table (cracksam.survey)
     from cracksam.data.inputs import expand_inputs
 
     files, problems = expand_inputs(cfg.inputs)
@@ -115,17 +114,19 @@ def predict(print_config: bool, **values: Any) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from cracksam._files import atomic_write_text
-    from cracksam.deployment.runtime_cache import describe_choice, open_predictor
-    from cracksam.service.inference import model_id_for
+    from cracksam.deployment.runtime_cache import describe_choice, select_backend
+    from cracksam.inference.predictor import open_predictor
+    from cracksam.models.identity import model_id_for
     from cracksam.threads import resolve_threads
 
     threads = resolve_threads(cfg.predictor.threads)
-    options = cfg.predictor.replace(model=str(model_path), threads=threads)
+    options = cfg.predictor.replace(model=model, threads=threads)
     out, json_out, min_length, mm_per_px = (Path(cfg.out), cfg.json,
                                             cfg.min_length_px, cfg.mm_per_px)
     console = Console(stderr=True, soft_wrap=True)  # error lines must not be cut at the terminal width
     announce = None if json_out else (lambda text: console.print(text, highlight=False))
-    predictor = open_predictor(options, announce)
+    predictor = open_predictor(options, select_backend, announce)  # the one door: resolves and loads the model
+    model_path = predictor.model_path
     output_dir(out)
     if not json_out:
         console.print(f"inference: {predictor.inference_summary()}; {threads} CPU thread(s)", highlight=False)

@@ -100,9 +100,9 @@ def stream(print_config: bool, **values: Any) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from cracksam.cli.inputs import output_dir
-    from cracksam.cli.options import model_path_option
-    from cracksam.deployment.runtime_cache import describe_choice, open_predictor
+    from cracksam.deployment.runtime_cache import describe_choice, select_backend
     from cracksam.deployment.stream import StreamStats, check_source, run_stream
+    from cracksam.inference.predictor import open_predictor
     from cracksam.threads import resolve_threads
 
     check_source(str(cfg.source))  # a missing or unreadable video: one line, before the model loads
@@ -113,9 +113,9 @@ def stream(print_config: bool, **values: Any) -> None:
     if frames_dir is not None and frames_dir.exists() and not frames_dir.is_dir():
         raise ConfigError(f"--frames-dir {frames_dir} exists and is not a folder")
     console = Console(stderr=True, soft_wrap=True)
-    predict_options = cfg.predictor.replace(model=str(model_path_option(cfg.predictor.model)),
-                                            threads=resolve_threads(cfg.predictor.threads))
-    predictor = open_predictor(predict_options, None if json_out else lambda text: console.print(text, highlight=False))
+    predict_options = cfg.predictor.replace(threads=resolve_threads(cfg.predictor.threads))
+    predictor = open_predictor(predict_options, select_backend,  # the one door: resolves and loads the model
+                               None if json_out else lambda text: console.print(text, highlight=False))
     if frames_dir is not None:  # created once the model is known good: a refused run leaves no folder
         output_dir(frames_dir, "--frames-dir")
     if not json_out:

@@ -19,7 +19,7 @@ ENGINE_HELP = ("plain: this process; ray: Ray Data actors (local, or a cluster w
                "ray, --manifest and --table write results.parquet and skip images already in it.")
 
 
-def survey_command(cfg: PredictConfig, *, model: str, model_path: Path) -> None:
+def survey_command(cfg: PredictConfig, *, model: str) -> None:
     """Run the job; exit code 1 when some images failed, 130 on Ctrl-C (the table is whole either way)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -27,8 +27,9 @@ def survey_command(cfg: PredictConfig, *, model: str, model_path: Path) -> None:
     from cracksam import __version__
     from cracksam.cli.inputs import output_dir
     from cracksam.config import atomic_write_text
-    from cracksam.deployment.runtime_cache import describe_choice, open_predictor
-    from cracksam.service.inference import model_id_for
+    from cracksam.deployment.runtime_cache import describe_choice, select_backend
+    from cracksam.inference.predictor import open_predictor
+    from cracksam.models.identity import model_id_for
     from cracksam.survey.engine import SurveyJob, run_survey
     from cracksam.survey.manifest import collect_inputs, require_pyarrow
     from cracksam.threads import cpu_cores
@@ -50,11 +51,14 @@ def survey_command(cfg: PredictConfig, *, model: str, model_path: Path) -> None:
     else:
         threads = threads or cores
     device = cfg.predictor.device
-    spec = cfg.predictor.replace(model=str(model_path), threads=threads)
     console = Console(stderr=True, soft_wrap=True)
-    # Opened here too: bad options fail once, the id needs the model card, and --runtime auto builds
-    # its parity-checked export (the runtime cache) once, before any worker looks for it.
-    predictor: Any = open_predictor(spec, None if json_out else lambda text: console.print(text, highlight=False))
+    # Opened here too (the one door, which resolves the model): bad options fail once, the id needs
+    # the model card, and --runtime auto builds its parity-checked export (the runtime cache) once,
+    # before any worker looks for it.  The workers open the resolved path.
+    predictor: Any = open_predictor(cfg.predictor.replace(model=model, threads=threads), select_backend,
+                                    None if json_out else lambda text: console.print(text, highlight=False))
+    model_path = predictor.model_path
+    spec = cfg.predictor.replace(model=str(model_path), threads=threads)
     runtime_info = dict(predictor.runtime_info)
     model_id = model_id_for(predictor.describe(), model_path)
     output_dir(out)

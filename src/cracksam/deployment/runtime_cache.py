@@ -25,6 +25,10 @@ uses synthetic images, so it is weaker than ``cracksam export --samples`` on rea
 parity is an error, not a silent fallback).  ``auto`` keeps PyTorch for CrackSAM (SAM ViT)
 models, whose exports take minutes and gigabytes (make them with ``cracksam export``), and off
 the CPU.
+
+:func:`select_backend` is the runtime chooser that the commands hand to the one door to a
+predictor, :func:`cracksam.inference.predictor.open_predictor` (inference never imports
+deployment): the door resolves and loads the model, this module picks what runs it.
 """
 
 from __future__ import annotations
@@ -32,12 +36,12 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from cracksam import __version__
-from cracksam._files import safe_name, update_digest
+from cracksam._files import safe_name
 from cracksam.deployment.cache_integrity import (
     SUMS,
     build_in_place,
@@ -49,10 +53,8 @@ from cracksam.deployment.cache_integrity import (
     write_manifest,
 )
 from cracksam.errors import ConfigError, CrackSAMError
-from cracksam.inference.options import RUNTIMES, PredictOptions
-
-if TYPE_CHECKING:
-    from cracksam.inference.predictor import Predictor
+from cracksam.inference.options import RUNTIMES
+from cracksam.models.identity import update_model_digest
 
 ENV_RUNTIME = "CRACKSAM_RUNTIME"
 _FILES = {"onnxruntime": "model.onnx", "openvino": "model_fp16.xml", "openvino-int8": "model_int8_qat.xml"}
@@ -79,14 +81,13 @@ def cache_root() -> Path:
 
 
 def model_key(model_dir: Path) -> str:
-    """``<folder name>-<16 hex>``: SHA-256 of the folder's files (names and bytes), the cracksam
-    version and the runtimes installed, so retrained weights, a new exporter or a runtime installed
-    since (``pip install 'cracksam[deploy]'`` after the base install) get a new entry."""
+    """``<folder name>-<16 hex>``: SHA-256 of the cracksam version, the runtimes installed and the
+    model's files (names and bytes, hashed as for its id: :mod:`cracksam.models.identity`), so
+    retrained weights, a new exporter or a runtime installed since (``pip install 'cracksam[deploy]'``
+    after the base install) get a new entry."""
     digest = hashlib.sha256(__version__.encode())
     digest.update(",".join(m for m in ("onnxruntime", "openvino", "nncf") if _found(m)).encode())
-    for file in sorted(p for p in Path(model_dir).rglob("*") if p.is_file() and not p.name.startswith(".")):
-        digest.update(str(file.relative_to(model_dir)).encode())
-        update_digest(digest, file)
+    update_model_digest(digest, model_dir)  # the files, hashed as for the model id (cracksam.models.identity)
     return f"{safe_name(Path(model_dir).name, 48)}-{digest.hexdigest()[:16]}"
 
 
@@ -271,7 +272,12 @@ def _cached_backend(model_dir: Path, model: Any, runtime: str, threads: int | No
 def select_backend(model_dir: Path, model: Any, runtime: str = "auto", threads: int | None = None,
                    announce: Any = None) -> tuple[Any, dict[str, Any]]:
     """The backend to run ``model`` (loaded from ``model_dir``) with, and what was chosen and why
-    (``runtime``, ``reason``, and for exports ``file``, ``mask_iou``, ``speedup_vs_torch``)."""
+    (``runtime``, ``reason``, and for exports ``file``, ``mask_iou``, ``speedup_vs_torch``).
+
+    The runtime chooser that commands hand to the one door to a predictor,
+    :func:`cracksam.inference.predictor.open_predictor` (``choose_runtime=select_backend``): the door
+    resolves and loads the checkpoint folder on the CPU, then asks here for ``auto``,
+    ``onnxruntime`` or ``openvino``."""
     from cracksam.inference.backends import TorchBackend
     from cracksam.models.cracksam import CrackSAM
 
@@ -299,34 +305,6 @@ def select_backend(model_dir: Path, model: Any, runtime: str = "auto", threads: 
     return backend, info
 
 
-def open_predictor(options: PredictOptions, announce: Any = None) -> Predictor:
-    """The predictor ``options`` describe, its runtime chosen here: with ``auto`` (or onnxruntime /
-    openvino) a checkpoint folder on the CPU runs through its cached, parity-checked export
-    (:func:`select_backend`; ``announce`` is told when an export is built); a checkpoint folder on a
-    GPU runs in PyTorch; an exported file runs in its own runtime.  What was chosen and why is in
-    the predictor's ``runtime_info``."""
-    from cracksam.inference.loading import is_checkpoint, is_gpu, load_checkpoint, open_runtime
-    from cracksam.inference.predictor import Predictor
-    from cracksam.models.default import resolve_model_path
-
-    runtime = check_runtime(options.runtime)
-    path = resolve_model_path(options.model)  # None / "default": the bundled model; a run folder: its best/
-    kwargs = options.predictor_kwargs()
-    if runtime != "torch" and is_checkpoint(path):
-        if is_gpu(options.device):
-            if runtime != "auto":
-                raise ConfigError(f"--runtime {runtime} runs on the CPU; with --device {options.device} use torch")
-            runtime = "torch"  # the exports are checked and timed on the CPU
-        else:
-            model = load_checkpoint(path, options.base, options.device, options.allow_random_base, options.trust)
-            backend, info = select_backend(path, model, runtime, options.threads, announce)
-            return Predictor.with_info(backend, info, **kwargs)
-    backend, info = open_runtime(path, base=options.base, device=options.device, threads=options.threads,
-                                 allow_random_base=options.allow_random_base, trust=options.trust,
-                                 runtime=None if runtime == "auto" else runtime)
-    return Predictor.with_info(backend, info, **kwargs)
-
-
 def describe_choice(info: dict[str, Any]) -> str:
     """One line for the console, e.g. ``runtime: onnxruntime fp32 (fastest runtime that passed its
     parity check: mask IoU 1.0000 vs PyTorch, 1.9x PyTorch when cached)``."""
@@ -340,4 +318,4 @@ def describe_choice(info: dict[str, Any]) -> str:
 
 
 __all__ = ["ENV_RUNTIME", "RUNTIMES", "RUNTIME_HELP", "build_entry", "cache_root", "check_runtime",
-           "describe_choice", "model_key", "open_predictor", "select_backend"]
+           "describe_choice", "model_key", "select_backend"]

@@ -15,9 +15,11 @@ from cracksam.errors import ConfigError
 from cracksam.evaluation.report import Column, blur_sweep_plot, build_table, write_table
 from cracksam.evaluation.runner import EvalModel, PassResult, eval_backend, evaluate_samples
 from cracksam.evaluation.selection import SPLIT_CHOICES, describe_selection, scored_sets, select_samples
+from cracksam.inference.backends import TorchBackend
+from cracksam.inference.options import PredictOptions
 from cracksam.inference_modes import check_options
 from cracksam.models.cracksam import CrackSAMConfig, build_cracksam, count_parameters
-from cracksam.models.io import load_model, read_checkpoint_config
+from cracksam.models.io import read_checkpoint_config
 from cracksam.models.segmodels import SegModelConfig, build_segmodel
 
 METRIC_LABELS = {"iou": "IoU", "f1": "F1", "precision": "Precision", "recall": "Recall"}
@@ -37,6 +39,7 @@ def load_eval_model(
     parameter counts are those of training (CrackSAM: frozen encoder + trainable part; a student:
     all trained), for an export those of the model config it carries."""
     from cracksam.inference.backend_torch import check_torch_device
+    from cracksam.inference.predictor import open_predictor
     from cracksam.models.default import resolve_model_path
 
     path = resolve_model_path(path)
@@ -45,8 +48,10 @@ def load_eval_model(
     check_torch_device(device)  # before loading: no GPU is one error line, not a traceback
     meta = read_checkpoint_config(path, trust=trust)
     config = meta["model_config"]
-    model = load_model(path, base_checkpoint=base, map_location=device, allow_random_base=allow_random_base,
-                       trust=trust)
+    backend = open_predictor(PredictOptions(model=str(path), base=base, device=device, trust=trust, runtime="torch",
+                                            allow_random_base=allow_random_base)).backend  # the one door
+    assert isinstance(backend, TorchBackend)  # a checkpoint folder with runtime torch
+    model = backend.model
     folder = path if path.is_dir() else path.parent
     label = name or (folder.parent.name if folder.name == "best" else folder.name)
     if isinstance(config, SegModelConfig):
@@ -59,9 +64,9 @@ def load_eval_model(
 def _exported_eval_model(path: Path, device: str, name: str | None) -> EvalModel:
     """An ONNX / OpenVINO file, opened as `cracksam predict` opens it (same device mapping); the
     runner scores it through the same Predictor as a PyTorch model."""
-    from cracksam.inference.loading import open_runtime
+    from cracksam.inference.predictor import open_predictor
 
-    backend, _ = open_runtime(path, device=device)
+    backend = open_predictor(PredictOptions(model=str(path), device=device)).backend  # the one door: its own runtime
     config = getattr(backend, "model_config", None)
     backbone, total, trainable = f"{backend.name}-{backend.precision}", 0, 0
     if isinstance(config, SegModelConfig):

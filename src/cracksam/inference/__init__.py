@@ -6,8 +6,10 @@ Below deployment (which exports models and picks the fastest runtime, ``--runtim
 above models: evaluation scores any runtime through the Predictor and training distils from any
 runtime's teacher.  ONNX Runtime and OpenVINO are optional, imported when a backend is opened.
 
-* :mod:`.predictor`: ``Predictor``, ``Prediction``, ``inference_defaults``.
-* :mod:`.protocol`: ``Backend``.
+* :mod:`.predictor`: ``Predictor``, ``Prediction``, ``inference_defaults``, and ``open_predictor``,
+  the one door every command opens its model through (:mod:`.loading` resolves and loads it; the
+  runtime chooser for ``--runtime auto`` is deployment's, passed in).
+* :mod:`.protocol`: ``Backend``, ``RuntimeChooser``.
 * :mod:`.backends`: ``TorchBackend``, ``OnnxRuntimeBackend``, ``OpenVINOBackend``, ``open_backend``,
   export metadata readers, the export target names.
 * :mod:`.options`: ``PredictOptions``, the options of every command that opens a predictor.
@@ -22,6 +24,7 @@ _LAZY = {
     "Predictor": "cracksam.inference.predictor",
     "Prediction": "cracksam.inference.predictor",
     "inference_defaults": "cracksam.inference.predictor",
+    "open_predictor": "cracksam.inference.predictor",
     "PRECISIONS": "cracksam.inference.backends",
     "TARGETS": "cracksam.inference.backends",
     "TorchBackend": "cracksam.inference.backends",

@@ -1,9 +1,10 @@
 """The options of every command that opens a predictor (``predict``, ``serve``, ``stream``, the
 survey engines): which model, on which runtime and device, and how images are run through it.
 
-One typed record instead of the same keyword list in each command; it is opened by
-:func:`cracksam.deployment.runtime_cache.open_predictor` (deployment, because ``runtime="auto"``
-may export the model).  Light on purpose: no torch, so command lines can build it for free.
+One typed record instead of the same keyword list in each command; it is opened by the one door,
+:func:`cracksam.inference.predictor.open_predictor` (``runtime="auto"`` asks the runtime chooser
+deployment passes in, which may export the model).  Light on purpose: no torch, so command lines
+can build it for free.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from cracksam.config import help_meta
 from cracksam.errors import ConfigError
 from cracksam.inference_modes import DEFAULT_WINDOW, DEFAULT_WINDOW_OVERLAP
 
-# "auto" is resolved by deployment's runtime cache; the others name a runtime outright.
+# "auto" is chosen by deployment's runtime cache (handed to the door); the others name a runtime outright.
 RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
 
 

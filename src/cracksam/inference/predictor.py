@@ -28,13 +28,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from cracksam.data.transforms import build_transform
 from cracksam.errors import ConfigError
-from cracksam.inference.protocol import Backend
+from cracksam.inference.protocol import Announce, Backend, RuntimeChooser
 from cracksam.inference.tiling import (
     _hann_weight,  # noqa: F401  (kept importable from here)
     aligned_stride,
@@ -46,6 +47,9 @@ from cracksam.inference.tiling import (
     tile_origins,
 )
 from cracksam.inference_modes import DEFAULT_WINDOW, DEFAULT_WINDOW_OVERLAP, check_mode, check_scale
+
+if TYPE_CHECKING:
+    from cracksam.inference.options import PredictOptions
 
 Mode = Literal["resize", "tile", "native"]
 
@@ -136,6 +140,7 @@ class Predictor:
         self._resize = build_transform(self.image_size, augment=False)
         # What runs the model and why (set by from_path / with_info).
         self.runtime_info: dict[str, Any] = {"runtime": backend.name, "precision": backend.precision}
+        self.model_path: Path | None = None  # the model's file or folder, once resolved (set by open_predictor)
 
     # -- construction from files -------------------------------------------------------------
 
@@ -153,20 +158,26 @@ class Predictor:
         runtime: str | None = None,
         **kwargs: Any,
     ) -> Predictor:
-        """A checkpoint folder (CrackSAM delta + ``base``, a full export, or a student), an
-        ``.onnx`` file or an OpenVINO ``.xml``; ``None`` or ``"default"`` is the default model bundled with
-        the package, and a training run folder stands for its ``best/`` model.
-        ``mode`` / ``scale`` None: the model's own defaults (also for exports, from their metadata);
-        ``trust``: accept our checkpoint folders without checksums (see :func:`cracksam.models.load_model`).
-        ``runtime``: None (the file's own), ``torch``, ``onnxruntime`` or ``openvino``
-        (:func:`~cracksam.inference.loading.open_runtime`); ``auto`` and checkpoint folders run through
-        ONNX Runtime / OpenVINO need an export: :func:`cracksam.deployment.runtime_cache.open_predictor`.
-        What runs the model and why is in ``runtime_info``.  ``kwargs`` go to :class:`Predictor`."""
-        from cracksam.inference.loading import open_runtime
+        """The Python API's way through :func:`open_predictor`: a checkpoint folder (CrackSAM delta +
+        ``base``, a full export, or a student), an ``.onnx`` file or an OpenVINO ``.xml``; ``None`` or
+        ``"default"`` is the default model bundled with the package, and a training run folder stands
+        for its ``best/`` model.  ``mode`` / ``scale`` None: the model's own defaults (also for exports,
+        from their metadata); ``trust``: accept our checkpoint folders without checksums (see
+        :func:`cracksam.models.load_model`).  ``runtime``: None (the file's own: PyTorch for a checkpoint
+        folder), ``torch``, ``onnxruntime`` or ``openvino``; ``auto`` and checkpoint folders run through
+        ONNX Runtime / OpenVINO need deployment's runtime chooser: ``open_predictor(options,
+        choose_runtime=cracksam.deployment.runtime_cache.select_backend)``.  What runs the model and why
+        is in ``runtime_info``.  ``kwargs`` go to :class:`Predictor`."""
+        from cracksam.inference.loading import EXPLICIT_RUNTIMES
+        from cracksam.inference.options import PredictOptions
 
-        backend, info = open_runtime(path, base=base, device=device, threads=threads,
-                                     allow_random_base=allow_random_base, trust=trust, runtime=runtime)
-        return cls.with_info(backend, info, mode=mode, scale=scale, **kwargs)
+        if runtime is not None and runtime not in EXPLICIT_RUNTIMES:
+            hint = " (auto needs deployment's runtime chooser: see open_predictor)" if runtime == "auto" else ""
+            raise ConfigError(f"unknown runtime {runtime!r}; choose from {', '.join(EXPLICIT_RUNTIMES)}{hint}")
+        options = PredictOptions(model=None if path is None else str(path), base=base, device=device,
+                                 threads=threads, allow_random_base=allow_random_base, trust=trust,
+                                 runtime=runtime or "auto", mode=mode, scale=scale, **kwargs)
+        return open_predictor(options, cls=cls)
 
     @classmethod
     def with_info(cls, backend: Backend, info: dict[str, Any], **kwargs: Any) -> Predictor:
@@ -311,4 +322,23 @@ class Predictor:
         return f"{head}: {s}x{s} windows{fixed}, overlap {self.tile_overlap:g}"
 
 
-__all__ = ["Mode", "Prediction", "Predictor", "inference_defaults", "tile_origins"]
+def open_predictor(options: PredictOptions, choose_runtime: RuntimeChooser | None = None,
+                   announce: Announce | None = None, cls: type[Predictor] = Predictor) -> Predictor:
+    """The one door to a predictor: ``predict``, ``evaluate``, ``serve``, ``stream``, the survey
+    engines and :meth:`Predictor.from_path` open their models here.
+
+    The model ``options.model`` names is resolved once (``default``, a training run folder, a
+    ``.ckpt``; kept as ``model_path``) and loaded once, and ``choose_runtime`` -- deployment's
+    runtime cache (:func:`cracksam.deployment.runtime_cache.select_backend`), passed in by the
+    commands -- says what runs a checkpoint folder; without it PyTorch does
+    (:func:`cracksam.inference.loading.open_model`).  ``announce`` is told when an export is built.
+    What was chosen and why is in the predictor's ``runtime_info``."""
+    from cracksam.inference.loading import open_model
+
+    path, backend, info = open_model(options, choose_runtime, announce)
+    predictor = cls.with_info(backend, info, **options.predictor_kwargs())
+    predictor.model_path = path
+    return predictor
+
+
+__all__ = ["Mode", "Prediction", "Predictor", "inference_defaults", "open_predictor", "tile_origins"]

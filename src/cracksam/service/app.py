@@ -51,7 +51,8 @@ from PIL import Image
 from cracksam import __version__
 from cracksam.errors import CrackSAMError
 from cracksam.inference.predictor import Predictor
-from cracksam.service.inference import JobRunner, LoadedModel, load_model, model_id_for, service_predictor
+from cracksam.models.identity import model_id_for
+from cracksam.service.inference import JobRunner, LoadedModel, load_model, service_predictor
 from cracksam.service.limits import BodySizeLimit
 from cracksam.service.negotiation import negotiate
 from cracksam.service.problems import install_handlers

@@ -21,24 +21,21 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import hashlib
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
-from cracksam._files import safe_name, update_digest
 from cracksam.inference.backend_torch import check_input
 from cracksam.inference.backends import OnnxRuntimeBackend, OpenVINOBackend, TorchBackend
 from cracksam.inference.predictor import Predictor
 from cracksam.inference.protocol import Backend
+from cracksam.models.identity import model_id_for
 from cracksam.service.settings import ServiceSettings
 
 log = logging.getLogger("cracksam.service")
@@ -158,44 +155,15 @@ class LoadedModel:
     model_id: str
 
 
-def _model_files(path: Path) -> list[Path]:
-    """The files whose bytes define a model: a folder's files, an ONNX file, an IR's .xml + .bin."""
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-    files = [path]
-    if path.suffix.lower() == ".xml" and path.with_suffix(".bin").is_file():
-        files.append(path.with_suffix(".bin"))
-    data = path.with_name(path.name + ".data")  # ONNX external data, when present
-    if data.is_file():
-        files.append(data)
-    return files
-
-
-def model_id_for(card: dict[str, Any], path: str | Path | None = None) -> str:
-    """A stable id: ``<name>-<12 hex>``, the hex digits from a SHA-256 of the model card and, when
-    the model came from files, their contents -- so the id changes exactly when the model does
-    (retrained weights, other precision, other mode or threshold)."""
-    described = {k: v for k, v in card.items() if k != "file"}  # where the file lies is not what it is
-    digest = hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode())
-    name = "model"
-    if path is not None:
-        path = Path(path)
-        name = path.stem if path.is_file() else path.name
-        for file in _model_files(path):
-            if path.is_dir():
-                digest.update(str(file.relative_to(path)).encode())
-            update_digest(digest, file)
-    return f"{safe_name(name, 64)}-{digest.hexdigest()[:12]}"
-
-
 def load_model(settings: ServiceSettings) -> LoadedModel:
     """Open the model named by ``settings`` (the bundled default when none) as a thread-safe
     predictor.  Raises :class:`~cracksam.errors.CrackSAMError` for a missing or bad model."""
-    from cracksam.deployment.runtime_cache import describe_choice, open_predictor
-    from cracksam.models.default import resolve_model_path
+    from cracksam.deployment.runtime_cache import describe_choice, select_backend
+    from cracksam.inference.predictor import open_predictor
 
-    path = resolve_model_path(settings.model)  # None / "default": the bundled model; a run folder: its best/
-    predictor = open_predictor(settings.predict_options().replace(model=str(path)))
+    # The one door: None / "default" is the bundled model, a run folder its best/.
+    predictor = open_predictor(settings.predict_options(), select_backend)
+    path = predictor.model_path
     # One forward pass before declaring the model ready: a model that loads but cannot run fails
     # here (reported by /health and `cracksam serve`), and the first request pays no warm-up.
     predictor.predict_one(np.zeros((32, 32, 3), np.uint8))

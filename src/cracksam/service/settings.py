@@ -132,7 +132,7 @@ class ServiceSettings:
         return self.threads if self.threads is not None else default_threads(self.workers)
 
     def predict_options(self) -> PredictOptions:
-        """How the service opens its model (:func:`cracksam.deployment.runtime_cache.open_predictor`)."""
+        """How the service opens its model (:func:`cracksam.inference.predictor.open_predictor`)."""
         from cracksam.inference.options import PredictOptions
 
         return PredictOptions(model=self.model, base=self.base, device=self.device, threads=self.cpu_threads,

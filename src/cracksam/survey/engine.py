@@ -90,9 +90,10 @@ class _PartWriter:
 
 def _plain_batches(job: SurveyJob, tasks: list[dict[str, Any]], predictor: Any = None
                    ) -> Iterator[list[dict[str, Any]]]:
-    from cracksam.deployment.runtime_cache import open_predictor
+    from cracksam.deployment.runtime_cache import select_backend
+    from cracksam.inference.predictor import open_predictor
 
-    predictor = predictor or open_predictor(job.predictor_options)
+    predictor = predictor or open_predictor(job.predictor_options, select_backend)
     for i in range(0, len(tasks), job.batch_size):
         yield process_batch(predictor, tasks[i : i + job.batch_size], job.options)
 

@@ -46,9 +46,10 @@ class SurveyWorker:
     """A Ray actor: opens the predictor once, then runs batches of tasks (JSON strings) to rows."""
 
     def __init__(self, spec: PredictOptions, options: ImageOptions) -> None:
-        from cracksam.deployment.runtime_cache import open_predictor
+        from cracksam.deployment.runtime_cache import select_backend
+        from cracksam.inference.predictor import open_predictor
 
-        self.predictor = open_predictor(spec)
+        self.predictor = open_predictor(spec, select_backend)
         self.options = options
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
