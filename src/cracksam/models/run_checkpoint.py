@@ -95,6 +95,7 @@ def model_folder(path: str | os.PathLike[str]) -> Path:
     ``<stem>.model/`` the first time, rewritten when the checkpoint changes)."""
     from cracksam.config import from_dict
     from cracksam.models.cracksam import CrackSAM, CrackSAMConfig, build_cracksam
+    from cracksam.models.lora_fold import LORA_SCALING_KEY, fold_lora
     from cracksam.models.quantizer_files import split_quantizers
     from cracksam.models.segmodels import SegModel, SegModelConfig, build_segmodel
 
@@ -117,6 +118,11 @@ def model_folder(path: str | os.PathLike[str]) -> Path:
         model = build_cracksam(from_dict(CrackSAMConfig, record["model"], f"{path}: model"))
     # A QAT run's quantisers are left out: the folder is the float model (its best/ has them).
     weights, _ = split_quantizers({k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()})
+    if LORA_SCALING_KEY in record:  # a run with encoder_delta.kind lora: its LoRA folded in, no peft needed
+        try:
+            weights = fold_lora(weights, record[LORA_SCALING_KEY])
+        except CheckpointError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
     missing = sorted(set(model.trainable_state_dict()) - set(weights))
     result = model.load_state_dict(weights, strict=False)
     if missing or result.unexpected_keys:

@@ -8,6 +8,7 @@ from typing import Literal
 from cracksam.errors import ConfigError
 from cracksam.models.cracksam import CrackSAMConfig
 from cracksam.models.segmodels import SegModelConfig
+from cracksam.training.encoder_delta import EncoderDeltaConfig
 from cracksam.training.qat import CONVENTIONAL_ONLY, QATConfig
 
 
@@ -112,6 +113,8 @@ class TrainConfig:
     distill: DistillConfig | None = None
     # Quantisation-aware training: INT8 fake quantisers in the network (cracksam.training.qat).
     qat: QATConfig | None = None
+    # Frozen encoder + LoRA on its 1x1 convolutions (cracksam.training.encoder_delta); kind none: trained whole.
+    encoder_delta: EncoderDeltaConfig = field(default_factory=EncoderDeltaConfig)
     # Official SAM checkpoint (path, or vit_b/vit_l/vit_h to download); None = random base,
     # only sensible for the tiny config and smoke tests.
     base_checkpoint: str | None = None
@@ -203,6 +206,13 @@ class TrainConfig:
             self.data.crop = 256
         if self.quantization_aware and self.network is None and not self.init_from:
             raise ConfigError(CONVENTIONAL_ONLY)
+        if self.encoder_delta.enabled:
+            if self.network is None and not self.init_from:
+                raise ConfigError("encoder_delta is for conventional networks with an smp encoder (give --arch, e.g. "
+                                  "unet_efficientnet_lite0); CrackSAM's own deltas are model.delta")
+            if self.quantization_aware:
+                raise ConfigError("encoder_delta and qat cannot be combined: train the LoRA model first, then "
+                                  "fine-tune its best/ with --qat")
         if self.native and self.network is not None:
             from cracksam.models.segmodels import get_architecture
 

@@ -24,6 +24,7 @@ from cracksam.models.io import save_trained
 from cracksam.models.run_checkpoint import MODEL_KEY, model_record
 from cracksam.models.segmodels import SegModel
 from cracksam.training.config import TrainConfig
+from cracksam.training.encoder_delta import checkpoint_record, merge_encoder_delta, saved_record
 from cracksam.training.losses import CrackLoss, channel_wise_distillation_loss
 from cracksam.training.qat import agreement_loss, quantizers_off
 from cracksam.training.schedule import lr_factor
@@ -165,7 +166,9 @@ class SegmentationModule(L.LightningModule):
         keep = {f"model.{k}" for k in self.model.trainable_state_dict()}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
         # What rebuilds the model, so the checkpoint can also be used as a model (predict -m last.ckpt).
-        checkpoint[MODEL_KEY] = model_record(self.model, self.config.base_checkpoint)
+        # With an encoder delta, also the scaling that folds its LoRA factors (cracksam.models.lora_fold).
+        record = model_record(self.model, self.config.base_checkpoint)
+        checkpoint[MODEL_KEY] = {**record, **checkpoint_record(self.model)}
 
 
 CrackSAMModule = SegmentationModule  # the name used before students existed
@@ -205,13 +208,14 @@ class BestDeltaCheckpoint(L.Callback):
         if value > self.best:
             self.best, self.best_step = value, trainer.global_step
             if trainer.is_global_zero:
+                model = cast(SegmentationModule, pl_module).model  # the only module this callback is given
                 save_trained(
-                    cast(SegmentationModule, pl_module).model,  # the only module this callback is given
+                    merge_encoder_delta(model),  # an encoder delta's LoRA folded in: a plain model of its arch
                     self.directory,
                     base=self.base,
                     # start_model: best/ is still the model the run was started from.
                     extra={"val_iou": value, "step": trainer.global_step, "epoch": trainer.current_epoch,
-                           **({"start_model": True} if start else {})},
+                           **({"start_model": True} if start else {}), **saved_record(model)},
                 )
 
     def _record_start(self, trainer: L.Trainer, value: float) -> None:

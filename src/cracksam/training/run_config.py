@@ -1,9 +1,9 @@
 """The run's ``config.yaml``: the resolved config, with only the sections the run uses.
 
-A conventional network (``network``) does not read CrackSAM's ``model`` section, and absent
-optional sections (``distill``, ``qat``, ``network``) are ``null``; writing them would suggest
-settings that played no part in the run.  What is left out reads back as its default
-(:func:`~cracksam.config.load_yaml`), which is what the run had in effect.
+A conventional network (``network``) does not read CrackSAM's ``model`` section, absent optional
+sections (``distill``, ``qat``, ``network``) are ``null``, and ``encoder_delta`` of kind ``none`` does
+nothing; writing them would suggest settings that played no part in the run.  What is left out
+reads back as its default (:func:`~cracksam.config.load_yaml`), which is what the run had in effect.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ def used_sections(config: TrainConfig) -> dict[str, Any]:
         data.pop("model")
     if not config.quantization_aware:
         data.pop("qat")
+    if not config.encoder_delta.enabled:
+        data.pop("encoder_delta")
     for name in ("network", "distill"):
         if data[name] is None:
             data.pop(name)

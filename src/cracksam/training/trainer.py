@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,8 @@ from cracksam.training.checkpoints import (
 )
 from cracksam.training.config import TrainConfig
 from cracksam.training.datamodule import CrackDataModule
+from cracksam.training.encoder_delta import apply_encoder_delta
+from cracksam.training.encoder_delta import describe as describe_delta
 from cracksam.training.init_from import apply_init_from, load_init_model
 from cracksam.training.module import BestDeltaCheckpoint, SegmentationModule, steps_per_epoch
 from cracksam.training.progress import progress_callback, quiet_lightning
@@ -208,6 +211,10 @@ def _fit(config: TrainConfig, resume: bool, extra_callbacks: list[L.Callback] | 
                     else batches * config.val_every)
 
     model = _build_model(config, allow_random_base=allow_random_base or resume)
+    if config.encoder_delta.enabled:  # frozen encoder + LoRA, before the optimiser and a resumed state exist
+        model = apply_encoder_delta(model, config.encoder_delta)
+        if _rank_zero():
+            print(describe_delta(model), file=sys.stderr, flush=True)
     if config.quantization_aware:
         # Before the module and the optimiser exist (the quantisers train too) and before a
         # resumed checkpoint is loaded (its state holds the trained quantisers).
