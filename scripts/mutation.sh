@@ -26,7 +26,7 @@ MODULES=(
     "teacher|training/teacher.py|tests/test_teacher_cache.py tests/test_distill.py -k cache or teacher_logits or identity or fill or progress or entry"
     "measure|measurement/measure.py|tests/test_measure.py tests/test_measure_edges.py"
     "measure_branches|measurement/branches.py|tests/test_measure.py tests/test_measure_edges.py"
-    "rle|service/rle.py|tests/test_rle.py"
+    "rle|data/rle.py|tests/test_rle.py"
 )
 
 JOBS="${JOBS:-2}"

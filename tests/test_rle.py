@@ -1,5 +1,5 @@
-"""The service's RLE (``cracksam.service.rle``): COCO's uncompressed RLE, checked against
-``pycocotools`` itself rather than against our own decoder."""
+"""The one RLE encoder (``cracksam.data.rle``, used by the service and the COCO export): COCO's
+uncompressed RLE, checked against ``pycocotools`` itself rather than against our own decoder."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as coco_mask
 
-from cracksam.service.rle import RLE_ORDER, decode_rle, encode_rle
+from cracksam.data.rle import RLE_ORDER, decode_rle, encode_rle
 
 # pycocotools' own use of np.array(copy=False) under NumPy 2; nothing of ours.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -73,3 +73,46 @@ def test_our_runs_are_the_ones_pycocotools_encodes():
         ours = encode_rle(m)
         again = coco_mask.frPyObjects({"size": ours["size"], "counts": ours["counts"]}, *m.shape)
         assert again["counts"] == coco["counts"] and list(coco["size"]) == ours["size"]
+
+
+# -- one encoder for the service and the COCO export (issue 29 point 4) ----------------------------
+
+LABELS = np.array([[0, 1, 1, 0, 2],
+                   [0, 0, 1, 0, 2],
+                   [1, 0, 0, 0, 2],
+                   [1, 1, 0, 2, 2]], np.int32)
+
+
+def test_both_callers_give_what_they_gave_before():
+    """Pinned from the two encoders before they were one: the service's JSON mask and the COCO
+    export's compressed ``segmentation`` of crack 1 (bounding box short of the full height) and
+    crack 2 (full height, runs meeting across a column and reaching the last pixel)."""
+    from cracksam.inspection.exports import _crack_rle
+
+    assert encode_rle(LABELS == 1)["counts"] == [2, 3, 2, 3, 10]
+    assert encode_rle(LABELS == 2)["counts"] == [15, 5]
+    got = [_crack_rle(LABELS, 1, (0, 0, 3, 4), coco_mask), _crack_rle(LABELS, 2, (3, 0, 2, 4), coco_mask)]
+    assert [(list(r["size"]), r["counts"]) for r in got] == [([4, 5], b"23208"), ([4, 5], b"?5")]
+    import cracksam.service
+
+    assert (cracksam.service.encode_rle, cracksam.service.decode_rle) == (encode_rle, decode_rle)
+
+
+def test_a_window_encodes_as_the_whole_image_and_round_trips():
+    rng = np.random.default_rng(2)
+    for _ in range(400):
+        height, width = (int(v) for v in rng.integers(1, 14, 2))
+        h, w = int(rng.integers(0, height + 1)), int(rng.integers(0, width + 1))
+        y, x = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+        window = rng.random((h, w)) > rng.random()
+        whole = np.zeros((height, width), bool)
+        whole[y : y + h, x : x + w] = window
+        rle = encode_rle(window, image_size=(height, width), origin=(x, y))
+        assert rle == encode_rle(whole)
+        np.testing.assert_array_equal(decode_rle(rle), whole)
+    # a window down whole columns: the run down column 0's end and on from column 1's top is one run
+    assert encode_rle(np.array([[0, 1], [1, 1]]), image_size=(2, 3), origin=(1, 0))["counts"] == [3, 3]
+    with pytest.raises(ValueError, match="not inside"):
+        encode_rle(np.ones((2, 2), bool), image_size=(2, 3), origin=(2, 0))
+    with pytest.raises(ValueError, match="not inside"):
+        encode_rle(np.ones((2, 2), bool), image_size=(3, 3), origin=(0, -1))

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cracksam.data.rle import decode_rle
 from cracksam.errors import ConfigError
 from cracksam.inference.backends import OpenVINOBackend, TorchBackend
 from cracksam.inference.predictor import Predictor
@@ -27,7 +28,6 @@ from cracksam.inspection import inspect_mask, inspection_to_dict
 from cracksam.models import CrackSAMConfig, DeltaConfig, build_cracksam, export_full
 from cracksam.service.app import create_app
 from cracksam.service.inference import LoadedModel, LockedBackend, ThreadLocalOpenVINO, thread_safe
-from cracksam.service.rle import decode_rle
 from cracksam.service.server import ThreadedServer
 from cracksam.service.settings import ServiceSettings
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from cracksam.data.rle import encode_rle
 from cracksam.inspection.core import Inspection
 from cracksam.inspection.geometry import crack_polygons, crack_polylines
 from cracksam.measurement.report import CRACK_COLUMNS
@@ -100,21 +101,13 @@ def read_exif_gps(path: str | os.PathLike[str]) -> dict[str, Any]:
 # -- COCO ---------------------------------------------------------------------------------------
 
 def _crack_rle(labels: np.ndarray, crack_id: int, bbox: tuple[int, int, int, int], mask_utils) -> dict[str, Any]:
-    """Compressed COCO RLE of one crack, built from its bounding box only: comparing the whole
-    label image once per crack would cost (pixels x cracks) on a large survey photo."""
+    """Compressed COCO RLE of one crack: the one encoder (:func:`cracksam.data.rle.encode_rle`) on
+    its bounding box only -- comparing the whole label image once per crack would cost (pixels x
+    cracks) on a large survey photo -- compressed by ``pycocotools``."""
     height, width = labels.shape
     x, y, w, h = bbox
-    cols, rows = np.nonzero((labels[y : y + h, x : x + w] == crack_id).T)  # column-major order
-    pos = (cols.astype(np.int64) + x) * height + rows + y
-    breaks = np.flatnonzero(np.diff(pos) != 1) + 1
-    starts = np.concatenate([pos[:1], pos[breaks]])
-    ends = np.concatenate([pos[breaks - 1], pos[-1:]]) + 1  # exclusive
-    counts = np.empty(2 * len(starts) + 1, np.int64)
-    counts[0::2] = np.concatenate([starts, [height * width]]) - np.concatenate([[0], ends])  # zeros before each run
-    counts[1::2] = ends - starts
-    if counts[-1] == 0:  # the crack reaches the last pixel: no trailing run of zeros
-        counts = counts[:-1]
-    return mask_utils.frPyObjects({"size": [height, width], "counts": counts.tolist()}, height, width)
+    rle = encode_rle(labels[y : y + h, x : x + w] == crack_id, image_size=(height, width), origin=(x, y))
+    return mask_utils.frPyObjects({"size": rle["size"], "counts": rle["counts"]}, height, width)
 
 
 def coco_document(images: list[dict[str, Any]], inspections: list[Inspection], info: dict[str, Any]) -> dict[str, Any]:

@@ -7,21 +7,23 @@
 * :mod:`cracksam.service.uploads` -- reading an upload under the shared byte budget;
 * :mod:`cracksam.service.settings` -- :class:`ServiceSettings` (flags and ``CRACKSAM_*`` variables);
 * :mod:`cracksam.service.inference` -- loading the model once and running it from many threads;
-* :mod:`cracksam.service.rle` -- the mask RLE of the JSON answers (COCO uncompressed, column-major);
+* ``encode_rle``/``decode_rle`` -- the mask RLE of the JSON answers (COCO uncompressed, column-major),
+  from :mod:`cracksam.data.rle` (the project's one RLE encoder, which the COCO export uses too);
 * :mod:`cracksam.service.server` -- uvicorn in the foreground or a background thread;
 * ``static/`` -- the web page served at ``/``.
 
-FastAPI is imported only when the app is built (``create_app``), so importing this package is cheap.
+FastAPI is imported only when the app is built (``create_app``), and the RLE functions when first
+asked for, so importing this package is cheap.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cracksam.service.rle import decode_rle, encode_rle
 from cracksam.service.settings import ServiceSettings
 
 if TYPE_CHECKING:
+    from cracksam.data.rle import decode_rle, encode_rle
     from cracksam.service.app import create_app
 
 __all__ = ["ServiceSettings", "create_app", "decode_rle", "encode_rle"]
@@ -32,4 +34,8 @@ def __getattr__(name: str) -> Any:
         from cracksam.service.app import create_app
 
         return create_app
+    if name in ("decode_rle", "encode_rle"):
+        from cracksam.data import rle
+
+        return getattr(rle, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

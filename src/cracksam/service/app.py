@@ -6,7 +6,7 @@ Endpoints (OpenAPI at ``/openapi.json``, interactive docs at ``/docs``):
   (``Content-Type: image/...`` or ``application/octet-stream``).  Answers a PNG mask (0/255, the
   size of the image as displayed, EXIF orientation applied) or JSON, chosen by ``?format=`` or
   else the ``Accept`` header (JSON when both are acceptable).  The JSON carries the mask as RLE
-  (see :mod:`cracksam.service.rle`: COCO uncompressed, column-major) or a base64 PNG
+  (see :mod:`cracksam.data.rle`: COCO uncompressed, column-major) or a base64 PNG
   (``?mask=png``), crack pixel count and fraction, image size, model id and timings;
   ``?measure=true`` (or ``?mm_per_px=``) adds the crack measurement of
   :mod:`cracksam.measurement` (totals and one entry per crack), each crack with its ``type`` and

@@ -22,10 +22,10 @@ from PIL import Image
 
 from cracksam._files import encode_mask_png
 from cracksam.data.io import CorruptImageError, ImageTooLargeError, NotAnImageError, decode_image
+from cracksam.data.rle import encode_rle
 from cracksam.errors import CrackSAMError, DatasetError
 from cracksam.service.inference import LoadedModel, cancellable, check_cancelled
 from cracksam.service.problems import ApiError
-from cracksam.service.rle import encode_rle
 from cracksam.service.settings import ServiceSettings
 from cracksam.service.uploads import Budget
 
