@@ -1,4 +1,4 @@
-"""``cracksam`` CLI with test hooks, for tests that train in a subprocess (test_resume_faults.py).
+"""``cracksam`` CLI with test hooks, for tests that train in a subprocess (test_training_processes.py).
 
 Run as a script (DDP re-launches ``sys.argv`` for its other ranks, so they get the hooks too):
 

@@ -221,7 +221,7 @@ def test_pooled_test_sets_are_also_scored_one_by_one(tmp_path, capsys):
 def test_evaluate_prints_the_images_scored_per_set(tmp_path, capsys):
     """A line per set: the split and how many images; with an explicit --test-split test, a folder
     without split files says its test split is a seeded share of it, and how to score all of it
-    (the default, auto, scores such a folder whole: tests/test_evaluate_split_auto.py)."""
+    (the default, auto, scores such a folder whole: tests/test_evaluate_splits.py)."""
     from cracksam.models import create, save_trained
 
     listed = _write_set(tmp_path / "seta", [(64, 64)] * 4, width=8)

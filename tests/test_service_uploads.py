@@ -24,7 +24,7 @@ from cracksam.service.server import ThreadedServer
 from cracksam.service.settings import MIB, ServiceSettings
 from cracksam.service.uploads import Budget, ClientBudgets, Upload, read_upload
 
-from .test_service_faults import PNG, CountingBackend, _can_bind
+from .test_service_clients import PNG, CountingBackend, _can_bind
 
 STALLED = 900 * 1024  # declared by each stalled upload: four of them would fill 3.5 of the 4 MiB budget
 IDLE_S = 1.5

@@ -120,7 +120,7 @@ class _CtrlCAt(L.Callback):
 
     Not a real ``os.kill``: in the long default pytest process a real signal can land on a thread of
     a native library loaded by earlier tests (the process then died with SIGSEGV); the real signal is
-    sent to a real CLI process in tests/test_resume_faults.py (isolated pass)."""
+    sent to a real CLI process in tests/test_training_processes.py (isolated pass)."""
 
     def __init__(self, step: int) -> None:
         self.step = step

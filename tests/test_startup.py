@@ -32,7 +32,7 @@ def _modules_after(argv: list[str]) -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-# Own pytest process, as every test that starts interpreters (see test_newcomer).
+# Own pytest process, as every test that starts interpreters (see test_cli_defaults.py).
 @pytest.mark.isolated
 def test_info_and_measure_import_no_heavy_module(tmp_path):
     mask = np.zeros((80, 120), np.uint8)
