@@ -1,5 +1,5 @@
-"""Issue 12 point 14: one convention across commands (device default, --json, -o, --workers,
-runtime names, readable help with defaults)."""
+"""Conventions every command shares: option names (the models' own, runtime names = export target
+names), device default, --json, -o, --workers, readable help with defaults."""
 
 from __future__ import annotations
 
@@ -122,3 +122,12 @@ def test_distill_help_is_its_own(capsys):
     assert main(["distill", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "distillation" in text and "Fine-tune CrackSAM" not in text
+
+
+def test_cli_option_names_are_the_models_names():
+    # cli.options copies these names so that it need not import torch; they must not drift.
+    from cracksam.cli.options import BACKBONE_NAMES, DELTA_NAMES
+    from cracksam.models.backbones import BACKBONES
+    from cracksam.models.deltas import DELTA_KINDS
+
+    assert BACKBONE_NAMES == tuple(BACKBONES) and DELTA_NAMES == DELTA_KINDS

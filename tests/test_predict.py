@@ -18,6 +18,7 @@ from cracksam.inference.predictor import Predictor, tile_origins
 from cracksam.models import build_cracksam, export_full, save_delta
 
 from ._models import DarknessModel
+from .test_cli_defaults import tiny_full  # noqa: F401  (the fixture: a tiny CrackSAM and a photo)
 
 
 def _predictor(mode="resize", size=64, **kw) -> Predictor:
@@ -309,3 +310,10 @@ def test_ctrl_c_during_predict_still_writes_the_summary_of_what_was_done(tmp_pat
     assert [Path(r["file"]).name for r in summary["results"]] == ["000.png", "001.png"]
     assert sorted(p.name for p in out.glob("*_mask.png")) == ["000_mask.png", "001_mask.png"]
     assert "interrupted: 2 of 4 image(s) done" in capsys.readouterr().err
+
+
+def test_measure_options_without_measure_are_refused(tiny_full, tmp_path, capsys):  # noqa: F811
+    ckpt, image = tiny_full
+    for extra in (["--mm-per-px", "0.2"], ["--min-length", "5"]):
+        assert main(["predict", str(image), "-m", str(ckpt), "--out", str(tmp_path / "p"), *extra]) == 2
+        assert "--measure" in capsys.readouterr().err
