@@ -1,9 +1,9 @@
-"""Issue 27 point 6: fine-tuning that does no harm.  ``train --init-from`` scores the start model on
-validation before any step, keeps it as best/ until a trained model beats it, uses fine-tuning
-defaults for the learning rate and warm-up where the user set none, and writes only the config
-sections the run uses.
+"""Fine-tuning (``train --init-from``): the bundled model or any of ours as the start, with its
+architecture and weights; a fine-tune that does no harm: the start model is scored on validation
+before any step and kept as best/ until a trained model beats it, fine-tuning defaults for the
+learning rate and warm-up where the user set none, and only the config sections the run uses.
 
-The "training" here is a patched optimiser step that sets the weights to a known state, so whether
+The no-harm tests' "training" is a patched optimiser step that sets the weights to a known state, so whether
 a step helps or hurts is certain, and each run takes seconds (a tiny network, 64 px images, no
 DataLoader workers)."""
 
@@ -22,7 +22,9 @@ import yaml
 from cracksam.cli.main import main
 from cracksam.data import load_split
 from cracksam.data.synthetic import make_dataset
+from cracksam.errors import ConfigError
 from cracksam.models import load_model
+from cracksam.models.default import default_model_path
 from cracksam.models.io import save_trained
 from cracksam.models.segmodels import _ARCHS, ArchSpec, SegModel, SegModelConfig, register_architecture
 from tests._convnet import DarkConvNet
@@ -206,3 +208,107 @@ def test_fine_tuning_defaults_apply_only_where_nothing_set_them(dark_arch, tmp_p
 
     assert float(re.search(r"; (\S+) with --init-from", ALIASES["lr"].option.help).group(1)) == lr
     assert int(re.search(r"; (\d+) with --init-from", ALIASES["warmup"].option.help).group(1)) == warmup
+
+
+# --- train --init-from: the bundled model or any of ours as the start ---------------------------
+
+
+def _params(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def test_init_from_default_takes_the_bundled_architecture_and_weights():
+    from cracksam.training.config import TrainConfig
+    from cracksam.training.init_from import apply_init_from
+    from cracksam.training.trainer import _build_model
+
+    cfg = TrainConfig(init_from="default")
+    apply_init_from(cfg)
+    bundled = load_model(default_model_path())
+    assert cfg.network is not None and cfg.network.arch == bundled.config.arch and not cfg.network.pretrained
+    model = _build_model(cfg)
+    mine, theirs = _params(model), _params(bundled)
+    assert mine.keys() == theirs.keys()
+    assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
+
+
+def test_init_from_refuses_a_different_arch_and_shape_flags(tmp_path, capsys):
+    from cracksam.models.segmodels import SegModelConfig
+    from cracksam.training.config import TrainConfig
+    from cracksam.training.init_from import apply_init_from
+
+    cfg = TrainConfig(init_from="default", network=SegModelConfig(arch="unet"))
+    with pytest.raises(ConfigError, match="--arch"):
+        apply_init_from(cfg)
+    rc = main(["train", "--init-from", "default", "--delta", "lora", "--data", str(tmp_path), "--print-config"])
+    assert rc == 2 and "--delta" in capsys.readouterr().err
+
+
+def test_fine_tuning_the_bundled_model_starts_from_its_weights(tmp_path, capsys):
+    data = make_dataset(tmp_path / "own", n=6, size=(64, 64))
+    out = tmp_path / "ft"
+    # A learning rate of 1e-12 leaves the weights where they started: the trained model must then
+    # equal the bundled one (a random start would differ everywhere).
+    argv = ["train", "--init-from", "default", "--data", str(data), "--crop", "32", "--max-iters", "1",
+            "--batch-size", "2", "--lr", "1e-12", "--warmup", "0", "--workers", "0", "--out", str(out),
+            "--no-progress"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads(printed[printed.rindex('{\n  "run"'):])
+    assert summary["best"] == str(out / "best")
+    tuned, bundled = _params(load_model(out / "best")), _params(load_model(default_model_path()))
+    assert max(float((tuned[k] - bundled[k]).abs().max()) for k in bundled) < 1e-6
+    assert "init_from: default" in (out / "config.yaml").read_text()
+
+
+def test_init_from_a_cracksam_delta_continues_its_delta_and_refuses_a_full_export(tmp_path):
+    from cracksam.models import CrackSAMConfig, DeltaConfig, build_cracksam, export_full, save_delta
+    from cracksam.training.config import TrainConfig
+    from cracksam.training.init_from import apply_init_from
+    from cracksam.training.trainer import _build_model
+
+    net = build_cracksam(CrackSAMConfig("tiny", 64, DeltaConfig("lora")))
+    with torch.no_grad():  # a delta that is not the zero-initialised one a fresh model has
+        for p in net.parameters():
+            if p.requires_grad:
+                p.add_(0.01)
+    delta = save_delta(net, tmp_path / "delta")
+    cfg = TrainConfig(init_from=str(delta))
+    apply_init_from(cfg)
+    assert cfg.network is None and cfg.model.backbone == "tiny" and cfg.model.delta.kind == "lora"
+    model = _build_model(cfg, allow_random_base=True)
+    saved, mine = net.trainable_state_dict(), model.trainable_state_dict()
+    assert saved.keys() == mine.keys() and all(torch.equal(saved[k], mine[k]) for k in saved)
+    assert any(p.requires_grad for p in model.parameters())
+    full = export_full(net, tmp_path / "full")
+    with pytest.raises(ConfigError, match="full CrackSAM export"):
+        apply_init_from(TrainConfig(init_from=str(full)))
+
+
+def test_init_from_an_old_unchecksummed_folder_needs_trust(tmp_path, capsys):
+    """A model folder written before checksums were required (format 1) is refused by --init-from
+    unless --trust is given, as on every other command that loads a model (issue 12 gap)."""
+    import shutil
+    import warnings
+
+    from cracksam.training.config import TrainConfig
+    from cracksam.training.init_from import apply_init_from, load_init_model
+
+    old = tmp_path / "old"
+    shutil.copytree(default_model_path(), old)
+    meta = json.loads((old / "config.json").read_text())
+    for key in ("config_sha256", "weights_sha256"):
+        meta.pop(key, None)
+    (old / "config.json").write_text(json.dumps(meta))
+    data = make_dataset(tmp_path / "d", n=4, size=(64, 64))
+    argv = ["train", "--init-from", str(old), "--data", str(data), "--print-config"]
+    assert main(argv) == 2
+    assert "--trust" in capsys.readouterr().err
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main([*argv, "--trust"]) == 0
+        assert "init_trust: true" in capsys.readouterr().out
+        cfg = TrainConfig(init_from=str(old), init_trust=True)
+        apply_init_from(cfg)
+        tuned, bundled = _params(load_init_model(cfg)), _params(load_model(default_model_path()))
+    assert all(torch.equal(tuned[k], bundled[k]) for k in bundled)

@@ -2,20 +2,26 @@
 (:func:`cracksam.measurement.io.read_mask`: bool, MeasurementError in the words of ``measure``).
 
 Until issue 29 measurement had its own OpenCV reader with other rules; the cases where the two
-readers disagreed are pinned here with what the one reader now says."""
+readers disagreed are pinned here with what the one reader now says.  Masks with many grey levels
+(JPEG, anti-aliased) are read with a mask threshold, in ``train`` and ``evaluate`` too."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-from cracksam.data import masks
+from cracksam.cli.main import main
+from cracksam.data import load_split, masks, scan_folder
+from cracksam.data.dataset import CrackDataset
 from cracksam.data.io import read_image
 from cracksam.data.masks import MaskFileError, MaskLevelError
 from cracksam.data.masks import read_mask as read_data_mask
+from cracksam.data.synthetic import make_dataset
+from cracksam.errors import ConfigError, DatasetError
 from cracksam.measurement import MeasurementError
 from cracksam.measurement import read_mask as read_measure_mask
 
@@ -126,3 +132,77 @@ def test_files_with_nothing_to_decode_are_named_errors(tmp_path, monkeypatch):
         read_data_mask(good)
     with pytest.raises(MeasurementError, match=r"good\.png: cannot read \(Permission denied\)"):
         read_measure_mask(good)
+
+
+# --- a mask threshold: masks with many grey levels (JPEG, anti-aliased) -------------------------
+
+
+def _jpeg_dataset(root, n=6, size=64):
+    """Masks saved as JPEG after a blur: dozens of grey levels around every crack edge."""
+    make_dataset(root, n=n, size=(size, size))
+    for png in sorted((root / "masks").glob("*.png")):
+        mask = cv2.imread(str(png), cv2.IMREAD_GRAYSCALE)
+        cv2.imwrite(str(png.with_suffix(".jpg")), cv2.GaussianBlur(mask, (3, 3), 0), [cv2.IMWRITE_JPEG_QUALITY, 70])
+        png.unlink()
+    return root
+
+
+def test_jpeg_masks_are_refused_by_default_with_a_hint_naming_the_option(tmp_path):
+    root = _jpeg_dataset(tmp_path / "jpeg")
+    with pytest.raises(DatasetError, match="values other than two levels") as info:
+        scan_folder(root)
+    assert "--mask-threshold" in str(info.value)
+
+
+def test_a_mask_threshold_accepts_jpeg_masks_and_binarises_at_that_level(tmp_path):
+    root = _jpeg_dataset(tmp_path / "jpeg")
+    samples = scan_folder(root, mask_threshold=0.5)
+    assert len(samples) == 6 and all(s.mask_threshold == 0.5 for s in samples)
+    grey = cv2.imread(str(samples[0].mask), cv2.IMREAD_GRAYSCALE)
+    assert len(np.unique(grey)) > 2  # really many levels
+    mask = read_data_mask(samples[0].mask, threshold=0.5)
+    np.testing.assert_array_equal(mask, (grey > 127.5).astype(np.uint8))
+    # The threshold is a share of full scale (255), not of the mask's own maximum.
+    low = read_data_mask(samples[0].mask, threshold=0.9)
+    np.testing.assert_array_equal(low, (grey > 229.5).astype(np.uint8))
+    # Datasets read the masks the way they were scanned.
+    split = load_split([root], "all", mask_threshold=0.5)
+    _, served = CrackDataset(split).load_original(0)
+    np.testing.assert_array_equal(served, mask)
+
+
+def test_a_threshold_keeps_zero_one_masks_and_sixteen_bit_masks_intact(tmp_path):
+    zero_one = np.zeros((8, 8), np.uint8)
+    zero_one[2:4] = 1
+    cv2.imwrite(str(tmp_path / "a.png"), zero_one)
+    np.testing.assert_array_equal(read_data_mask(tmp_path / "a.png", threshold=0.5), zero_one)
+    deep = zero_one.astype(np.uint16) * 40000
+    cv2.imwrite(str(tmp_path / "b.png"), deep)
+    np.testing.assert_array_equal(read_data_mask(tmp_path / "b.png", threshold=0.5), zero_one)
+    np.testing.assert_array_equal(read_data_mask(tmp_path / "b.png", threshold=0.7), np.zeros_like(zero_one))
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, -0.2, 128.0])
+def test_a_mask_threshold_outside_zero_one_is_refused(tmp_path, bad):
+    root = make_dataset(tmp_path / "d", n=2, size=(32, 32))
+    with pytest.raises(ConfigError, match=r"\(0, 1\)"):
+        scan_folder(root, mask_threshold=bad)
+
+
+def test_train_and_evaluate_take_mask_threshold(tmp_path, capsys):
+    root = _jpeg_dataset(tmp_path / "jpeg", n=8, size=64)
+    base = ["train", "--data", str(root), "--backbone", "tiny", "--image-size", "64", "--delta", "lora",
+            "--batch-size", "2", "--workers", "0", "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "refused")]) == 2
+    assert "--mask-threshold" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "cfg"), "--mask-threshold", "0.5", "--print-config"]) == 0
+    assert "mask_threshold: 0.5" in capsys.readouterr().out
+    assert main([*base, "--out", str(tmp_path / "bad"), "--mask-threshold", "128", "--print-config"]) == 2
+    assert "error:" in capsys.readouterr().err
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--test", str(root), "--test-split", "all", "--conditions", "clean", "--out", str(out),
+            "--no-progress", "--device", "cpu"]
+    assert main(argv) == 2
+    assert "--mask-threshold" in capsys.readouterr().err
+    assert main([*argv, "--mask-threshold", "0.5"]) == 0
+    assert (out / "summary.json").is_file() or list(out.iterdir())
