@@ -6,8 +6,8 @@ Layers, lowest first (a module may import its own layer and the ones below):
 
 0. ``errors``
 1. ``config``, ``overrides``, ``inference_modes``, ``threads``, ``_files`` (atomic writes, hashing,
-   PNG encoding), ``_telemetry`` (runtime telemetry off): small helpers every layer uses, importing
-   only errors
+   PNG encoding), ``_telemetry`` (runtime telemetry off), ``progress_bar`` (the one rich progress
+   bar): small helpers every layer uses, importing only errors
 2. ``data``: files, datasets, transforms, input expansion
 3. ``models``; ``measurement`` (geometry of a mask; no model involved)
 4. ``inference``: the Predictor and its backends (PyTorch, ONNX Runtime, OpenVINO)
@@ -44,6 +44,7 @@ SRC = Path(cracksam.__file__).parent
 LAYERS: dict[str, int] = {
     "errors": 0,
     "config": 1, "overrides": 1, "inference_modes": 1, "threads": 1, "_files": 1, "_telemetry": 1,
+    "progress_bar": 1,
     "data": 2,
     "models": 3, "measurement": 3,
     "inference": 4,

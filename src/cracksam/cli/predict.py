@@ -111,12 +111,12 @@ def predict(print_config: bool, **values: Any) -> None:
         raise ConfigError("; ".join(f"{name}: {problem}" for name, problem in problems) or "no input images")
     _check_out_apart(Path(cfg.out), files)
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from cracksam._files import atomic_write_text
     from cracksam.deployment.runtime_cache import describe_choice, select_backend
     from cracksam.inference.predictor import open_predictor
     from cracksam.models.identity import model_id_for
+    from cracksam.progress_bar import progress_bar
     from cracksam.threads import resolve_threads
 
     threads = resolve_threads(cfg.predictor.threads)
@@ -137,15 +137,7 @@ def predict(print_config: bool, **values: Any) -> None:
     rows: list[dict[str, Any]] = []
     used: set[str] = set()
     start = time.perf_counter()
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not cfg.progress,
-        transient=True,
-    )
+    progress = progress_bar(console, enabled=cfg.progress)
     interrupted = False
     with progress:
         task = progress.add_task("segmenting", total=len(files))

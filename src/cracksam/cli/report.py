@@ -105,13 +105,12 @@ def report(print_config: bool, **values: Any) -> None:
 def run_survey(items, out: Path, options, problems, quiet: bool = False, no_progress: bool = False) -> dict:
     """:func:`build_survey` with a progress bar on stderr and a one-line result; returns the summary."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from cracksam.inspection.survey import build_survey
+    from cracksam.progress_bar import progress_bar
 
     console = Console(stderr=True, soft_wrap=True)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=console, disable=no_progress or quiet, transient=True)
+    progress = progress_bar(console, enabled=not (no_progress or quiet))
     with progress:
         task = progress.add_task("inspecting", total=len(items))
         doc = build_survey(items, out, options, problems, progress=lambda _name: progress.advance(task))

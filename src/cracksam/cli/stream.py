@@ -97,12 +97,12 @@ def stream(print_config: bool, **values: Any) -> None:
     if cfg.source is None:
         raise ConfigError("missing SOURCE: a video file, stream URL or camera index (or source in --config)")
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from cracksam.cli.inputs import output_dir
     from cracksam.deployment.runtime_cache import describe_choice, select_backend
     from cracksam.deployment.stream import StreamStats, check_source, run_stream
     from cracksam.inference.predictor import open_predictor
+    from cracksam.progress_bar import progress_bar
     from cracksam.threads import resolve_threads
 
     check_source(str(cfg.source))  # a missing or unreadable video: one line, before the model loads
@@ -123,16 +123,7 @@ def stream(print_config: bool, **values: Any) -> None:
         console.print(describe_choice(predictor.runtime_info), highlight=False)
         if out_video is None and frames_dir is None:
             console.print("no --out-video or --frames-dir: statistics only", highlight=False)
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not cfg.progress,
-        transient=True,
-    )
+    progress = progress_bar(console, enabled=cfg.progress, rate=True)
 
     with progress:
         task = progress.add_task("frames", total=None, rate="")

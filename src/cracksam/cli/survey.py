@@ -22,7 +22,6 @@ ENGINE_HELP = ("plain: this process; ray: Ray Data actors (local, or a cluster w
 def survey_command(cfg: PredictConfig, *, model: str) -> None:
     """Run the job; exit code 1 when some images failed, 130 on Ctrl-C (the table is whole either way)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from cracksam import __version__
     from cracksam.cli.inputs import output_dir
@@ -30,6 +29,7 @@ def survey_command(cfg: PredictConfig, *, model: str) -> None:
     from cracksam.deployment.runtime_cache import describe_choice, select_backend
     from cracksam.inference.predictor import open_predictor
     from cracksam.models.identity import model_id_for
+    from cracksam.progress_bar import progress_bar
     from cracksam.survey.engine import SurveyJob, run_survey
     from cracksam.survey.manifest import collect_inputs, require_pyarrow
     from cracksam.threads import cpu_cores
@@ -79,8 +79,7 @@ def survey_command(cfg: PredictConfig, *, model: str) -> None:
         console.print(describe_choice(runtime_info), highlight=False)
     for name, problem in job_inputs.problems:
         console.print(f"[red]error[/red]: {name}: {problem}")
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=console, disable=no_progress, transient=True)
+    progress = progress_bar(console, enabled=not no_progress)
     with progress:
         bar = progress.add_task("segmenting", total=None)
 

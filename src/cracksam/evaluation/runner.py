@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -25,6 +24,7 @@ from cracksam.evaluation.thin_metrics import ThinMetrics
 from cracksam.evaluation.visualize import save_visuals
 from cracksam.inference.backends import TorchBackend
 from cracksam.inference.predictor import Predictor
+from cracksam.progress_bar import progress_bar
 
 
 @dataclass
@@ -134,12 +134,6 @@ def _columns(batch: list[tuple]) -> list[tuple]:
     return list(zip(*batch, strict=True))
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
-    )
-
-
 def eval_backend(model: EvalModel, device: str | torch.device = "cpu") -> Any:
     """The runtime that scores ``model``: PyTorch on ``device`` for a module, else its own backend."""
     if isinstance(model.model, nn.Module):
@@ -182,7 +176,7 @@ def evaluate_samples(
     # The same predictor as `cracksam predict`, by default in the model's own inference mode and
     # scale (``mode`` / ``scale`` override them): evaluation scores what users get.
     predictor = Predictor(backend, mode=mode, scale=scale, batch_size=batch_size, threshold=threshold)
-    with _progress() if progress else _NullProgress() as bar:
+    with progress_bar(enabled=progress) as bar:
         task = bar.add_task(f"{model.name} · {dataset_name or 'data'} · {condition}", total=len(dataset))
         for indices, images, masks in loader:
             preds = predictor.predict(list(images))
@@ -224,17 +218,3 @@ def _levels(metrics: BinaryMetrics, thin: ThinMetrics) -> dict[str, dict[str, fl
         "dataset_level": {**metrics.compute("dataset"), **thin.compute("dataset")},
         "image_level": {**metrics.compute("image"), **thin.compute("image")},
     }
-
-
-class _NullProgress:
-    def __enter__(self) -> _NullProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def add_task(self, *args: Any, **kwargs: Any) -> TaskID:
-        return TaskID(0)
-
-    def advance(self, *args: Any, **kwargs: Any) -> None:
-        return None

@@ -100,7 +100,7 @@ def fill_cache(cache: TeacherCache, backend, samples: Sequence[Sample], batch_si
     ``backend`` is any :class:`~cracksam.inference.predictor.Backend` (PyTorch, ONNX Runtime,
     OpenVINO), so an exported teacher can be used where it is faster.
     """
-    from rich.progress import Progress
+    from cracksam.progress_bar import progress_bar
 
     todo = cache.missing(samples)
     if not todo:
@@ -114,7 +114,7 @@ def fill_cache(cache: TeacherCache, backend, samples: Sequence[Sample], batch_si
     if plain:
         print(f"teacher logits: {len(todo)} image(s) to compute", file=out, flush=True)
     start, done = time.perf_counter(), 0
-    with Progress(disable=plain, transient=True) as bar:
+    with progress_bar(enabled=not plain) as bar:
         task = bar.add_task("teacher logits", total=len(todo))
         for i in range(0, len(todo), batch_size):
             chunk = todo[i : i + batch_size]
