@@ -24,8 +24,8 @@ MODULES=(
     "sam_checkpoint|models/sam_checkpoint.py|tests/test_sam_checkpoint_report.py tests/test_checkpoints.py -k official or rel_pos or base or download or sam_checkpoint_names or summary or adapt or resolve or wrappers or detect or weights_only or read_failure or cache_dir"
     "tiling|inference/tiling.py|tests/test_tiling.py tests/test_predict.py tests/test_native_inference.py -k tiling or tile_origins or tile_reproduces or bilinearly or tile_finds or small_and_odd or batching or sliding or pads_to or scale_changes or thin_line"
     "teacher|training/teacher.py|tests/test_teacher_cache.py tests/test_distill.py -k cache or teacher_logits or identity or fill or progress or entry"
-    "measure|measurement/measure.py|tests/test_measure.py tests/test_measure_edges.py"
-    "measure_branches|measurement/branches.py|tests/test_measure.py tests/test_measure_edges.py"
+    "measure|measurement/measure.py|tests/test_measure.py tests/test_measure_cli.py tests/test_measure_edges.py"
+    "measure_branches|measurement/branches.py|tests/test_measure.py tests/test_measure_cli.py tests/test_measure_edges.py"
     "rle|data/rle.py|tests/test_rle.py"
 )
 

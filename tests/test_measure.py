@@ -1,11 +1,11 @@
-"""Crack measurement on drawn shapes of known geometry, and the ``cracksam measure`` CLI."""
+"""Crack measurement on drawn shapes of known geometry: lengths, widths, branches, scales, the mask
+reader, the report writers and the annotation with its legend (the command: test_measure_cli.py)."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -22,6 +22,7 @@ from cracksam.measurement import (
     write_csv,
     write_json,
 )
+from cracksam.measurement.render import legend_box
 
 SHAPE = (400, 400)
 CENTRE = (200.3, 200.2)  # off the pixel grid on purpose
@@ -305,98 +306,57 @@ def test_writers_and_annotation(tmp_path) -> None:
         render_annotation(np.zeros((10, 10, 3), np.uint8), result)
 
 
-# --- CLI ------------------------------------------------------------------------------------
+# --- the annotation's legend -----------------------------------------------------------------
 
 
-def _cli(args: list[str]) -> int:
-    from cracksam.cli.main import main
-
-    return main(args)
-
-
-def test_cli_writes_reports(tmp_path, capsys) -> None:
-    mask_path = tmp_path / "slab.png"
-    cv2.imwrite(str(mask_path), _two_crack_mask())
-    out = tmp_path / "out"
-    rc = _cli(["measure", str(mask_path), "--mm-per-px", "0.1", "--out", str(out), "--json"])
-    captured = capsys.readouterr()
-    assert rc == 0, captured.err
-    report = json.loads(captured.out)  # --json: stdout holds only the JSON, the table goes to stderr
-    assert report["mm_per_px"] == 0.1 and "0.1 mm" in report["resolution_note"]
-    assert report["totals"]["n_cracks"] == 2
-    assert report["cracks"][0]["length_mm"] == pytest.approx(report["cracks"][0]["length_px"] * 0.1, rel=1e-3)
-    for name in ("slab_measure.json", "slab_cracks.csv", "slab_measure.png", "summary.csv"):
-        assert (out / name).is_file(), name
-    assert json.loads((out / "slab_measure.json").read_text())["totals"] == report["totals"]
-    assert len(list(csv.DictReader((out / "slab_cracks.csv").open()))) == 2
-    summary = list(csv.DictReader((out / "summary.csv").open()))
-    assert len(summary) == 1 and summary[0]["n_cracks"] == "2" and summary[0]["error"] == ""
-    picture = cv2.imread(str(out / "slab_measure.png"))
-    assert picture.shape == (120, 160, 3)
-    assert "Crack measurement" in captured.err
+def _mask_with_cracks_in(corners: list[str], size=(240, 320)) -> np.ndarray:
+    h, w = size
+    mask = np.zeros(size, np.uint8)
+    where = {"lower left": (20, h - 12), "lower right": (w - 100, h - 12), "upper left": (20, 12),
+             "upper right": (w - 100, 12)}
+    for corner in corners:
+        x, y = where[corner]
+        cv2.line(mask, (x, y), (x + 80, y), 255, 5)
+    return mask
 
 
-def test_cli_table_folder_glob_and_reference_scale(tmp_path, capsys) -> None:
-    masks = tmp_path / "masks"
-    masks.mkdir()
-    cv2.imwrite(str(masks / "a.png"), _two_crack_mask())
-    cv2.imwrite(str(masks / "b.png"), np.zeros((50, 60), np.uint8))
-    out = tmp_path / "out"
-    rc = _cli(["measure", str(masks), "--ref-points", "0,0,30,40", "--ref-length-mm", "10", "--out", str(out)])
-    captured = capsys.readouterr()
-    assert rc == 0, captured.err
-    assert "a.png" in captured.out and "b.png" in captured.out  # rich table on stdout
-    summary = list(csv.DictReader((out / "summary.csv").open()))
-    assert [row["n_cracks"] for row in summary] == ["2", "0"]
-    assert float(summary[0]["mm_per_px"]) == pytest.approx(0.2)
-    rc = _cli(["measure", str(masks / "*.png"), "--json"])
-    reports = json.loads(capsys.readouterr().out)
-    assert rc == 0 and [r["totals"]["n_cracks"] for r in reports] == [2, 0]
-    assert reports[0]["mm_per_px"] is None
+def test_the_legend_goes_to_a_corner_clear_of_the_crack_circles():
+    shape = (240, 320)
+    # Circles in both lower corners: the legend moves up.
+    box = legend_box(shape, "width 0-5.0 px", 0.4, 1, [(30, 225, 8), (300, 225, 8)])
+    assert box[3] < shape[0] // 2
+    # With no crack in the way it keeps its place, lower left.
+    x0, y0, _, _ = legend_box(shape, "width 0-5.0 px", 0.4, 1, [])
+    assert x0 < shape[1] // 2 and y0 > shape[0] // 2
+    # On a real measurement no circle touches the legend.
+    mask = _mask_with_cracks_in(["lower left", "upper left", "upper right"])
+    result = measure_mask(mask)
+    marks = [(c.widest_point[0], c.widest_point[1], max(5, int(np.ceil(c.max_width_px / 2)) + 3))
+             for c in result.cracks]
+    x0, y0, x1, y1 = legend_box(mask.shape, f"width 0-{result.totals.max_width_px:.1f} px", 0.4, 1, marks)
+    for cx, cy, r in marks:
+        assert not (cx + r >= x0 and cx - r <= x1 and cy + r >= y0 and cy - r <= y1)
 
 
-def test_cli_draws_on_image(tmp_path, capsys) -> None:
-    mask_path, photo_path = tmp_path / "m.png", tmp_path / "photo.jpg"
-    cv2.imwrite(str(mask_path), _two_crack_mask())
-    cv2.imwrite(str(photo_path), np.full((120, 160, 3), 128, np.uint8))
-    assert _cli(["measure", str(mask_path), "--image", str(photo_path), "--out", str(tmp_path / "o")]) == 0
-    assert (tmp_path / "o" / "m_measure.png").is_file()
-    cv2.imwrite(str(photo_path), np.full((100, 160, 3), 128, np.uint8))
-    rc = _cli(["measure", str(mask_path), "--image", str(photo_path)])
-    assert rc == 2 and "photo.jpg" in capsys.readouterr().err
+def test_legend_text_is_white_on_black_not_an_outline_blur():
+    mask = _mask_with_cracks_in(["upper right"])
+    result = measure_mask(mask)
+    picture = render_annotation(mask, result)
+    label = f"width 0-{result.totals.max_width_px:.1f} px"
+    box = legend_box(mask.shape, label, 0.4, 1, [(c.widest_point[0], c.widest_point[1], 8) for c in result.cracks])
+    x0, y0, x1, _ = box
+    (_, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+    text_area = picture[y0 + 1 : y0 + th + 4, x0 + 1 : x1 - 1].astype(int)
+    grey = np.abs(text_area - text_area.mean(axis=2, keepdims=True)).max(axis=2) < 8
+    assert grey.all()  # only black, white and anti-aliased grey: no colour bleeding into the label
+    assert (text_area.max(axis=2) > 200).sum() > 20 and (text_area.max(axis=2) < 30).mean() > 0.4
 
 
-def test_cli_bad_file_is_named_and_skipped(tmp_path, capsys) -> None:
-    good, bad, empty = tmp_path / "good.png", tmp_path / "notes.png", tmp_path / "blank.png"
-    cv2.imwrite(str(good), _two_crack_mask())
-    bad.write_text("this is not an image")
-    empty.write_bytes(b"")
-    out = tmp_path / "out"
-    rc = _cli(["measure", str(good), str(bad), str(empty), str(tmp_path / "gone.png"), "--out", str(out)])
-    captured = capsys.readouterr()
-    assert rc == 1
-    assert "notes.png" in captured.err and "not a readable image" in captured.err
-    assert "blank.png" in captured.err and "gone.png" in captured.err
-    assert (out / "good_measure.json").is_file() and not (out / "notes_measure.json").exists()
-    summary = {Path(row["image"]).name: row for row in csv.DictReader((out / "summary.csv").open())}
-    assert summary["good.png"]["error"] == "" and summary["notes.png"]["error"]
+def test_the_docstring_names_the_circle_colour_it_draws():
+    from cracksam.measurement import render
 
+    assert render._MARK == (255, 0, 255)
+    import re
 
-def test_cli_option_errors(tmp_path, capsys) -> None:
-    mask_path = tmp_path / "m.png"
-    cv2.imwrite(str(mask_path), _two_crack_mask())
-    cases = [
-        (["--mm-per-px", "0.1", "--ref-points", "0,0,10,0", "--ref-length-mm", "5"], "mutually exclusive"),
-        (["--ref-points", "0,0,10,0"], "--ref-length-mm"),
-        (["--ref-points", "1,2,3", "--ref-length-mm", "5"], "four numbers"),
-        (["--ref-points", "4,4,4,4", "--ref-length-mm", "5"], "coincide"),
-        (["--mm-per-px", "-0.5"], "positive"),
-        (["--min-length", "-1"], "min-length"),
-    ]
-    for extra, message in cases:
-        rc = _cli(["measure", str(mask_path), *extra])
-        err = capsys.readouterr().err
-        assert rc == 2, extra
-        assert message in err, (extra, err)
-    rc = _cli(["measure", str(mask_path), str(mask_path), "--image", str(mask_path)])
-    assert rc == 2 and "--image" in capsys.readouterr().err
+    doc = render.render_annotation.__doc__
+    assert "magenta" in doc and not re.search(r"\bred\b", doc)
