@@ -1,5 +1,5 @@
-"""`cracksam evaluate` scores any runtime through the Predictor: an OpenVINO IR (and an ONNX file)
-of a model get the scores of the PyTorch model they were exported from."""
+"""`cracksam evaluate` scores any runtime through the Predictor: an OpenVINO IR and an ONNX file of a
+model get the scores of the PyTorch model they were exported from."""
 
 from __future__ import annotations
 
@@ -71,3 +71,32 @@ def test_evaluate_scores_an_onnx_file_through_the_predictor(exported, tmp_path, 
     assert calls and all(shape[1:] == (3, 64, 64) for shape in calls)
     for key in KEYS:
         assert scores["model"][key] == pytest.approx(scores["torch"][key], abs=1e-3), key
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("runs") / "syn", n=12, size=(80, 80))
+
+
+def test_evaluate_scores_an_onnx_export_like_pytorch(data, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from cracksam.deployment.export import export_onnx
+
+    torch.manual_seed(0)
+    model = build_cracksam(CrackSAMConfig("tiny", 64, DeltaConfig("lora")))
+    with torch.no_grad():  # a model whose masks are neither empty nor full
+        for name, p in model.named_parameters():
+            if ".lora_B." in name:
+                p.normal_(0, 0.2)
+    full = export_full(model, tmp_path / "torch")
+    onnx = export_onnx(model, tmp_path / "deployed.onnx")
+    rc = main(["evaluate", "-m", str(full), "-m", str(onnx), "--test", str(data), "--test-split", "all",
+               "--conditions", "clean", "--device", "cpu", "--out", str(tmp_path / "ev"), "--no-progress"])
+    assert rc == 0
+    results = {r["model"]: r["dataset_level"] for r in json.loads((tmp_path / "ev" / "results.json").read_text())}
+    torch_scores, onnx_scores = results["torch"], results["deployed"]
+    assert 0 < torch_scores["iou"] < 1
+    for key in ("precision", "recall", "f1", "iou", "f1_tol2", "cldice"):
+        assert onnx_scores[key] == pytest.approx(torch_scores[key], abs=1e-3), key
+    rows = json.loads((tmp_path / "ev" / "table.json").read_text())["rows"]
+    assert rows[1]["total_parameters"] == rows[0]["total_parameters"] > 0  # counted from the export's config

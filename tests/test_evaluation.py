@@ -1,9 +1,11 @@
-"""Evaluation protocol: original-size scoring, Table 7 files, blur sweep, visuals, CLI."""
+"""Evaluation protocol: original-size scoring, Table 7 files, blur sweep, visuals (with a colour key,
+heat-maps of probability), the measurement report, CLI."""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -12,6 +14,7 @@ import pytest
 import torch
 
 from cracksam.cli.main import main
+from cracksam.data.synthetic import make_dataset
 from cracksam.errors import ConfigError
 from cracksam.evaluation.protocol import ProtocolConfig, run_protocol
 from cracksam.evaluation.runner import EvalModel, evaluate_samples
@@ -246,3 +249,54 @@ def test_evaluate_prints_the_images_scored_per_set(tmp_path, capsys):
                  "--out", str(tmp_path / "all"), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "scored: setb (--test): all images, 5 image(s)\n" in out and "no split files" not in out
+
+
+def test_evaluate_overlays_carry_a_colour_key():
+    from cracksam.evaluation.visualize import FN_COLOUR, FP_COLOUR, TP_COLOUR, TRUTH_COLOUR, comparison_panel
+
+    image = np.full((40, 50, 3), 128, np.uint8)
+    truth = np.zeros((40, 50), bool)
+    pred = np.zeros((40, 50), bool)
+    panel = comparison_panel(image, truth, pred)  # no crack at all: every colour is the key's
+    assert panel.shape[0] > 40 and panel.shape[1] == 3 * 50 + 8
+    key = panel[40:]
+    for colour in (TRUTH_COLOUR, TP_COLOUR, FP_COLOUR, FN_COLOUR):
+        assert (key == np.array(colour, np.uint8)).all(axis=2).sum() > 20, colour
+
+
+def test_heatmaps_show_probability_on_a_fixed_scale(tmp_path, monkeypatch):
+    from cracksam.evaluation import visualize
+    from cracksam.inference.predictor import Prediction
+
+    prob = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+    seen = {}
+
+    def spy(image, values, title=""):
+        seen["values"] = values
+        fig = visualize.heatmap_figure(image, values, title)
+        seen["clim"] = fig.axes[1].images[0].get_clim()
+        seen["title"] = fig.axes[1].get_title()
+        return b"png"
+
+    monkeypatch.setattr(visualize, "heatmap_png", spy)
+    pred = Prediction(prob=prob, crack_logit=(prob - 0.5) * 40)
+    visualize.save_visuals(tmp_path, "x", np.zeros((64, 64, 3), np.uint8), np.zeros((64, 64), np.uint8), pred, 0.5)
+    assert seen["values"] is prob and seen["clim"] == (0.0, 1.0) and seen["title"] == "crack probability"
+
+
+def _cells(line: str) -> list[str]:
+    return re.split(r"(?<!\\)\|", line.strip().strip("|"))
+
+
+def test_measurement_table_is_valid_markdown(tmp_path):
+    from cracksam.evaluation.protocol import ProtocolConfig, run_protocol
+    from cracksam.evaluation.runner import EvalModel
+
+    from ._models import DarknessModel
+
+    root = make_dataset(tmp_path / "set", n=3, size=(96, 96))
+    cfg = ProtocolConfig(test=[str(root)], test_split="all", conditions=["clean"], measure=True, progress=False)
+    run_protocol([EvalModel("dark", DarknessModel(64), "none", 1, 1)], cfg, tmp_path / "ev")
+    lines = [x for x in (tmp_path / "ev" / "measurement.md").read_text().splitlines() if x.startswith("|")]
+    assert len(lines) >= 3
+    assert len({len(_cells(line)) for line in lines}) == 1, lines

@@ -159,3 +159,12 @@ def test_bench_names_a_refused_export_with_both_agreements_and_does_not_time_it(
     assert "onnx: parity IoU 1.0000 < 1.01, refused and deleted (F1 with 2-px tolerance 1.0000)" in err
     assert [r["backend"] for r in json.loads(out.read_text())["results"]] == ["torch"]
     assert not (tmp_path / "ex" / ckpt.name / "model.onnx").exists()
+
+
+@pytest.mark.parametrize("name", ["", "Intel(R) Xeon(R)"])
+def test_bench_title_has_no_trailing_separator(monkeypatch, name):
+    from cracksam.cli import bench
+
+    monkeypatch.setattr(bench.platform, "processor", lambda: name)
+    title = bench._machine(2)
+    assert title == "threads 2" + (f", {name}" if name else "") and not title.endswith((",", ", "))

@@ -1,6 +1,6 @@
 """The teacher-logit cache of distillation (``training/teacher.py``): the teacher's identity, what
 is stored and read back, which samples are computed, and the progress a long teacher pass prints.
-Written against the survivors of a mutation run (issue 14)."""
+Written against the survivors of a mutation run (docs/testing.md)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from cracksam.data import Sample
+from cracksam.data import Sample, load_split
+from cracksam.data.synthetic import make_dataset
 from cracksam.data.transforms import build_transform
 from cracksam.errors import CheckpointError
 from cracksam.training.teacher import TeacherCache, fill_cache, teacher_identity
@@ -202,3 +203,20 @@ def test_an_entry_of_another_size_is_refused_with_both_shapes(tmp_path, samples)
     cache.store(samples[0], np.zeros((2, 16, 16), np.float32))
     with pytest.raises(CheckpointError, match=r"shape \(2, 16, 16\), expected \(2, 32, 32\)"):
         cache.load(samples[0])
+
+
+def test_the_teacher_pass_reports_progress_off_a_terminal(tmp_path):
+    from cracksam.training.teacher import TeacherCache, fill_cache
+
+    class Teacher:
+        name, precision, image_size = "t", "fp32", 64
+
+        def run(self, x):
+            return np.zeros((x.shape[0], 2, 64, 64), np.float32)
+
+    samples = load_split(make_dataset(tmp_path / "d", n=20, size=(64, 64)), "all")
+    stream = io.StringIO()  # not a terminal, like a log file
+    assert fill_cache(TeacherCache(tmp_path / "c", "t", 64), Teacher(), samples, batch_size=2, stream=stream) == 20
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "teacher logits: 20 image(s) to compute"
+    assert lines[-1].startswith("teacher logits: 20/20") and len(lines) >= 6

@@ -1,4 +1,5 @@
-"""Training: loss (Eq. 6-8), schedule, a real tiny run, resume, and the CLI."""
+"""Training: loss (Eq. 6-8), schedule, a real tiny run, resume, the CLI and what it prints (progress
+lines with --no-progress, the learning rate in scientific notation, no Lightning chatter)."""
 
 from __future__ import annotations
 
@@ -310,3 +311,29 @@ def test_encoder_lr_scale_gives_a_pretrained_encoder_its_own_learning_rate(tiny_
         SegmentationModule(build_cracksam(tiny_config("lora")), scaled, 10).configure_optimizers()
     with pytest.raises(ConfigError, match="encoder_lr_scale must be between 0 and 1"):
         TrainConfig(optim=OptimConfig(encoder_lr_scale=1.5))
+
+
+def test_learning_rate_shown_in_scientific_notation(monkeypatch):
+    from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
+
+    from cracksam.training.progress import CrackProgressBar, format_lr
+
+    assert format_lr(4e-4) == "4.00e-04"
+    monkeypatch.setattr(ProgressBar, "get_metrics", lambda self, trainer, module: {"lr": 0.0004, "v_num": 0})
+    assert CrackProgressBar().get_metrics(None, None) == {"lr": "4.00e-04"}
+
+
+def test_no_progress_prints_periodic_lines_and_no_lightning_chatter(tmp_path, capfd):
+    data = make_dataset(tmp_path / "d", n=8, size=(64, 64))
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--backbone", "tiny", "--image-size", "64", "--delta", "lora",
+            "--max-iters", "4", "--batch-size", "2", "--workers", "0", "-o", str(out), "--no-progress"]
+    assert main(argv) == 0
+    captured = capfd.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.startswith("step ")]
+    assert [line.split(",")[0].split()[1] for line in lines] == ["1/4", "2/4", "3/4", "4/4"]
+    assert all(" lr " in line and "e-" in line or "e+00" in line for line in lines)
+    assert "validation at step 4: IoU" in captured.err
+    for chatter in ("Tip", "GPU available", "TPU available", "LeafSpec", "deprecated", "litlogger"):
+        assert chatter not in captured.err + captured.out, chatter
+    assert json.loads(captured.out[captured.out.rindex('{\n  "run"'):])["steps"] == 4
