@@ -150,9 +150,8 @@ def bench(print_config: bool, **values: Any) -> None:
         export_all,
         inputs_for_model,
         parse_targets,
-        time_backend,
-        time_throughput,
     )
+    from cracksam.deployment.timing import time_backend, time_throughput
     from cracksam.inference.backends import TARGETS, open_backend, target_name
     from cracksam.models.io import checkpoint_folder
     from cracksam.models.quantizers import has_quantizer_files
