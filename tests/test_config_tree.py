@@ -1,5 +1,6 @@
-"""One config tree per command (issue 15): defaults < YAML (--config) < CRACKSAM_<COMMAND>__* variables
-< --set < flags, all through one validation path; checked with --print-config, without training."""
+"""One config tree per command (``train``, ``distill``, ``evaluate``; the others in test_config_tree_*.py):
+defaults < YAML (--config) < CRACKSAM_<COMMAND>__* variables < --set < flags, all through one validation
+path; checked with --print-config, without training."""
 
 from __future__ import annotations
 
@@ -17,8 +18,6 @@ def _clean_env(monkeypatch):
     for name in list(os.environ):
         if name.startswith(("CRACKSAM_TRAIN__", "CRACKSAM_DISTILL__", "CRACKSAM_EVALUATE__", "CRACKSAM_SERVE__")):
             monkeypatch.delenv(name)
-
-
 
 
 def test_a_flag_overrides_the_yaml_and_the_yaml_the_defaults(tmp_path, capsys):
@@ -133,27 +132,3 @@ def test_evaluate_options_reach_the_protocol_config(tmp_path, monkeypatch, capsy
     assert "--metric must be" in refused(capsys, "evaluate", "--test", "x", "--metric", "dice")
     assert "unknown key metrik" in refused(capsys, "evaluate", "--test", "x", "--set", "metrik=f1")
     assert "--mm-per-px only applies with --measure" in refused(capsys, "evaluate", "--test", "x", "--mm-per-px", "1")
-
-
-def test_serve_settings_come_from_env_set_and_flags_in_that_order(monkeypatch, capsys):
-    from dataclasses import fields
-
-    from cracksam.service.settings import ServiceSettings
-
-    monkeypatch.delenv("CRACKSAM_RUNTIME", raising=False)
-    monkeypatch.setenv("CRACKSAM_PORT", "9000")  # the service's own variables still work, lowest
-    monkeypatch.setenv("CRACKSAM_TRUST", "1")
-    monkeypatch.setenv("CRACKSAM_SERVE__MAX_PENDING", "3")
-    got = resolved(capsys, "serve", "--overlap", "0.5", "--concurrency", "1")
-    assert (got["port"], got["trust"], got["max_pending"]) == (9000, True, 3)
-    assert got["tile_overlap"] == 0.5 and got["workers"] == 1
-    assert got["runtime"] == "auto"  # the command's default; the library's is torch
-    assert next(f.default for f in fields(ServiceSettings) if f.name == "runtime") == "torch"
-    monkeypatch.setenv("CRACKSAM_SERVE__PORT", "9100")
-    assert resolved(capsys, "serve")["port"] == 9100
-    assert resolved(capsys, "serve", "--set", "port=9200")["port"] == 9200
-    assert resolved(capsys, "serve", "--set", "port=9200", "--port", "9300")["port"] == 9300
-    assert "port must be in 0..65535" in refused(capsys, "serve", "--port", "70000")
-    assert "unknown key max_pendng (did you mean max_pending?)" in refused(capsys, "serve", "--set", "max_pendng=1")
-    assert "header_timeout_s (--set header_timeout_s): expected a number" in refused(
-        capsys, "serve", "--set", "header_timeout_s=soon")

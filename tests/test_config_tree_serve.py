@@ -1,5 +1,7 @@
-"""`cracksam serve --client-upload-share` and `--upload-idle-timeout-s`: flags of the two upload
-settings like the other limits (env < --set < flag), and a bad value is one error line."""
+"""``serve`` as one config tree: the service's own variables (CRACKSAM_PORT, ...) < CRACKSAM_SERVE__*
+< --set < flags, one validation path; the upload settings (``--client-upload-share``,
+``--upload-idle-timeout-s``) like the other limits, and a bad value is one error line.  Checked with
+--print-config, so no server starts."""
 
 from __future__ import annotations
 
@@ -17,6 +19,30 @@ def _clean_env(monkeypatch):
     for name in list(os.environ):
         if name.startswith("CRACKSAM_"):
             monkeypatch.delenv(name)
+
+
+def test_serve_settings_come_from_env_set_and_flags_in_that_order(monkeypatch, capsys):
+    from dataclasses import fields
+
+    from cracksam.service.settings import ServiceSettings
+
+    monkeypatch.delenv("CRACKSAM_RUNTIME", raising=False)
+    monkeypatch.setenv("CRACKSAM_PORT", "9000")  # the service's own variables still work, lowest
+    monkeypatch.setenv("CRACKSAM_TRUST", "1")
+    monkeypatch.setenv("CRACKSAM_SERVE__MAX_PENDING", "3")
+    got = resolved(capsys, "serve", "--overlap", "0.5", "--concurrency", "1")
+    assert (got["port"], got["trust"], got["max_pending"]) == (9000, True, 3)
+    assert got["tile_overlap"] == 0.5 and got["workers"] == 1
+    assert got["runtime"] == "auto"  # the command's default; the library's is torch
+    assert next(f.default for f in fields(ServiceSettings) if f.name == "runtime") == "torch"
+    monkeypatch.setenv("CRACKSAM_SERVE__PORT", "9100")
+    assert resolved(capsys, "serve")["port"] == 9100
+    assert resolved(capsys, "serve", "--set", "port=9200")["port"] == 9200
+    assert resolved(capsys, "serve", "--set", "port=9200", "--port", "9300")["port"] == 9300
+    assert "port must be in 0..65535" in refused(capsys, "serve", "--port", "70000")
+    assert "unknown key max_pendng (did you mean max_pending?)" in refused(capsys, "serve", "--set", "max_pendng=1")
+    assert "header_timeout_s (--set header_timeout_s): expected a number" in refused(
+        capsys, "serve", "--set", "header_timeout_s=soon")
 
 
 def test_the_flags_reach_the_settings_over_env_and_set(monkeypatch, capsys):
