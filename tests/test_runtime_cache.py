@@ -1,10 +1,13 @@
-"""Issue 12.3: predict/serve/stream run the fastest runtime whose export passed parity, exported
-once per model into a cache keyed by the weights' hash (here a tmp $CRACKSAM_CACHE)."""
+"""The runtime cache: predict/serve/stream run the fastest runtime whose export passed parity, exported
+once per model into a cache keyed by the weights' hash (here a tmp $CRACKSAM_CACHE); the base install
+brings ONNX Runtime, and where a runtime is missing the runtime line says which extra installs it."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import sys
 from pathlib import Path
 
 import cv2
@@ -25,6 +28,7 @@ from cracksam.models.registry import unregister_model  # noqa: E402
 from tests._convnet import DarkConvNet  # noqa: E402
 
 ARCH = "test_dark_conv"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def ensure_dark_conv_arch() -> None:
@@ -448,3 +452,54 @@ def test_stale_temporary_folders_are_removed_when_an_entry_is_built(tmp_path, ca
         os.utime(folder, (two_hours_ago, two_hours_ago))
     assert _predict(photo, ckpt, tmp_path / "out", "auto") == 0
     assert sorted(p.name for p in cache.iterdir()) == sorted([key, young.name, other.name])
+
+
+# --- which runtimes the install brings, and the line when one is missing --------------------------
+
+
+def _names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower() for r in requirements}
+
+
+def test_the_base_install_brings_onnx_runtime_and_the_deploy_extra_the_rest():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    base = _names(project["dependencies"])
+    # The exporter (torch.onnx needs onnx) and the runtime auto picks: predict is fast after `pip install .`.
+    assert {"onnx", "onnxruntime"} <= base
+    deploy = _names(project["optional-dependencies"]["deploy"])
+    assert {"openvino", "nncf", "onnxruntime"} <= deploy  # the hint's extra gives every runtime
+    assert not {"openvino", "nncf"} & base
+
+
+def _hide(monkeypatch, *modules: str) -> None:
+    # A None entry in sys.modules makes find_spec say "not found" and an import raise ImportError.
+    for name in modules:
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+def test_without_any_runtime_the_line_says_which_extra_installs_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRACKSAM_CACHE", str(tmp_path / "cache"))
+    _hide(monkeypatch, "onnxruntime", "openvino")
+    backend, info = rc.select_backend(tmp_path, conv_segmodel(), "auto", threads=1)
+    line = rc.describe_choice(info)
+    assert backend.name == "torch" and "neither onnxruntime nor openvino is installed" in line
+    assert "pip install 'cracksam[deploy]'" in line
+    assert not (tmp_path / "cache").exists()  # nothing was exported
+
+
+def test_with_onnxruntime_only_the_line_names_openvino_and_its_extra(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("CRACKSAM_CACHE", str(tmp_path / "cache"))
+    _hide(monkeypatch, "openvino")
+    ckpt = conv_checkpoint(tmp_path / "m")
+    _, info = rc.select_backend(ckpt, conv_segmodel(), "auto", threads=1)
+    line = rc.describe_choice(info)
+    assert info["not_installed"] == ["openvino"]
+    assert "openvino not installed: pip install 'cracksam[deploy]'" in line, line
+    # The cache entry made without OpenVINO is not the one used once it is installed: the next run
+    # exports again and can pick OpenVINO (the hint would otherwise never come true).
+    without = rc.model_key(ckpt)
+    monkeypatch.delitem(sys.modules, "openvino")
+    if rc._found("openvino"):
+        assert rc.model_key(ckpt) != without
