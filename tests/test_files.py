@@ -1,11 +1,14 @@
-"""The private file utilities (``cracksam._files``) every layer writes and hashes through."""
+"""The private file utilities (``cracksam._files``) every layer writes and hashes through, and their
+error on a full disk."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 
 import cv2
 import numpy as np
+import pytest
 
 from cracksam import _files
 
@@ -58,3 +61,15 @@ def test_config_still_exports_the_atomic_writes():
     assert config.atomic_write_bytes is _files.atomic_write_bytes
     assert config.atomic_write_text is _files.atomic_write_text
     assert config.default_file_mode is _files.default_file_mode
+
+
+def test_a_full_disk_names_the_file_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    def full(_fd):
+        raise OSError(errno.ENOSPC, "No space left on device")  # what the kernel says: no file name
+
+    monkeypatch.setattr(_files.os, "fsync", full)
+    target = tmp_path / "out" / "a_mask.png"
+    with pytest.raises(OSError) as err:
+        _files.atomic_write_bytes(target, b"data")
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(target)
+    assert list((tmp_path / "out").iterdir()) == []
