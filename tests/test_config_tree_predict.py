@@ -1,4 +1,4 @@
-"""``predict`` and ``stream`` as one config tree each (issue 15): defaults < YAML (--config) <
+"""``predict`` and ``stream`` as one config tree each: defaults < YAML (--config) <
 CRACKSAM_RUNTIME < CRACKSAM_<COMMAND>__* < --set < flags, one validation path; checked with
 --print-config, so no model is opened."""
 

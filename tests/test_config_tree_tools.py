@@ -1,4 +1,4 @@
-"""``measure``, ``report``, ``export`` and ``bench`` as one config tree each (issue 15): defaults <
+"""``measure``, ``report``, ``export`` and ``bench`` as one config tree each: defaults <
 YAML (--config) < CRACKSAM_<COMMAND>__* < --set < flags, one validation path; checked with
 --print-config, so nothing is read or run."""
 

@@ -1,4 +1,4 @@
-"""The README and the pages under docs/ (issue 27 point 3): every relative link points to a file
+"""The README and the pages under docs/: every relative link points to a file
 that exists (and to a heading that exists, where it names one), every docs page is reachable from the
 README, and the README stays short."""
 

@@ -1,4 +1,4 @@
-"""``encoder_delta`` (issue 26, point 3): a frozen pretrained encoder with LoRA on its 1×1 convolutions
+"""``encoder_delta``: a frozen pretrained encoder with LoRA on its 1×1 convolutions
 and a trained decoder, on the EfficientNet-Lite0 U-Net (random init, 64 px: the structure is what
 counts here); the saved best/ model is the plain architecture with the LoRA folded in."""
 

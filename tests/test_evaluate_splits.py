@@ -1,4 +1,4 @@
-"""Issue 27 point 5: ``evaluate --test FOLDER`` scores all images of a folder without split files
+"""Which images ``evaluate`` scores: ``--test FOLDER`` scores all images of a folder without split files
 (``--test-split auto``, the default) and says so; a folder with split files keeps its test split;
 an explicit ``--test-split`` behaves as before; the counts are in the output, table.json and table.md;
 scripts that report test-split numbers ask for the test split explicitly."""

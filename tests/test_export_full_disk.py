@@ -1,4 +1,4 @@
-"""``cracksam export`` and the runtime cache on a full disk (issue 28, finding 6): one line naming the
+"""``cracksam export`` and the runtime cache on a full disk: one line naming the
 folder and saying "no space left", a non-zero exit, and no half-written file or temporary folder.
 
 The disk is filled by patching the write that would meet it: ``os.fsync`` of the atomic writes

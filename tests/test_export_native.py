@@ -1,4 +1,4 @@
-"""Issue 27 point 8: ``cracksam export`` of a fully convolutional model runs like ``predict``: dynamic
+"""``cracksam export`` of a fully convolutional model runs like ``predict``: dynamic
 height and width by default, checked against PyTorch on whole non-square photos, and ``predict -m
 model.onnx`` gives the mask the PyTorch model gives.  CrackSAM keeps its fixed S×S graph."""
 

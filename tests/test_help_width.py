@@ -1,4 +1,4 @@
-"""Issue 27 point 9: every command's ``--help`` fits 80 columns without cutting words, and the
+"""Every command's ``--help`` fits 80 columns without cutting words, and the
 ``--set`` example of each command is a key of that command's own config."""
 
 from __future__ import annotations

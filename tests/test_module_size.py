@@ -1,4 +1,4 @@
-"""Every module of the package stays under 350 lines (issue 15: modules of one concern); a file
+"""Every module of the package stays under 350 lines (modules of one concern); a file
 that grows past it is a sign it holds several and should be split."""
 
 from __future__ import annotations

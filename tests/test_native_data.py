@@ -1,4 +1,4 @@
-"""Native-scale training pipeline, dataset sampling and skeleton targets (issue 11)."""
+"""Native-scale training pipeline, dataset sampling and skeleton targets."""
 
 from __future__ import annotations
 

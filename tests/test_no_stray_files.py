@@ -1,4 +1,4 @@
-"""Issue 27 point 11: a ``cracksam predict`` run writes nothing outside ``--out`` and the documented
+"""A ``cracksam predict`` run writes nothing outside ``--out`` and the documented
 cache ($CRACKSAM_CACHE, default ~/.cache/cracksam): no ONNX Runtime device id and event database
 (~/.cache/Microsoft/DeveloperTools), no OpenVINO telemetry (~/intel), no matplotlib font cache."""
 

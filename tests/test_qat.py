@@ -1,5 +1,5 @@
 """Quantisation-aware training: quantisers inserted, trained, saved beside the float weights, checked
-on load, and turned into an INT8 OpenVINO export that computes what was trained (issue 16)."""
+on load, and turned into an INT8 OpenVINO export that computes what was trained."""
 
 from __future__ import annotations
 

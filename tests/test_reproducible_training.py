@@ -1,4 +1,4 @@
-"""Issue 13, training: a seed reproduces a run bit for bit, a resumed run is the same run, and every
+"""Reproducible training: a seed reproduces a run bit for bit, a resumed run is the same run, and every
 checkpoint read goes through one safe reader (in-process; the subprocess kills are in
 test_training_processes.py)."""
 

@@ -1,4 +1,4 @@
-"""The runtime levers of issue 16: ONNX Runtime INT8 (dynamic, static QDQ), fused ONNX, torch.compile,
+"""The runtime levers: ONNX Runtime INT8 (dynamic, static QDQ), fused ONNX, torch.compile,
 dynamic-shape exports, OpenVINO hints, and throughput mode (several requests in flight)."""
 
 from __future__ import annotations

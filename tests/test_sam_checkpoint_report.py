@@ -1,6 +1,6 @@
 """What loading an official SAM checkpoint tells the user (``LoadReport``) and how each tensor of
 the file is sorted (kept, resized, cut to the mask tokens, unused, missing): the paths of
-``models/sam_checkpoint.py`` that the round-trip tests do not reach (mutation testing, issue 14)."""
+``models/sam_checkpoint.py`` that the round-trip tests do not reach (mutation testing, docs/testing.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-client upload budgets (issue 28, finding 7): one client's stalled uploads neither hold the
+"""Per-client upload budgets: one client's stalled uploads neither hold the
 whole in-flight budget nor hold their share for long.  A real uvicorn server, raw sockets for the
 stalled client (127.0.0.1) and httpx from another address (127.0.0.2) for the other client."""
 

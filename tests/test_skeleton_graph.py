@@ -1,6 +1,6 @@
 """The skeleton graph of :mod:`cracksam.measurement.skeleton_graph` is skan's: the same nodes, degrees
-and paths in the same order (the measurements were calibrated on skan's graph; issue 27 point 10
-replaced it because skan compiles its numba code on every start)."""
+and paths in the same order (the measurements were calibrated on skan's graph, which
+was replaced because skan compiles its numba code on every start)."""
 
 from __future__ import annotations
 

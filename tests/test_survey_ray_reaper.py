@@ -1,4 +1,4 @@
-"""Local Ray ends with its driver (issue 28, finding 9): after ``predict --engine ray`` is SIGKILLed,
+"""Local Ray ends with its driver: after ``predict --engine ray`` is SIGKILLed,
 no process it started -- the raylet's ``ray::DashboardAgent`` and ``ray::RuntimeEnvAgent`` included,
 which Ray itself leaves for about a minute -- is left running."""
 

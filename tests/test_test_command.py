@@ -1,4 +1,4 @@
-"""Issue 27 point 2: one command (``make test`` = ``scripts/test.sh``) installs and runs every check:
+"""One command (``make test`` = ``scripts/test.sh``) installs and runs every check:
 lint, type check and every pytest pass; ``.ci/run`` calls exactly it.  The script is run here with a
 stand-in ``python`` that records what it is asked to run."""
 

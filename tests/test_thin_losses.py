@@ -1,4 +1,4 @@
-"""Skeleton-recall and soft-clDice loss terms (issue 11)."""
+"""Skeleton-recall and soft-clDice loss terms."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""Issue 13, training faults in real processes: SIGKILL and Ctrl-C at a step, then ``--resume``,
+"""Training in real processes: SIGKILL and Ctrl-C at a step, then ``--resume``,
 end with the weights of the uninterrupted run; damaged checkpoints are one ``error:`` line; a
 two-process DDP run (gloo) keeps its ranks equal and validates on the whole validation set.
 
-Subprocesses started late in a long pytest process have crashed it (see test_cli_defaults.py), so
+Subprocesses started late in a long pytest process have crashed it (see test_startup.py), so
 these run in processes of their own (``-m slow`` / ``-m isolated``)."""
 
 from __future__ import annotations
