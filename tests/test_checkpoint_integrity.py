@@ -17,7 +17,7 @@ from cracksam.models.default import DEFAULT_MODEL_DIR
 from cracksam.models.integrity import config_digest, sha256_file
 from cracksam.models.io import CONFIG_NAME, WEIGHTS_NAME, read_checkpoint_config, save_trained
 from cracksam.models.segmodels import SegModelConfig, build_segmodel
-from cracksam.service.inference import model_id_for
+from cracksam.service.served_model import model_id_for
 
 
 def _model(seed: int = 0):

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cracksam.inspection.survey import SurveyOptions, build_survey, discover_items
+from cracksam.inspection.report_folder import SurveyOptions, build_survey, discover_items
 
 from .test_inspection_exports import three_cracks
 from .test_measure import bar

@@ -14,7 +14,7 @@ from PIL import Image
 from cracksam.cli.main import main
 from cracksam.inspection import inspect_mask
 from cracksam.inspection.exports import coco_document, geojson_document, read_exif_gps
-from cracksam.inspection.survey import SurveyOptions, build_survey, discover_items
+from cracksam.inspection.report_folder import SurveyOptions, build_survey, discover_items
 
 from .test_inspection_types import grid
 from .test_measure import bar

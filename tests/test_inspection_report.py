@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from cracksam.cli.main import main
+from cracksam.inspection.report_folder import SurveyOptions, build_survey, discover_items
 from cracksam.inspection.report_html import fmt
-from cracksam.inspection.survey import SurveyOptions, build_survey, discover_items
 
 from .test_inspection_exports import three_cracks
 from .test_measure import bar

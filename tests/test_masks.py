@@ -1,5 +1,5 @@
 """The one mask reader (:func:`cracksam.data.masks.read_mask`) and measurement's view of it
-(:func:`cracksam.measurement.io.read_mask`: bool, MeasurementError in the words of ``measure``).
+(:func:`cracksam.measurement.io.read_binary_mask`: bool, MeasurementError in the words of ``measure``).
 
 Until issue 29 measurement had its own OpenCV reader with other rules; the cases where the two
 readers disagreed are pinned here with what the one reader now says.  Masks with many grey levels
@@ -22,8 +22,7 @@ from cracksam.data.masks import MaskFileError, MaskLevelError
 from cracksam.data.masks import read_mask as read_data_mask
 from cracksam.data.synthetic import make_dataset
 from cracksam.errors import ConfigError, DatasetError
-from cracksam.measurement import MeasurementError
-from cracksam.measurement import read_mask as read_measure_mask
+from cracksam.measurement import MeasurementError, read_binary_mask
 
 
 def _cross() -> np.ndarray:
@@ -53,12 +52,12 @@ def test_measurement_reads_every_encoding_as_the_data_reader_does(tmp_path):
     }
     for name, path in cases.items():
         for threshold in ((0.5,) if name == "grey.png" else (None, 0.5)):
-            got = read_measure_mask(path, threshold=threshold)
+            got = read_binary_mask(path, threshold=threshold)
             assert got.dtype == bool, name
             np.testing.assert_array_equal(got, read_data_mask(path, threshold=threshold).astype(bool), err_msg=name)
             np.testing.assert_array_equal(got, mask > 0, err_msg=name)
-    assert not read_measure_mask(cases["grey.png"], threshold=0.5)[3, 5]
-    assert read_measure_mask(cases["grey.png"], threshold=0.3)[3, 5]
+    assert not read_binary_mask(cases["grey.png"], threshold=0.5)[3, 5]
+    assert read_binary_mask(cases["grey.png"], threshold=0.3)[3, 5]
 
 
 def test_a_mask_is_read_upright_as_its_photo_is(tmp_path):
@@ -69,8 +68,8 @@ def test_a_mask_is_read_upright_as_its_photo_is(tmp_path):
     path = _save(tmp_path / "m.png", _cross(), "L", exif=exif)
     photo = _save(tmp_path / "p.png", np.zeros((6, 10, 3), np.uint8), "RGB", exif=exif)
     upright = np.rot90(_cross(), k=-1) > 0
-    np.testing.assert_array_equal(read_measure_mask(path), upright)
-    assert read_image(photo).shape[:2] == read_measure_mask(path).shape == (10, 6)
+    np.testing.assert_array_equal(read_binary_mask(path), upright)
+    assert read_image(photo).shape[:2] == read_binary_mask(path).shape == (10, 6)
 
 
 def test_a_palette_mask_is_read_by_its_index_not_its_colour(tmp_path):
@@ -79,7 +78,7 @@ def test_a_palette_mask_is_read_by_its_index_not_its_colour(tmp_path):
     labels = Image.fromarray((_cross() > 0).astype(np.uint8), "P")
     labels.putpalette([255, 255, 255, 0, 0, 0] + [0] * 762)
     labels.save(tmp_path / "labels.png")
-    np.testing.assert_array_equal(read_measure_mask(tmp_path / "labels.png"), _cross() > 0)
+    np.testing.assert_array_equal(read_binary_mask(tmp_path / "labels.png"), _cross() > 0)
 
 
 def test_two_crack_colours_are_refused_by_measure_too(tmp_path):
@@ -92,8 +91,8 @@ def test_two_crack_colours_are_refused_by_measure_too(tmp_path):
     with pytest.raises(MaskLevelError):
         read_data_mask(path)
     with pytest.raises(MeasurementError, match=r"two\.png: not a binary mask .*--threshold"):
-        read_measure_mask(path)
-    assert read_measure_mask(path, threshold=0.5).sum() == (_cross() > 0).sum()
+        read_binary_mask(path)
+    assert read_binary_mask(path, threshold=0.5).sum() == (_cross() > 0).sum()
 
 
 def test_a_crack_drawn_in_alpha_on_black_is_the_mask(tmp_path):
@@ -103,7 +102,7 @@ def test_a_crack_drawn_in_alpha_on_black_is_the_mask(tmp_path):
     grey_alpha = np.dstack([np.zeros((6, 10), np.uint8), _cross()])
     for path in (_save(tmp_path / "a.png", rgba, "RGBA"), _save(tmp_path / "la.png", grey_alpha, "LA")):
         np.testing.assert_array_equal(read_data_mask(path), (_cross() > 0).astype(np.uint8), err_msg=path.name)
-        np.testing.assert_array_equal(read_measure_mask(path), _cross() > 0, err_msg=path.name)
+        np.testing.assert_array_equal(read_binary_mask(path), _cross() > 0, err_msg=path.name)
     # Opaque (uniform alpha) or with a coloured crack: alpha is ignored.
     rgba[..., 3] = 255
     rgba[..., 0] = _cross()
@@ -119,9 +118,9 @@ def test_files_with_nothing_to_decode_are_named_errors(tmp_path, monkeypatch):
         with pytest.raises(MaskFileError, match=f"{name}: {words}"):
             read_data_mask(tmp_path / name)
         with pytest.raises(MeasurementError, match=f"{name}: {words}"):
-            read_measure_mask(tmp_path / name)
+            read_binary_mask(tmp_path / name)
     with pytest.raises(MeasurementError, match=r"text\.png: not a readable image"):
-        read_measure_mask(tmp_path / "text.png")
+        read_binary_mask(tmp_path / "text.png")
 
     def denied(*_a, **_k):
         raise PermissionError(13, "Permission denied")
@@ -131,7 +130,7 @@ def test_files_with_nothing_to_decode_are_named_errors(tmp_path, monkeypatch):
     with pytest.raises(MaskFileError, match=r"good\.png: cannot read \(Permission denied\)"):
         read_data_mask(good)
     with pytest.raises(MeasurementError, match=r"good\.png: cannot read \(Permission denied\)"):
-        read_measure_mask(good)
+        read_binary_mask(good)
 
 
 # --- a mask threshold: masks with many grey levels (JPEG, anti-aliased) -------------------------

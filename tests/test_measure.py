@@ -15,7 +15,7 @@ from cracksam.errors import CrackSAMError
 from cracksam.measurement import (
     MeasurementError,
     measure_mask,
-    read_mask,
+    read_binary_mask,
     render_annotation,
     result_to_dict,
     scale_from_points,
@@ -271,15 +271,15 @@ def test_read_mask_formats(tmp_path) -> None:
     rgb[..., 2] = mask  # red only
     cv2.imwrite(str(tmp_path / "rgb.png"), rgb)
     for name in ("m255.png", "m01.png", "rgb.png"):
-        assert np.array_equal(read_mask(tmp_path / name), mask > 0), name
+        assert np.array_equal(read_binary_mask(tmp_path / name), mask > 0), name
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "text.png").write_text("not an image")
     with pytest.raises(MeasurementError, match="empty.png: file is empty"):
-        read_mask(tmp_path / "empty.png")
+        read_binary_mask(tmp_path / "empty.png")
     with pytest.raises(MeasurementError, match="text.png: not a readable image"):
-        read_mask(tmp_path / "text.png")
+        read_binary_mask(tmp_path / "text.png")
     with pytest.raises(MeasurementError, match="missing.png: file not found"):
-        read_mask(tmp_path / "missing.png")
+        read_binary_mask(tmp_path / "missing.png")
 
 
 def test_writers_and_annotation(tmp_path) -> None:

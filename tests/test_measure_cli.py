@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from cracksam.cli.main import main
-from cracksam.measurement import read_mask
+from cracksam.measurement import read_binary_mask
 from cracksam.measurement.measure import MeasurementError
 
 from .test_measure import _two_crack_mask
@@ -62,8 +62,8 @@ def test_a_photo_or_probability_map_is_refused_unless_a_threshold_is_given(predi
     assert "not a binary mask" in capsys.readouterr().err
     # With --threshold the probability map gives the same mask predict wrote (threshold 0.5).
     prob = predicted / "cracksc_301_prob.png"
-    mask = read_mask(predicted / "cracksc_301_mask.png")
-    from_prob = read_mask(prob, threshold=0.5)
+    mask = read_binary_mask(predicted / "cracksc_301_mask.png")
+    from_prob = read_binary_mask(prob, threshold=0.5)
     assert (from_prob != mask).mean() < 1e-3
     assert main(["measure", str(prob), "--threshold", "0.5", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["totals"]["n_cracks"] >= 1
@@ -78,14 +78,14 @@ def test_binary_masks_of_any_encoding_still_pass(tmp_path):
     colour[..., 2] = mask
     for name, array in (("a.png", mask), ("b.png", mask // 255), ("c.png", colour)):
         cv2.imwrite(str(tmp_path / name), array)
-        np.testing.assert_array_equal(read_mask(tmp_path / name), mask > 0)
+        np.testing.assert_array_equal(read_binary_mask(tmp_path / name), mask > 0)
     grey = mask.copy()
     grey[10, 10] = 40  # a third level: anti-aliasing, a JPEG mask, a photo
     cv2.imwrite(str(tmp_path / "d.png"), grey)
     with pytest.raises(MeasurementError, match="not a binary mask"):
-        read_mask(tmp_path / "d.png")
-    assert read_mask(tmp_path / "d.png", threshold=0.1)[10, 10]
-    assert not read_mask(tmp_path / "d.png", threshold=0.5)[10, 10]
+        read_binary_mask(tmp_path / "d.png")
+    assert read_binary_mask(tmp_path / "d.png", threshold=0.1)[10, 10]
+    assert not read_binary_mask(tmp_path / "d.png", threshold=0.5)[10, 10]
 
 
 # --- the measure command on masks of known geometry -------------------------------------------

@@ -153,14 +153,14 @@ def test_the_inference_layer_never_exports(tmp_path, cache):
 
 
 def test_serve_settings_take_the_runtime(tmp_path, cache):
-    from cracksam.service.inference import load_model
+    from cracksam.service.served_model import load_service_model
     from cracksam.service.settings import ServiceSettings
 
     ckpt = conv_checkpoint(tmp_path / "m")
     assert ServiceSettings.from_env({"CRACKSAM_RUNTIME": "openvino"}).runtime == "openvino"
     with pytest.raises(ConfigError, match="runtime"):
         ServiceSettings(runtime="gpu").validated()
-    loaded = load_model(ServiceSettings(model=str(ckpt), runtime="onnxruntime", threads=1).validated())
+    loaded = load_service_model(ServiceSettings(model=str(ckpt), runtime="onnxruntime", threads=1).validated())
     assert loaded.predictor.describe()["runtime"] == "onnxruntime"
     image = synthetic_pair((64, 64), seed=2)[0]
     assert loaded.predictor.predict_one(image).mask().shape == (64, 64)
@@ -240,7 +240,7 @@ def _sound(entry: Path) -> dict:
     """The entry's manifest, after checking it and every file it names against their checksums."""
     from cracksam.deployment import cache_integrity as ci
 
-    manifest, problem = ci.read_manifest(entry)
+    manifest, problem = ci.read_cache_manifest(entry)
     assert problem is None and manifest is not None
     assert all(ci.verify_files(entry, c["file"], manifest["sha256"]) is None
                for c in manifest["candidates"] if c["passed"])

@@ -27,7 +27,7 @@ from cracksam.inference.predictor import Predictor
 from cracksam.inspection import inspect_mask, inspection_to_dict
 from cracksam.models import CrackSAMConfig, DeltaConfig, build_cracksam, export_full
 from cracksam.service.app import create_app
-from cracksam.service.inference import LoadedModel, LockedBackend, ThreadLocalOpenVINO, thread_safe
+from cracksam.service.served_model import LoadedModel, LockedBackend, ThreadLocalOpenVINO, thread_safe
 from cracksam.service.server import ThreadedServer
 from cracksam.service.settings import ServiceSettings
 

@@ -20,8 +20,8 @@ from starlette.requests import Request
 from cracksam.errors import ConfigError
 from cracksam.inference.predictor import Predictor
 from cracksam.service.app import create_app
-from cracksam.service.inference import Cancelled
 from cracksam.service.problems import ApiError
+from cracksam.service.served_model import Cancelled
 from cracksam.service.server import ThreadedServer, uvicorn_config
 from cracksam.service.settings import ServiceSettings
 from cracksam.service.uploads import SPOOL_BYTES, Budget, read_upload
@@ -349,8 +349,8 @@ def test_budgets_below_the_per_request_limits_are_refused():
 
 
 def test_segment_job_checks_for_cancellation_before_any_work():
-    from cracksam.service.inference import LoadedModel, service_predictor
     from cracksam.service.segment import SegmentOptions, segment_job
+    from cracksam.service.served_model import LoadedModel, service_predictor
 
     backend = CountingBackend()
     model = LoadedModel(service_predictor(Predictor(backend)), "m")
@@ -369,7 +369,7 @@ class WideBackend(CountingBackend):
 
 
 def test_the_service_runs_one_large_window_per_forward_pass():
-    from cracksam.service.inference import service_predictor
+    from cracksam.service.served_model import service_predictor
 
     native = service_predictor(Predictor(WideBackend(), mode="native", batch_size=4, window=2048))
     assert native.batch_size == 1  # 4 x 2048^2 windows at once took ~5 GB for one 7000^2 photo

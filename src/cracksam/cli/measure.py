@@ -149,8 +149,8 @@ def measure(print_config: bool, **values: Any) -> None:
     from cracksam.data.inputs import unique_stem
     from cracksam.measurement import (
         measure_mask,
+        read_binary_mask,
         read_image,
-        read_mask,
         render_annotation,
         resolution_note,
         result_to_dict,
@@ -193,7 +193,7 @@ def measure(print_config: bool, **values: Any) -> None:
     for path in files:
         source = str(path)
         try:
-            mask = read_mask(path, threshold=threshold)
+            mask = read_binary_mask(path, threshold=threshold)
             if photo is not None and photo.shape[:2] != mask.shape:
                 raise CrackSAMError(
                     f"--image {image} is {photo.shape[1]}x{photo.shape[0]} px but mask {path} is "

@@ -28,7 +28,7 @@ def parse_points(text: str) -> tuple[tuple[float, float], tuple[float, float]]:
     return (values[0], values[1]), (values[2], values[3])
 
 
-def check_scale(mm_per_px: float | None, ref_points: str | None, ref_length_mm: float | None) -> None:
+def check_pixel_scale(mm_per_px: float | None, ref_points: str | None, ref_length_mm: float | None) -> None:
     """One pixel scale at most: ``--mm-per-px``, or ``--ref-points`` with ``--ref-length-mm``
     (shared by ``measure`` and ``report``)."""
     if mm_per_px is not None and (ref_points is not None or ref_length_mm is not None):
@@ -62,11 +62,11 @@ class MeasureConfig:
     json: bool = field(default=False, metadata=help_meta("Print the JSON report(s) to stdout."))
 
     def __post_init__(self) -> None:
-        check_scale(self.mm_per_px, self.ref_points, self.ref_length_mm)
+        check_pixel_scale(self.mm_per_px, self.ref_points, self.ref_length_mm)
         if not math.isfinite(self.min_length) or self.min_length < 0:
             raise ConfigError(f"--min-length must be >= 0 px, got {self.min_length:g}")
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise ConfigError(f"--threshold must be a fraction in (0, 1) of full scale, got {self.threshold:g}")
 
 
-__all__ = ["MIN_LENGTH", "MeasureConfig", "check_scale", "parse_points"]
+__all__ = ["MIN_LENGTH", "MeasureConfig", "check_pixel_scale", "parse_points"]

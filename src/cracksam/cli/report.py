@@ -85,7 +85,7 @@ def report(print_config: bool, **values: Any) -> None:
         raise ConfigError("missing FOLDER: a folder of results or masks (or folder in --config)")
     from cracksam.cli.measure import _resolve_scale
     from cracksam.inspection import TypeRules, load_scheme
-    from cracksam.inspection.survey import SurveyOptions, discover_items
+    from cracksam.inspection.report_folder import SurveyOptions, discover_items
 
     scale = _resolve_scale(cfg.mm_per_px, cfg.ref_points, cfg.ref_length_mm)
     load_scheme(cfg.severity)  # a bad scheme is an error before any work
@@ -95,18 +95,18 @@ def report(print_config: bool, **values: Any) -> None:
     options = SurveyOptions(mm_per_px=scale, min_length_px=cfg.min_length, severity=cfg.severity,
                             rules=TypeRules(direction_deg=cfg.direction, tolerance_deg=cfg.tolerance,
                                             short_length_px=cfg.short_length))
-    summary = run_survey(items, out, options, problems, quiet=cfg.json, no_progress=not cfg.progress)
+    summary = run_report(items, out, options, problems, quiet=cfg.json, no_progress=not cfg.progress)
     if cfg.json:
         typer.echo(json.dumps(summary, indent=2))
     if summary["failed"]:
         raise typer.Exit(1)
 
 
-def run_survey(items, out: Path, options, problems, quiet: bool = False, no_progress: bool = False) -> dict:
+def run_report(items, out: Path, options, problems, quiet: bool = False, no_progress: bool = False) -> dict:
     """:func:`build_survey` with a progress bar on stderr and a one-line result; returns the summary."""
     from rich.console import Console
 
-    from cracksam.inspection.survey import build_survey
+    from cracksam.inspection.report_folder import build_survey
     from cracksam.progress_bar import progress_bar
 
     console = Console(stderr=True, soft_wrap=True)
@@ -130,11 +130,11 @@ def run_survey(items, out: Path, options, problems, quiet: bool = False, no_prog
 def report_predictions(rows: list[dict[str, Any]], out: Path, mm_per_px: float | None, min_length: float,
                        quiet: bool = False, no_progress: bool = False) -> str:
     """``predict --report``: the report of the masks predict has written into ``out`` (``rows``:
-    each mask and its photo, :func:`~cracksam.inspection.survey.predicted_items`), in
+    each mask and its photo, :func:`~cracksam.inspection.report_folder.predicted_items`), in
     ``out/report``; returns the path of its ``report.html``."""
-    from cracksam.inspection.survey import SurveyOptions, predicted_items
+    from cracksam.inspection.report_folder import SurveyOptions, predicted_items
 
-    run_survey(predicted_items(rows), out / "report", SurveyOptions(mm_per_px=mm_per_px, min_length_px=min_length),
+    run_report(predicted_items(rows), out / "report", SurveyOptions(mm_per_px=mm_per_px, min_length_px=min_length),
                [], quiet=quiet, no_progress=no_progress)
     return str(out / "report" / "report.html")
 

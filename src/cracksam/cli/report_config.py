@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from cracksam.cli.measure_config import MIN_LENGTH, check_scale
+from cracksam.cli.measure_config import MIN_LENGTH, check_pixel_scale
 from cracksam.config import help_meta
 from cracksam.errors import ConfigError
 
@@ -42,7 +42,7 @@ class ReportConfig:
     progress: bool = field(default=True, metadata=help_meta("Show a progress bar."))
 
     def __post_init__(self) -> None:
-        check_scale(self.mm_per_px, self.ref_points, self.ref_length_mm)
+        check_pixel_scale(self.mm_per_px, self.ref_points, self.ref_length_mm)
         if not math.isfinite(self.min_length) or self.min_length < 0:
             raise ConfigError(f"--min-length must be >= 0 px, got {self.min_length:g}")
         for option, value in (("--direction", self.direction), ("--tolerance", self.tolerance),

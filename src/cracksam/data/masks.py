@@ -1,5 +1,5 @@
 """Reading crack masks, the one mask reader of the project (training and evaluation data here,
-``cracksam measure`` and the inspection survey through :mod:`cracksam.measurement.io`): two-level
+``cracksam measure`` and the inspection report through :mod:`cracksam.measurement.io`): two-level
 masks checked as such, or thresholded at a fraction of their full scale (JPEG and anti-aliased
 masks).  Errors are :class:`~cracksam.errors.DatasetError` subclasses naming the file, as for images
 (:mod:`cracksam.data.io`): :class:`MaskFileError` (nothing to decode), :class:`MaskLevelError` (not

@@ -60,7 +60,7 @@ def file_sums(folder: Path) -> dict[str, str]:
             if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")}
 
 
-def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+def write_cache_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     """``manifest`` with its own SHA-256, to ``folder/manifest.json``.  ``folder`` is the temporary
     folder of a new entry, renamed into place whole, so this write needs no atomicity of its own."""
     body = {k: v for k, v in manifest.items() if k != SELF_SUM}
@@ -99,7 +99,7 @@ def _shape_problem(data: Any) -> str | None:
     return None
 
 
-def read_manifest(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
+def read_cache_manifest(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
     """``(manifest, None)`` for a sound entry, ``(None, None)`` when there is none, ``(None, why)``
     for a damaged one (unreadable, not JSON, the wrong shape, failing its own checksum)."""
     if not os.path.lexists(folder):
@@ -208,4 +208,4 @@ def build_in_place(folder: Path, build: Callable[[Path], Any], replace: bool) ->
 
 
 __all__ = ["MANIFEST", "STALE_SECONDS", "SUMS", "build_in_place", "entry_files", "file_sums", "one_line",
-           "read_manifest", "remove_stale_temps", "swap_in", "verify_files", "warn", "write_manifest"]
+           "read_cache_manifest", "remove_stale_temps", "swap_in", "verify_files", "warn", "write_cache_manifest"]

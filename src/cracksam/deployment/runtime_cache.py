@@ -47,10 +47,10 @@ from cracksam.deployment.cache_integrity import (
     build_in_place,
     file_sums,
     one_line,
-    read_manifest,
+    read_cache_manifest,
     verify_files,
     warn,
-    write_manifest,
+    write_cache_manifest,
 )
 from cracksam.deployment.timing import time_backend
 from cracksam.errors import ConfigError, CrackSAMError
@@ -186,7 +186,7 @@ def build_entry(model: Any, folder: Path, threads: int | None = None, model_dir:
         "torch_ms_per_image": torch_ms, "candidates": candidates, "skipped": skipped,
         "fastest": best["name"] if best and best["ms_per_image"] < torch_ms else "torch", SUMS: sums,
     }
-    write_manifest(folder, manifest)
+    write_cache_manifest(folder, manifest)
     return manifest
 
 
@@ -218,7 +218,7 @@ def _cached_backend(model_dir: Path, model: Any, runtime: str, threads: int | No
     cannot be opened) is re-exported once; an entry that cannot be written or stays damaged is
     reported in one warning line and PyTorch runs: the cache never stops a prediction."""
     folder = cache_root() / model_key(model_dir)
-    manifest, damage = read_manifest(folder)
+    manifest, damage = read_cache_manifest(folder)
     rebuilt, why = False, damage  # why: what was wrong with the entry before it was re-exported
     while True:
         if manifest is None:
@@ -239,7 +239,7 @@ def _cached_backend(model_dir: Path, model: Any, runtime: str, threads: int | No
                 return _pytorch(folder, f"{damage}; cannot re-export ({cause})" if damage
                                 else f"cannot export ({cause})")
             rebuilt, why = True, damage
-            manifest, damage = read_manifest(folder)
+            manifest, damage = read_cache_manifest(folder)
             continue
         chosen = _choose(manifest, runtime, model_dir)
         repaired = f"runtime cache {folder}: {why}; re-exported it and checked it against PyTorch again"

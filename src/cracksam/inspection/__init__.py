@@ -4,7 +4,7 @@
   (:mod:`~cracksam.inspection.types`) and grade (:mod:`~cracksam.inspection.severity`) each crack;
 * :func:`inspection_to_dict` -- the JSON of one image (the measurement report plus type/severity);
 * :mod:`~cracksam.inspection.exports` -- COCO, GeoJSON and CSV;
-* :mod:`~cracksam.inspection.survey` -- a folder of results to an offline HTML report and exports
+* :mod:`~cracksam.inspection.report_folder` -- a folder of results to an offline HTML report and exports
   (``cracksam report``, ``predict --report``).
 """
 

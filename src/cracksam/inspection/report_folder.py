@@ -124,10 +124,10 @@ def predicted_items(rows: list[dict[str, Any]]) -> list[SurveyItem]:
 def _is_mask(path: Path) -> bool:
     """Whether ``path`` reads as a two-level mask (a photo does not); unreadable files count as masks
     here so that the survey reports them by name."""
-    from cracksam.measurement import MeasurementError, read_mask
+    from cracksam.measurement import MeasurementError, read_binary_mask
 
     try:
-        read_mask(path)
+        read_binary_mask(path)
     except MeasurementError as exc:
         return "not a binary mask" not in str(exc)
     return True
@@ -201,7 +201,7 @@ def build_survey(items: list[SurveyItem], out: Path, options: SurveyOptions | No
     from cracksam.data.io import read_image
     from cracksam.inspection.overlay import render_inspection, thumbnail_data_uri
     from cracksam.inspection.report_html import render_report
-    from cracksam.measurement import read_mask, write_png
+    from cracksam.measurement import read_binary_mask, write_png
 
     options = options or SurveyOptions()
     requested = load_scheme(options.severity)  # a bad scheme fails before any work
@@ -215,7 +215,7 @@ def build_survey(items: list[SurveyItem], out: Path, options: SurveyOptions | No
         errors.append({"name": name, "error": problem})
     for item in items:
         try:
-            mask = read_mask(item.mask)
+            mask = read_binary_mask(item.mask)
             photo = read_image(item.photo) if item.photo is not None else None
             if photo is not None and photo.shape[:2] != mask.shape:
                 raise CrackSAMError(f"{item.photo}: photo is {photo.shape[1]}x{photo.shape[0]} px but mask "

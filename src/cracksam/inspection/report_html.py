@@ -95,7 +95,7 @@ def _card(title: str, value: Any, key: str, digits: int = 1) -> str:
 
 
 def render_report(doc: dict[str, Any], thumbs: dict[str, str]) -> str:
-    """The HTML text of a survey document made by :func:`~cracksam.inspection.survey.build_survey`."""
+    """The HTML text of a survey document made by :func:`~cracksam.inspection.report_folder.build_survey`."""
     s = doc["summary"]
     unit, mm = s["unit"], s["unit"] == "mm"
     scheme = s["severity_scheme"]

@@ -6,7 +6,7 @@ conventions), ``write_json`` / ``write_csv`` / ``write_summary_csv`` the reports
 """
 
 from cracksam.data.io import read_image  # the one image reader of the project
-from cracksam.measurement.io import read_mask, write_png
+from cracksam.measurement.io import read_binary_mask, write_png
 from cracksam.measurement.measure import (
     Crack,
     MeasurementError,
@@ -32,7 +32,7 @@ __all__ = [
     "MeasurementError",
     "measure_mask",
     "read_image",
-    "read_mask",
+    "read_binary_mask",
     "render_annotation",
     "resolution_note",
     "result_to_dict",

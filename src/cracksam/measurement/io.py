@@ -2,9 +2,10 @@
 
 A mask is read by the project's one mask reader, :func:`cracksam.data.masks.read_mask` (two levels
 with 0 for background unless a threshold is given; EXIF orientation, palette indices and alpha
-handled as for training data).  Here its errors become :class:`MeasurementError` in the words of
-``cracksam measure`` (whose option is ``--threshold``), which the inspection survey also relies on
-to tell a photo ("not a binary mask") from a mask, and the mask a bool array.
+handled as for training data).  :func:`read_binary_mask` wraps it: its errors become
+:class:`MeasurementError` in the words of ``cracksam measure`` (whose option is ``--threshold``),
+which the inspection report (:mod:`cracksam.inspection.report_folder`) also relies on to tell a
+photo ("not a binary mask") from a mask, and the mask a bool array.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from cracksam.data.opening import CorruptImageError, NotAnImageError
 from cracksam.errors import DatasetError
 from cracksam.measurement.measure import MeasurementError
 
-__all__ = ["read_mask", "write_png"]
+__all__ = ["read_binary_mask", "write_png"]
 
 
-def read_mask(path: str | os.PathLike[str], threshold: float | None = None) -> np.ndarray:
+def read_binary_mask(path: str | os.PathLike[str], threshold: float | None = None) -> np.ndarray:
     """Binary crack mask (H x W, bool) from an image file.
 
     Any format the project reads (PNG, TIFF, BMP, JPEG, ...), 8 or 16 bit, 0/1 or 0/255: a pixel is

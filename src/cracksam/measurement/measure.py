@@ -112,7 +112,7 @@ def scale_from_points(p1: Sequence[float], p2: Sequence[float], length_mm: float
     return length_mm / dist
 
 
-def _check_scale(mm_per_px: float | None) -> float | None:
+def _check_mm_per_px(mm_per_px: float | None) -> float | None:
     if mm_per_px is None:
         return None
     try:
@@ -153,7 +153,7 @@ def measure_mask(mask: np.ndarray, mm_per_px: float | None = None, min_length_px
     counted in ``totals.n_discarded``).  An empty mask gives zero cracks.  See the module
     docstring for the length, width and orientation conventions.
     """
-    scale = _check_scale(mm_per_px)
+    scale = _check_mm_per_px(mm_per_px)
     min_length_px = _check_min_length(min_length_px)
     binary = as_binary(mask)
     height, width = binary.shape

@@ -6,7 +6,7 @@
 * :mod:`cracksam.service.segment` -- one segmentation job, free of the web framework;
 * :mod:`cracksam.service.uploads` -- reading an upload under the shared byte budget;
 * :mod:`cracksam.service.settings` -- :class:`ServiceSettings` (flags and ``CRACKSAM_*`` variables);
-* :mod:`cracksam.service.inference` -- loading the model once and running it from many threads;
+* :mod:`cracksam.service.served_model` -- loading the model once and running it from many threads;
 * ``encode_rle``/``decode_rle`` -- the mask RLE of the JSON answers (COCO uncompressed, column-major),
   from :mod:`cracksam.data.rle` (the project's one RLE encoder, which the COCO export uses too);
 * :mod:`cracksam.service.server` -- uvicorn in the foreground or a background thread;

@@ -18,8 +18,8 @@ Endpoints (OpenAPI at ``/openapi.json``, interactive docs at ``/docs``):
 
 The model is loaded once, in a background thread started by the app's lifespan, so the server
 answers (503) while a large model loads.  Decoding, inference and encoding run in a bounded
-thread pool (:class:`~cracksam.service.inference.JobRunner`), so concurrent requests neither
-block the event loop nor share mutable state (see :mod:`cracksam.service.inference`).  Each
+thread pool (:class:`~cracksam.service.served_model.JobRunner`), so concurrent requests neither
+block the event loop nor share mutable state (see :mod:`cracksam.service.served_model`).  Each
 request is its own forward pass: concurrent requests are not micro-batched (a possible later
 optimisation; on CPU, parallel single-image calls already keep the cores busy).
 
@@ -27,7 +27,7 @@ Resources stay bounded whatever clients do: uploads are spooled to temporary fil
 byte budget shared by all requests, of which one client holds only its share and a stalled body is
 cut off after a few idle seconds (:mod:`cracksam.service.uploads`), decoded pixels in flight
 under a pixel budget (503 with ``Retry-After`` past either), and a request whose client has gone
-is skipped before its forward pass, or stopped between tiles (:class:`~cracksam.service.inference.
+is skipped before its forward pass, or stopped between tiles (:class:`~cracksam.service.served_model.
 CancellableBackend`).  Connection-level limits are in :mod:`cracksam.service.protocol`.
 
 The routes are in :mod:`cracksam.service.routes`, content negotiation in
@@ -52,12 +52,12 @@ from cracksam import __version__
 from cracksam.errors import CrackSAMError
 from cracksam.inference.predictor import Predictor
 from cracksam.models.identity import model_id_for
-from cracksam.service.inference import JobRunner, LoadedModel, load_model, service_predictor
 from cracksam.service.limits import BodySizeLimit
 from cracksam.service.negotiation import negotiate
 from cracksam.service.problems import install_handlers
 from cracksam.service.routes import STATIC_DIR, SeverityName, add_routes
 from cracksam.service.segment import warm_measurement
+from cracksam.service.served_model import JobRunner, LoadedModel, load_service_model, service_predictor
 from cracksam.service.settings import ServiceSettings
 from cracksam.service.state import ServiceState
 from cracksam.service.uploads import Budget, ClientBudgets
@@ -87,7 +87,7 @@ def create_app(
             embedding); made thread-safe, and its id derived from its model card unless
             ``settings.model_id`` names one.  None: the model of ``settings`` is loaded.
         loader: how to load the model when ``predictor`` is None (default:
-            :func:`~cracksam.service.inference.load_model` with ``settings``); it runs in a
+            :func:`~cracksam.service.served_model.load_service_model` with ``settings``); it runs in a
             background thread started at startup, and ``/health`` says 503 until it returns.
         on_load_error: called (from the loading thread) if the loader fails; ``cracksam serve``
             uses it to stop the server and report the error.
@@ -99,7 +99,7 @@ def create_app(
     if predictor is not None:
         safe = service_predictor(predictor)
         state.model = LoadedModel(safe, settings.model_id or model_id_for(predictor.describe()))
-    load = loader or (lambda: load_model(settings))
+    load = loader or (lambda: load_service_model(settings))
 
     def _load_in_background() -> None:
         try:

@@ -17,11 +17,11 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from cracksam import __version__
-from cracksam.service.inference import Busy, Cancelled, LoadedModel
 from cracksam.service.negotiation import negotiate
 from cracksam.service.openapi import HEALTH_RESPONSES, MODEL_RESPONSES, SEGMENT_REQUEST_BODY, SEGMENT_RESPONSES
 from cracksam.service.problems import ApiError
 from cracksam.service.segment import Format, MaskEncoding, SegmentOptions, segment_job
+from cracksam.service.served_model import Busy, Cancelled, LoadedModel
 from cracksam.service.state import ServiceState
 from cracksam.service.uploads import read_upload
 

@@ -1,8 +1,8 @@
 """The work of one ``POST /v1/segment``, done in a pool thread: decode, segment, encode.
 
-Blocking is fine here (see :class:`~cracksam.service.inference.JobRunner`).  Every failure of the
+Blocking is fine here (see :class:`~cracksam.service.served_model.JobRunner`).  Every failure of the
 input becomes a 4xx :class:`~cracksam.service.problems.ApiError`; a job whose client went away
-stops with :class:`~cracksam.service.inference.Cancelled`; an image's decoded pixels count against
+stops with :class:`~cracksam.service.served_model.Cancelled`; an image's decoded pixels count against
 the service's pixel budget while it is processed.
 """
 
@@ -24,8 +24,8 @@ from cracksam._files import encode_mask_png
 from cracksam.data.io import CorruptImageError, ImageTooLargeError, NotAnImageError, decode_image
 from cracksam.data.rle import encode_rle
 from cracksam.errors import CrackSAMError, DatasetError
-from cracksam.service.inference import LoadedModel, cancellable, check_cancelled
 from cracksam.service.problems import ApiError
+from cracksam.service.served_model import LoadedModel, cancellable, check_cancelled
 from cracksam.service.settings import ServiceSettings
 from cracksam.service.uploads import Budget
 

@@ -155,7 +155,7 @@ class LoadedModel:
     model_id: str
 
 
-def load_model(settings: ServiceSettings) -> LoadedModel:
+def load_service_model(settings: ServiceSettings) -> LoadedModel:
     """Open the model named by ``settings`` (the bundled default when none) as a thread-safe
     predictor.  Raises :class:`~cracksam.errors.CrackSAMError` for a missing or bad model."""
     from cracksam.deployment.runtime_cache import describe_choice, select_backend

@@ -78,7 +78,7 @@ class ServiceSettings:
     spooled to a temporary file, not kept in memory) and ``max_inflight_pixels`` the decoded pixels
     being processed at once (an image's whole-image arrays -- RGB, logits, probabilities, mask --
     cost ~20 bytes per pixel, on top of one forward pass per worker, which is capped at one
-    2048x2048 window: :data:`~cracksam.service.inference.PASS_PIXELS`); past either the service
+    2048x2048 window: :data:`~cracksam.service.served_model.PASS_PIXELS`); past either the service
     answers 503 with ``Retry-After``.  One client address may hold only ``client_upload_share`` of the
     upload budget, and an upload body that stalls for ``upload_idle_timeout_s`` is answered 408 and
     its bytes freed, so one client's stalled uploads cannot lock the others out.  At the

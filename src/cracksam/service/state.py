@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from cracksam.service.inference import JobRunner, LoadedModel
 from cracksam.service.problems import ApiError
+from cracksam.service.served_model import JobRunner, LoadedModel
 from cracksam.service.settings import ServiceSettings
 from cracksam.service.uploads import Budget, ClientBudgets
 

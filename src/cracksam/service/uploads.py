@@ -142,7 +142,7 @@ class Upload:
             self._held = 0
 
 
-def safe_name(filename: str | None) -> str:
+def upload_display_name(filename: str | None) -> str:
     """An upload's file name for messages: the last path part, printable, short.  Never opened."""
     if not filename:
         return "upload"
@@ -248,7 +248,7 @@ def _form_file(form: Any) -> tuple[IO[bytes], str]:
     if isinstance(item, str):
         raise ApiError(422, "missing_file", "the 'file' field must be a file upload, not a text field")
     item.file.seek(0)
-    return item.file, safe_name(item.filename)
+    return item.file, upload_display_name(item.filename)
 
 
 def _close_form(form: Any) -> None:

@@ -174,7 +174,7 @@ def delta_record(model: nn.Module) -> dict[str, Any] | None:
     return getattr(model, RECORD_ATTR, None)
 
 
-def describe(model: nn.Module) -> str:
+def describe_delta(model: nn.Module) -> str:
     """One line for the start of a run: the delta and the trainable-parameter count."""
     record = delta_record(model)
     if record is None:

@@ -52,8 +52,7 @@ from cracksam.training.checkpoints import (
 )
 from cracksam.training.config import TrainConfig
 from cracksam.training.datamodule import CrackDataModule
-from cracksam.training.encoder_delta import apply_encoder_delta
-from cracksam.training.encoder_delta import describe as describe_delta
+from cracksam.training.encoder_delta import apply_encoder_delta, describe_delta
 from cracksam.training.init_from import apply_init_from, load_init_model
 from cracksam.training.module import BestDeltaCheckpoint, SegmentationModule, steps_per_epoch
 from cracksam.training.progress import progress_callback, quiet_lightning
