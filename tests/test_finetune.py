@@ -287,7 +287,7 @@ def test_init_from_a_cracksam_delta_continues_its_delta_and_refuses_a_full_expor
 
 def test_init_from_an_old_unchecksummed_folder_needs_trust(tmp_path, capsys):
     """A model folder written before checksums were required (format 1) is refused by --init-from
-    unless --trust is given, as on every other command that loads a model (issue 12 gap)."""
+    unless --trust is given, as on every other command that loads a model."""
     import shutil
     import warnings
 

@@ -55,7 +55,7 @@ def test_refused_arguments_say_what_is_wrong(call, message) -> None:
 
 
 def test_measurement_needs_no_skan(monkeypatch) -> None:
-    """The skeleton graph is cracksam's own (skan compiled numba code on every start, issue 27 point 10)."""
+    """The skeleton graph is cracksam's own (skan compiled numba code on every start)."""
     real_import = builtins.__import__
 
     def no_skan(name, *args, **kwargs):
