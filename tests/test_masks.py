@@ -1,7 +1,7 @@
 """The one mask reader (:func:`cracksam.data.masks.read_mask`) and measurement's view of it
 (:func:`cracksam.measurement.io.read_binary_mask`: bool, MeasurementError in the words of ``measure``).
 
-Until issue 29 measurement had its own OpenCV reader with other rules; the cases where the two
+Measurement once had its own OpenCV reader with other rules; the cases where the two
 readers disagreed are pinned here with what the one reader now says.  Masks with many grey levels
 (JPEG, anti-aliased) are read with a mask threshold, in ``train`` and ``evaluate`` too."""
 

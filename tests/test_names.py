@@ -1,4 +1,4 @@
-"""One name, one meaning (issue 29 point 4): no two modules of the package define the same public
+"""One name, one meaning: no two modules of the package define the same public
 function or class, and no module outside ``cli/`` is named after another subpackage (as
 ``inspection/survey.py`` was, beside the ``cracksam.survey`` package)."""
 

@@ -75,7 +75,7 @@ def test_our_runs_are_the_ones_pycocotools_encodes():
         assert again["counts"] == coco["counts"] and list(coco["size"]) == ours["size"]
 
 
-# -- one encoder for the service and the COCO export (issue 29 point 4) ----------------------------
+# -- one encoder for the service and the COCO export -----------------------------------------------
 
 LABELS = np.array([[0, 1, 1, 0, 2],
                    [0, 0, 1, 0, 2],

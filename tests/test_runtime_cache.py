@@ -169,7 +169,7 @@ def test_serve_settings_take_the_runtime(tmp_path, cache):
 
 def test_survey_mode_runs_the_runtime_asked_for(tmp_path, cache, photo, capsys):
     """``--table`` (and Ray) honour ``--runtime`` like the plain predict; they used to drop it and
-    run PyTorch whatever was asked (issue 18: same runtimes as the plain predict)."""
+    run PyTorch whatever was asked (same runtimes as the plain predict)."""
     pytest.importorskip("pyarrow")
     ckpt = conv_checkpoint(tmp_path / "m")
     common = [str(photo), "-m", str(ckpt), "--runtime", "onnxruntime", "--threads", "1", "--no-progress"]
@@ -187,7 +187,7 @@ def test_survey_mode_runs_the_runtime_asked_for(tmp_path, cache, photo, capsys):
     assert json.loads((tmp_path / "t" / "summary.json").read_text())["runtime"]["runtime"] == "torch"
 
 
-# -- issue 28: a cache that cannot lie and never blocks prediction -----------------------------------
+# -- a cache that cannot lie and never blocks prediction ---------------------------------------------
 
 
 def _predict(photo: Path, ckpt: Path, out: Path, runtime: str) -> int:
