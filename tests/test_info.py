@@ -22,6 +22,11 @@ def test_info_says_a_native_model_runs_at_the_photos_size(argv, monkeypatch, cap
     out = capsys.readouterr().out
     assert NATIVE in out and "trained on 448×448 crops" in out
     assert "@ 448" not in out
+    # The parameter table, read from config.json ("info") or counted on the built network: the same
+    # rows, total and trainable, in millions and exactly (3,787,298 for the bundled Lite0).
+    rows = [line.split("│")[1:4] for line in out.splitlines() if line.startswith("│")]
+    assert [[cell.strip() for cell in row] for row in rows] == [["total", "3.8", "3,787,298"],
+                                                              ["trainable", "3.8", "3,787,298"]]
 
 
 def test_info_keeps_at_448_for_cracksam_and_resize_models(monkeypatch, capsys):

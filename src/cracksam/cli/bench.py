@@ -16,17 +16,7 @@ from rich.table import Table
 from cracksam.cli.bench_config import DEFAULT_BACKENDS  # light: the runtimes load only when it is built
 from cracksam.cli.inputs import output_dir
 from cracksam.cli.options import DEFAULT_MODEL_NAME, MODEL_HELP, RANDOM_BASE_HELP, TRUST_HELP, model_path_option
-from cracksam.cli.tree import (
-    COMMON,
-    Alias,
-    alias_params,
-    as_str,
-    as_strs,
-    make_command,
-    resolve_tree,
-    set_option,
-    switch,
-)
+from cracksam.cli.tree import Alias, as_str, as_strs, command_params, make_command, resolve_tree, switch
 from cracksam.cli.tree import print_config as show_config
 from cracksam.errors import ConfigError
 
@@ -110,13 +100,7 @@ ALIASES: dict[str, Alias] = {
         None, "--out", "-o", help="Also write the results as JSON to this file."), as_str),
 }
 
-PARAMS: dict[str, tuple[Any, Any]] = {
-    **alias_params(ALIASES),
-    "config": COMMON["config"],
-    "set_items": set_option("iterations=20"),
-    "print_config": COMMON["print_config"],
-    "help_config": COMMON["help_config"],
-}
+PARAMS = command_params(ALIASES, "iterations=20")
 
 
 def resolve_config(values: dict[str, Any], environ: Mapping[str, str] | None = None) -> BenchConfig:

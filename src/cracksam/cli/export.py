@@ -12,17 +12,7 @@ from rich.table import Table
 
 from cracksam.cli.inputs import output_dir
 from cracksam.cli.options import DYNAMIC_HELP, RANDOM_BASE_HELP, TRUST_HELP, model_path_option
-from cracksam.cli.tree import (
-    COMMON,
-    Alias,
-    alias_params,
-    as_str,
-    as_strs,
-    make_command,
-    resolve_tree,
-    set_option,
-    switch,
-)
+from cracksam.cli.tree import Alias, as_str, as_strs, command_params, make_command, resolve_tree, switch
 from cracksam.cli.tree import print_config as show_config
 from cracksam.errors import ConfigError
 
@@ -72,13 +62,7 @@ ALIASES: dict[str, Alias] = {
     "dynamic_shape": switch("dynamic_shape", "--dynamic-shape/--no-dynamic-shape", DYNAMIC_HELP),
 }
 
-PARAMS: dict[str, tuple[Any, Any]] = {
-    **alias_params(ALIASES),
-    "config": COMMON["config"],
-    "set_items": set_option("calib_size=32"),
-    "print_config": COMMON["print_config"],
-    "help_config": COMMON["help_config"],
-}
+PARAMS = command_params(ALIASES, "calib_size=32")
 
 
 def resolve_config(values: dict[str, Any], environ: Mapping[str, str] | None = None) -> ExportConfig:

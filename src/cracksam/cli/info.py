@@ -25,6 +25,17 @@ def _millions(value: int) -> str:
     return f"{value / 1e6:.1f}" if value >= 1_000_000 or value == 0 else f"{value / 1e6:.2f}"
 
 
+def _parameter_table(total: int, trainable: int) -> Table:
+    """The parameter counts of a network (millions and exact), total and trainable."""
+    table = Table()
+    table.add_column("parameters")
+    table.add_column("count (M)", justify="right")
+    table.add_column("exact", justify="right")
+    table.add_row("total", _millions(total), f"{total:,}")
+    table.add_row("trainable", _millions(trainable), f"{trainable:,}")
+    return table
+
+
 def _describe_models() -> list[dict[str, object]]:
     """Every registered name with its metadata (no model is built)."""
     from cracksam.models.registry import list_models, model_entry
@@ -81,12 +92,7 @@ def _segmodel_info(config: Any, as_json: bool) -> None:
     console = Console()
     console.print(f"{config.arch} ({spec.role}) {how_it_runs(config.inference_mode, config.image_size)}",
                   highlight=False)
-    table = Table()
-    table.add_column("parameters")
-    table.add_column("count (M)", justify="right")
-    table.add_column("exact", justify="right")
-    table.add_row("total", _millions(total), f"{total:,}")
-    table.add_row("trainable", _millions(trainable), f"{trainable:,}")
+    table = _parameter_table(total, trainable)
     if spec.paper_params_m is not None:
         table.add_row("reported in the paper", f"{spec.paper_params_m:.1f}", "")
     console.print(table)
@@ -104,13 +110,7 @@ def _recorded_info(meta: dict[str, Any], as_json: bool) -> None:
     console = Console()
     console.print(f"{config['arch']} {how_it_runs(config.get('inference_mode', 'native'), config['image_size'])}",
                   highlight=False)
-    table = Table()
-    table.add_column("parameters")
-    table.add_column("count (M)", justify="right")
-    table.add_column("exact", justify="right")
-    table.add_row("total", _millions(total), f"{total:,}")
-    table.add_row("trainable", _millions(total), f"{total:,}")
-    console.print(table)
+    console.print(_parameter_table(total, total))
     console.print(f"cracksam info --model {config['arch']} describes the architecture.", style="dim", highlight=False)
 
 

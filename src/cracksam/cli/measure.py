@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from cracksam.cli.inputs import output_dir
-from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, make_command, resolve_tree, set_option, switch
+from cracksam.cli.tree import Alias, as_str, command_params, make_command, resolve_tree, switch
 from cracksam.cli.tree import print_config as show_config
 from cracksam.errors import ConfigError, CrackSAMError
 
@@ -116,13 +116,7 @@ ALIASES: dict[str, Alias] = {
     "json_out": switch("json", "--json/--no-json", "Print the JSON report(s) to stdout."),
 }
 
-PARAMS: dict[str, tuple[Any, Any]] = {
-    **alias_params(ALIASES),
-    "config": COMMON["config"],
-    "set_items": set_option("min_length=20"),
-    "print_config": COMMON["print_config"],
-    "help_config": COMMON["help_config"],
-}
+PARAMS = command_params(ALIASES, "min_length=20")
 
 
 def resolve_config(values: dict[str, Any], environ: Mapping[str, str] | None = None) -> MeasureConfig:

@@ -16,7 +16,7 @@ from cracksam.cli.inputs import output_dir
 from cracksam.cli.options import DEFAULT_MODEL_NAME
 from cracksam.cli.predictor_flags import predictor_aliases, runtime_env_alias
 from cracksam.cli.survey import ENGINE_HELP, survey_command
-from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, make_command, resolve_tree, set_option, switch
+from cracksam.cli.tree import Alias, as_str, command_params, make_command, resolve_tree, switch
 from cracksam.cli.tree import print_config as show_config
 from cracksam.errors import ConfigError, CrackSAMError
 
@@ -60,13 +60,7 @@ ALIASES: dict[str, Alias] = {
     "csv": switch("csv", "--csv/--no-csv", "Also write the results table as results.csv."),
 }
 
-PARAMS: dict[str, tuple[Any, Any]] = {
-    **alias_params(ALIASES),
-    "config": COMMON["config"],
-    "set_items": set_option("predictor.threshold=0.4"),
-    "print_config": COMMON["print_config"],
-    "help_config": COMMON["help_config"],
-}
+PARAMS = command_params(ALIASES, "predictor.threshold=0.4")
 
 
 def resolve_config(values: dict[str, Any], environ: Mapping[str, str] | None = None) -> PredictConfig:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from cracksam.cli.predictor_flags import predictor_aliases, runtime_env_alias
-from cracksam.cli.tree import COMMON, Alias, alias_params, as_str, make_command, resolve_tree, set_option, switch
+from cracksam.cli.tree import Alias, as_str, command_params, make_command, resolve_tree, switch
 from cracksam.cli.tree import print_config as show_config
 
 if TYPE_CHECKING:
@@ -60,13 +60,7 @@ ALIASES: dict[str, Alias] = {
     "progress": switch("progress", "--progress/--no-progress", "Live frames-per-second line (default) or none."),
 }
 
-PARAMS: dict[str, tuple[Any, Any]] = {
-    **alias_params(ALIASES),
-    "config": COMMON["config"],
-    "set_items": set_option("stream.every=5"),
-    "print_config": COMMON["print_config"],
-    "help_config": COMMON["help_config"],
-}
+PARAMS = command_params(ALIASES, "stream.every=5")
 
 
 def resolve_config(values: dict[str, Any], environ: Mapping[str, str] | None = None) -> StreamConfig:

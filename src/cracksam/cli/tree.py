@@ -107,6 +107,14 @@ def alias_params(aliases: Mapping[str, Alias]) -> dict[str, tuple[Any, Any]]:
     return {n: (a.annotation, a.option) for n, a in aliases.items()}
 
 
+def command_params(aliases: Mapping[str, Alias], set_example: str) -> dict[str, tuple[Any, Any]]:
+    """The parameters of a command made only of its config tree's flags, in this order: the flags
+    (``aliases``), ``--config``, ``--set`` (its help showing ``set_example``), ``--print-config``,
+    ``--help-config``."""
+    return {**alias_params(aliases), "config": COMMON["config"], "set_items": set_option(set_example),
+            "print_config": COMMON["print_config"], "help_config": COMMON["help_config"]}
+
+
 def flag_assignments(aliases: Mapping[str, Alias], values: Mapping[str, Any]) -> list[Assignment]:
     """The flags given (not None, not an empty list), as assignments in the table's order."""
     out: list[Assignment] = []
