@@ -89,7 +89,7 @@ ALIASES: dict[str, Alias] = {
         None, "--batch-size", help="Samples per step (default 8).")),
     # The --init-from defaults are FINETUNE_DEFAULTS (training.init_from, not imported here: heavy).
     "lr": Alias("optim.lr", float | None, typer.Option(
-        None, "--lr", help="AdamW learning rate (default 4e-4; 1e-4 with --init-from).")),
+        None, "--lr", help="AdamW learning rate (default 4e-4; 1e-3 with --init-from).")),
     "warmup": Alias("optim.warmup_iters", int | None, typer.Option(
         None, "--warmup", help="Warm-up iterations (default 300; 10 with --init-from).")),
     "poly_power": Alias("optim.poly_power", float | None, typer.Option(
