@@ -4,6 +4,7 @@ which Ray itself leaves for about a minute -- is left running."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,8 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
-from cracksam.survey.ray_reaper import MARKER, Watcher, marked
 
 from .test_survey import _survey, dark_onnx  # noqa: F401  (the fixture)
 
@@ -38,32 +37,42 @@ def _wait_gone(pids: list[int], seconds: float) -> list[int]:
     return [p for p in pids if _alive(p)]
 
 
+_WATCHED = textwrap.dedent("""
+    import json, os, signal, subprocess, sys
+    from cracksam.survey.ray_reaper import MARKER, Watcher, marked
+
+    driver_died = sys.argv[1] == "1"
+    watcher = Watcher.start()
+    out = {"started": watcher is not None and os.environ.get(MARKER) == watcher.token}
+    ours = [subprocess.Popen(["sleep", "60"]) for _ in range(2)]  # started marked, as Ray's are
+    watcher.unmark()
+    out["unmarked"] = MARKER not in os.environ
+    other = subprocess.Popen(["sleep", "60"])  # started after: not ours to end
+    out["marked"] = sorted(marked(watcher.token)) == sorted(p.pid for p in ours)
+    # The driver's death is the pipe's end without "stop"; a normal end says "stop" first.
+    watcher.stop(kill=driver_died)
+    out["ours"] = [p.wait(timeout=5) if driver_died else p.poll() for p in ours]
+    out["other"] = other.poll()
+    out["watcher"] = watcher.proc.returncode
+    for p in [*ours, other]:
+        p.kill()
+        p.wait()
+    print(json.dumps(out))
+""")
+
+
 @pytest.mark.parametrize("driver_died", [True, False])
 def test_the_watcher_ends_only_its_marked_processes_and_only_when_the_driver_dies(driver_died):
-    watcher = Watcher.start()
-    assert watcher is not None and os.environ[MARKER] == watcher.token
-    children: list[subprocess.Popen] = []
-    try:
-        ours = [subprocess.Popen(["sleep", "60"]) for _ in range(2)]  # started marked, as Ray's are
-        watcher.unmark()
-        assert MARKER not in os.environ
-        other = subprocess.Popen(["sleep", "60"])  # started after: not ours to end
-        children = [*ours, other]
-        assert sorted(marked(watcher.token)) == sorted(p.pid for p in ours)
-        # The driver's death is the pipe's end without "stop"; a normal end says "stop" first.
-        watcher.stop(kill=driver_died)
-        for p in ours:
-            if driver_died:
-                assert p.wait(timeout=5) == -signal.SIGKILL
-            else:
-                assert p.poll() is None
-        assert other.poll() is None
-        assert watcher.proc.returncode == 0
-    finally:
-        watcher.unmark()
-        for p in children:
-            p.kill()
-            p.wait()
+    # In a process of its own: setting and unsetting an environment variable is not thread-safe in C,
+    # and the test process holds the threads of every runtime the suite loaded before (it crashed there).
+    run = subprocess.run([sys.executable, "-c", _WATCHED, "1" if driver_died else "0"], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["started"] and out["unmarked"] and out["marked"]
+    assert out["ours"] == ([-signal.SIGKILL] * 2 if driver_died else [None, None])
+    assert out["other"] is None
+    assert out["watcher"] == 0
 
 
 _DRIVER = textwrap.dedent("""

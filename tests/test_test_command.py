@@ -37,9 +37,15 @@ def test_the_script_installs_then_lints_type_checks_and_runs_every_pytest_pass(t
     assert calls[0].startswith("-m pip install torch==") and calls[1] == '-m pip install -e .[test]'
     assert calls[2:4] == ["-m ruff check src tests benchmarks", "-m mypy src"]
     passes = [c for c in calls if c.startswith("-m pytest")]
-    assert passes[0] == "-m pytest"  # the default pass: every test without a marker (pyproject addopts)
+    # The default pass (every test without a marker, pyproject addopts) in chunks of files, which together
+    # are every test file, each once.
+    chunks = [c.split()[2:] for c in passes if not c.startswith("-m pytest -m")]
+    assert len(chunks) > 1 and all(chunks)
+    files = [f for c in chunks for f in c]
+    assert sorted(files) == sorted(f"tests/{p.name}" for p in (ROOT / "tests").glob("test_*.py"))
     markers = _markers()
-    expressions = [re.fullmatch(r'-m pytest -m "?([^"]+)"?', c).group(1) for c in passes[1:]]
+    marked = [c for c in passes if c.startswith("-m pytest -m")]
+    expressions = [re.fullmatch(r'-m pytest -m "?([^"]+)"?', c).group(1) for c in marked]
 
     def selects(expression: str, marker: str) -> bool:  # a test marked only `marker`
         return eval(expression, {}, {m: m == marker for m in markers})  # noqa: S307 - our own marker names
