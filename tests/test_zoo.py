@@ -226,7 +226,9 @@ def test_info_model_table(capsys):
     out = capsys.readouterr().out
     expected = _n_params(create("unet_mobilenetv3_small", image_size=64))
     assert f"{expected:,}" in out and f"{expected / 1e6:.1f}" in out
-    assert "unet_mobilenetv3_small @ 64 (student)" in out
+    # a native-resolution network: no "@ 64" (it runs at the photo's size), the crop size it was built for
+    assert "unet_mobilenetv3_small (student) runs at the photo's own size" in out and "64×64" in out
+    assert "@ 64" not in out
     assert main(["info", "--model", "hrnet_w18_fcn"]) == 0
     assert "9.6" in capsys.readouterr().out
 
