@@ -5,11 +5,8 @@ counts here); the saved best/ model is the plain architecture with the LoRA fold
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
 
-import lightning as L
 import pytest
 import torch
 import yaml
@@ -36,6 +33,8 @@ from cracksam.training.qat import QATConfig
 from cracksam.training.trainer import fit
 from tests._config_cli import refused, resolved
 from tests._runs import assert_same_weights, last_weights
+
+from .test_reproducible_training import _CtrlCAt
 
 ARCH, SIZE = "unet_efficientnet_lite0", 64
 LORA = EncoderDeltaConfig(kind="lora")
@@ -264,16 +263,6 @@ def test_the_start_line_gives_the_trainable_parameter_count(root, tmp_path, capf
     line = next(ln for ln in err.splitlines() if ln.startswith("encoder delta:"))
     assert "LoRA r=8 alpha=16 on 31 1x1 convolutions, encoder frozen" in line
     assert "trainable parameters 997,922 of 3,956,770 (LoRA 169,472, decoder and head 828,450)" in line
-
-
-class _CtrlCAt(L.Callback):
-    def __init__(self, step: int) -> None:
-        self.step, self.sent = step, False
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step == self.step and not self.sent:
-            self.sent = True
-            os.kill(os.getpid(), signal.SIGINT)
 
 
 def test_a_resumed_lora_run_continues_its_lora_weights(root, lora_run, tmp_path):

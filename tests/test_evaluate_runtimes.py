@@ -18,17 +18,23 @@ pytest.importorskip("onnx")
 KEYS = ("precision", "recall", "f1", "iou", "f1_tol2", "cldice")
 
 
+
+def _lora_model():
+    """A tiny CrackSAM with non-zero LoRA, so that its masks are neither empty nor full."""
+    torch.manual_seed(0)
+    model = build_cracksam(CrackSAMConfig("tiny", 64, DeltaConfig("lora")))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if ".lora_B." in name:
+                p.normal_(0, 0.2)
+    return model
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     from cracksam.deployment.export import export_onnx
 
     root = tmp_path_factory.mktemp("evrt")
-    torch.manual_seed(0)
-    model = build_cracksam(CrackSAMConfig("tiny", 64, DeltaConfig("lora")))
-    with torch.no_grad():  # a model whose masks are neither empty nor full
-        for name, p in model.named_parameters():
-            if ".lora_B." in name:
-                p.normal_(0, 0.2)
+    model = _lora_model()
     return {"data": make_dataset(root / "syn", n=8, size=(80, 80)), "torch": export_full(model, root / "torch"),
             "onnx": export_onnx(model, root / "model.onnx"), "root": root}
 
@@ -82,12 +88,7 @@ def test_evaluate_scores_an_onnx_export_like_pytorch(data, tmp_path):
     pytest.importorskip("onnxruntime")
     from cracksam.deployment.export import export_onnx
 
-    torch.manual_seed(0)
-    model = build_cracksam(CrackSAMConfig("tiny", 64, DeltaConfig("lora")))
-    with torch.no_grad():  # a model whose masks are neither empty nor full
-        for name, p in model.named_parameters():
-            if ".lora_B." in name:
-                p.normal_(0, 0.2)
+    model = _lora_model()
     full = export_full(model, tmp_path / "torch")
     onnx = export_onnx(model, tmp_path / "deployed.onnx")
     rc = main(["evaluate", "-m", str(full), "-m", str(onnx), "--test", str(data), "--test-split", "all",

@@ -19,14 +19,15 @@ HEAVY = ("torch", "torchvision", "lightning", "segment_anything", "timm", "segme
          "numba", "onnx", "onnxruntime", "openvino")
 
 
-def _modules_after(argv: list[str]) -> dict:
+def _modules_after(argv: list[str], heavy: tuple[str, ...] = HEAVY, timeout: int = 300) -> dict:
+    """``cracksam argv`` in a fresh interpreter: its return code and which of ``heavy`` it imported."""
     code = (
         "import json, sys\n"
         "from cracksam.cli.main import main\n"
         f"rc = main({argv!r})\n"
-        f"print(json.dumps({{'rc': rc, 'heavy': [m for m in {HEAVY!r} if m in sys.modules]}}))\n"
+        f"print(json.dumps({{'rc': rc, 'heavy': [m for m in {heavy!r} if m in sys.modules]}}))\n"
     )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout.strip().splitlines()[-1])
 
@@ -48,12 +49,4 @@ def test_info_and_measure_import_no_heavy_module(tmp_path):
 @pytest.mark.isolated
 @pytest.mark.parametrize("argv", [["--help"], ["--version"], ["predict", "--help"], ["train", "--help"]])
 def test_help_and_version_import_no_heavy_module(argv):
-    code = (
-        "import json, sys\n"
-        "from cracksam.cli.main import main\n"
-        f"rc = main({argv!r})\n"
-        f"print(json.dumps({{'rc': rc, 'heavy': [m for m in {HELP_HEAVY!r} if m in sys.modules]}}))\n"
-    )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    result = json.loads(run.stdout.strip().splitlines()[-1])
-    assert result == {"rc": 0, "heavy": []}, run.stderr
+    assert _modules_after(argv, HELP_HEAVY, timeout=120) == {"rc": 0, "heavy": []}
