@@ -1,7 +1,10 @@
-"""Training throughput (images/s) and peak memory of CrackSAM training steps on this machine.
+"""Training throughput (images/s) and peak memory of training steps on this machine.
 
 Each configuration runs in its own process so that its peak resident memory (ru_maxrss) is its
-own.  A step is what the trainer does: forward at 448, 0.2·CE + 0.8·Dice, backward, AdamW step.
+own.  A step is what the trainer does: forward, 0.2·CE + 0.8·Dice, backward, AdamW step.  A
+configuration is ``BACKBONE:DELTA`` for CrackSAM or ``seg:ARCH`` for a registry network (e.g.
+``seg:unet_efficientnet_lite1``; the conventional networks train on 256² crops: ``--image-size 256``).
+Step times of networks measured in one run give the step budgets of equal-wall-time experiments.
 
     python benchmarks/bench_train.py [--configs vit_b:lora vit_b:none] [--batch 8] [--steps 2]
 """
@@ -27,7 +30,13 @@ def _child(backbone: str, delta: str, batch: int, steps: int, image_size: int) -
     from cracksam.training.losses import CrackLoss
 
     torch.manual_seed(0)
-    model = build_cracksam(CrackSAMConfig(backbone=backbone, image_size=image_size, delta=DeltaConfig(kind=delta)))
+    if backbone == "seg":
+        from cracksam.models.segmodels import SegModelConfig, build_segmodel
+
+        model = build_segmodel(SegModelConfig(arch=delta, image_size=image_size), load_pretrained=False)
+    else:
+        model = build_cracksam(CrackSAMConfig(backbone=backbone, image_size=image_size,
+                                              delta=DeltaConfig(kind=delta)))
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=4e-4, betas=(0.9, 0.999), weight_decay=0.01)

@@ -300,3 +300,23 @@ def test_measurement_table_is_valid_markdown(tmp_path):
     lines = [x for x in (tmp_path / "ev" / "measurement.md").read_text().splitlines() if x.startswith("|")]
     assert len(lines) >= 3
     assert len({len(_cells(line)) for line in lines}) == 1, lines
+
+
+def test_a_validation_split_is_never_labelled_test(tmp_path):
+    """Models are chosen on ``--test-split val``; its tables name the clean column "val", not the
+    paper's "test", in table.* and per_dataset.md, while the noisy columns keep their names."""
+    a = _write_set(tmp_path / "seta", [(64, 64)] * 4, width=8)
+    b = _write_set(tmp_path / "setb", [(64, 64)] * 4, width=3)
+    for root in (a, b):
+        (root / "train.txt").write_text("im0\n")
+        (root / "val.txt").write_text("im1\nim2\n")
+        (root / "test.txt").write_text("im3\n")
+    models = [EvalModel("dark", DarknessModel(64), "none", 1, 1)]
+    cfg = ProtocolConfig(test=[str(a), str(b)], conditions=["clean", "dim"], progress=False, test_split="val")
+    summary = run_protocol(models, cfg, tmp_path / "out")
+    assert summary["header"][4:] == ["val", "noisy 1 (dim)"]
+    cell = json.loads((tmp_path / "out" / "table.json").read_text())["rows"][0]["cells"]["val"]
+    assert cell["condition"] == "clean" and cell["n_images"] == 4
+    text = (tmp_path / "out" / "per_dataset.md").read_text()
+    assert "| dark | seta | val | 2 |" in text and "| dark | seta | noisy 1 (dim) | 2 |" in text
+    assert "| test |" not in text

@@ -26,6 +26,14 @@ METRIC_LABELS = {"iou": "IoU", "f1": "F1", "precision": "Precision", "recall": "
 CONDITION_LABELS = {"clean": "test", "dim": "noisy 1 (dim)", "blurry": "noisy 2 (blurry)"}
 
 
+def condition_label(condition: str, split: str) -> str:
+    """A column's name: the paper's ("test", "noisy 1 (dim)", ...), except that clean images of the
+    validation or training split are named for their split, so a table chosen on ``val`` never says "test"."""
+    if condition == "clean" and split in ("val", "train"):
+        return split
+    return CONDITION_LABELS.get(condition, condition)
+
+
 def load_eval_model(
     path: str | Path,
     base: str | None = None,
@@ -133,7 +141,7 @@ class ProtocolConfig:
         check_mask_threshold(self.mask_threshold, "--mask-threshold")
 
 
-def _per_dataset_table(results: Sequence[PassResult], reduction: str) -> str:
+def _per_dataset_table(results: Sequence[PassResult], reduction: str, split: str = "test") -> str:
     """Markdown: every metric per model, dataset and condition, for passes that pooled several sets
     (each set scored on its own, plus the pooled row)."""
     lines = [
@@ -155,7 +163,7 @@ def _per_dataset_table(results: Sequence[PassResult], reduction: str) -> str:
             m = e[key]
             keys = ("precision", "recall", "f1", "iou", "f1_tol2", "cldice")
             scores = " | ".join(f"{m[k]:.4f}" if k in m else "–" for k in keys)
-            lines.append(f"| {r.model} | {name} | {CONDITION_LABELS.get(r.condition, r.condition)} | "
+            lines.append(f"| {r.model} | {name} | {condition_label(r.condition, split)} | "
                          f"{e['n_images']} | {scores} |")
     return "\n".join(lines) + "\n" if found else ""
 
@@ -186,7 +194,7 @@ def run_protocol(models: Sequence[EvalModel], cfg: ProtocolConfig, out_dir: str 
     test = select_samples(cfg.test, cfg.test_split, cfg) if cfg.test else []
     test_name = "+".join(Path(t).name for t in cfg.test)
     unseen = {Path(u).name: select_samples([u], cfg.unseen_split, cfg) for u in cfg.unseen}
-    columns = [Column(CONDITION_LABELS.get(c, c), test_name, c) for c in cfg.conditions] if test else []
+    columns = [Column(condition_label(c, cfg.test_split), test_name, c) for c in cfg.conditions] if test else []
     columns += [Column(name, name, "clean") for name in unseen]
 
     inference = {m.name: inference_for(m, cfg) for m in models}  # a bad --mode/--scale fails before any pass
@@ -256,7 +264,7 @@ def run_protocol(models: Sequence[EvalModel], cfg: ProtocolConfig, out_dir: str 
         summary["blur_sweep"] = str(png)
         summary["sweep"] = sweep
     atomic_write_text(out / "results.json", json.dumps([r.to_dict() for r in results], indent=2))
-    per_set = _per_dataset_table(results, cfg.reduction)
+    per_set = _per_dataset_table(results, cfg.reduction, cfg.test_split)
     if per_set:
         atomic_write_text(out / "per_dataset.md", per_set)
         summary["per_dataset"] = str(out / "per_dataset.md")
