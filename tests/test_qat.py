@@ -370,3 +370,15 @@ def test_export_refuses_the_qat_target_for_a_model_without_quantisers(tmp_path, 
     assert rc == 2
     assert "openvino-int8-qat needs a model trained with --qat" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_calibration_writes_nothing_on_stdout(dark_arch, capfd):
+    """``train`` prints its result as JSON on stdout; NNCF's log lines and progress bar go to stderr."""
+    import logging
+
+    model = SegModel(SegModelConfig(arch=dark_arch, image_size=SIZE)).eval()
+    insert_quantizers(model, [torch.from_numpy(_images(2, 7))])
+    logging.getLogger("nncf").info("a line NNCF logs")
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert "a line NNCF logs" in err

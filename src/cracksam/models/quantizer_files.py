@@ -10,7 +10,9 @@ NNCF is imported only when quantisers are written or read.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,10 @@ def import_nncf() -> Any:
     except ImportError:
         raise CrackSAMError("nncf is not installed; install it (pip install 'cracksam[deploy]') to use QAT "
                             "quantisers") from None
+    # NNCF logs to stdout, where commands print their machine-readable result (train's JSON line).
+    for handler in logging.getLogger("nncf").handlers:
+        if type(handler) is logging.StreamHandler and handler.stream is not sys.stderr:
+            handler.setStream(sys.stderr)
     return nncf
 
 

@@ -14,8 +14,9 @@ model like every export.  Validation during a QAT run scores the fake-quantised 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 
 import torch
@@ -75,7 +76,8 @@ def insert_quantizers(model: torch.nn.Module, batches: list[torch.Tensor]) -> to
     nncf = _nncf()
     was_training = model.training
     model.eval()  # calibration must not move batch-norm statistics
-    with torch.no_grad():
+    # NNCF's progress bar goes to stdout, which carries train's JSON result: send it to stderr.
+    with torch.no_grad(), redirect_stdout(sys.stderr):
         model = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches),
                               preset=nncf.QuantizationPreset.PERFORMANCE, fast_bias_correction=True)
     return model.train(was_training)
