@@ -54,6 +54,11 @@ ALIASES: dict[str, Alias] = {
         None, "--calib", help="Calibration images for INT8 (files/folders)."), as_strs),
     "calib_size": Alias("calib_size", int | None, typer.Option(
         None, "--calib-size", help="At most this many calibration images (default 64).")),
+    "int8_max_drop": Alias("int8_max_drop", float | None, typer.Option(
+        None, "--int8-max-drop",
+        help="openvino-int8: layers that move the mask go back to float until its mask IoU against float on the "
+             "calibration images is at least 1 minus this (default 0.01); 0: every layer INT8. Give --samples "
+             "other photos to judge it on photos it was not chosen on.")),
     "min_iou": Alias("min_iou", float | None, typer.Option(
         None, "--min-iou", help="Override the parity tolerance (default 0.99 FP32/FP16, 0.97 INT8).")),
     "opset": Alias("opset", int | None, typer.Option(None, "--opset", help="ONNX opset (>= 17; default 17).")),
@@ -124,7 +129,7 @@ def export(print_config: bool, **values: Any) -> None:
     shape = "any height and width: runs at the photo's own size, as predict" if dynamic else f"{size}×{size}"
     console.print(f"exporting {model_path} ({shape}) to {', '.join(names)}; parity on {where}")
     run = export_all(net, out, names, sample_x, calib_x, overrides, opset, threads, dynamic_shape=cfg.dynamic_shape,
-                     model_dir=folder, photos=photos)
+                     model_dir=folder, photos=photos, int8_max_drop=cfg.int8_max_drop)
     run.samples = where
     write_report(run, out / "parity.json")
     table = Table(title=f"parity against PyTorch ({where})")

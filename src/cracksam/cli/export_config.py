@@ -42,6 +42,9 @@ class ExportConfig:
         "Images for the parity report (files/folders); none: the calibration images, else synthetic ones."))
     calib: list[str] = field(default_factory=list, metadata=help_meta("Calibration images for INT8 (files/folders)."))
     calib_size: int = field(default=64, metadata=help_meta("At most this many calibration images."))
+    int8_max_drop: float = field(default=0.01, metadata=help_meta(
+        "openvino-int8: return the layers that move the mask most to float until its mask IoU against float on the "
+        "calibration images is at least 1 minus this (NNCF accuracy control); 0: every layer INT8."))
     min_iou: float | None = field(default=None, metadata=help_meta(
         "Override the parity tolerance (None: 0.99 FP32/FP16, 0.97 INT8)."))
     opset: int = field(default=17, metadata=help_meta("ONNX opset (>= 17)."))
@@ -54,6 +57,8 @@ class ExportConfig:
         check_targets(self.targets)
         if self.opset < 17:
             raise ConfigError(f"--opset must be >= 17, got {self.opset}")
+        if not 0.0 <= self.int8_max_drop < 1.0:
+            raise ConfigError(f"--int8-max-drop must be in [0, 1), got {self.int8_max_drop}")
         if self.min_iou is not None and not 0.0 <= self.min_iou <= 1.0:
             raise ConfigError(f"--min-iou must be in [0, 1], got {self.min_iou}")
 

@@ -24,6 +24,7 @@ from cracksam.data.transforms import build_transform
 from cracksam.deployment.export import MIN_IOU, disk_full, export_onnx, export_openvino, no_space, parity_report
 from cracksam.deployment.export_qat import export_openvino_qat
 from cracksam.deployment.quantize import fuse_onnx, quantize_int8, quantize_onnx_dynamic, quantize_onnx_static
+from cracksam.deployment.quantize_accuracy import quantize_int8_accuracy
 from cracksam.errors import ConfigError, CrackSAMError
 from cracksam.inference.backends import TARGETS, OnnxRuntimeBackend, OpenVINOBackend, TorchBackend
 from cracksam.inference.tiling import scale_image, tile_origins
@@ -170,6 +171,7 @@ def export_all(
     dynamic_shape: bool = False,
     model_dir: str | Path | None = None,
     photos: list[np.ndarray] | None = None,
+    int8_max_drop: float = 0.0,
 ) -> ExportRun:
     """Export ``model`` (an ``nn.Module`` with ``config.image_size``) to each target in
     ``out_dir``, then compare each export with PyTorch on ``samples``.  An export whose masks
@@ -179,6 +181,9 @@ def export_all(
     was loaded from, for ``openvino-int8-qat`` (its trained quantisers, see ``train --qat``).
     ``photos``: whole (1, 3, H, W) photos (:mod:`~cracksam.deployment.parity_photos`) on which the
     dynamic-shape exports are checked instead of ``samples``, as they will run in ``predict``.
+    ``int8_max_drop`` > 0: ``openvino-int8`` keeps in float the layers that move the mask, until its
+    mask IoU against float on ``calibration`` is at least ``1 - int8_max_drop``
+    (:mod:`~cracksam.deployment.quantize_accuracy`); 0: every layer INT8.
 
     An export that fails part way (a full disk, an exporter's error) leaves none of its files: each
     file is written atomically, and those already written are deleted, as they were never checked.
@@ -199,7 +204,7 @@ def export_all(
         # folder, so a model.onnx already in --out (an earlier export of the user's) is never replaced or deleted.
         scratch = None if "onnx" in targets else Path(tempfile.mkdtemp(prefix=".onnx-", dir=out))
         return _export_targets(model, out, scratch or out, targets, samples, calibration, tolerance, reference,
-                               opset, threads, dynamic_shape, model_dir, written, photos)
+                               opset, threads, dynamic_shape, model_dir, written, photos, int8_max_drop)
     except BaseException as exc:  # Ctrl-C too: files never checked against PyTorch are not left to be deployed
         _remove(written)
         if isinstance(exc, Exception) and disk_full(exc, out):
@@ -223,7 +228,8 @@ def _remove(paths: Sequence[Path]) -> None:
 def _export_targets(model: Any, out: Path, onnx_dir: Path, targets: Sequence[str], samples: np.ndarray,
                     calibration: np.ndarray | None, tolerance: dict[str, float], reference: Any, opset: int,
                     threads: int | None, dynamic_shape: bool, model_dir: str | Path | None,
-                    written: list[Path], photos: list[np.ndarray] | None = None) -> ExportRun:
+                    written: list[Path], photos: list[np.ndarray] | None = None,
+                    int8_max_drop: float = 0.0) -> ExportRun:
     onnx_path = onnx_dir / TARGET_FILES["onnx"]
     t0 = time.perf_counter()
     export_onnx(model, onnx_path, opset=opset, dynamic_shape=dynamic_shape)  # every target starts from it
@@ -251,7 +257,10 @@ def _export_targets(model: Any, out: Path, onnx_dir: Path, targets: Sequence[str
         elif target == "openvino-int8":
             # NNCF's transformer handling is for the ViT; a CNN is quantised as one.
             kind = "transformer" if isinstance(model, CrackSAM) else None
-            quantize_int8(onnx_path, path, calibration, model_type=kind)  # type: ignore[arg-type]
+            if int8_max_drop > 0:
+                quantize_int8_accuracy(onnx_path, path, calibration, int8_max_drop, model_type=kind)  # type: ignore[arg-type]
+            else:
+                quantize_int8(onnx_path, path, calibration, model_type=kind)  # type: ignore[arg-type]
         else:
             export_openvino(onnx_path, path, fp16=TARGETS[target][1] == "fp16")
         written.append(path)
