@@ -61,6 +61,9 @@ ALIASES: dict[str, Alias] = {
              "other photos to judge it on photos it was not chosen on.")),
     "min_iou": Alias("min_iou", float | None, typer.Option(
         None, "--min-iou", help="Override the parity tolerance (default 0.99 FP32/FP16, 0.97 INT8).")),
+    "attach": switch("attach", "--attach/--no-attach",
+                     "Copy the openvino-int8 export, once it passed parity, into the model folder (int8/), where "
+                     "--runtime auto finds it."),
     "opset": Alias("opset", int | None, typer.Option(None, "--opset", help="ONNX opset (>= 17; default 17).")),
     "threads": Alias("threads", int | None, typer.Option(
         None, "--threads", help="CPU threads for the parity runs (default: every core).")),
@@ -149,6 +152,13 @@ def export(print_config: bool, **values: Any) -> None:
     Console(soft_wrap=True).print(table)
     if run.failed:
         raise typer.Exit(1)
+    if cfg.attach:
+        from cracksam.deployment.attached_int8 import attach_int8
+
+        (int8,) = [r for r in run.results if r.target == "openvino-int8"]
+        attached = attach_int8(folder, int8.path, {**int8.parity, "passed": int8.passed, "min_iou": int8.min_iou,
+                                                   "samples": where})
+        console.print(f"attached {int8.path.name} to {folder} as {attached.parent.name}/: --runtime auto can run it")
 
 
 def register(app: typer.Typer) -> None:

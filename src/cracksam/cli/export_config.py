@@ -47,6 +47,9 @@ class ExportConfig:
         "calibration images is at least 1 minus this (NNCF accuracy control); 0: every layer INT8."))
     min_iou: float | None = field(default=None, metadata=help_meta(
         "Override the parity tolerance (None: 0.99 FP32/FP16, 0.97 INT8)."))
+    attach: bool = field(default=False, metadata=help_meta(
+        "Copy the openvino-int8 export, once it passed parity, into the model folder (int8/), where --runtime auto "
+        "finds it."))
     opset: int = field(default=17, metadata=help_meta("ONNX opset (>= 17)."))
     threads: int | None = field(default=None, metadata=help_meta(
         "CPU threads for the parity runs (None: every core)."))
@@ -57,6 +60,9 @@ class ExportConfig:
         check_targets(self.targets)
         if self.opset < 17:
             raise ConfigError(f"--opset must be >= 17, got {self.opset}")
+        if self.attach and "openvino-int8" not in self.targets:
+            raise ConfigError("--attach copies the openvino-int8 export into the model folder: add openvino-int8 to "
+                              "--targets")
         if not 0.0 <= self.int8_max_drop < 1.0:
             raise ConfigError(f"--int8-max-drop must be in [0, 1), got {self.int8_max_drop}")
         if self.min_iou is not None and not 0.0 <= self.min_iou <= 1.0:

@@ -18,8 +18,10 @@ written (read-only, full) or the entry is still unusable, one warning line says 
 runs.
 
 A folder trained with ``train --qat`` also gets an INT8 OpenVINO candidate built from its own
-quantisers (:mod:`cracksam.deployment.export_qat`; needs nncf), held to the INT8 floor.  The check
-uses synthetic images, so it is weaker than ``cracksam export --samples`` on real photos.
+quantisers (:mod:`cracksam.deployment.export_qat`; needs nncf), and a folder carrying an INT8 export
+made on real photos (``cracksam export --attach``, :mod:`cracksam.deployment.attached_int8`; the
+bundled model has one) offers that; either is held to the INT8 floor.  The check uses synthetic
+images, so it is weaker than ``cracksam export --samples`` on real photos.
 
 ``--runtime torch|onnxruntime|openvino`` forces one (an explicitly named runtime that failed
 parity is an error, not a silent fallback).  ``auto`` keeps PyTorch for CrackSAM (SAM ViT)
@@ -34,6 +36,7 @@ deployment): the door resolves and loads the model, this module picks what runs 
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -60,7 +63,8 @@ from cracksam.models.identity import update_model_digest
 ENV_RUNTIME = "CRACKSAM_RUNTIME"
 _FILES = {"onnxruntime": "model.onnx", "openvino": "model_fp16.xml", "openvino-int8": "model_int8_qat.xml"}
 # Cache candidates by name -> the runtime that opens them; openvino-int8 only for a model trained
-# with --qat (its own quantisers; post-training INT8 of the bundled model fails parity).
+# with --qat (its own quantisers) or one carrying an INT8 export made on real photos (export --attach,
+# cracksam.deployment.attached_int8): the cache has only synthetic images to calibrate on.
 _RUNTIME_OF = {"onnxruntime": "onnxruntime", "openvino": "openvino", "openvino-int8": "openvino"}
 # The extra that installs every runtime (onnxruntime comes with the base install, openvino with this).
 INSTALL_HINT = "pip install 'cracksam[deploy]'"
@@ -136,7 +140,9 @@ def _qat_ready(model_dir: Path | None) -> bool:
 def build_entry(model: Any, folder: Path, threads: int | None = None, model_dir: Path | None = None) -> dict[str, Any]:
     """Export ``model`` to every installed runtime in ``folder``, check and time each; write and
     return the manifest.  Exports failing parity are deleted.  ``model_dir``: the folder ``model``
-    was loaded from; when it holds QAT quantisers an INT8 OpenVINO export is a candidate too."""
+    was loaded from; when it holds QAT quantisers or an attached INT8 export, an INT8 OpenVINO
+    candidate is checked too."""
+    from cracksam.deployment.attached_int8 import attached_int8
     from cracksam.deployment.export import MIN_IOU, export_onnx, export_openvino, parity_report
     from cracksam.deployment.export_qat import export_openvino_qat
     from cracksam.inference.backends import TorchBackend
@@ -151,12 +157,18 @@ def build_entry(model: Any, folder: Path, threads: int | None = None, model_dir:
     if _installed("openvino"):
         export_openvino(onnx_path, folder / _FILES["openvino"], fp16=True)
     skipped: dict[str, str] = {}
+    attached, attached_problem = attached_int8(model_dir)
     if _qat_ready(model_dir):
         assert model_dir is not None  # _qat_ready says so
         try:
             export_openvino_qat(model_dir, folder / _FILES["openvino-int8"], dynamic_shape=True)
         except CrackSAMError as exc:  # damaged quantisers: the float model still runs; say why INT8 did not
             skipped["openvino-int8"] = str(exc)
+    elif attached is not None and _installed("openvino"):
+        shutil.copyfile(attached, folder / _FILES["openvino-int8"])
+        shutil.copyfile(attached.with_suffix(".bin"), (folder / _FILES["openvino-int8"]).with_suffix(".bin"))
+    elif attached_problem:
+        skipped["openvino-int8"] = attached_problem
     sums = file_sums(folder)  # of the bytes the parity check below measures
     for name, runtime in _RUNTIME_OF.items():
         path = folder / _FILES[name]
