@@ -320,3 +320,18 @@ def test_a_validation_split_is_never_labelled_test(tmp_path):
     text = (tmp_path / "out" / "per_dataset.md").read_text()
     assert "| dark | seta | val | 2 |" in text and "| dark | seta | noisy 1 (dim) | 2 |" in text
     assert "| test |" not in text
+
+
+def test_a_network_trained_with_an_encoder_delta_reports_what_training_changed(tmp_path):
+    """Saved with its LoRA folded in, the network has as many tensors as a whole one; the table's
+    trainable count is the record training wrote (LoRA factors, decoder, head), not every parameter."""
+    from cracksam.evaluation.protocol import load_eval_model
+    from cracksam.models import SegModel, SegModelConfig, save_trained
+
+    net = SegModel(SegModelConfig(arch="unet_mobilenetv3_small", image_size=64)).eval()
+    total = sum(p.numel() for p in net.parameters())
+    plain = load_eval_model(save_trained(net, tmp_path / "plain"))
+    lora = load_eval_model(save_trained(net, tmp_path / "lora", extra={"encoder_delta": {
+        "kind": "lora", "trainable_parameters": 1234}}))
+    assert (plain.total_params, plain.trainable_params) == (total, total)
+    assert (lora.total_params, lora.trainable_params) == (total, 1234)

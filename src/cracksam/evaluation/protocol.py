@@ -64,9 +64,18 @@ def load_eval_model(
     label = name or (folder.parent.name if folder.name == "best" else folder.name)
     if isinstance(config, SegModelConfig):
         total = sum(p.numel() for p in model.parameters())
-        return EvalModel(label, model, config.arch, total, total, str(folder))
+        return EvalModel(label, model, config.arch, total, _trained_count(meta, total), str(folder))
     counts = count_parameters(build_cracksam(config, device="meta"))
     return EvalModel(label, model, config.backbone, counts.total, counts.trainable, str(folder))
+
+
+def _trained_count(meta: dict, total: int) -> int:
+    """Parameters training changed: a network trained with an encoder delta (frozen encoder + LoRA) is
+    saved with the LoRA folded in, so its tensors count as many as a whole network's; its record
+    says how many were trained (LoRA factors, decoder, head)."""
+    delta = meta.get("encoder_delta")
+    trained = delta.get("trainable_parameters") if isinstance(delta, dict) else None
+    return trained if isinstance(trained, int) and 0 < trained else total
 
 
 def _exported_eval_model(path: Path, device: str, name: str | None) -> EvalModel:
