@@ -117,3 +117,16 @@ def test_export_attach_needs_the_openvino_int8_target(exported, capsys):
     folder, _ = exported
     assert main(["export", "-m", str(folder), "--targets", "onnx", "--attach", "--out", str(folder.parent / "x")]) == 2
     assert "add openvino-int8 to --targets" in capsys.readouterr().err and not (folder / FOLDER).exists()
+
+
+def test_the_attached_folder_is_as_readable_as_a_new_folder(exported):
+    """mkdtemp makes 0700 folders; an installed package's int8/ must be readable by every user."""
+    import os
+
+    folder, xml = exported
+    umask = os.umask(0o022)
+    try:
+        attach_int8(folder, xml, PASSED)
+    finally:
+        os.umask(umask)
+    assert (folder / FOLDER).stat().st_mode & 0o777 == 0o755

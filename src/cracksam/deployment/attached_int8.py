@@ -68,6 +68,10 @@ def attach_int8(model_dir: str | os.PathLike[str], xml_path: str | os.PathLike[s
 def _attach(model_dir: Path, xml_path: Path, parity: dict[str, Any]) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{FOLDER}.", dir=model_dir))
     try:
+        # mkdtemp's 0700 would leave an installed package's int8/ readable by its owner only.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
         shutil.copyfile(xml_path, tmp / XML)
         shutil.copyfile(xml_path.with_suffix(".bin"), (tmp / XML).with_suffix(".bin"))
         record = {"weights": _sums(model_dir),
