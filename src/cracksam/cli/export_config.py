@@ -42,7 +42,7 @@ class ExportConfig:
         "Images for the parity report (files/folders); none: the calibration images, else synthetic ones."))
     calib: list[str] = field(default_factory=list, metadata=help_meta("Calibration images for INT8 (files/folders)."))
     calib_size: int = field(default=64, metadata=help_meta("At most this many calibration images."))
-    int8_max_drop: float = field(default=0.01, metadata=help_meta(
+    int8_max_drop: float = field(default=0.02, metadata=help_meta(
         "openvino-int8: return the layers that move the mask most to float until its mask IoU against float on the "
         "calibration images is at least 1 minus this (NNCF accuracy control); 0: every layer INT8."))
     min_iou: float | None = field(default=None, metadata=help_meta(

@@ -61,7 +61,7 @@ def quantize_int8_accuracy(
     onnx_path: str | os.PathLike[str],
     xml_out: str | os.PathLike[str],
     calibration_images: np.ndarray,
-    max_drop: float = 0.01,
+    max_drop: float = 0.02,
     model_type: str | None = None,
     max_iterations: int = 30,
 ) -> Path:
