@@ -61,6 +61,28 @@ def _calibration_items(images: Any, size: int) -> list[np.ndarray]:
     return out
 
 
+def import_nncf() -> Any:
+    """``nncf``, or the one-line error saying how to install it."""
+    try:
+        import nncf
+    except ImportError:
+        raise missing_dependency("nncf") from None
+    return nncf
+
+
+def read_for_quantization(core: Any, source: Path) -> tuple[Any, dict[str, str]]:
+    """The ``openvino.Model`` of an ONNX export or an FP32/FP16 IR, and its cracksam metadata."""
+    if source.suffix.lower() == ".onnx":
+        try:
+            return core.read_model(str(source)), read_onnx_metadata(source)
+        except Exception as exc:
+            raise CheckpointError(f"{source}: OpenVINO cannot read this ONNX model ({exc})") from None
+    if source.suffix.lower() == ".xml":
+        model = read_openvino_model(core, source)
+        return model, read_openvino_metadata(model)
+    raise CheckpointError(f"{source}: expected an .onnx file or an OpenVINO .xml IR to quantise")
+
+
 def quantize_int8(
     onnx_or_xml_path: str | os.PathLike[str],
     xml_out: str | os.PathLike[str],
@@ -82,27 +104,14 @@ def quantize_int8(
     for conv models)."""
     source = require_file(onnx_or_xml_path, "model")
     ov = import_openvino()
-    try:
-        import nncf
-    except ImportError:
-        raise missing_dependency("nncf") from None
+    nncf = import_nncf()
     xml_out = check_xml_path(xml_out)
     if preset not in ("performance", "mixed"):
         raise CrackSAMError(f"unknown quantisation preset {preset!r} (choose performance or mixed)")
     if subset_size < 1:
         raise CrackSAMError(f"subset_size must be >= 1, got {subset_size}")
     core = ov.Core()
-    if source.suffix.lower() == ".onnx":
-        meta = read_onnx_metadata(source)
-        try:
-            model = core.read_model(str(source))
-        except Exception as exc:
-            raise CheckpointError(f"{source}: OpenVINO cannot read this ONNX model ({exc})") from None
-    elif source.suffix.lower() == ".xml":
-        model = read_openvino_model(core, source)
-        meta = read_openvino_metadata(model)
-    else:
-        raise CheckpointError(f"{source}: expected an .onnx file or an OpenVINO .xml IR to quantise")
+    model, meta = read_for_quantization(core, source)
     if meta.get("image_size"):
         size = int(meta["image_size"])
     else:
@@ -318,4 +327,5 @@ def fuse_onnx(onnx_path: str | os.PathLike[str], out: str | os.PathLike[str]) ->
     return _save_with_metadata(fused, meta, out)
 
 
-__all__ = ["fuse_onnx", "quantize_int8", "quantize_onnx_dynamic", "quantize_onnx_static"]
+__all__ = ["fuse_onnx", "import_nncf", "quantize_int8", "quantize_onnx_dynamic", "quantize_onnx_static",
+           "read_for_quantization"]

@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from cracksam.deployment.openvino_ir import check_xml_path, import_openvino, save_ir
-from cracksam.errors import CheckpointError, CrackSAMError
+from cracksam.deployment.quantize import import_nncf, read_for_quantization
+from cracksam.errors import CrackSAMError
 from cracksam.inference.backend_openvino import write_openvino_metadata
-from cracksam.inference.backends import missing_dependency, read_onnx_metadata, require_file
+from cracksam.inference.backends import require_file
 
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 
@@ -65,7 +66,7 @@ def quantize_int8_accuracy(
     model_type: str | None = None,
     max_iterations: int = 30,
 ) -> Path:
-    """INT8 of the ONNX export at ``onnx_path`` with the layers that move the mask kept in float,
+    """INT8 of the ONNX export (or FP32/FP16 IR) at ``onnx_path`` with the layers that move the mask kept in float,
     saved as an OpenVINO IR at ``xml_out``.
 
     ``calibration_images``: (N, 3, S, S) float32 RGB 0..255 windows, used both to calibrate the
@@ -73,13 +74,11 @@ def quantize_int8_accuracy(
     IoU below 1.0 accepted (absolute); ``max_iterations``: rounds of returning layers to float.
     ``model_type="transformer"``: NNCF's ViT handling (CrackSAM).  The IR's metadata records the
     method, the mask IoU reached on the calibration images and the layers left in float."""
-    source = require_file(onnx_path, "ONNX model")
+    source = require_file(onnx_path, "model")
     ov = import_openvino()
-    try:
-        import nncf
-        from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
-    except ImportError:
-        raise missing_dependency("nncf") from None
+    nncf = import_nncf()
+    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+
     xml_out = check_xml_path(xml_out)
     if not 0.0 < max_drop < 1.0:
         raise CrackSAMError(f"the INT8 mask IoU drop must be in (0, 1), got {max_drop}")
@@ -90,12 +89,8 @@ def quantize_int8_accuracy(
         raise CrackSAMError("INT8 accuracy control needs (N, 3, S, S) calibration images, got shape "
                             f"{tuple(images.shape)}")
     items = [np.ascontiguousarray(x[None]) for x in images]
-    meta = read_onnx_metadata(source)
     core = ov.Core()
-    try:
-        model = core.read_model(str(source))
-    except Exception as exc:
-        raise CheckpointError(f"{source}: OpenVINO cannot read this ONNX model ({exc})") from None
+    model, meta = read_for_quantization(core, source)
     compiled = core.compile_model(model, "CPU", F32)
     reference = [crack_mask(next(iter(compiled(x).values()))) for x in items]
 
