@@ -133,3 +133,20 @@ def test_the_attached_folder_is_as_readable_as_a_new_folder(exported):
     finally:
         os.umask(umask)
     assert (folder / FOLDER).stat().st_mode & 0o777 == 0o755
+
+
+def test_a_write_that_fails_part_way_leaves_no_attachment_and_says_so_in_one_line(exported, monkeypatch):
+    import errno
+
+    folder, xml = exported
+    real = shutil.copyfile
+
+    def full_disk(src, dst, *args, **kwargs):
+        if str(src).endswith(".bin"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "copyfile", full_disk)
+    with pytest.raises(CrackSAMError, match="cannot attach the INT8 export .*No space left"):
+        attach_int8(folder, xml, PASSED)
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "weights.safetensors"]
