@@ -61,7 +61,7 @@ def _calibration_items(images: Any, size: int) -> list[np.ndarray]:
     return out
 
 
-def import_nncf() -> Any:
+def require_nncf() -> Any:
     """``nncf``, or the one-line error saying how to install it."""
     try:
         import nncf
@@ -104,7 +104,7 @@ def quantize_int8(
     for conv models)."""
     source = require_file(onnx_or_xml_path, "model")
     ov = import_openvino()
-    nncf = import_nncf()
+    nncf = require_nncf()
     xml_out = check_xml_path(xml_out)
     if preset not in ("performance", "mixed"):
         raise CrackSAMError(f"unknown quantisation preset {preset!r} (choose performance or mixed)")
@@ -327,5 +327,5 @@ def fuse_onnx(onnx_path: str | os.PathLike[str], out: str | os.PathLike[str]) ->
     return _save_with_metadata(fused, meta, out)
 
 
-__all__ = ["fuse_onnx", "import_nncf", "quantize_int8", "quantize_onnx_dynamic", "quantize_onnx_static",
+__all__ = ["fuse_onnx", "quantize_int8", "quantize_onnx_dynamic", "quantize_onnx_static", "require_nncf",
            "read_for_quantization"]

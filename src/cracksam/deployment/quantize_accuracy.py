@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from cracksam.deployment.openvino_ir import check_xml_path, import_openvino, save_ir
-from cracksam.deployment.quantize import import_nncf, read_for_quantization
+from cracksam.deployment.quantize import read_for_quantization, require_nncf
 from cracksam.errors import CrackSAMError
 from cracksam.inference.backend_openvino import write_openvino_metadata
 from cracksam.inference.backends import require_file
@@ -76,7 +76,7 @@ def quantize_int8_accuracy(
     method, the mask IoU reached on the calibration images and the layers left in float."""
     source = require_file(onnx_path, "model")
     ov = import_openvino()
-    nncf = import_nncf()
+    nncf = require_nncf()
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
     xml_out = check_xml_path(xml_out)
